@@ -1,0 +1,96 @@
+use super::*;
+
+fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn empty_environment_gives_defaults() {
+    let (c, errors) = Config::from_vars(&[]);
+    assert!(errors.is_empty());
+    assert_eq!(c, Config::default());
+    assert_eq!(c.mode, Mode::On);
+    assert!(!c.records);
+    assert_eq!(c.sampler_interval, Some(Duration::from_millis(10)));
+}
+
+#[test]
+fn good_values_are_used() {
+    let (c, errors) = Config::from_vars(&vars(&[
+        ("WARDEN_MODE", "OFF"),
+        ("WARDEN_RECORDS", "1"),
+        ("WARDEN_LOG", "debug"),
+        ("WARDEN_TELEMETRY_PORT", "4243"),
+        ("WARDEN_TELEMETRY_BUFFER_MS", "100"),
+        ("WARDEN_SAMPLER_MS", "0"),
+        ("WARDEN_REPORT_WAIT_MS", "250"),
+        ("WARDEN_SHUTDOWN_WAIT_MS", "800"),
+        ("WARDEN_MAX_PENDING", "8"),
+        ("WARDEN_TMP_DIR", "/scratch"),
+        ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+        ("AWS_LAMBDA_FUNCTION_NAME", "orders"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+    ]));
+    assert_eq!(errors, vec![]);
+    assert_eq!(c.mode, Mode::Off);
+    assert!(c.records);
+    assert_eq!(c.log_level, Level::Debug);
+    assert_eq!(c.telemetry_port, 4243);
+    assert_eq!(c.telemetry_buffer_ms, 100);
+    assert_eq!(c.sampler_interval, None);
+    assert_eq!(c.report_wait, Duration::from_millis(250));
+    assert_eq!(c.shutdown_wait, Duration::from_millis(800));
+    assert_eq!(c.max_pending, 8);
+    assert_eq!(c.tmp_dir, PathBuf::from("/scratch"));
+    assert_eq!(c.lambda.runtime_api.as_deref(), Some("127.0.0.1:9001"));
+    assert_eq!(c.lambda.function_name, "orders");
+    assert_eq!(c.lambda.memory_mb, Some(256));
+}
+
+#[test]
+fn bad_values_fall_back_to_defaults_with_one_error_each() {
+    let (c, errors) = Config::from_vars(&vars(&[
+        ("WARDEN_MODE", "loud"),
+        ("WARDEN_RECORDS", "maybe"),
+        ("WARDEN_LOG", "trace"),
+        ("WARDEN_TELEMETRY_PORT", "80"),
+        ("WARDEN_SAMPLER_MS", "ten"),
+        ("WARDEN_MAX_PENDING", "0"),
+        ("WARDEN_TMP_DIR", "tmp"),
+        ("WARDEN_SAMPLE_MS", "5"),
+    ]));
+    let defaults = Config::default();
+    assert_eq!(c.mode, defaults.mode);
+    assert_eq!(c.records, defaults.records);
+    assert_eq!(c.log_level, defaults.log_level);
+    assert_eq!(c.telemetry_port, defaults.telemetry_port);
+    assert_eq!(c.sampler_interval, defaults.sampler_interval);
+    assert_eq!(c.max_pending, defaults.max_pending);
+    assert_eq!(c.tmp_dir, defaults.tmp_dir);
+    assert_eq!(errors.len(), 8, "{errors:?}");
+    assert!(errors.contains(&ConfigError::OutOfRange {
+        var: "WARDEN_TELEMETRY_PORT",
+        value: 80,
+        min: 1024,
+        max: 65_535
+    }));
+    assert!(errors.contains(&ConfigError::Unknown {
+        var: "WARDEN_SAMPLE_MS".into()
+    }));
+    assert!(errors
+        .iter()
+        .any(|e| matches!(e, ConfigError::Invalid { var: "WARDEN_SAMPLER_MS", .. })));
+}
+
+#[test]
+fn errors_render_as_one_readable_line() {
+    let (_, errors) = Config::from_vars(&vars(&[("WARDEN_SAMPLER_MS", "5000")]));
+    assert_eq!(
+        errors[0].to_string(),
+        "WARDEN_SAMPLER_MS=5000 is outside 0..=1000; using the default"
+    );
+}

@@ -1,0 +1,141 @@
+//! Warden's own health: monotonically increasing counters, and "log once" for trouble.
+//!
+//! Every handled problem (bad setting, unknown telemetry, full queue, caught panic) bumps a
+//! counter and logs a single line the first time it happens, so a persistent fault cannot
+//! flood the function's logs.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use serde::Serialize;
+
+macro_rules! counters {
+    ($($variant:ident => $name:literal : $doc:literal,)*) => {
+        /// One health counter.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Counter {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl Counter {
+            /// Every counter, in a fixed order.
+            pub const ALL: &'static [Counter] = &[$(Counter::$variant,)*];
+
+            /// The counter's exported name (ends in `_total`).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Counter::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+counters! {
+    RecordsEmitted => "records_emitted_total": "Feature records handed to the sinks.",
+    RecordsIncomplete => "records_incomplete_total": "Records emitted before their platform report arrived.",
+    TelemetryBatches => "telemetry_batches_total": "Telemetry API POSTs received.",
+    TelemetryRecords => "telemetry_records_total": "Telemetry events received.",
+    TelemetryUnknown => "telemetry_unknown_total": "Events of a type Warden does not know (kept as opaque).",
+    TelemetryParseErrors => "telemetry_parse_errors_total": "Batches or events that failed to parse.",
+    TelemetryLate => "telemetry_late_total": "Platform events for an invocation already emitted.",
+    TelemetryDropped => "telemetry_dropped_total": "Records Lambda reported as dropped (platform.logsDropped).",
+    QueueFull => "queue_full_total": "Messages dropped because a stage's queue was full.",
+    StagePanics => "stage_panics_total": "Panics caught in a stage.",
+    ConfigErrors => "config_errors_total": "Settings that were invalid and replaced by their default.",
+    PendingDropped => "pending_dropped_total": "Invocations evicted because too many were pending.",
+    ProcErrors => "proc_errors_total": "Failed reads of /proc.",
+    ObservationsDropped => "observations_dropped_total": "Sampler observations over the per-record cap.",
+    SubscribeErrors => "subscribe_errors_total": "Telemetry API subscriptions or listener binds that failed.",
+}
+
+/// The counters, shared by every stage.
+#[derive(Debug)]
+pub struct Health {
+    values: Vec<AtomicU64>,
+    logged: Vec<AtomicBool>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            values: Counter::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            logged: Counter::ALL.iter().map(|_| AtomicBool::new(false)).collect(),
+        }
+    }
+}
+
+impl Health {
+    /// Adds `n` to a counter.
+    pub fn add(&self, counter: Counter, n: u64) {
+        if let Some(v) = self.values.get(counter as usize) {
+            v.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one occurrence of a problem and logs it at warn level the first time only.
+    pub fn note(&self, counter: Counter, detail: fmt::Arguments<'_>) {
+        self.add(counter, 1);
+        let first = self
+            .logged
+            .get(counter as usize)
+            .is_some_and(|f| !f.swap(true, Ordering::Relaxed));
+        if first {
+            crate::warn!(
+                "{detail} (counted in {}; further occurrences are not logged)",
+                counter.name()
+            );
+        }
+    }
+
+    /// Current value of a counter.
+    pub fn get(&self, counter: Counter) -> u64 {
+        self.values
+            .get(counter as usize)
+            .map_or(0, |v| v.load(Ordering::Relaxed))
+    }
+
+    /// All counters by name, for a health record or metrics.
+    pub fn snapshot(&self) -> HealthSnapshot {
+        HealthSnapshot(
+            Counter::ALL
+                .iter()
+                .map(|c| (c.name(), self.get(*c)))
+                .collect(),
+        )
+    }
+}
+
+/// Counter values at one moment, serialised as a JSON object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthSnapshot(pub Vec<(&'static str, u64)>);
+
+impl Serialize for HealthSnapshot {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (*k, *v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn note_counts_every_time() {
+        let h = Health::default();
+        for _ in 0..3 {
+            h.note(Counter::QueueFull, format_args!("queue full"));
+        }
+        assert_eq!(h.get(Counter::QueueFull), 3);
+        assert_eq!(h.get(Counter::StagePanics), 0);
+    }
+
+    #[test]
+    fn snapshot_serialises_names() {
+        let h = Health::default();
+        h.add(Counter::RecordsEmitted, 2);
+        let json = serde_json::to_value(h.snapshot()).expect("serialises");
+        assert_eq!(json["records_emitted_total"], 2);
+        assert!(Counter::ALL.iter().all(|c| c.name().ends_with("_total")));
+    }
+}

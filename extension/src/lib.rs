@@ -1,0 +1,26 @@
+//! Warden: a security sensor for AWS Lambda functions, shipped as an external extension.
+//!
+//! The extension is one process with a pipeline of single-purpose stages:
+//!
+//! - [`sources`]: what Warden senses. [`sources::telemetry`] (Telemetry API listener and
+//!   tolerant record parsing), [`sources::procfs`] (cheap cumulative kernel counters),
+//!   [`sources::sampler`] (names new processes, endpoints and /tmp files while an
+//!   invocation is in flight) and [`sources::tmpwatch`] (inotify on /tmp).
+//! - [`assembler`]: joins everything by request id into one finished invocation.
+//! - [`features`]: the versioned [`features::FeatureRecord`] built from it.
+//! - [`sinks`]: consumers of records and of real-time observations (stdout for now).
+//! - [`pipeline`]: the single task that drives the stages; [`lifecycle`]: the Extensions
+//!   API side (register, subscribe, next loop).
+//! - [`config`] (the only reader of the environment), [`health`] (counters), [`log`].
+#![deny(clippy::unwrap_used)]
+
+pub mod assembler;
+pub mod clock;
+pub mod config;
+pub mod features;
+pub mod health;
+pub mod lifecycle;
+pub mod log;
+pub mod pipeline;
+pub mod sinks;
+pub mod sources;

@@ -1,0 +1,287 @@
+//! The Extensions API side: register, subscribe to telemetry, run the next-event loop.
+//!
+//! Taken from `lambda-extension`: registration and the `/event/next` loop (its
+//! `register()` hands back the extension id, which is all the Telemetry subscription
+//! needs). Owned here: the telemetry listener and record types (see
+//! [`crate::sources::telemetry`]) and the subscription request (schema 2022-12-13).
+//!
+//! The INVOKE handler only takes the counter snapshot and queues it; it returns at once so
+//! the crate calls `/event/next` again and the environment can freeze as soon as the
+//! function has responded. Everything else runs in the [`Pipeline`] task.
+
+use std::convert::Infallible;
+use std::future::{ready, Ready};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lambda_extension::{service_fn, Extension, LambdaEvent, NextEvent};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::assembler::{Assembler, AssemblerConfig};
+use crate::clock::unix_ms;
+use crate::config::{Config, Mode};
+use crate::health::{Counter, Health};
+use crate::pipeline::{Command, Pipeline};
+use crate::sinks::Sinks;
+use crate::sources::procfs::reader::ticks_per_sec;
+use crate::sources::procfs::{CounterSnapshot, ProcReader};
+use crate::sources::sampler::{Exclusions, Sampler};
+use crate::sources::scratch::ScratchProbe;
+use crate::sources::telemetry::{listener, subscribe};
+use crate::sources::tmpwatch::TmpWatch;
+
+/// Name used when the executable's own name cannot be read.
+pub const DEFAULT_NAME: &str = "warden";
+/// Lifecycle commands queued at most (INVOKEs are at least milliseconds apart).
+const COMMAND_QUEUE: usize = 64;
+/// Telemetry batches queued at most.
+const TELEMETRY_QUEUE: usize = 256;
+/// Longest wait for the pipeline's flush once the API loop has ended after SHUTDOWN.
+const FLUSH_GRACE: Duration = Duration::from_millis(1_800);
+
+/// Why the extension stopped before a normal SHUTDOWN.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    /// Not started by Lambda (or a stand-in).
+    #[error("AWS_LAMBDA_RUNTIME_API is not set; Warden only runs as a Lambda extension")]
+    NoRuntimeApi,
+    /// Registration was refused or failed.
+    #[error("registering with the Extensions API failed: {0}")]
+    Register(String),
+    /// The next-event loop failed.
+    #[error("the Extensions API loop ended: {0}")]
+    Api(String),
+}
+
+/// The name Lambda knows this extension by: the file name in /opt/extensions.
+pub fn extension_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| DEFAULT_NAME.to_string())
+}
+
+/// Runs the extension until SHUTDOWN has been handled.
+pub async fn run(config: Config, health: Arc<Health>, started: Instant) -> Result<(), LifecycleError> {
+    if config.lambda.runtime_api.is_none() {
+        return Err(LifecycleError::NoRuntimeApi);
+    }
+    match config.mode {
+        Mode::Off => run_idle().await,
+        Mode::On => run_on(config, health, started).await,
+    }
+}
+
+/// `WARDEN_MODE=off`: registered for SHUTDOWN only, so Lambda never waits on Warden.
+async fn run_idle() -> Result<(), LifecycleError> {
+    let name = extension_name();
+    let processor = service_fn(|_: LambdaEvent| ready(Ok::<(), Infallible>(())));
+    let events = ["SHUTDOWN"];
+    let registered = Extension::new()
+        .with_extension_name(&name)
+        .with_events(&events)
+        .with_events_processor(processor)
+        .register()
+        .await
+        .map_err(|e| LifecycleError::Register(e.to_string()))?;
+    crate::info!("mode off: registered for SHUTDOWN only");
+    // The processor returns at SHUTDOWN and the crate asks for the next event, which
+    // never comes: the process ends when Lambda stops it.
+    registered.run().await.map_err(|e| LifecycleError::Api(e.to_string()))
+}
+
+/// What the INVOKE/SHUTDOWN handler owns.
+struct Handler {
+    reader: ProcReader,
+    scratch: ScratchProbe,
+    commands: mpsc::Sender<Command>,
+    health: Arc<Health>,
+    shutdown_seen: Arc<Notify>,
+    shutdown_started: Arc<AtomicBool>,
+}
+
+impl Handler {
+    fn snapshot(&mut self) -> CounterSnapshot {
+        let (reader, scratch) = (&mut self.reader, &self.scratch);
+        let taken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.snapshot(scratch)));
+        let snapshot = taken.unwrap_or_else(|_| {
+            self.health.note(Counter::StagePanics, format_args!("the /proc snapshot panicked"));
+            CounterSnapshot::default()
+        });
+        let errors = self.reader.take_errors();
+        if errors > 0 {
+            self.health.note(Counter::ProcErrors, format_args!("{errors} /proc read(s) failed"));
+        }
+        snapshot
+    }
+
+    fn handle(&mut self, event: LambdaEvent) -> Ready<Result<(), Infallible>> {
+        // Snapshot first: the function is already running.
+        let snapshot = self.snapshot();
+        let command = match event.next {
+            NextEvent::Invoke(e) => Command::Invoke {
+                request_id: e.request_id,
+                snapshot,
+                unix_ms: unix_ms(),
+            },
+            NextEvent::Shutdown(e) => {
+                self.shutdown_started.store(true, Ordering::SeqCst);
+                self.shutdown_seen.notify_one();
+                Command::Shutdown {
+                    reason: e.shutdown_reason,
+                    deadline_ms: e.deadline_ms,
+                    snapshot,
+                }
+            }
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.commands.try_send(command) {
+            self.health.note(Counter::QueueFull, format_args!("lifecycle queue full; event dropped"));
+        }
+        ready(Ok(()))
+    }
+}
+
+async fn run_on(config: Config, health: Arc<Health>, started: Instant) -> Result<(), LifecycleError> {
+    let self_pid = std::process::id();
+    let scratch = ScratchProbe::new(&config.tmp_dir);
+    let mut reader = ProcReader::new(&config.proc_root, self_pid);
+    let first = reader.snapshot(&scratch);
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (tel_tx, tel_rx) = mpsc::channel(TELEMETRY_QUEUE);
+    let shutdown_seen = Arc::new(Notify::new());
+    let shutdown_started = Arc::new(AtomicBool::new(false));
+    let mut handler = Handler {
+        reader,
+        scratch,
+        commands: cmd_tx,
+        health: health.clone(),
+        shutdown_seen: shutdown_seen.clone(),
+        shutdown_started: shutdown_started.clone(),
+    };
+    let pipeline = build_pipeline(&config, health.clone(), first);
+
+    let name = extension_name();
+    let events = ["INVOKE", "SHUTDOWN"];
+    let registered = Extension::new()
+        .with_extension_name(&name)
+        .with_events(&events)
+        .with_events_processor(service_fn(move |e| handler.handle(e)))
+        .register()
+        .await
+        .map_err(|e| LifecycleError::Register(e.to_string()))?;
+    start_telemetry(&config, &registered.extension_id, tel_tx, &health).await;
+
+    let (done_tx, done_rx) = oneshot::channel();
+    tokio::spawn(pipeline.run(cmd_rx, tel_rx, done_tx));
+    crate::info!("ready in {} us (start to first /next)", started.elapsed().as_micros());
+
+    let api = registered.run();
+    tokio::pin!(api);
+    let mut done = Some(done_rx);
+    loop {
+        let step = tokio::select! {
+            result = &mut api => Step::ApiEnded(result.err().map(|e| e.to_string())),
+            finished = wait_done(&mut done), if done.is_some() => Step::PipelineEnded(finished.is_ok()),
+            _ = shutdown_seen.notified(), if done.is_none() => return Ok(()),
+        };
+        match step {
+            Step::ApiEnded(error) => {
+                if shutdown_started.load(Ordering::SeqCst) {
+                    if let Some(done) = done.take() {
+                        let _ = tokio::time::timeout(FLUSH_GRACE, done).await;
+                    }
+                    return Ok(());
+                }
+                return Err(LifecycleError::Api(error.unwrap_or_else(|| "no error".into())));
+            }
+            Step::PipelineEnded(true) => return Ok(()),
+            Step::PipelineEnded(false) => {
+                // The pipeline task died: keep answering the API so the function is
+                // unaffected, and leave at SHUTDOWN.
+                health.note(Counter::StagePanics, format_args!("the pipeline stopped; Warden is now passive"));
+                done = None;
+            }
+        }
+    }
+}
+
+enum Step {
+    ApiEnded(Option<String>),
+    PipelineEnded(bool),
+}
+
+async fn wait_done(done: &mut Option<oneshot::Receiver<()>>) -> Result<(), oneshot::error::RecvError> {
+    match done {
+        Some(rx) => rx.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Binds the listener and subscribes; a failure leaves Warden running on /proc alone.
+async fn start_telemetry(config: &Config, extension_id: &str, tx: mpsc::Sender<Vec<crate::sources::telemetry::TelemetryEvent>>, health: &Arc<Health>) {
+    let Some(api) = config.lambda.runtime_api.as_deref() else { return };
+    let listener = match listener::bind(config.telemetry_port).await {
+        Ok(l) => l,
+        Err(e) => {
+            health.note(
+                Counter::SubscribeErrors,
+                format_args!("telemetry port {} unavailable ({e}); running without telemetry", config.telemetry_port),
+            );
+            return;
+        }
+    };
+    tokio::spawn(listener::serve(listener, tx, health.clone()));
+    if let Err(e) = subscribe::subscribe(api, extension_id, config.telemetry_port, config.telemetry_buffer_ms).await {
+        health.note(Counter::SubscribeErrors, format_args!("telemetry subscription failed: {e}"));
+    }
+}
+
+fn build_pipeline(config: &Config, health: Arc<Health>, first: CounterSnapshot) -> Pipeline {
+    let assembler = Assembler::new(
+        AssemblerConfig {
+            report_wait: config.report_wait,
+            max_pending: config.max_pending,
+            ticks_per_sec: ticks_per_sec(),
+            function_name: config.lambda.function_name.clone(),
+            function_version: config.lambda.function_version.clone(),
+            tmp_dir: config.tmp_dir.to_string_lossy().into_owned(),
+        },
+        health.clone(),
+        first,
+        unix_ms(),
+    );
+    let exclusions = Exclusions {
+        runtime_api: config.lambda.runtime_api.as_deref().and_then(|a| a.parse::<SocketAddr>().ok()),
+        telemetry_port: Some(config.telemetry_port),
+    };
+    let sampler = config
+        .sampler_interval
+        .map(|_| Sampler::new(&config.proc_root, std::process::id(), exclusions));
+    let tmpwatch = match TmpWatch::new(&config.tmp_dir) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            crate::debug!("not watching {}: {e}", config.tmp_dir.display());
+            None
+        }
+    };
+    let mut sinks = Sinks::default();
+    if config.records {
+        sinks.records.push(Box::new(crate::sinks::stdout::stdout()));
+    }
+    Pipeline {
+        health,
+        assembler,
+        sampler,
+        sampler_interval: config.sampler_interval.unwrap_or(Duration::from_millis(10)),
+        tmpwatch,
+        sinks,
+        shutdown_wait: config.shutdown_wait,
+    }
+}

@@ -1,0 +1,276 @@
+//! The pipeline task: the one place where sources, assembler and sinks meet.
+//!
+//! Lifecycle events arrive as [`Command`]s (with the counter snapshot already taken),
+//! telemetry as parsed batches; the sampler and /tmp watcher run inside the same task.
+//! Every stage call is guarded: a panic is caught, logged once and counted, and the
+//! extension carries on without that stage.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{interval, sleep, Instant, MissedTickBehavior};
+
+use crate::assembler::Assembler;
+use crate::clock::{unix_ms, AwakeClock, HOUSEKEEPING};
+use crate::health::{Counter, Health};
+use crate::sinks::Sinks;
+use crate::sources::procfs::CounterSnapshot;
+use crate::sources::sampler::{Observation, Sampler};
+use crate::sources::telemetry::TelemetryEvent;
+use crate::sources::tmpwatch::TmpWatch;
+
+/// Time kept free before the SHUTDOWN deadline.
+pub const SHUTDOWN_MARGIN: Duration = Duration::from_millis(300);
+
+/// A lifecycle event with the snapshot taken when it arrived.
+#[derive(Debug)]
+pub enum Command {
+    /// INVOKE.
+    Invoke {
+        /// Request id.
+        request_id: String,
+        /// Snapshot taken on receipt.
+        snapshot: CounterSnapshot,
+        /// Wall-clock receipt time, Unix ms.
+        unix_ms: u64,
+    },
+    /// SHUTDOWN.
+    Shutdown {
+        /// SPINDOWN, TIMEOUT or FAILURE.
+        reason: String,
+        /// Deadline, Unix ms.
+        deadline_ms: u64,
+        /// Snapshot taken on receipt.
+        snapshot: CounterSnapshot,
+    },
+}
+
+/// The stages the pipeline drives.
+pub struct Pipeline {
+    /// Shared counters.
+    pub health: Arc<Health>,
+    /// The assembler.
+    pub assembler: Assembler,
+    /// The sampler, if enabled.
+    pub sampler: Option<Sampler>,
+    /// Sampler period.
+    pub sampler_interval: Duration,
+    /// The /tmp watcher, if available.
+    pub tmpwatch: Option<TmpWatch>,
+    /// Consumers.
+    pub sinks: Sinks,
+    /// Longest wait for telemetry at SHUTDOWN.
+    pub shutdown_wait: Duration,
+}
+
+/// Runs `f`, catching a panic: logged once, counted, `None` returned.
+fn guard<T>(health: &Health, stage: &str, f: impl FnOnce() -> T) -> Option<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => Some(v),
+        Err(_) => {
+            health.note(Counter::StagePanics, format_args!("the {stage} stage panicked; carrying on"));
+            None
+        }
+    }
+}
+
+struct State {
+    clock: AwakeClock,
+    armed: bool,
+    ticks: u64,
+    last_tick: Option<Instant>,
+    observations: Vec<Observation>,
+}
+
+impl Pipeline {
+    /// Runs until SHUTDOWN has been handled (or both inputs closed), then signals `done`.
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut telemetry: mpsc::Receiver<Vec<TelemetryEvent>>,
+        done: oneshot::Sender<()>,
+    ) {
+        let mut st = State {
+            clock: AwakeClock::default(),
+            armed: false,
+            ticks: 0,
+            last_tick: None,
+            observations: Vec::with_capacity(16),
+        };
+        let mut sampler_timer = interval(self.sampler_interval);
+        sampler_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut housekeeping = interval(HOUSEKEEPING);
+        housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut telemetry_open = true;
+        loop {
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Invoke { request_id, snapshot, unix_ms }) => {
+                        // Let the /next request that follows the INVOKE go out first.
+                        tokio::task::yield_now().await;
+                        self.on_invoke(&mut st, &request_id, snapshot, unix_ms);
+                    }
+                    Some(Command::Shutdown { reason, deadline_ms, snapshot }) => {
+                        self.on_shutdown(&mut st, &reason, deadline_ms, snapshot, &mut telemetry).await;
+                        break;
+                    }
+                    None => break,
+                },
+                batch = telemetry.recv(), if telemetry_open => match batch {
+                    Some(events) => self.on_telemetry(&mut st, events),
+                    None => telemetry_open = false,
+                },
+                at = sampler_timer.tick(), if st.armed && self.sampler.is_some() => self.on_tick(&mut st, at),
+                result = next_tmp(&mut self.tmpwatch, &mut st.observations), if self.tmpwatch.is_some() => {
+                    if let Err(e) = result {
+                        crate::warn!("/tmp watch stopped: {e}");
+                        self.tmpwatch = None;
+                    }
+                    self.publish(&mut st);
+                },
+                _ = housekeeping.tick(), if self.assembler.pending_len() > 0 => self.emit_ready(&mut st),
+            }
+        }
+        let _ = done.send(());
+    }
+
+    fn on_invoke(&mut self, st: &mut State, request_id: &str, snapshot: CounterSnapshot, unix_ms: u64) {
+        let now = st.clock.now();
+        self.close_sampling(st, &snapshot);
+        let health = self.health.clone();
+        guard(&health, "assembler", || self.assembler.invoke(request_id, snapshot.clone(), unix_ms, now));
+        if let Some(sampler) = self.sampler.as_mut() {
+            if guard(&health, "sampler", || sampler.begin(&snapshot.pids, snapshot.last_pid)).is_none() {
+                self.sampler = None;
+            }
+        }
+        st.armed = self.sampler.is_some();
+        st.ticks = 0;
+        st.last_tick = None;
+        self.emit_ready(st);
+    }
+
+    /// Ends sampling for the invocation being closed: processes left running are its own.
+    fn close_sampling(&mut self, st: &mut State, snapshot: &CounterSnapshot) {
+        let health = self.health.clone();
+        if let Some(sampler) = self.sampler.as_mut() {
+            let unnamed = sampler.unnamed_tasks();
+            let mut end = Vec::new();
+            guard(&health, "sampler", || sampler.finish(&snapshot.pids, &mut end));
+            self.assembler.sampler_stats(st.ticks, unnamed);
+            st.observations.extend(end);
+            self.publish(st);
+        }
+        st.ticks = 0;
+        st.armed = false;
+    }
+
+    fn on_telemetry(&mut self, st: &mut State, events: Vec<TelemetryEvent>) {
+        let now = st.clock.now();
+        let health = self.health.clone();
+        for event in events {
+            // runtimeDone ends the invocation's own work: sampling stops there.
+            if let TelemetryEvent::RuntimeDone(r) = &event {
+                if st.armed && self.assembler.open_request() == Some(r.request_id.as_str()) {
+                    let unnamed = self.sampler.as_ref().map_or(0, Sampler::unnamed_tasks);
+                    self.assembler.sampler_stats(st.ticks, unnamed);
+                    st.ticks = 0;
+                    st.armed = false;
+                }
+            }
+            guard(&health, "assembler", || self.assembler.telemetry(event, now));
+        }
+        self.emit_ready(st);
+    }
+
+    fn on_tick(&mut self, st: &mut State, at: Instant) {
+        let gap = st.last_tick.map(|t| at.saturating_duration_since(t));
+        st.last_tick = Some(at);
+        // A long gap means the environment was frozen and has just thawed: the INVOKE that
+        // thawed it may not be processed yet, so this tick could be blamed on the wrong
+        // invocation. Skip it; the next one comes an interval later.
+        if gap.is_some_and(|g| g > (self.sampler_interval * 4).max(Duration::from_millis(50))) {
+            return;
+        }
+        let health = self.health.clone();
+        let Some(sampler) = self.sampler.as_mut() else { return };
+        let mut found = std::mem::take(&mut st.observations);
+        if guard(&health, "sampler", || sampler.tick(&mut found)).is_none() {
+            self.sampler = None;
+            st.armed = false;
+        }
+        st.observations = found;
+        st.ticks += 1;
+        self.publish(st);
+    }
+
+    /// Sends new observations to real-time consumers and into the record in flight.
+    fn publish(&mut self, st: &mut State) {
+        let health = self.health.clone();
+        for obs in st.observations.drain(..) {
+            let open = self.assembler.open_request().map(str::to_string);
+            guard(&health, "observers", || self.sinks.observe(open.as_deref(), &obs));
+            guard(&health, "assembler", || self.assembler.observe(obs));
+        }
+    }
+
+    fn emit_ready(&mut self, st: &mut State) {
+        let now = st.clock.now();
+        let health = self.health.clone();
+        let records = guard(&health, "assembler", || self.assembler.poll(now)).unwrap_or_default();
+        for r in &records {
+            guard(&health, "sinks", || self.sinks.record(r));
+        }
+    }
+
+    async fn on_shutdown(
+        &mut self,
+        st: &mut State,
+        reason: &str,
+        deadline_ms: u64,
+        snapshot: CounterSnapshot,
+        telemetry: &mut mpsc::Receiver<Vec<TelemetryEvent>>,
+    ) {
+        self.close_sampling(st, &snapshot);
+        let now = st.clock.now();
+        let health = self.health.clone();
+        guard(&health, "assembler", || self.assembler.shutdown(reason, snapshot, now));
+        let left = Duration::from_millis(deadline_ms.saturating_sub(unix_ms())).saturating_sub(SHUTDOWN_MARGIN);
+        let until = Instant::now() + self.shutdown_wait.min(left);
+        // Wait only for what is still missing: the last invocation's runtimeDone/report.
+        while !self.assembler.settled() {
+            tokio::select! {
+                batch = telemetry.recv() => match batch {
+                    Some(events) => self.on_telemetry(st, events),
+                    None => break,
+                },
+                _ = sleep_until(until) => break,
+            }
+        }
+        let now = st.clock.now();
+        let records = guard(&health, "assembler", || self.assembler.flush(now)).unwrap_or_default();
+        for r in &records {
+            guard(&health, "sinks", || self.sinks.record(r));
+        }
+        let snapshot = self.health.snapshot();
+        guard(&health, "sinks", || self.sinks.finish(&snapshot));
+        crate::info!(
+            "shutdown ({reason}): {} records emitted, {} incomplete",
+            self.health.get(Counter::RecordsEmitted),
+            self.health.get(Counter::RecordsIncomplete)
+        );
+    }
+}
+
+async fn sleep_until(at: Instant) {
+    sleep(at.saturating_duration_since(Instant::now())).await;
+}
+
+async fn next_tmp(watch: &mut Option<TmpWatch>, out: &mut Vec<Observation>) -> std::io::Result<()> {
+    match watch {
+        Some(w) => w.next(out).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,10 @@
+//! The /proc source: pure parsers over text ([`parse`]) and a reader that takes a root path
+//! ([`reader`]), so tests run the parsers on fixtures and the reader on a fake tree.
+
+pub mod parse;
+pub mod reader;
+pub mod snapshot;
+
+pub use parse::ParseError;
+pub use reader::{ProcReader, ProcessInfo, Probe, Proto};
+pub use snapshot::{CounterDelta, CounterSnapshot};

@@ -1,0 +1,293 @@
+//! The in-flight sampler: names what counters cannot — new processes and new remote
+//! endpoints — while an invocation runs.
+//!
+//! Each tick is cheap when nothing happened: one read of `/proc/loadavg` (has the pid
+//! allocator moved?) and of the four socket tables. New pids are probed directly by
+//! number instead of listing /proc. A process that starts and exits between two ticks is
+//! counted by the pid counter but cannot be named; the tick interval trades cost for that.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::procfs::parse::{Snmp, Socket, TCP_LISTEN};
+use super::procfs::{ProcReader, Probe, ProcessInfo, Proto};
+
+/// Most pids probed in one tick (a fork bomb must not make a tick expensive).
+pub const MAX_PROBES_PER_TICK: u32 = 64;
+/// Most sockets remembered; beyond it the set is rebuilt.
+const MAX_SEEN_SOCKETS: usize = 4096;
+/// Shortest time between two reads of the socket tables. Reading /proc/net/tcp walks the
+/// kernel's whole connection hash table (milliseconds on a large host, whatever the number
+/// of sockets), so the tables are read only after /proc/net/snmp shows new socket
+/// activity, and at most this often.
+pub const MIN_TABLE_GAP: Duration = Duration::from_millis(50);
+
+/// Something the sampler (or the /tmp watcher) noticed during an invocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Observation {
+    /// A process that was not there when the invocation started.
+    Process {
+        /// Process id.
+        pid: u32,
+        /// Parent process id.
+        ppid: u32,
+        /// Executable path.
+        exe: String,
+        /// Command line (truncated).
+        cmdline: String,
+        /// True when this reports a new executable of a process already seen (exec).
+        exec: bool,
+        /// Still running when the invocation ended (only on end-of-invocation reports).
+        #[serde(default)]
+        alive_at_end: bool,
+    },
+    /// A connection or listener that was not there when the invocation started.
+    Endpoint {
+        /// tcp or udp.
+        proto: Proto,
+        /// Remote address and port (for a listener: the local one).
+        addr: SocketAddr,
+        /// True for a listening TCP socket (someone may connect in).
+        listen: bool,
+    },
+    /// A file created, written, moved in or deleted under the scratch directory.
+    TmpFile {
+        /// Path.
+        path: String,
+        /// created, written, moved_in or deleted.
+        action: TmpAction,
+        /// Size in bytes when known.
+        size: Option<u64>,
+    },
+}
+
+/// What happened to a /tmp file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TmpAction {
+    /// Created.
+    Created,
+    /// Closed after writing.
+    Written,
+    /// Renamed into the directory.
+    MovedIn,
+    /// Removed.
+    Deleted,
+}
+
+/// Endpoints that belong to the platform, not to the function.
+#[derive(Debug, Clone, Default)]
+pub struct Exclusions {
+    /// The Runtime/Extensions API address.
+    pub runtime_api: Option<SocketAddr>,
+    /// Warden's telemetry listener port (its accepted connections are the platform's).
+    pub telemetry_port: Option<u16>,
+}
+
+/// Sampler state; see the module docs.
+#[derive(Debug)]
+pub struct Sampler {
+    reader: ProcReader,
+    exclusions: Exclusions,
+    last_pid: Option<u32>,
+    known: HashSet<u32>,
+    tracked: HashMap<u32, String>,
+    seen_sockets: HashSet<u64>,
+    reported: HashSet<(Proto, SocketAddr, bool)>,
+    sockets: Vec<(Proto, Socket)>,
+    unnamed: u64,
+    /// Socket activity counters at the last table read.
+    activity: Option<(u64, u64, u64)>,
+    /// New activity seen but the tables not read yet (rate limit).
+    tables_due: bool,
+    last_table_read: Option<Instant>,
+    primed: bool,
+}
+
+impl Sampler {
+    /// A sampler reading `proc_root`, leaving Warden (`self_pid`) out.
+    pub fn new(proc_root: &Path, self_pid: u32, exclusions: Exclusions) -> Sampler {
+        Sampler {
+            reader: ProcReader::new(proc_root, self_pid),
+            exclusions,
+            last_pid: None,
+            known: HashSet::new(),
+            tracked: HashMap::new(),
+            seen_sockets: HashSet::new(),
+            reported: HashSet::new(),
+            sockets: Vec::with_capacity(64),
+            unnamed: 0,
+            activity: None,
+            tables_due: false,
+            last_table_read: None,
+            primed: false,
+        }
+    }
+
+    /// Ends the previous invocation: processes alive now that were never seen before (or
+    /// were started by it) are reported with `alive_at_end`. `live` is the sorted pid list
+    /// of the snapshot that closes the invocation.
+    pub fn finish(&mut self, live: &[u32], out: &mut Vec<Observation>) {
+        for &pid in live {
+            let tracked = self.tracked.contains_key(&pid);
+            if self.known.contains(&pid) && !tracked {
+                continue;
+            }
+            if let Probe::Process(info) = self.reader.probe(pid) {
+                out.push(process(info, false, true));
+            }
+        }
+    }
+
+    /// Starts a new invocation: what is alive or open now is the baseline.
+    pub fn begin(&mut self, live: &[u32], last_pid: Option<u32>) {
+        self.known.clear();
+        self.known.extend(live.iter().copied());
+        self.tracked.clear();
+        self.last_pid = last_pid;
+        self.reported.clear();
+        self.unnamed = 0;
+        // Sockets open before the first invocation are the baseline; later ones stay
+        // "seen" across invocations, so a long-lived connection is reported once.
+        if !self.primed {
+            self.primed = true;
+            self.read_tables();
+            self.seen_sockets.extend(self.sockets.iter().map(|(_, s)| s.inode));
+            self.activity = self.reader.snmp().map(|s| activity(&s));
+        }
+    }
+
+    /// Pids allocated since `begin` that were gone (or threads) before they could be named.
+    pub fn unnamed_tasks(&self) -> u64 {
+        self.unnamed
+    }
+
+    /// One sampling pass; appends what is new to `out`.
+    pub fn tick(&mut self, out: &mut Vec<Observation>) {
+        self.new_pids(out);
+        self.exec_changes(out);
+        self.new_sockets(out);
+    }
+
+    fn new_pids(&mut self, out: &mut Vec<Observation>) {
+        let Some(cur) = self.reader.last_pid() else { return };
+        let prev = self.last_pid.unwrap_or(cur);
+        self.last_pid = Some(cur);
+        if cur == prev {
+            return;
+        }
+        // After a wrap only the low range is probed.
+        let first = if cur > prev { prev + 1 } else { 1 };
+        let first = first.max(cur.saturating_sub(MAX_PROBES_PER_TICK - 1));
+        for pid in first..=cur {
+            if self.known.contains(&pid) {
+                continue;
+            }
+            match self.reader.probe(pid) {
+                Probe::Process(info) => {
+                    self.known.insert(pid);
+                    self.tracked.insert(pid, info.exe.clone());
+                    out.push(process(info, false, false));
+                }
+                Probe::Thread => {}
+                Probe::Gone => self.unnamed += 1,
+            }
+        }
+    }
+
+    /// A tracked process whose executable changed has exec'd (fork, then exec).
+    fn exec_changes(&mut self, out: &mut Vec<Observation>) {
+        let pids: Vec<u32> = self.tracked.keys().copied().collect();
+        for pid in pids {
+            let Some(exe) = self.reader.exe(pid) else {
+                continue;
+            };
+            if self.tracked.get(&pid) == Some(&exe) {
+                continue;
+            }
+            if let Some(info) = self.reader.process(pid) {
+                self.tracked.insert(pid, info.exe.clone());
+                out.push(process(info, true, false));
+            }
+        }
+    }
+
+    fn read_tables(&mut self) {
+        self.sockets.clear();
+        self.reader.sockets(&mut self.sockets);
+        self.last_table_read = Some(Instant::now());
+    }
+
+    /// Whether the socket tables should be read now: new opens or datagrams since the last
+    /// read, and not read within [`MIN_TABLE_GAP`].
+    fn tables_changed(&mut self) -> bool {
+        if let Some(now) = self.reader.snmp().map(|s| activity(&s)) {
+            if self.activity != Some(now) {
+                self.activity = Some(now);
+                self.tables_due = true;
+            }
+        }
+        let rested = self.last_table_read.is_none_or(|t| t.elapsed() >= MIN_TABLE_GAP);
+        self.tables_due && rested
+    }
+
+    fn new_sockets(&mut self, out: &mut Vec<Observation>) {
+        if !self.tables_changed() {
+            return;
+        }
+        self.tables_due = false;
+        self.read_tables();
+        if self.seen_sockets.len() > MAX_SEEN_SOCKETS {
+            self.seen_sockets.clear();
+        }
+        for &(proto, s) in &self.sockets {
+            if s.inode == 0 || !self.seen_sockets.insert(s.inode) {
+                continue;
+            }
+            let listen = proto == Proto::Tcp && s.state == TCP_LISTEN;
+            let addr = if listen { s.local } else { s.remote };
+            if !listen && (s.remote.ip().is_unspecified() || self.is_platform(&s)) {
+                continue;
+            }
+            if self.reported.insert((proto, addr, listen)) {
+                out.push(Observation::Endpoint { proto, addr, listen });
+            }
+        }
+    }
+
+    /// Both ends of the platform's own connections: the Runtime API and Warden's telemetry
+    /// listener.
+    fn is_platform(&self, s: &Socket) -> bool {
+        let api = self.exclusions.runtime_api;
+        let port = self.exclusions.telemetry_port;
+        api == Some(s.remote)
+            || api == Some(s.local)
+            || port == Some(s.local.port())
+            || port == Some(s.remote.port())
+    }
+}
+
+/// The counters that move when a socket is opened or used for UDP.
+fn activity(s: &Snmp) -> (u64, u64, u64) {
+    (s.tcp_active_opens, s.tcp_passive_opens, s.udp_out_datagrams)
+}
+
+fn process(info: ProcessInfo, exec: bool, alive_at_end: bool) -> Observation {
+    Observation::Process {
+        pid: info.pid,
+        ppid: info.ppid,
+        exe: info.exe,
+        cmdline: info.cmdline,
+        exec,
+        alive_at_end,
+    }
+}
+
+#[cfg(test)]
+#[path = "sampler_tests.rs"]
+mod tests;

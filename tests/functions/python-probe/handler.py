@@ -1,0 +1,351 @@
+"""Probe function: performs the actions named in its event and answers with what it did.
+
+The payload keys and the response are described in tests/functions/README.md; the Rust
+probe (tests/functions/rust-probe) implements the same contract. Standard library only.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+CONNECT_TIMEOUT_S = 2.0
+DRAIN_TIMEOUT_S = 2.0
+MAX_ERRORS = 5
+UDP_DATAGRAM = b"warden probe datagram"
+CRASH_EXIT_CODE = 3
+
+# Keys in the order they are performed.
+ORDER = (
+    "connect",
+    "send",
+    "udp",
+    "spawn",
+    "spawn_detached",
+    "write_tmp",
+    "exec_tmp",
+    "burn_ms",
+    "error_lines",
+    "log_lines",
+    "sleep_ms",
+    "bg_start",
+    "bg_read",
+    "snmp_connect",
+    "list_pids",
+    "env",
+    "response_bytes",
+    "crash",
+    "fail",
+)
+FLAG_KEYS = ("crash", "bg_start", "bg_read", "list_pids")
+
+
+class ProbeError(Exception):
+    """A handled function error requested by the payload ("fail")."""
+
+
+_bg_lock = threading.Lock()
+_bg_started = False
+_bg_count = 0
+# Detached children stay referenced so they are never reaped or warned about.
+_detached = []
+
+
+def handler(event, context):
+    payload = event if isinstance(event, dict) else {}
+    out = {"pid": os.getpid()}
+    done = []
+    failure = None
+    for key in ORDER:
+        if key not in payload:
+            continue
+        arg = payload[key]
+        if key in FLAG_KEYS and arg is not True:
+            continue
+        if key == "fail":
+            failure = arg if isinstance(arg, str) else json.dumps(arg)
+        else:
+            try:
+                _perform(key, arg, out)
+            except Exception as err:  # every failure is reported, never raised
+                out[key] = {"error": str(err)}
+        done.append(key)
+    out["done"] = done
+    if failure is not None:
+        raise ProbeError(failure)
+    return out
+
+
+def _perform(key, arg, out):
+    if key == "connect":
+        out[key] = _connect(arg)
+    elif key == "send":
+        out[key] = _send(arg)
+    elif key == "udp":
+        out[key] = _udp(arg)
+    elif key == "spawn":
+        out[key] = _status(subprocess.run(_argv(arg), stdin=subprocess.DEVNULL).returncode)
+    elif key == "spawn_detached":
+        out[key] = {"pid": _spawn_detached(arg)}
+    elif key == "write_tmp":
+        out[key] = _write_tmp(arg)
+    elif key == "exec_tmp":
+        out[key] = _exec_tmp(arg)
+    elif key == "burn_ms":
+        out[key] = {"elapsed_ms": _burn(_number(arg))}
+    elif key in ("error_lines", "log_lines"):
+        out[key] = _print_lines(_number(arg), key == "error_lines")
+    elif key == "sleep_ms":
+        time.sleep(_number(arg) / 1000.0)
+        out[key] = arg
+    elif key == "bg_start":
+        out[key] = {"started": _start_background_counter()}
+    elif key == "bg_read":
+        out["bg_count"] = _bg_count
+    elif key == "snmp_connect":
+        delta, details = _snmp_connect(arg)
+        out["active_opens_delta"] = delta
+        out[key] = details
+    elif key == "list_pids":
+        out["pids"] = _list_pids()
+    elif key == "env":
+        out["env"] = {name: os.environ.get(name) for name in arg if isinstance(name, str)}
+    elif key == "response_bytes":
+        out["blob"] = "x" * _number(arg)
+    elif key == "crash":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(CRASH_EXIT_CODE)
+
+
+def _number(arg):
+    if isinstance(arg, bool) or not isinstance(arg, int) or arg < 0:
+        raise ValueError(f"expected a non-negative integer, got {arg!r}")
+    return arg
+
+
+def _field(arg, name):
+    if not isinstance(arg, dict) or name not in arg:
+        raise ValueError(f"missing field {name}")
+    return arg[name]
+
+
+def _argv(arg):
+    argv = [item for item in arg if isinstance(item, str)] if isinstance(arg, list) else []
+    if not argv:
+        raise ValueError("expected a non-empty array of strings")
+    return argv
+
+
+def _status(returncode):
+    if returncode < 0:
+        return {"exit_code": None, "signal": -returncode}
+    return {"exit_code": returncode, "signal": None}
+
+
+def _target(arg, socktype=socket.SOCK_STREAM):
+    """Resolves host and port once, up front, like the Rust probe; a failure is the action's error."""
+    host, port = _field(arg, "host"), _field(arg, "port")
+    if not isinstance(host, str):
+        raise ValueError("field host must be a string")
+    try:
+        infos = socket.getaddrinfo(host, _number(port), type=socktype)
+    except OSError as err:
+        raise ValueError(f"resolve {host}: {err}") from err
+    return [(family, addr) for family, _, _, _, addr in infos]
+
+
+def _connect_any(addrs):
+    """Connects to the first address that accepts, bounded in time."""
+    last_error = OSError("no address")
+    for family, addr in addrs:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.settimeout(CONNECT_TIMEOUT_S)
+        try:
+            sock.connect(addr)
+            return sock
+        except OSError as err:
+            sock.close()
+            last_error = err
+    raise last_error
+
+
+def _note_error(errors, err):
+    if len(errors) < MAX_ERRORS:
+        errors.append(str(err))
+
+
+def _connect(arg):
+    addrs = _target(arg)
+    attempts = _number(arg.get("count", 1))
+    connected, errors = 0, []
+    for _ in range(attempts):
+        try:
+            _connect_any(addrs).close()
+            connected += 1
+        except OSError as err:
+            _note_error(errors, err)
+    return {"attempted": attempts, "connected": connected, "failed": attempts - connected, "errors": errors}
+
+
+def _send(arg):
+    addrs = _target(arg)
+    size = _number(_field(arg, "bytes"))
+    try:
+        sock = _connect_any(addrs)
+    except OSError as err:
+        return {"connected": False, "sent": 0, "error": str(err)}
+    result = {"connected": True, "sent": 0}
+    with sock:
+        chunk = b"x" * min(size, 64 * 1024)
+        try:
+            while result["sent"] < size:
+                part = chunk[: size - result["sent"]]
+                sock.sendall(part)
+                result["sent"] += len(part)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError as err:
+            result["error"] = str(err)
+        result["received"] = _drain(sock)
+    return result
+
+
+def _drain(sock):
+    """Reads until the peer closes, an error, or the drain deadline; returns the byte count."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    received = 0
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return received
+        sock.settimeout(remaining)
+        try:
+            data = sock.recv(8192)
+        except OSError:
+            return received
+        if not data:
+            return received
+        received += len(data)
+
+
+def _udp(arg):
+    family, addr = _target(arg, socket.SOCK_DGRAM)[0]
+    datagrams = _number(arg.get("count", 1))
+    sent, errors = 0, []
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        for _ in range(datagrams):
+            try:
+                sock.sendto(UDP_DATAGRAM, addr)
+                sent += 1
+            except OSError as err:
+                _note_error(errors, err)
+    return {"sent": sent, "failed": datagrams - sent, "errors": errors}
+
+
+def _spawn_detached(arg):
+    # No stdio: a leftover child must not hold the function's output pipes open.
+    child = subprocess.Popen(
+        _argv(arg), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _detached.append(child)
+    return child.pid
+
+
+def _write_tmp(arg):
+    path, size = _field(arg, "path"), _number(_field(arg, "bytes"))
+    with open(path, "wb") as f:
+        f.write(b"x" * size)
+    return {"path": path, "bytes": size}
+
+
+def _exec_tmp(arg):
+    path, script = _field(arg, "path"), _field(arg, "script")
+    with open(path, "w") as f:
+        f.write(script)
+    os.chmod(path, 0o755)
+    proc = subprocess.run([path], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    result = _status(proc.returncode)
+    result["path"] = path
+    result["stdout"] = proc.stdout.decode("utf-8", "replace")
+    return result
+
+
+def _burn(ms):
+    start = time.monotonic()
+    acc = 0
+    while (time.monotonic() - start) * 1000.0 < ms:
+        for i in range(10_000):
+            acc = (acc * 6364136223846793005 + i) & 0xFFFFFFFFFFFFFFFF
+    return int((time.monotonic() - start) * 1000.0)
+
+
+def _print_lines(count, to_stderr):
+    stream = sys.stderr if to_stderr else sys.stdout
+    for i in range(count):
+        if to_stderr:
+            print(f"ERROR probe error line {i}", file=stream)
+        else:
+            print(f"probe log line {i}", file=stream)
+    stream.flush()
+    return count
+
+
+def _start_background_counter():
+    """Starts the counter thread once per process; tells whether this call started it."""
+    global _bg_started
+    with _bg_lock:
+        if _bg_started:
+            return False
+        _bg_started = True
+    threading.Thread(target=_count_forever, name="probe-bg", daemon=True).start()
+    return True
+
+
+def _count_forever():
+    global _bg_count
+    while True:
+        time.sleep(0.01)
+        _bg_count += 1
+
+
+def _active_opens():
+    with open("/proc/net/snmp") as f:
+        tcp_lines = [line.split() for line in f if line.startswith("Tcp:")]
+    if len(tcp_lines) < 2:
+        raise ValueError("/proc/net/snmp has no Tcp lines")
+    names, values = tcp_lines[0], tcp_lines[1]
+    if "ActiveOpens" not in names:
+        raise ValueError("/proc/net/snmp has no Tcp ActiveOpens")
+    return int(values[names.index("ActiveOpens")])
+
+
+def _snmp_connect(arg):
+    addrs = _target(arg)
+    before = _active_opens()
+    error = None
+    try:
+        _connect_any(addrs).close()
+    except OSError as err:
+        error = str(err)
+    after = _active_opens()
+    details = {"before": before, "after": after, "connected": error is None, "error": error}
+    return after - before, details
+
+
+def _list_pids():
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        # A process may exit between listing and reading: its comm is then null.
+        try:
+            with open(f"/proc/{name}/comm") as f:
+                comm = f.read().rstrip("\n")
+        except OSError:
+            comm = None
+        pids.append({"pid": int(name), "comm": comm})
+    pids.sort(key=lambda p: p["pid"])
+    return pids

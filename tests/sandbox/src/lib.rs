@@ -1,0 +1,22 @@
+//! warden-sandbox: a local, offline stand-in for one AWS Lambda execution environment.
+//!
+//! `cli` parses the command line into a [`config::RunConfig`]; `isolation` builds the
+//! namespaces and mounts; `runner` drives the run; `engine` owns the lifecycle (init, invoke,
+//! freeze, reset, shutdown); `api` serves the Runtime, Extensions and Telemetry APIs over
+//! `state`; `telemetry` buffers and delivers events; `procs` spawns, reaps, freezes and kills
+//! processes; `report` writes what happened. `harness` is for tests that drive the binary.
+
+pub mod api;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod engine;
+pub mod environment;
+pub mod forward;
+pub mod harness;
+pub mod isolation;
+pub mod procs;
+pub mod report;
+pub mod runner;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,288 @@
+//! The sandbox's processes: spawning with captured output, reaping, freeze/thaw, teardown and
+//! memory accounting.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+/// Receives one line of a process's output (without the newline).
+pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Errors starting a process.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("cannot start {program}: {source}")]
+    Start {
+        program: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What to start and where its output goes.
+pub struct Spec<'a> {
+    pub program: &'a Path,
+    pub args: &'a [String],
+    pub env: &'a [(String, String)],
+    pub cwd: &'a Path,
+    pub on_stdout: LineSink,
+    pub on_stderr: LineSink,
+}
+
+/// Reaps every child (orphans included: the sandbox is their subreaper or PID 1) and reports
+/// exits on a channel, so nothing is left as a zombie and nobody else calls waitpid.
+pub fn start_reaper() -> mpsc::UnboundedReceiver<(u32, ExitStatus)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER only changes this process's own attributes.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+    std::thread::Builder::new()
+        .name("reaper".into())
+        .spawn(move || loop {
+            let mut status: libc::c_int = 0;
+            // SAFETY: waitpid writes only into `status`.
+            let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+            if pid > 0 {
+                let _ = tx.send((pid as u32, ExitStatus::from_raw(status)));
+            } else {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+        .expect("spawning the reaper thread");
+    rx
+}
+
+/// Starts a process with piped output; returns its pid.
+pub fn spawn(spec: Spec<'_>, cgroup: Option<&Cgroup>) -> Result<u32, SpawnError> {
+    let mut cmd = Command::new(spec.program);
+    cmd.args(spec.args)
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(spec.cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let procs_fd = cgroup.map(|c| c.procs_fd);
+    // SAFETY: the closure only makes an async-signal-safe call (write).
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some(fd) = procs_fd {
+                libc::write(fd, b"0".as_ptr().cast(), 1);
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|source| SpawnError::Start {
+        program: spec.program.to_path_buf(),
+        source,
+    })?;
+    if let Some(out) = child.stdout.take() {
+        pump(out, spec.on_stdout);
+    }
+    if let Some(err) = child.stderr.take() {
+        pump(err, spec.on_stderr);
+    }
+    // The reaper owns waiting; dropping `Child` neither waits nor kills.
+    Ok(child.id())
+}
+
+fn pump(stream: impl Read + Send + 'static, sink: LineSink) {
+    let _ = std::thread::Builder::new().name("output".into()).spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut line = Vec::with_capacity(256);
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&line);
+                    sink(text.trim_end_matches(['\n', '\r']));
+                }
+            }
+        }
+    });
+}
+
+/// Writes whole lines to our stdout or stderr without interleaving them.
+pub fn passthrough(to_stderr: bool) -> impl Fn(&str) {
+    static OUT: Mutex<()> = Mutex::new(());
+    move |line: &str| {
+        let _guard = OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if to_stderr {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        } else {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+    }
+}
+
+/// Every live process that descends from this one.
+pub fn descendants() -> Vec<u32> {
+    let me = std::process::id();
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Some(ppid) = parent_of(pid) {
+            children.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![me];
+    while let Some(pid) = stack.pop() {
+        for &child in children.get(&pid).map(Vec::as_slice).unwrap_or(&[]) {
+            out.push(child);
+            stack.push(child);
+        }
+    }
+    out
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name can hold spaces and parentheses: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    fields.next()?.parse().ok()
+}
+
+/// Sends `signal` to every descendant, repeating until no new process shows up (a process can
+/// fork between the listing and the signal).
+fn signal_all(signal: libc::c_int) -> usize {
+    let mut done: HashSet<u32> = HashSet::new();
+    for _ in 0..5 {
+        let fresh: Vec<u32> = descendants().into_iter().filter(|p| !done.contains(p)).collect();
+        if fresh.is_empty() {
+            break;
+        }
+        for pid in fresh {
+            // SAFETY: kill only sends a signal.
+            unsafe { libc::kill(pid as libc::pid_t, signal) };
+            done.insert(pid);
+        }
+    }
+    done.len()
+}
+
+/// Stops every sandbox process, as Lambda freezes the environment between invocations.
+pub fn freeze() -> usize {
+    signal_all(libc::SIGSTOP)
+}
+
+pub fn thaw() -> usize {
+    signal_all(libc::SIGCONT)
+}
+
+pub fn signal(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill only sends a signal.
+    unsafe { libc::kill(pid as libc::pid_t, signal) };
+}
+
+pub fn alive(pid: u32) -> bool {
+    parent_of(pid).is_some()
+}
+
+/// Kills every descendant and waits (bounded) until they are gone.
+pub fn kill_all(within: Duration) {
+    let until = Instant::now() + within;
+    loop {
+        if signal_all(libc::SIGKILL) == 0 || Instant::now() > until {
+            return;
+        }
+        signal_all(libc::SIGCONT);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Resident memory of all sandbox processes, in bytes.
+pub fn rss_bytes() -> u64 {
+    descendants()
+        .into_iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/statm")).ok())
+        .filter_map(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum::<u64>()
+        * page_size()
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no side effects.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 {
+        size as u64
+    } else {
+        4096
+    }
+}
+
+/// A cgroup-v1 memory group: enforces the memory size and measures its peak.
+pub struct Cgroup {
+    dir: PathBuf,
+    procs_fd: libc::c_int,
+}
+
+impl Cgroup {
+    /// Creates the group where the machine allows it; `None` otherwise.
+    pub fn create(memory_mb: u64) -> Option<Cgroup> {
+        let root = Path::new("/sys/fs/cgroup/memory");
+        if !root.join("memory.limit_in_bytes").exists() {
+            return None;
+        }
+        let dir = root.join(format!("warden-sandbox-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir(&dir).ok()?;
+        let limit = (memory_mb * 1024 * 1024).to_string();
+        if std::fs::write(dir.join("memory.limit_in_bytes"), &limit).is_err() {
+            let _ = std::fs::remove_dir(&dir);
+            return None;
+        }
+        let procs = std::ffi::CString::new(dir.join("cgroup.procs").to_string_lossy().as_bytes()).ok()?;
+        // SAFETY: plain open(2) of a path we own; the fd lives as long as the Cgroup.
+        let procs_fd = unsafe { libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+        if procs_fd < 0 {
+            let _ = std::fs::remove_dir(&dir);
+            return None;
+        }
+        Some(Cgroup { dir, procs_fd })
+    }
+
+    /// Peak memory of the group since creation or the last [`Cgroup::reset_peak`].
+    pub fn peak_bytes(&self) -> Option<u64> {
+        std::fs::read_to_string(self.dir.join("memory.max_usage_in_bytes"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    pub fn reset_peak(&self) {
+        let _ = std::fs::write(self.dir.join("memory.max_usage_in_bytes"), "0");
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        // SAFETY: closing the fd we opened.
+        unsafe { libc::close(self.procs_fd) };
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
