@@ -45,16 +45,24 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().trim_end_matches('/').to_string();
     let method = req.method().clone();
     let headers = req.headers().clone();
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return error(StatusCode::BAD_REQUEST, "InvalidRequest", "unreadable body"),
     };
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (method, segments.as_slice()) {
-        (Method::POST, ["2020-01-01", "extension", "register"]) => {
-            register(shared, header("lambda-extension-name"), header("lambda-extension-accept-feature"), &body)
-        }
+        (Method::POST, ["2020-01-01", "extension", "register"]) => register(
+            shared,
+            header("lambda-extension-name"),
+            header("lambda-extension-accept-feature"),
+            &body,
+        ),
         (Method::GET, ["2020-01-01", "extension", "event", "next"]) => {
             extension_next(shared, header("lambda-extension-identifier")).await
         }
@@ -71,12 +79,22 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
             "ValidationError",
             "the Logs API is not offered by this sandbox; use the Telemetry API",
         ),
-        (Method::GET, ["2018-06-01", "runtime", "invocation", "next"]) => runtime_next(shared).await,
-        (Method::POST, ["2018-06-01", "runtime", "invocation", id, kind @ ("response" | "error")]) => {
-            runtime_result(shared, id, kind, header("lambda-runtime-function-error-type"), body)
+        (Method::GET, ["2018-06-01", "runtime", "invocation", "next"]) => {
+            runtime_next(shared).await
         }
+        (
+            Method::POST,
+            ["2018-06-01", "runtime", "invocation", id, kind @ ("response" | "error")],
+        ) => runtime_result(
+            shared,
+            id,
+            kind,
+            header("lambda-runtime-function-error-type"),
+            body,
+        ),
         (Method::POST, ["2018-06-01", "runtime", "init", "error"]) => {
-            let error_type = header("lambda-runtime-function-error-type").unwrap_or_else(|| "Runtime.Unknown".into());
+            let error_type = header("lambda-runtime-function-error-type")
+                .unwrap_or_else(|| "Runtime.Unknown".into());
             let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             shared.lock().runtime.init_error = Some((error_type, value));
             shared.changed();
@@ -86,28 +104,59 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
     }
 }
 
-fn register(shared: &Arc<Shared>, name: Option<String>, feature: Option<String>, body: &Bytes) -> Reply {
+fn register(
+    shared: &Arc<Shared>,
+    name: Option<String>,
+    feature: Option<String>,
+    body: &Bytes,
+) -> Reply {
     let Some(name) = name.filter(|n| !n.is_empty()) else {
-        return error(StatusCode::BAD_REQUEST, "InvalidRequest", "Lambda-Extension-Name header is required");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            "Lambda-Extension-Name header is required",
+        );
     };
     let events: Vec<String> = match serde_json::from_slice::<Value>(body) {
         Ok(v) => v["events"]
             .as_array()
-            .map(|a| a.iter().filter_map(|e| e.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default(),
-        Err(_) => return error(StatusCode::BAD_REQUEST, "InvalidRequest", "body must be JSON"),
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequest",
+                "body must be JSON",
+            )
+        }
     };
     if let Some(bad) = events.iter().find(|e| *e != "INVOKE" && *e != "SHUTDOWN") {
-        return error(StatusCode::BAD_REQUEST, "InvalidEventType", &format!("unknown event {bad}"));
+        return error(
+            StatusCode::BAD_REQUEST,
+            "InvalidEventType",
+            &format!("unknown event {bad}"),
+        );
     }
     let id = uuid::Uuid::new_v4().to_string();
     {
         let mut state = shared.lock();
         if !state.registering {
-            return error(StatusCode::FORBIDDEN, "Extension.RegistrationNotAllowed", "registration is only allowed during init");
+            return error(
+                StatusCode::FORBIDDEN,
+                "Extension.RegistrationNotAllowed",
+                "registration is only allowed during init",
+            );
         }
         if state.extensions.iter().any(|e| e.name == name) {
-            return error(StatusCode::CONFLICT, "Extension.AlreadyRegistered", &format!("{name} is already registered"));
+            return error(
+                StatusCode::CONFLICT,
+                "Extension.AlreadyRegistered",
+                &format!("{name} is already registered"),
+            );
         }
         state.extensions.push(Extension {
             id: id.clone(),
@@ -133,7 +182,9 @@ fn register(shared: &Arc<Shared>, name: Option<String>, feature: Option<String>,
     }
     let mut reply = json_reply(StatusCode::OK, &body);
     if let Ok(value) = id.parse() {
-        reply.headers_mut().insert("lambda-extension-identifier", value);
+        reply
+            .headers_mut()
+            .insert("lambda-extension-identifier", value);
     }
     reply
 }
@@ -143,18 +194,32 @@ async fn extension_next(shared: &Arc<Shared>, id: Option<String>) -> Reply {
     loop {
         let wake = {
             let mut state = shared.lock();
-            let Some(ext) = state.extensions.iter_mut().find(|e| Some(&e.id) == id.as_ref()) else {
-                return error(StatusCode::FORBIDDEN, "Extension.UnknownExtensionIdentifier", "unknown extension identifier");
+            let Some(ext) = state
+                .extensions
+                .iter_mut()
+                .find(|e| Some(&e.id) == id.as_ref())
+            else {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "Extension.UnknownExtensionIdentifier",
+                    "unknown extension identifier",
+                );
             };
             if ext.error.is_some() {
-                return error(StatusCode::FORBIDDEN, "Extension.Exited", "the extension reported an error and may not continue");
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "Extension.Exited",
+                    "the extension reported an error and may not continue",
+                );
             }
             if let Some(event) = ext.queue.pop_front() {
                 ext.waiting = false;
                 drop(state);
                 let mut reply = json_reply(StatusCode::OK, &event);
                 if let Ok(v) = uuid::Uuid::new_v4().to_string().parse() {
-                    reply.headers_mut().insert("lambda-extension-event-identifier", v);
+                    reply
+                        .headers_mut()
+                        .insert("lambda-extension-event-identifier", v);
                 }
                 return reply;
             }
@@ -181,8 +246,16 @@ async fn extension_next(shared: &Arc<Shared>, id: Option<String>) -> Reply {
 fn extension_error(shared: &Arc<Shared>, id: Option<String>, error_type: Option<String>) -> Reply {
     {
         let mut state = shared.lock();
-        let Some(ext) = state.extensions.iter_mut().find(|e| Some(&e.id) == id.as_ref()) else {
-            return error(StatusCode::FORBIDDEN, "Extension.UnknownExtensionIdentifier", "unknown extension identifier");
+        let Some(ext) = state
+            .extensions
+            .iter_mut()
+            .find(|e| Some(&e.id) == id.as_ref())
+        else {
+            return error(
+                StatusCode::FORBIDDEN,
+                "Extension.UnknownExtensionIdentifier",
+                "unknown extension identifier",
+            );
         };
         ext.error = Some(error_type.unwrap_or_else(|| "Extension.Unknown".into()));
         ext.waiting = false;
@@ -196,7 +269,13 @@ fn subscribe(shared: &Arc<Shared>, id: Option<String>, body: &Bytes) -> Reply {
         let state = shared.lock();
         match state.extensions.iter().find(|e| Some(&e.id) == id.as_ref()) {
             Some(ext) => ext.name.clone(),
-            None => return error(StatusCode::FORBIDDEN, "Extension.UnknownExtensionIdentifier", "unknown extension identifier"),
+            None => {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "Extension.UnknownExtensionIdentifier",
+                    "unknown extension identifier",
+                )
+            }
         }
     };
     let request: SubscribeRequest = match serde_json::from_slice(body) {
@@ -206,7 +285,9 @@ fn subscribe(shared: &Arc<Shared>, id: Option<String>, body: &Bytes) -> Reply {
     match shared.telemetry.subscribe(&name, &request) {
         Ok(types) => {
             let record = json!({"name": name, "state": "Subscribed", "types": types});
-            shared.telemetry.emit("platform.telemetrySubscription", record);
+            shared
+                .telemetry
+                .emit("platform.telemetrySubscription", record);
             Response::builder()
                 .status(StatusCode::OK)
                 .body(Full::new(Bytes::from_static(b"OK")))
@@ -256,16 +337,30 @@ fn invocation_reply(shared: &Shared, inv: crate::state::PendingInvoke) -> Reply 
         .unwrap_or_default()
 }
 
-fn runtime_result(shared: &Arc<Shared>, id: &str, kind: &str, error_type: Option<String>, body: Bytes) -> Reply {
+fn runtime_result(
+    shared: &Arc<Shared>,
+    id: &str,
+    kind: &str,
+    error_type: Option<String>,
+    body: Bytes,
+) -> Reply {
     let mut reply = accepted();
     {
         let mut state = shared.lock();
         let rt = &mut state.runtime;
         if rt.current.as_deref() != Some(id) || rt.outcome.is_some() {
-            return error(StatusCode::BAD_REQUEST, "InvalidRequestID", "no such invocation in flight");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestID",
+                "no such invocation in flight",
+            );
         }
         let outcome = if kind == "response" && body.len() > MAX_RESPONSE_BYTES {
-            reply = error(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", "response exceeds 6291456 bytes");
+            reply = error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                "response exceeds 6291456 bytes",
+            );
             Outcome::Error {
                 error_type: "Function.ResponseSizeTooLarge".into(),
                 body: json!({"errorMessage": format!("Response payload size ({} bytes) exceeded maximum allowed payload size (6291456 bytes).", body.len()), "errorType": "Function.ResponseSizeTooLarge"}),
@@ -273,11 +368,15 @@ fn runtime_result(shared: &Arc<Shared>, id: &str, kind: &str, error_type: Option
         } else if kind == "response" {
             Outcome::Response { body }
         } else {
-            let value = serde_json::from_slice(&body).unwrap_or_else(|_| json!({"errorMessage": String::from_utf8_lossy(&body)}));
+            let value = serde_json::from_slice(&body)
+                .unwrap_or_else(|_| json!({"errorMessage": String::from_utf8_lossy(&body)}));
             let error_type = error_type
                 .or_else(|| value["errorType"].as_str().map(str::to_string))
                 .unwrap_or_else(|| "Unhandled".into());
-            Outcome::Error { error_type, body: value }
+            Outcome::Error {
+                error_type,
+                body: value,
+            }
         };
         rt.outcome = Some((outcome, Instant::now()));
     }
@@ -290,7 +389,10 @@ fn accepted() -> Reply {
 }
 
 fn error(status: StatusCode, error_type: &str, message: &str) -> Reply {
-    json_reply(status, &json!({"errorType": error_type, "errorMessage": message}))
+    json_reply(
+        status,
+        &json!({"errorType": error_type, "errorMessage": message}),
+    )
 }
 
 fn json_reply(status: StatusCode, body: &Value) -> Reply {

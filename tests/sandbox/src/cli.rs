@@ -180,7 +180,13 @@ impl RawArgs {
     }
 }
 
-fn number(raw: Option<&str>, name: &str, default: u64, min: u64, max: u64) -> Result<u64, CliError> {
+fn number(
+    raw: Option<&str>,
+    name: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, CliError> {
     let Some(raw) = raw else { return Ok(default) };
     match raw.parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
@@ -233,7 +239,10 @@ fn check_function(dir: &Path, runtime: RuntimeKind, handler: &str) -> Result<(),
         RuntimeKind::Provided => {
             let bootstrap = dir.join("bootstrap");
             if !bootstrap.exists() {
-                return Err(bad(&bootstrap, "missing: a provided runtime needs a bootstrap"));
+                return Err(bad(
+                    &bootstrap,
+                    "missing: a provided runtime needs a bootstrap",
+                ));
             }
             if !is_executable(&bootstrap) {
                 return Err(bad(&bootstrap, "not executable"));
@@ -251,7 +260,10 @@ fn check_function(dir: &Path, runtime: RuntimeKind, handler: &str) -> Result<(),
             let file = dir.join(format!("{}.py", module.replace('.', "/")));
             let package = dir.join(module.replace('.', "/")).join("__init__.py");
             if !file.is_file() && !package.is_file() {
-                return Err(bad(&file, "missing: the handler's module is not in --function"));
+                return Err(bad(
+                    &file,
+                    "missing: the handler's module is not in --function",
+                ));
             }
         }
     }

@@ -47,7 +47,10 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(super::rfc3339(1_665_532_815_064), "2022-10-12T00:00:15.064Z");
+        assert_eq!(
+            super::rfc3339(1_665_532_815_064),
+            "2022-10-12T00:00:15.064Z"
+        );
         assert_eq!(super::rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
     }
 }

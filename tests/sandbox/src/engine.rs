@@ -19,6 +19,7 @@ use crate::state::{Outcome, PendingInvoke, Shared};
 const INIT_LIMIT: Duration = Duration::from_secs(10);
 const SHUTDOWN_LIMIT: Duration = Duration::from_millis(2_000);
 const RUNTIME_SIGTERM_GRACE: Duration = Duration::from_millis(300);
+const LOG_DRAIN_LIMIT: Duration = Duration::from_millis(50);
 
 /// Where the engine finds things: inside the namespaces layer and code sit at /opt and
 /// /var/task; without isolation they stay where they are on the host.
@@ -68,12 +69,17 @@ pub struct Engine {
     cgroup: Option<Cgroup>,
     roles: Arc<Mutex<HashMap<u32, Role>>>,
     initialized: bool,
+    runtime_output: procs::Output,
 }
 
 impl Engine {
     pub fn new(shared: Arc<Shared>, layout: Layout, frozen: watch::Sender<bool>) -> Engine {
         let env = crate::environment::lambda_env(&shared.config, &layout);
-        let cgroup = if layout_is_isolated(&layout) { Cgroup::create(shared.config.memory_mb) } else { None };
+        let cgroup = if layout_is_isolated(&layout) {
+            Cgroup::create(shared.config.memory_mb)
+        } else {
+            None
+        };
         Engine {
             shared,
             layout,
@@ -82,11 +88,15 @@ impl Engine {
             cgroup,
             roles: Arc::default(),
             initialized: false,
+            runtime_output: procs::Output::default(),
         }
     }
 
     /// Follows process exits reported by the reaper.
-    pub fn watch_exits(&self, mut exits: tokio::sync::mpsc::UnboundedReceiver<(u32, std::process::ExitStatus)>) {
+    pub fn watch_exits(
+        &self,
+        mut exits: tokio::sync::mpsc::UnboundedReceiver<(u32, std::process::ExitStatus)>,
+    ) {
         let shared = self.shared.clone();
         let roles = self.roles.clone();
         tokio::spawn(async move {
@@ -126,7 +136,12 @@ impl Engine {
                 }
                 Err(failure) => {
                     self.reset(Reason::Failure).await;
-                    return Invocation::init_failed(failure.error_type, failure.message, ms_since(started), ready);
+                    return Invocation::init_failed(
+                        failure.error_type,
+                        failure.message,
+                        ms_since(started),
+                        ready,
+                    );
                 }
             }
         } else {
@@ -139,7 +154,11 @@ impl Engine {
         let deadline = Instant::now() + timeout;
         let invoke_start = Instant::now();
         let deadline_ms = clock::epoch_ms() + timeout.as_millis() as u64;
-        let trace_id = format!("Root=1-{:08x}-{}", clock::epoch_ms() / 1000, &uuid::Uuid::new_v4().simple().to_string()[..24]);
+        let trace_id = format!(
+            "Root=1-{:08x}-{}",
+            clock::epoch_ms() / 1000,
+            &uuid::Uuid::new_v4().simple().to_string()[..24]
+        );
         self.dispatch(&request_id, deadline_ms, &trace_id, payload);
         self.shared.telemetry.emit(
             "platform.start",
@@ -149,10 +168,21 @@ impl Engine {
         let responded = self
             .shared
             .wait_until(deadline, |s| {
-                s.runtime.outcome.is_some() || s.runtime.exited || s.extensions.iter().any(|e| e.exited || e.error.is_some())
+                s.runtime.outcome.is_some()
+                    || s.runtime.exited
+                    || s.extensions.iter().any(|e| e.exited || e.error.is_some())
             })
             .await;
-        let runtime_done = Instant::now();
+        let runtime_done = self
+            .shared
+            .lock()
+            .runtime
+            .outcome
+            .as_ref()
+            .map(|(_, at)| *at)
+            .unwrap_or_else(Instant::now);
+        // What the function printed during the invoke is published before its runtimeDone.
+        self.runtime_output.drain(LOG_DRAIN_LIMIT);
         let mut inv = Invocation::new(request_id.clone(), cold, init_ms, ready);
         let (status, produced) = self.runtime_status(responded, &mut inv);
         let duration_ms = ms_between(invoke_start, runtime_done);
@@ -177,14 +207,29 @@ impl Engine {
             let done = self
                 .shared
                 .wait_until(deadline, |s| {
-                    s.extensions.iter().all(|e| !e.wants("INVOKE") || e.waiting || e.exited || e.error.is_some())
+                    s.extensions
+                        .iter()
+                        .all(|e| !e.wants("INVOKE") || e.waiting || e.exited || e.error.is_some())
                 })
                 .await;
-            let crashed = self.shared.lock().extensions.iter().any(|e| e.exited || e.error.is_some());
+            let crashed = self
+                .shared
+                .lock()
+                .extensions
+                .iter()
+                .any(|e| e.exited || e.error.is_some());
             if crashed {
-                inv.fail("crash", "Extension.Crash", "an extension crashed or reported an error during the invoke");
+                inv.fail(
+                    "crash",
+                    "Extension.Crash",
+                    "an extension crashed or reported an error during the invoke",
+                );
             } else if !done {
-                inv.fail("timeout", "Sandbox.Timedout", &format!("Task timed out after {:.2} seconds", timeout.as_secs_f64()));
+                inv.fail(
+                    "timeout",
+                    "Sandbox.Timedout",
+                    &format!("Task timed out after {:.2} seconds", timeout.as_secs_f64()),
+                );
             }
         }
         let finished = Instant::now();
@@ -236,7 +281,10 @@ impl Engine {
         let state = self.shared.lock();
         match &state.runtime.outcome {
             Some((Outcome::Response { body }, _)) => {
-                inv.response = Some(serde_json::from_slice(body).unwrap_or_else(|_| json!(String::from_utf8_lossy(body))));
+                inv.response = Some(
+                    serde_json::from_slice(body)
+                        .unwrap_or_else(|_| json!(String::from_utf8_lossy(body))),
+                );
                 inv.status = "success".into();
                 ("success", body.len())
             }
@@ -248,18 +296,30 @@ impl Engine {
             }
             None if state.runtime.exited => {
                 drop(state);
-                inv.fail("crash", "Runtime.ExitError", "Runtime exited without providing a reason");
+                inv.fail(
+                    "crash",
+                    "Runtime.ExitError",
+                    "Runtime exited without providing a reason",
+                );
                 ("failure", 0)
             }
             None if responded => {
                 drop(state);
-                inv.fail("crash", "Extension.Crash", "an extension crashed or reported an error during the invoke");
+                inv.fail(
+                    "crash",
+                    "Extension.Crash",
+                    "an extension crashed or reported an error during the invoke",
+                );
                 ("failure", 0)
             }
             None => {
                 let secs = self.shared.config.timeout_s;
                 drop(state);
-                inv.fail("timeout", "Sandbox.Timedout", &format!("Task timed out after {secs}.00 seconds"));
+                inv.fail(
+                    "timeout",
+                    "Sandbox.Timedout",
+                    &format!("Task timed out after {secs}.00 seconds"),
+                );
                 ("timeout", 0)
             }
         }
@@ -289,7 +349,11 @@ impl Engine {
     fn max_memory_mb(&self) -> u64 {
         // The cgroup misses pages its processes share with the host (libraries already cached),
         // so the larger of its peak and the summed RSS is closer to what Lambda reports.
-        let peak = self.cgroup.as_ref().and_then(Cgroup::peak_bytes).unwrap_or(0);
+        let peak = self
+            .cgroup
+            .as_ref()
+            .and_then(Cgroup::peak_bytes)
+            .unwrap_or(0);
         let bytes = peak.max(procs::rss_bytes());
         bytes.div_ceil(1024 * 1024)
     }
@@ -324,37 +388,53 @@ impl Engine {
         let extensions = self.shared.config.extensions.clone();
         for (name, _) in &extensions {
             let program = self.layout.opt.join("extensions").join(name);
-            self.start(&program, &[], Role::Extension(name.clone()), "extension").map_err(|e| InitFailure {
-                error_type: "Extension.LaunchError".into(),
-                message: e.to_string(),
-            })?;
+            self.start(&program, &[], Role::Extension(name.clone()), "extension")
+                .map_err(|e| InitFailure {
+                    error_type: "Extension.LaunchError".into(),
+                    message: e.to_string(),
+                })?;
         }
         let count = extensions.len();
         let registered = self
             .shared
-            .wait_until(deadline, |s| s.extensions.len() >= count || !s.dead_launches.is_empty())
+            .wait_until(deadline, |s| {
+                s.extensions.len() >= count || !s.dead_launches.is_empty()
+            })
             .await;
         if !registered || self.shared.lock().extensions.len() < count {
-            return Err(self.init_error(registered, "Extension.Crash", "an extension exited or did not register during init"));
+            return Err(self.init_error(
+                registered,
+                "Extension.Crash",
+                "an extension exited or did not register during init",
+            ));
         }
         self.shared.lock().registering = false;
 
         let (program, args) = self.runtime_command();
-        let pid = self.start(&program, &args, Role::Runtime, "function").map_err(|e| InitFailure {
-            error_type: "Runtime.InvalidEntrypoint".into(),
-            message: e.to_string(),
-        })?;
-        self.shared.lock().runtime.pid = Some(pid);
+        let runtime = self
+            .start(&program, &args, Role::Runtime, "function")
+            .map_err(|e| InitFailure {
+                error_type: "Runtime.InvalidEntrypoint".into(),
+                message: e.to_string(),
+            })?;
+        self.shared.lock().runtime.pid = Some(runtime.pid);
+        self.runtime_output = runtime.output;
         let ready = self
             .shared
             .wait_until(deadline, |s| {
-                let failed = s.runtime.exited || s.runtime.init_error.is_some() || s.extensions.iter().any(|e| e.exited || e.error.is_some());
+                let failed = s.runtime.exited
+                    || s.runtime.init_error.is_some()
+                    || s.extensions.iter().any(|e| e.exited || e.error.is_some());
                 failed || (s.runtime.waiting && s.extensions.iter().all(|e| e.ready_at.is_some()))
             })
             .await;
         let duration_ms = ms_since(started);
         let failure = self.init_outcome(ready);
-        let status = if failure.is_some() { "error" } else { "success" };
+        let status = if failure.is_some() {
+            "error"
+        } else {
+            "success"
+        };
         let mut done = json!({"initializationType": "on-demand", "phase": "init", "status": status, "spans": []});
         let mut report = json!({"initializationType": "on-demand", "phase": "init", "status": status, "metrics": {"durationMs": duration_ms}, "spans": []});
         if let Some(f) = &failure {
@@ -373,7 +453,12 @@ impl Engine {
             state
                 .extensions
                 .iter()
-                .map(|e| (e.name.clone(), e.ready_at.map(|t| ms_between(started, t)).unwrap_or(0.0)))
+                .map(|e| {
+                    (
+                        e.name.clone(),
+                        e.ready_at.map(|t| ms_between(started, t)).unwrap_or(0.0),
+                    )
+                })
                 .collect()
         };
         Ok((duration_ms, ready_times))
@@ -382,8 +467,14 @@ impl Engine {
     fn init_outcome(&self, ready: bool) -> Option<InitFailure> {
         let state = self.shared.lock();
         if let Some((error_type, body)) = &state.runtime.init_error {
-            let message = body["errorMessage"].as_str().unwrap_or("init error").to_string();
-            return Some(InitFailure { error_type: error_type.clone(), message });
+            let message = body["errorMessage"]
+                .as_str()
+                .unwrap_or("init error")
+                .to_string();
+            return Some(InitFailure {
+                error_type: error_type.clone(),
+                message,
+            });
         }
         if state.runtime.exited {
             return Some(InitFailure {
@@ -391,9 +482,16 @@ impl Engine {
                 message: "Runtime exited during init".into(),
             });
         }
-        if let Some(ext) = state.extensions.iter().find(|e| e.exited || e.error.is_some()) {
+        if let Some(ext) = state
+            .extensions
+            .iter()
+            .find(|e| e.exited || e.error.is_some())
+        {
             return Some(InitFailure {
-                error_type: ext.error.clone().unwrap_or_else(|| "Extension.Crash".into()),
+                error_type: ext
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "Extension.Crash".into()),
                 message: format!("extension {} failed during init", ext.name),
             });
         }
@@ -408,11 +506,17 @@ impl Engine {
 
     fn init_error(&self, in_time: bool, error_type: &str, message: &str) -> InitFailure {
         if in_time {
-            InitFailure { error_type: error_type.into(), message: message.into() }
+            InitFailure {
+                error_type: error_type.into(),
+                message: message.into(),
+            }
         } else {
             InitFailure {
                 error_type: "Extension.InitTimeout".into(),
-                message: format!("extensions did not register within {} s", INIT_LIMIT.as_secs()),
+                message: format!(
+                    "extensions did not register within {} s",
+                    INIT_LIMIT.as_secs()
+                ),
             }
         }
     }
@@ -422,12 +526,22 @@ impl Engine {
             RuntimeKind::Provided => (self.layout.task_root.join("bootstrap"), Vec::new()),
             RuntimeKind::Python => (
                 self.layout.python.clone(),
-                vec!["-m".into(), "awslambdaric".into(), self.shared.config.handler.clone()],
+                vec![
+                    "-m".into(),
+                    "awslambdaric".into(),
+                    self.shared.config.handler.clone(),
+                ],
             ),
         }
     }
 
-    fn start(&self, program: &Path, args: &[String], role: Role, log_type: &'static str) -> Result<u32, procs::SpawnError> {
+    fn start(
+        &self,
+        program: &Path,
+        args: &[String],
+        role: Role,
+        log_type: &'static str,
+    ) -> Result<procs::Started, procs::SpawnError> {
         let telemetry = self.shared.telemetry.clone();
         let sink = move |to_stderr: bool| -> LineSink {
             let telemetry = telemetry.clone();
@@ -441,7 +555,7 @@ impl Engine {
             Role::Runtime => self.layout.task_root.clone(),
             Role::Extension(_) => PathBuf::from("/"),
         };
-        let pid = procs::spawn(
+        let started = procs::spawn(
             Spec {
                 program,
                 args,
@@ -452,8 +566,11 @@ impl Engine {
             },
             self.cgroup.as_ref(),
         )?;
-        self.roles.lock().unwrap_or_else(|e| e.into_inner()).insert(pid, role);
-        Ok(pid)
+        self.roles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(started.pid, role);
+        Ok(started)
     }
 
     /// Tears the environment down after a timeout or crash; the next invoke re-inits.
@@ -464,7 +581,8 @@ impl Engine {
         if let Some(pid) = runtime_pid {
             procs::signal(pid, libc::SIGKILL);
         }
-        self.shutdown_extensions(reason, Instant::now() + SHUTDOWN_LIMIT).await;
+        self.shutdown_extensions(reason, Instant::now() + SHUTDOWN_LIMIT)
+            .await;
         self.finish();
     }
 
@@ -491,7 +609,10 @@ impl Engine {
 
     async fn shutdown_extensions(&self, reason: Reason, deadline: Instant) {
         // Late telemetry (the last report) goes out before the SHUTDOWN event, bounded.
-        self.shared.telemetry.flush(Duration::from_millis(250)).await;
+        self.shared
+            .telemetry
+            .flush(Duration::from_millis(250))
+            .await;
         let event = json!({
             "eventType": "SHUTDOWN",
             "shutdownReason": reason.as_str(),
@@ -499,14 +620,20 @@ impl Engine {
         });
         {
             let mut state = self.shared.lock();
-            for ext in state.extensions.iter_mut().filter(|e| e.wants("SHUTDOWN") && !e.exited) {
+            for ext in state
+                .extensions
+                .iter_mut()
+                .filter(|e| e.wants("SHUTDOWN") && !e.exited)
+            {
                 ext.queue.push_back(event.clone());
                 ext.wake.notify_one();
             }
         }
         self.shared.changed();
         self.shared
-            .wait_until(deadline, |s| s.extensions.iter().all(|e| e.exited) && s.runtime.exited)
+            .wait_until(deadline, |s| {
+                s.extensions.iter().all(|e| e.exited) && s.runtime.exited
+            })
             .await;
     }
 

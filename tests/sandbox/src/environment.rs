@@ -16,21 +16,33 @@ pub fn lambda_env(cfg: &RunConfig, layout: &Layout) -> Vec<(String, String)> {
     );
     let region = crate::state::region(cfg);
     let mut env: Vec<(String, String)> = vec![
-        ("PATH".into(), format!("{opt}/bin:/usr/local/bin:/usr/bin:/bin:{host_path}")),
+        (
+            "PATH".into(),
+            format!("{opt}/bin:/usr/local/bin:/usr/bin:/bin:{host_path}"),
+        ),
         ("LANG".into(), "en_US.UTF-8".into()),
         ("TZ".into(), ":UTC".into()),
         ("LD_LIBRARY_PATH".into(), format!("{opt}/lib")),
         ("AWS_LAMBDA_RUNTIME_API".into(), layout.api_addr.clone()),
         ("AWS_LAMBDA_FUNCTION_NAME".into(), cfg.function_name.clone()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), cfg.memory_mb.to_string()),
+        (
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
+            cfg.memory_mb.to_string(),
+        ),
         ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
         ("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "on-demand".into()),
-        ("AWS_LAMBDA_LOG_GROUP_NAME".into(), format!("/aws/lambda/{}", cfg.function_name)),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME".into(),
+            format!("/aws/lambda/{}", cfg.function_name),
+        ),
         ("AWS_LAMBDA_LOG_STREAM_NAME".into(), stream),
         ("AWS_REGION".into(), region.clone()),
         ("AWS_DEFAULT_REGION".into(), region),
         ("AWS_ACCESS_KEY_ID".into(), "ASIASANDBOXEXAMPLEKEY".into()),
-        ("AWS_SECRET_ACCESS_KEY".into(), "sandboxSecretAccessKeyNotARealOne0000000".into()),
+        (
+            "AWS_SECRET_ACCESS_KEY".into(),
+            "sandboxSecretAccessKeyNotARealOne0000000".into(),
+        ),
         ("AWS_SESSION_TOKEN".into(), "sandbox-session-token".into()),
         ("_HANDLER".into(), cfg.handler.clone()),
         ("LAMBDA_TASK_ROOT".into(), task.clone()),
@@ -42,7 +54,10 @@ pub fn lambda_env(cfg: &RunConfig, layout: &Layout) -> Vec<(String, String)> {
             env.push(("PYTHONPATH".into(), format!("{task}:{opt}/python")));
         }
         RuntimeKind::Provided => {
-            env.push(("AWS_EXECUTION_ENV".into(), "AWS_Lambda_provided.al2023".into()));
+            env.push((
+                "AWS_EXECUTION_ENV".into(),
+                "AWS_Lambda_provided.al2023".into(),
+            ));
         }
     }
     if let Some(ip) = &layout.host_ip {

@@ -23,11 +23,14 @@ impl Drop for Forwarders {
 }
 
 pub fn start(host_ip: &str, ports: &[u16]) -> Result<Forwarders> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let mut listeners = Vec::new();
     for &port in ports {
         let addr = format!("{host_ip}:{port}");
-        let std_listener = std::net::TcpListener::bind(&addr).with_context(|| format!("forwarding {addr}"))?;
+        let std_listener =
+            std::net::TcpListener::bind(&addr).with_context(|| format!("forwarding {addr}"))?;
         std_listener.set_nonblocking(true)?;
         listeners.push((std_listener, port));
     }
@@ -35,13 +38,18 @@ pub fn start(host_ip: &str, ports: &[u16]) -> Result<Forwarders> {
     let thread = std::thread::spawn(move || {
         runtime.block_on(async move {
             for (listener, port) in listeners {
-                let Ok(listener) = TcpListener::from_std(listener) else { continue };
+                let Ok(listener) = TcpListener::from_std(listener) else {
+                    continue;
+                };
                 tokio::spawn(accept_loop(listener, port));
             }
             let _ = (&mut stopped).await;
         });
     });
-    Ok(Forwarders { stop: Some(stop), thread: Some(thread) })
+    Ok(Forwarders {
+        stop: Some(stop),
+        thread: Some(thread),
+    })
 }
 
 async fn accept_loop(listener: TcpListener, port: u16) {

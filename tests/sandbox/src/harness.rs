@@ -107,7 +107,10 @@ impl Sandbox {
 
     /// The repo's Python probe function.
     pub fn python_probe() -> Sandbox {
-        Sandbox::python(repo_root().join("tests/functions/python-probe"), "handler.handler")
+        Sandbox::python(
+            repo_root().join("tests/functions/python-probe"),
+            "handler.handler",
+        )
     }
 
     /// A custom-runtime function: `binary` becomes the function's `bootstrap`.
@@ -186,16 +189,23 @@ impl Sandbox {
         cmd.arg("run").arg("--layer").arg(&layer);
         match &self.function {
             Function::Python { dir, handler } => {
-                cmd.arg("--function").arg(dir).args(["--runtime", "python", "--handler", handler]);
+                cmd.arg("--function")
+                    .arg(dir)
+                    .args(["--runtime", "python", "--handler", handler]);
                 cmd.arg("--python").arg(python());
             }
             Function::Bootstrap(binary) => {
                 let code = root.join("function");
                 place(binary, &code.join("bootstrap"));
-                cmd.arg("--function").arg(&code).args(["--runtime", "provided"]);
+                cmd.arg("--function")
+                    .arg(&code)
+                    .args(["--runtime", "provided"]);
             }
         }
-        cmd.arg("--events").arg(&events).arg("--report").arg(&report);
+        cmd.arg("--events")
+            .arg(&events)
+            .arg("--report")
+            .arg(&report);
         cmd.arg("--share").arg(self.shared());
         cmd.args(&self.args);
         let output = cmd.output().expect("running warden-sandbox");

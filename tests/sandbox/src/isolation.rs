@@ -22,7 +22,11 @@ const TMP_SIZE: &str = "size=512m,mode=1777";
 pub fn available() -> bool {
     // SAFETY: geteuid has no side effects.
     let root = unsafe { libc::geteuid() } == 0;
-    root && Command::new("unshare").arg("--version").stdout(Stdio::null()).status().is_ok()
+    root && Command::new("unshare")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok()
 }
 
 /// The two ends of the host link.
@@ -52,13 +56,23 @@ pub fn launch(cfg: &RunConfig) -> Result<i32> {
     let (read_fd, write_fd) = sync_pipe()?;
     let mut link = None;
     let mut cmd = Command::new("unshare");
-    cmd.args(["--pid", "--net", "--mount", "--fork", "--kill-child", "--mount-proc", "--"])
-        .arg(&exe)
-        .arg("__engine")
-        .env(CONFIG_VAR, serde_json::to_string(cfg)?)
-        .env(SYNC_VAR, read_fd.to_string());
+    cmd.args([
+        "--pid",
+        "--net",
+        "--mount",
+        "--fork",
+        "--kill-child",
+        "--mount-proc",
+        "--",
+    ])
+    .arg(&exe)
+    .arg("__engine")
+    .env(CONFIG_VAR, serde_json::to_string(cfg)?)
+    .env(SYNC_VAR, read_fd.to_string());
     if cfg.host_link {
-        let chosen = (0..20).map(HostLink::pick).find(|l| !Path::new("/sys/class/net").join(&l.host_if).exists());
+        let chosen = (0..20)
+            .map(HostLink::pick)
+            .find(|l| !Path::new("/sys/class/net").join(&l.host_if).exists());
         let chosen = chosen.context("no free host-link interface name")?;
         cmd.env(HOST_IP_VAR, &chosen.host_ip);
         link = Some(chosen);
@@ -88,7 +102,10 @@ pub fn launch(cfg: &RunConfig) -> Result<i32> {
     let status = child.wait().context("waiting for the sandbox")?;
     drop(forwarders);
     if let Some(link) = &link {
-        let _ = Command::new("ip").args(["link", "del", &link.host_if]).stderr(Stdio::null()).status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &link.host_if])
+            .stderr(Stdio::null())
+            .status();
     }
     Ok(status.code().unwrap_or(1))
 }
@@ -121,9 +138,16 @@ fn wait_for_new_netns(pid: u32) -> Result<()> {
 }
 
 fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip").args(args).output().context("running ip (iproute2)")?;
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("running ip (iproute2)")?;
     if !out.status.success() {
-        bail!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -131,28 +155,61 @@ fn ip(args: &[&str]) -> Result<()> {
 fn connect_host_link(pid: u32, link: &HostLink) -> Result<()> {
     let ns = format!("/proc/{pid}/ns/net");
     let pid = pid.to_string();
-    ip(&["link", "add", &link.host_if, "type", "veth", "peer", "name", "eth0", "netns", &pid])?;
-    ip(&["addr", "add", &format!("{}/30", link.host_ip), "dev", &link.host_if])?;
+    ip(&[
+        "link",
+        "add",
+        &link.host_if,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        &pid,
+    ])?;
+    ip(&[
+        "addr",
+        "add",
+        &format!("{}/30", link.host_ip),
+        "dev",
+        &link.host_if,
+    ])?;
     ip(&["link", "set", &link.host_if, "up"])?;
     let inside = |args: &[&str]| -> Result<()> {
         let net = format!("--net={ns}");
         let mut full = vec![net.as_str(), "ip"];
         full.extend_from_slice(args);
-        let out = Command::new("nsenter").args(&full).output().context("running nsenter")?;
+        let out = Command::new("nsenter")
+            .args(&full)
+            .output()
+            .context("running nsenter")?;
         if !out.status.success() {
-            bail!("ip {} (in sandbox): {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "ip {} (in sandbox): {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         Ok(())
     };
     // Only the /30 is routed: the sandbox can reach the host's address and nothing beyond.
-    inside(&["addr", "add", &format!("{}/30", link.sandbox_ip), "dev", "eth0"])?;
+    inside(&[
+        "addr",
+        "add",
+        &format!("{}/30", link.sandbox_ip),
+        "dev",
+        "eth0",
+    ])?;
     inside(&["link", "set", "eth0", "up"])?;
     Ok(())
 }
 
 /// Engine side, before anything starts: reads the one byte that says the host side is ready.
 pub fn wait_for_go() {
-    let Some(fd) = std::env::var(SYNC_VAR).ok().and_then(|v| v.parse::<RawFd>().ok()) else {
+    let Some(fd) = std::env::var(SYNC_VAR)
+        .ok()
+        .and_then(|v| v.parse::<RawFd>().ok())
+    else {
         return;
     };
     let mut byte = [0u8; 1];
@@ -169,28 +226,56 @@ pub fn setup_mounts(cfg: &RunConfig, host_ip: Option<&str>) -> Result<PathBuf> {
     mount(None, Path::new(STAGING), Some("tmpfs"), 0, Some("size=1m"))?;
     let host_tmp = Path::new(STAGING).join("host-tmp");
     std::fs::create_dir_all(&host_tmp)?;
-    mount(Some(Path::new("/tmp")), &host_tmp, None, libc::MS_BIND | libc::MS_REC, None)?;
+    mount(
+        Some(Path::new("/tmp")),
+        &host_tmp,
+        None,
+        libc::MS_BIND | libc::MS_REC,
+        None,
+    )?;
 
     bind_read_only(&cfg.function, Path::new("/var/task"))?;
     match cfg.layers.as_slice() {
         [] => {
             std::fs::create_dir_all("/opt")?;
-            mount(None, Path::new("/opt"), Some("tmpfs"), libc::MS_RDONLY, Some("size=1m"))?;
+            mount(
+                None,
+                Path::new("/opt"),
+                Some("tmpfs"),
+                libc::MS_RDONLY,
+                Some("size=1m"),
+            )?;
         }
         [one] => bind_read_only(one, Path::new("/opt"))?,
         many => {
             // Later layers win, as Lambda extracts them in order into /opt.
-            let lower: Vec<String> = many.iter().rev().map(|p| p.to_string_lossy().into_owned()).collect();
+            let lower: Vec<String> = many
+                .iter()
+                .rev()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect();
             std::fs::create_dir_all("/opt")?;
             let data = format!("lowerdir={}", lower.join(":"));
-            mount(Some(Path::new("overlay")), Path::new("/opt"), Some("overlay"), libc::MS_RDONLY, Some(&data))?;
+            mount(
+                Some(Path::new("overlay")),
+                Path::new("/opt"),
+                Some("overlay"),
+                libc::MS_RDONLY,
+                Some(&data),
+            )?;
         }
     }
     mount(None, Path::new("/tmp"), Some("tmpfs"), 0, Some(TMP_SIZE))?;
     for share in &cfg.shares {
         if let Ok(rel) = share.strip_prefix("/tmp") {
             std::fs::create_dir_all(share)?;
-            mount(Some(&host_tmp.join(rel)), share, None, libc::MS_BIND | libc::MS_REC, None)?;
+            mount(
+                Some(&host_tmp.join(rel)),
+                share,
+                None,
+                libc::MS_BIND | libc::MS_REC,
+                None,
+            )?;
         }
     }
     let hosts = Path::new(STAGING).join("hosts");
@@ -199,7 +284,13 @@ pub fn setup_mounts(cfg: &RunConfig, host_ip: Option<&str>) -> Result<PathBuf> {
         text.push_str(&format!("{ip} host.sandbox\n"));
     }
     std::fs::write(&hosts, text)?;
-    mount(Some(&hosts), Path::new("/etc/hosts"), None, libc::MS_BIND, None)?;
+    mount(
+        Some(&hosts),
+        Path::new("/etc/hosts"),
+        None,
+        libc::MS_BIND,
+        None,
+    )?;
     Ok(match cfg.python.strip_prefix("/tmp") {
         Ok(rel) => host_tmp.join(rel),
         Err(_) => cfg.python.clone(),
@@ -208,13 +299,33 @@ pub fn setup_mounts(cfg: &RunConfig, host_ip: Option<&str>) -> Result<PathBuf> {
 
 fn bind_read_only(source: &Path, target: &Path) -> Result<()> {
     std::fs::create_dir_all(target).with_context(|| format!("creating {}", target.display()))?;
-    mount(Some(source), target, None, libc::MS_BIND | libc::MS_REC, None)?;
-    mount(None, target, None, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY, None)
+    mount(
+        Some(source),
+        target,
+        None,
+        libc::MS_BIND | libc::MS_REC,
+        None,
+    )?;
+    mount(
+        None,
+        target,
+        None,
+        libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY,
+        None,
+    )
 }
 
-fn mount(source: Option<&Path>, target: &Path, fstype: Option<&str>, flags: libc::c_ulong, data: Option<&str>) -> Result<()> {
+fn mount(
+    source: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> Result<()> {
     let c = |s: &str| CString::new(s).context("path with a NUL byte");
-    let source = c(&source.map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| "none".into()))?;
+    let source = c(&source
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "none".into()))?;
     let target_c = c(&target.to_string_lossy())?;
     let fstype = fstype.map(c).transpose()?;
     let data = data.map(c).transpose()?;
@@ -225,11 +336,16 @@ fn mount(source: Option<&Path>, target: &Path, fstype: Option<&str>, flags: libc
             target_c.as_ptr(),
             fstype.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
             flags,
-            data.as_ref().map_or(std::ptr::null(), |s| s.as_ptr().cast()),
+            data.as_ref()
+                .map_or(std::ptr::null(), |s| s.as_ptr().cast()),
         )
     };
     if rc != 0 {
-        bail!("mount {}: {}", target.display(), std::io::Error::last_os_error());
+        bail!(
+            "mount {}: {}",
+            target.display(),
+            std::io::Error::last_os_error()
+        );
     }
     Ok(())
 }

@@ -46,11 +46,17 @@ fn run(args: &[String]) -> Result<i32> {
         eprintln!("[sandbox] running without isolation (needs root and unshare): processes, /proc, /tmp and the network are shared with the host");
     }
     if cfg.host_link {
-        eprintln!("[sandbox] --host-link needs isolation; host services are reached on 127.0.0.1 instead");
+        eprintln!(
+            "[sandbox] --host-link needs isolation; host services are reached on 127.0.0.1 instead"
+        );
     }
     let files = runner::Files::open(&cfg)?;
     let layout = Layout {
-        opt: cfg.layers.last().cloned().unwrap_or_else(|| PathBuf::from("/opt")),
+        opt: cfg
+            .layers
+            .last()
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from("/opt")),
         task_root: cfg.function.clone(),
         python: cfg.python.clone(),
         api_addr: "127.0.0.1:0".into(),

@@ -2,10 +2,12 @@
 //! memory accounting.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -58,8 +60,45 @@ pub fn start_reaper() -> mpsc::UnboundedReceiver<(u32, ExitStatus)> {
     rx
 }
 
-/// Starts a process with piped output; returns its pid.
-pub fn spawn(spec: Spec<'_>, cgroup: Option<&Cgroup>) -> Result<u32, SpawnError> {
+/// A started process: its pid and a handle on its output pumps.
+pub struct Started {
+    pub pid: u32,
+    pub output: Output,
+}
+
+/// Tells whether everything a process wrote so far has been read and handed to the sinks.
+#[derive(Clone, Default)]
+pub struct Output {
+    fds: Vec<RawFd>,
+    busy: Arc<AtomicUsize>,
+}
+
+impl Output {
+    /// Waits (bounded) until the pipes hold no unread bytes and no line is being handled, so
+    /// that a process's log lines are published before what the engine reports next.
+    pub fn drain(&self, within: Duration) {
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            let unread = self.fds.iter().any(|&fd| unread_bytes(fd) > 0);
+            if !unread && self.busy.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+fn unread_bytes(fd: RawFd) -> libc::c_int {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int; a closed fd just fails.
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) } != 0 {
+        return 0;
+    }
+    n
+}
+
+/// Starts a process with piped output.
+pub fn spawn(spec: Spec<'_>, cgroup: Option<&Cgroup>) -> Result<Started, SpawnError> {
     let mut cmd = Command::new(spec.program);
     cmd.args(spec.args)
         .env_clear()
@@ -82,31 +121,48 @@ pub fn spawn(spec: Spec<'_>, cgroup: Option<&Cgroup>) -> Result<u32, SpawnError>
         program: spec.program.to_path_buf(),
         source,
     })?;
+    let mut output = Output::default();
     if let Some(out) = child.stdout.take() {
-        pump(out, spec.on_stdout);
+        output.fds.push(out.as_raw_fd());
+        pump(out, spec.on_stdout, output.busy.clone());
     }
     if let Some(err) = child.stderr.take() {
-        pump(err, spec.on_stderr);
+        output.fds.push(err.as_raw_fd());
+        pump(err, spec.on_stderr, output.busy.clone());
     }
     // The reaper owns waiting; dropping `Child` neither waits nor kills.
-    Ok(child.id())
+    Ok(Started {
+        pid: child.id(),
+        output,
+    })
 }
 
-fn pump(stream: impl Read + Send + 'static, sink: LineSink) {
-    let _ = std::thread::Builder::new().name("output".into()).spawn(move || {
-        let mut reader = BufReader::new(stream);
-        let mut line = Vec::with_capacity(256);
-        loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&line);
-                    sink(text.trim_end_matches(['\n', '\r']));
+fn pump(mut stream: impl Read + Send + 'static, sink: LineSink, busy: Arc<AtomicUsize>) {
+    let _ = std::thread::Builder::new()
+        .name("output".into())
+        .spawn(move || {
+            let mut chunk = vec![0u8; 64 * 1024];
+            let mut pending: Vec<u8> = Vec::new();
+            loop {
+                let n = match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                busy.fetch_add(1, Ordering::SeqCst);
+                pending.extend_from_slice(&chunk[..n]);
+                let mut start = 0;
+                while let Some(pos) = pending[start..].iter().position(|&b| b == b'\n') {
+                    let line = String::from_utf8_lossy(&pending[start..start + pos]);
+                    sink(line.trim_end_matches('\r'));
+                    start += pos + 1;
                 }
+                pending.drain(..start);
+                busy.fetch_sub(1, Ordering::SeqCst);
             }
-        }
-    });
+            if !pending.is_empty() {
+                sink(String::from_utf8_lossy(&pending).trim_end_matches('\r'));
+            }
+        });
 }
 
 /// Writes whole lines to our stdout or stderr without interleaving them.
@@ -132,7 +188,11 @@ pub fn descendants() -> Vec<u32> {
         return Vec::new();
     };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         if let Some(ppid) = parent_of(pid) {
@@ -167,7 +227,10 @@ fn parent_of(pid: u32) -> Option<u32> {
 fn signal_all(signal: libc::c_int) -> usize {
     let mut done: HashSet<u32> = HashSet::new();
     for _ in 0..5 {
-        let fresh: Vec<u32> = descendants().into_iter().filter(|p| !done.contains(p)).collect();
+        let fresh: Vec<u32> = descendants()
+            .into_iter()
+            .filter(|p| !done.contains(p))
+            .collect();
         if fresh.is_empty() {
             break;
         }
@@ -250,7 +313,8 @@ impl Cgroup {
             let _ = std::fs::remove_dir(&dir);
             return None;
         }
-        let procs = std::ffi::CString::new(dir.join("cgroup.procs").to_string_lossy().as_bytes()).ok()?;
+        let procs =
+            std::ffi::CString::new(dir.join("cgroup.procs").to_string_lossy().as_bytes()).ok()?;
         // SAFETY: plain open(2) of a path we own; the fd lives as long as the Cgroup.
         let procs_fd = unsafe { libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
         if procs_fd < 0 {

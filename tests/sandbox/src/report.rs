@@ -34,7 +34,12 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    pub fn new(request_id: String, cold: bool, init_ms: Option<f64>, ready: Vec<(String, f64)>) -> Invocation {
+    pub fn new(
+        request_id: String,
+        cold: bool,
+        init_ms: Option<f64>,
+        ready: Vec<(String, f64)>,
+    ) -> Invocation {
         Invocation {
             kind: "invocation",
             index: 0,
@@ -56,7 +61,12 @@ impl Invocation {
     }
 
     /// An invocation that never reached the function because init failed.
-    pub fn init_failed(error_type: String, message: String, latency_ms: f64, ready: Vec<(String, f64)>) -> Invocation {
+    pub fn init_failed(
+        error_type: String,
+        message: String,
+        latency_ms: f64,
+        ready: Vec<(String, f64)>,
+    ) -> Invocation {
         let mut inv = Invocation::new(String::new(), true, None, ready);
         inv.latency_ms = latency_ms;
         inv.fail("crash", &error_type, &message);
@@ -85,7 +95,11 @@ impl Invocation {
     }
 
     pub fn error_type(&self) -> Option<String> {
-        self.error.as_ref()?.get("errorType")?.as_str().map(str::to_string)
+        self.error
+            .as_ref()?
+            .get("errorType")?
+            .as_str()
+            .map(str::to_string)
     }
 }
 
@@ -102,7 +116,11 @@ impl Summary {
 
     pub fn to_json(&self, isolated: bool) -> Value {
         let count = |s: &str| self.lines.iter().filter(|i| i.status == s).count();
-        let warm: Vec<&Invocation> = self.lines.iter().filter(|i| !i.cold && !i.request_id.is_empty()).collect();
+        let warm: Vec<&Invocation> = self
+            .lines
+            .iter()
+            .filter(|i| !i.cold && !i.request_id.is_empty())
+            .collect();
         json!({
             "type": "summary",
             "invocations": self.lines.len(),
@@ -127,12 +145,20 @@ pub fn median(mut values: Vec<f64>) -> Option<f64> {
     }
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
-    Some(if values.len() % 2 == 0 { (values[mid - 1] + values[mid]) / 2.0 } else { values[mid] })
+    Some(if values.len() % 2 == 0 {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    })
 }
 
 /// One human-readable line per invocation, for the sandbox's stderr.
 pub fn describe(inv: &Invocation) -> String {
-    let id = if inv.request_id.is_empty() { "-".to_string() } else { inv.request_id[..8.min(inv.request_id.len())].to_string() };
+    let id = if inv.request_id.is_empty() {
+        "-".to_string()
+    } else {
+        inv.request_id[..8.min(inv.request_id.len())].to_string()
+    };
     let mut line = format!(
         "[sandbox] #{:<4} {id} {:<7} latency {:>8.2} ms  billed {:>5} ms  post-runtime {:>6.3} ms  max mem {:>4} MB",
         inv.index, inv.status, inv.latency_ms, inv.billed_ms, inv.post_runtime_ms, inv.max_memory_mb

@@ -30,7 +30,9 @@ impl Files {
             None => Box::new(tokio::io::stdin()),
         };
         let report = match &cfg.report {
-            Some(path) => Some(File::create(path).with_context(|| format!("creating {}", path.display()))?),
+            Some(path) => {
+                Some(File::create(path).with_context(|| format!("creating {}", path.display()))?)
+            }
             None => None,
         };
         Ok(Files { events, report })
@@ -38,7 +40,12 @@ impl Files {
 }
 
 /// Runs every event, then SHUTDOWN; returns the summary.
-pub async fn run(cfg: RunConfig, layout: Layout, files: Files, isolated: bool) -> Result<serde_json::Value> {
+pub async fn run(
+    cfg: RunConfig,
+    layout: Layout,
+    files: Files,
+    isolated: bool,
+) -> Result<serde_json::Value> {
     let exits = crate::procs::start_reaper();
     let listener = tokio::net::TcpListener::bind(&layout.api_addr)
         .await

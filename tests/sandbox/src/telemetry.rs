@@ -93,7 +93,12 @@ pub enum SubscribeError {
     Uri(String),
 }
 
-fn in_range(name: &'static str, value: Option<u64>, range: (u64, u64), default: u64) -> Result<u64, SubscribeError> {
+fn in_range(
+    name: &'static str,
+    value: Option<u64>,
+    range: (u64, u64),
+    default: u64,
+) -> Result<u64, SubscribeError> {
     let value = value.unwrap_or(default);
     if value < range.0 || value > range.1 {
         return Err(SubscribeError::Range {
@@ -123,9 +128,16 @@ impl SubscribeRequest {
         }
         let b = self.buffering.as_ref();
         let buffering = Buffering {
-            max_items: in_range("maxItems", b.and_then(|b| b.max_items), MAX_ITEMS, 10_000)? as usize,
-            max_bytes: in_range("maxBytes", b.and_then(|b| b.max_bytes), MAX_BYTES, 262_144)? as usize,
-            timeout: Duration::from_millis(in_range("timeoutMs", b.and_then(|b| b.timeout_ms), TIMEOUT_MS, 1_000)?),
+            max_items: in_range("maxItems", b.and_then(|b| b.max_items), MAX_ITEMS, 10_000)?
+                as usize,
+            max_bytes: in_range("maxBytes", b.and_then(|b| b.max_bytes), MAX_BYTES, 262_144)?
+                as usize,
+            timeout: Duration::from_millis(in_range(
+                "timeoutMs",
+                b.and_then(|b| b.timeout_ms),
+                TIMEOUT_MS,
+                1_000,
+            )?),
         };
         if !self.destination.protocol.eq_ignore_ascii_case("HTTP") {
             return Err(SubscribeError::Protocol(self.destination.protocol.clone()));
@@ -263,7 +275,11 @@ impl Telemetry {
 
     /// Adds a subscription and starts its delivery task. Replaces an earlier one of the same
     /// extension.
-    pub fn subscribe(self: &Arc<Self>, extension: &str, req: &SubscribeRequest) -> Result<Vec<String>, SubscribeError> {
+    pub fn subscribe(
+        self: &Arc<Self>,
+        extension: &str,
+        req: &SubscribeRequest,
+    ) -> Result<Vec<String>, SubscribeError> {
         let (kinds, buffering, target) = req.validate()?;
         let sub = Arc::new(Subscriber {
             extension: extension.to_string(),
@@ -288,7 +304,11 @@ impl Telemetry {
             subs.retain(|s| s.extension != extension);
             subs.push(sub.clone());
         }
-        tokio::spawn(deliver(sub, self.frozen.clone(), self.flush_now.subscribe()));
+        tokio::spawn(deliver(
+            sub,
+            self.frozen.clone(),
+            self.flush_now.subscribe(),
+        ));
         Ok(req.types.clone())
     }
 
@@ -308,7 +328,11 @@ impl Telemetry {
 }
 
 /// One subscriber's delivery loop: batch by maxItems/maxBytes/timeoutMs, POST, retry.
-async fn deliver(sub: Arc<Subscriber>, mut frozen: watch::Receiver<bool>, mut flush: watch::Receiver<u64>) {
+async fn deliver(
+    sub: Arc<Subscriber>,
+    mut frozen: watch::Receiver<bool>,
+    mut flush: watch::Receiver<u64>,
+) {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .build_http();
@@ -402,7 +426,8 @@ fn take_batch(sub: &Subscriber) -> (Vec<Item>, usize) {
     let mut bytes = 0;
     while let Some(item) = q.items.front() {
         if !batch.is_empty()
-            && (batch.len() >= sub.buffering.max_items || bytes + item.body.len() > sub.buffering.max_bytes)
+            && (batch.len() >= sub.buffering.max_items
+                || bytes + item.body.len() > sub.buffering.max_bytes)
         {
             break;
         }
@@ -451,27 +476,60 @@ mod tests {
 
     #[test]
     fn buffering_ranges_are_enforced() {
-        let ok = request(r#"{"schemaVersion":"2022-12-13","types":["platform"],"buffering":{"maxItems":1000,"maxBytes":262144,"timeoutMs":25},"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#);
+        let ok = request(
+            r#"{"schemaVersion":"2022-12-13","types":["platform"],"buffering":{"maxItems":1000,"maxBytes":262144,"timeoutMs":25},"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#,
+        );
         assert!(ok.validate().is_ok());
-        let low = request(r#"{"schemaVersion":"2022-12-13","types":["platform"],"buffering":{"timeoutMs":24},"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#);
-        assert!(matches!(low.validate(), Err(SubscribeError::Range { name: "timeoutMs", .. })));
-        let items = request(r#"{"schemaVersion":"2022-12-13","types":["platform"],"buffering":{"maxItems":10001},"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#);
-        assert!(matches!(items.validate(), Err(SubscribeError::Range { name: "maxItems", .. })));
-        let bytes = request(r#"{"schemaVersion":"2022-12-13","types":["platform"],"buffering":{"maxBytes":1000},"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#);
-        assert!(matches!(bytes.validate(), Err(SubscribeError::Range { name: "maxBytes", .. })));
+        let low = request(
+            r#"{"schemaVersion":"2022-12-13","types":["platform"],"buffering":{"timeoutMs":24},"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#,
+        );
+        assert!(matches!(
+            low.validate(),
+            Err(SubscribeError::Range {
+                name: "timeoutMs",
+                ..
+            })
+        ));
+        let items = request(
+            r#"{"schemaVersion":"2022-12-13","types":["platform"],"buffering":{"maxItems":10001},"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#,
+        );
+        assert!(matches!(
+            items.validate(),
+            Err(SubscribeError::Range {
+                name: "maxItems",
+                ..
+            })
+        ));
+        let bytes = request(
+            r#"{"schemaVersion":"2022-12-13","types":["platform"],"buffering":{"maxBytes":1000},"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#,
+        );
+        assert!(matches!(
+            bytes.validate(),
+            Err(SubscribeError::Range {
+                name: "maxBytes",
+                ..
+            })
+        ));
     }
 
     #[test]
     fn unknown_schema_and_type_are_refused() {
-        let schema = request(r#"{"schemaVersion":"2021-01-01","types":["platform"],"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#);
+        let schema = request(
+            r#"{"schemaVersion":"2021-01-01","types":["platform"],"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#,
+        );
         assert!(matches!(schema.validate(), Err(SubscribeError::Schema(_))));
-        let kind = request(r#"{"schemaVersion":"2025-01-29","types":["metrics"],"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#);
+        let kind = request(
+            r#"{"schemaVersion":"2025-01-29","types":["metrics"],"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#,
+        );
         assert!(matches!(kind.validate(), Err(SubscribeError::Type(_))));
     }
 
     #[test]
     fn sandbox_localdomain_resolves_to_loopback() {
-        assert_eq!(delivery_target("http://sandbox.localdomain:4243/t").as_deref(), Some("http://127.0.0.1:4243/t"));
+        assert_eq!(
+            delivery_target("http://sandbox.localdomain:4243/t").as_deref(),
+            Some("http://127.0.0.1:4243/t")
+        );
         assert_eq!(delivery_target("http://example.com:80"), None);
     }
 }

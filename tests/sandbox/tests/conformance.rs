@@ -21,9 +21,11 @@ fn position(records: &[Value], t: &str, request_id: &str) -> usize {
 
 #[test]
 fn cold_start_then_warm_invokes_with_documented_telemetry() {
-    let run = Sandbox::python_probe()
-        .reference_extension("ref")
-        .run(&[json!({"log_lines": 2}), json!({"error_lines": 1}), json!({})]);
+    let run = Sandbox::python_probe().reference_extension("ref").run(&[
+        json!({"log_lines": 2}),
+        json!({"error_lines": 1}),
+        json!({}),
+    ]);
     run.assert_ok();
     assert_eq!(run.statuses(), ["success", "success", "success"]);
     let inv = &run.invocations;
@@ -35,16 +37,36 @@ fn cold_start_then_warm_invokes_with_documented_telemetry() {
     assert_eq!(inv[0]["response"]["pid"], inv[2]["response"]["pid"]);
 
     let t = run.telemetry("ref");
-    for kind in ["platform.initStart", "platform.initRuntimeDone", "platform.initReport", "platform.telemetrySubscription", "platform.extension"] {
+    for kind in [
+        "platform.initStart",
+        "platform.initRuntimeDone",
+        "platform.initReport",
+        "platform.telemetrySubscription",
+        "platform.extension",
+    ] {
         assert_eq!(of_type(&t, kind).len(), 1, "{kind} once in {t:#?}");
     }
     let init_start = &of_type(&t, "platform.initStart")[0]["record"];
     assert_eq!(init_start["initializationType"], "on-demand");
     assert_eq!(init_start["phase"], "init");
-    assert_eq!(of_type(&t, "platform.initReport")[0]["record"]["status"], "success");
-    assert!(of_type(&t, "platform.initReport")[0]["record"]["metrics"]["durationMs"].as_f64().unwrap() > 0.0);
-    assert_eq!(of_type(&t, "platform.extension")[0]["record"]["name"], "ref");
-    assert_eq!(of_type(&t, "platform.telemetrySubscription")[0]["record"]["state"], "Subscribed");
+    assert_eq!(
+        of_type(&t, "platform.initReport")[0]["record"]["status"],
+        "success"
+    );
+    assert!(
+        of_type(&t, "platform.initReport")[0]["record"]["metrics"]["durationMs"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert_eq!(
+        of_type(&t, "platform.extension")[0]["record"]["name"],
+        "ref"
+    );
+    assert_eq!(
+        of_type(&t, "platform.telemetrySubscription")[0]["record"]["state"],
+        "Subscribed"
+    );
 
     for (i, invocation) in inv.iter().enumerate() {
         let id = invocation["request_id"].as_str().unwrap();
@@ -60,14 +82,27 @@ fn cold_start_then_warm_invokes_with_documented_telemetry() {
         assert_eq!(metrics["memorySizeMB"], 128);
         assert!(metrics["maxMemoryUsedMB"].as_u64().unwrap() > 0);
         assert!(metrics["billedDurationMs"].as_u64().unwrap() >= 1);
-        assert_eq!(metrics.get("initDurationMs").is_some(), i == 0, "initDurationMs only on the cold start");
+        assert_eq!(
+            metrics.get("initDurationMs").is_some(),
+            i == 0,
+            "initDurationMs only on the cold start"
+        );
     }
-    let logs: Vec<&str> = of_type(&t, "function").iter().filter_map(|r| r["record"].as_str()).collect();
-    assert!(logs.iter().any(|l| l.starts_with("ERROR")), "function logs: {logs:?}");
+    let logs: Vec<&str> = of_type(&t, "function")
+        .iter()
+        .filter_map(|r| r["record"].as_str())
+        .collect();
+    assert!(
+        logs.iter().any(|l| l.starts_with("ERROR")),
+        "function logs: {logs:?}"
+    );
     // Function output also reaches the sandbox's own streams, as it would reach CloudWatch Logs.
     assert!(run.stderr.contains("ERROR"));
     let events = run.events("ref");
-    assert_eq!(events.iter().filter(|e| e["eventType"] == "INVOKE").count(), 3);
+    assert_eq!(
+        events.iter().filter(|e| e["eventType"] == "INVOKE").count(),
+        3
+    );
     let last = events.last().unwrap();
     assert_eq!(last["eventType"], "SHUTDOWN");
     assert_eq!(last["shutdownReason"], "spindown");
@@ -75,18 +110,26 @@ fn cold_start_then_warm_invokes_with_documented_telemetry() {
 
 #[test]
 fn rust_function_on_lambda_runtime_runs_warm() {
-    let run = Sandbox::rust_probe()
-        .reference_extension("ref")
-        .run(&[json!({"env": ["AWS_LAMBDA_FUNCTION_NAME", "LAMBDA_TASK_ROOT"]}), json!({"fail": "nope"}), json!({})]);
+    let run = Sandbox::rust_probe().reference_extension("ref").run(&[
+        json!({"env": ["AWS_LAMBDA_FUNCTION_NAME", "LAMBDA_TASK_ROOT"]}),
+        json!({"fail": "nope"}),
+        json!({}),
+    ]);
     run.assert_ok();
     assert_eq!(run.statuses(), ["success", "error", "success"]);
     let env = &run.invocations[0]["response"]["env"];
     assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "function");
     assert_eq!(run.invocations[1]["error"]["errorType"], "ProbeError");
-    assert_eq!(run.invocations[0]["response"]["pid"], run.invocations[2]["response"]["pid"]);
+    assert_eq!(
+        run.invocations[0]["response"]["pid"],
+        run.invocations[2]["response"]["pid"]
+    );
     let t = run.telemetry("ref");
     let id = run.invocations[1]["request_id"].as_str().unwrap();
-    assert_eq!(t[position(&t, "platform.runtimeDone", id)]["record"]["status"], "error");
+    assert_eq!(
+        t[position(&t, "platform.runtimeDone", id)]["record"]["status"],
+        "error"
+    );
 }
 
 #[test]
@@ -101,9 +144,15 @@ fn processes_make_no_progress_while_frozen() {
     let after = run.invocations[2]["response"]["bg_count"].as_u64().unwrap();
     // The thread ticks every 10 ms: it runs during the 300 ms invoke, while each 1 s frozen
     // pause would add about 100 ticks if the sandbox did not freeze it.
-    assert!(before >= 5, "the background thread ran during the invoke: {before}");
+    assert!(
+        before >= 5,
+        "the background thread ran during the invoke: {before}"
+    );
     assert!(before < 80, "frozen during the first pause: {before}");
-    assert!(after - before < 30, "frozen during the second pause: {before} -> {after}");
+    assert!(
+        after - before < 30,
+        "frozen during the second pause: {before} -> {after}"
+    );
 }
 
 #[test]
@@ -116,25 +165,46 @@ fn timeout_resets_the_environment_and_reinitialises() {
     run.assert_ok();
     assert_eq!(run.statuses(), ["success", "timeout", "success"]);
     assert_eq!(run.invocations[1]["error"]["errorType"], "Sandbox.Timedout");
-    assert_eq!(run.invocations[2]["cold"], true, "fresh init after the timeout");
-    assert_ne!(run.invocations[0]["response"]["pid"], run.invocations[2]["response"]["pid"]);
+    assert_eq!(
+        run.invocations[2]["cold"], true,
+        "fresh init after the timeout"
+    );
+    assert_ne!(
+        run.invocations[0]["response"]["pid"],
+        run.invocations[2]["response"]["pid"]
+    );
     let events = run.events("ref");
-    assert!(events.iter().any(|e| e["eventType"] == "SHUTDOWN" && e["shutdownReason"] == "timeout"), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["eventType"] == "SHUTDOWN" && e["shutdownReason"] == "timeout"),
+        "{events:?}"
+    );
     let t = run.telemetry("ref");
     let id = run.invocations[1]["request_id"].as_str().unwrap();
-    assert_eq!(t[position(&t, "platform.runtimeDone", id)]["record"]["status"], "timeout");
+    assert_eq!(
+        t[position(&t, "platform.runtimeDone", id)]["record"]["status"],
+        "timeout"
+    );
     assert_eq!(of_type(&t, "platform.initStart").len(), 2);
 }
 
 #[test]
 fn runtime_crash_resets_the_environment() {
-    let run = Sandbox::rust_probe().reference_extension("ref").run(&[json!({"crash": true}), json!({})]);
+    let run = Sandbox::rust_probe()
+        .reference_extension("ref")
+        .run(&[json!({"crash": true}), json!({})]);
     run.assert_ok();
     assert_eq!(run.statuses(), ["crash", "success"]);
-    assert_eq!(run.invocations[0]["error"]["errorType"], "Runtime.ExitError");
+    assert_eq!(
+        run.invocations[0]["error"]["errorType"],
+        "Runtime.ExitError"
+    );
     assert_eq!(run.invocations[1]["cold"], true);
     let events = run.events("ref");
-    assert!(events.iter().any(|e| e["eventType"] == "SHUTDOWN" && e["shutdownReason"] == "failure"));
+    assert!(events
+        .iter()
+        .any(|e| e["eventType"] == "SHUTDOWN" && e["shutdownReason"] == "failure"));
 }
 
 #[test]
@@ -146,13 +216,24 @@ fn extension_exit_error_mid_invoke_is_an_extension_crash() {
     run.assert_ok();
     assert_eq!(run.statuses(), ["success", "crash", "success"]);
     assert_eq!(run.invocations[1]["error"]["errorType"], "Extension.Crash");
-    assert_eq!(run.invocations[2]["cold"], true, "re-init after the extension crash");
+    assert_eq!(
+        run.invocations[2]["cold"], true,
+        "re-init after the extension crash"
+    );
 }
 
 #[test]
 fn shutdown_deadline_is_enforced() {
-    let out = |s: &Sandbox| s.shared().join("scripted.jsonl").to_string_lossy().into_owned();
-    let sandbox = Sandbox::python_probe().extension("scripted", repo_root().join("tests/extensions/scripted/scripted_extension.py"));
+    let out = |s: &Sandbox| {
+        s.shared()
+            .join("scripted.jsonl")
+            .to_string_lossy()
+            .into_owned()
+    };
+    let sandbox = Sandbox::python_probe().extension(
+        "scripted",
+        repo_root().join("tests/extensions/scripted/scripted_extension.py"),
+    );
     let file = out(&sandbox);
     let run = sandbox
         .env("SCRIPTED_OUT", &file)
@@ -166,16 +247,32 @@ fn shutdown_deadline_is_enforced() {
         .expect("SHUTDOWN reached the extension");
     let deadline = shutdown["event"]["deadlineMs"].as_u64().unwrap();
     let received = shutdown["at_ms"].as_u64().unwrap();
-    assert!(deadline > received && deadline - received <= 2_000, "deadline {deadline} vs now {received}");
-    assert!(!lines.iter().any(|l| l["kind"] == "survived"), "the straggler was killed at the deadline");
+    assert!(
+        deadline > received && deadline - received <= 2_000,
+        "deadline {deadline} vs now {received}"
+    );
+    assert!(
+        !lines.iter().any(|l| l["kind"] == "survived"),
+        "the straggler was killed at the deadline"
+    );
 }
 
 #[test]
 fn telemetry_subscription_limits_are_validated() {
     let bad = |body: Value| -> Run {
-        let sandbox = Sandbox::python_probe().extension("scripted", repo_root().join("tests/extensions/scripted/scripted_extension.py"));
-        let file = sandbox.shared().join("scripted.jsonl").to_string_lossy().into_owned();
-        sandbox.env("SCRIPTED_OUT", &file).env("SCRIPTED_SUBSCRIBE", &body.to_string()).run(&[json!({})])
+        let sandbox = Sandbox::python_probe().extension(
+            "scripted",
+            repo_root().join("tests/extensions/scripted/scripted_extension.py"),
+        );
+        let file = sandbox
+            .shared()
+            .join("scripted.jsonl")
+            .to_string_lossy()
+            .into_owned();
+        sandbox
+            .env("SCRIPTED_OUT", &file)
+            .env("SCRIPTED_SUBSCRIBE", &body.to_string())
+            .run(&[json!({})])
     };
     let status = |run: &Run| {
         run.shared_lines("scripted.jsonl")
@@ -183,20 +280,36 @@ fn telemetry_subscription_limits_are_validated() {
             .find(|l| l["kind"] == "subscribe")
             .map(|l| l["status"].as_u64().unwrap())
     };
-    let low_timeout = bad(json!({"schemaVersion": "2022-12-13", "types": ["platform"], "buffering": {"timeoutMs": 10}}));
+    let low_timeout = bad(
+        json!({"schemaVersion": "2022-12-13", "types": ["platform"], "buffering": {"timeoutMs": 10}}),
+    );
     assert_eq!(status(&low_timeout), Some(400));
-    let big_items = bad(json!({"schemaVersion": "2025-01-29", "types": ["platform"], "buffering": {"maxItems": 20000}}));
+    let big_items = bad(
+        json!({"schemaVersion": "2025-01-29", "types": ["platform"], "buffering": {"maxItems": 20000}}),
+    );
     assert_eq!(status(&big_items), Some(400));
-    let ok = bad(json!({"schemaVersion": "2025-01-29", "types": ["platform"], "buffering": {"maxItems": 1000, "maxBytes": 262144, "timeoutMs": 25}}));
+    let ok = bad(
+        json!({"schemaVersion": "2025-01-29", "types": ["platform"], "buffering": {"maxItems": 1000, "maxBytes": 262144, "timeoutMs": 25}}),
+    );
     assert_eq!(status(&ok), Some(200));
     let lines = ok.shared_lines("scripted.jsonl");
-    assert!(lines.iter().any(|l| l["type"] == "platform.report"), "2025-01-29 subscriber got reports");
+    assert!(
+        lines.iter().any(|l| l["type"] == "platform.report"),
+        "2025-01-29 subscriber got reports"
+    );
 }
 
 #[test]
 fn lagging_subscriber_loses_logs_and_is_told() {
-    let sandbox = Sandbox::python_probe().extension("scripted", repo_root().join("tests/extensions/scripted/scripted_extension.py"));
-    let file = sandbox.shared().join("scripted.jsonl").to_string_lossy().into_owned();
+    let sandbox = Sandbox::python_probe().extension(
+        "scripted",
+        repo_root().join("tests/extensions/scripted/scripted_extension.py"),
+    );
+    let file = sandbox
+        .shared()
+        .join("scripted.jsonl")
+        .to_string_lossy()
+        .into_owned();
     let subscribe = json!({"schemaVersion": "2022-12-13", "types": ["platform", "function"], "buffering": {"maxItems": 1000, "maxBytes": 262144, "timeoutMs": 25}});
     // ~2 MB of log lines while every delivery fails: more than the subscriber's backlog holds.
     let run = sandbox
@@ -206,10 +319,17 @@ fn lagging_subscriber_loses_logs_and_is_told() {
         .arg("--quiet")
         .arg("--timeout-s")
         .arg("10")
-        .run(&[json!({"log_lines": 20000}), json!({"sleep_ms": 3000}), json!({})]);
+        .run(&[
+            json!({"log_lines": 20000}),
+            json!({"sleep_ms": 3000}),
+            json!({}),
+        ]);
     run.assert_ok();
     let lines = run.shared_lines("scripted.jsonl");
-    let dropped: Vec<&Value> = lines.iter().filter(|l| l["type"] == "platform.logsDropped").collect();
+    let dropped: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["type"] == "platform.logsDropped")
+        .collect();
     assert!(!dropped.is_empty(), "platform.logsDropped delivered");
     assert!(dropped[0]["record"]["droppedRecords"].as_u64().unwrap() > 0);
     assert!(dropped[0]["record"]["droppedBytes"].as_u64().unwrap() > 0);
@@ -234,7 +354,10 @@ fn namespaces_hide_the_host_and_count_only_sandbox_traffic() {
         .map(|p| p["pid"].as_u64().unwrap())
         .collect();
     assert!(pids.contains(&1), "PID 1 is the sandbox's init: {pids:?}");
-    assert!(!pids.contains(&u64::from(std::process::id())), "the test process is not visible inside");
+    assert!(
+        !pids.contains(&u64::from(std::process::id())),
+        "the test process is not visible inside"
+    );
     assert!(pids.len() <= 4, "only sandbox processes: {pids:?}");
     assert_eq!(run.invocations[1]["response"]["active_opens_delta"], 1);
 }
@@ -263,7 +386,10 @@ fn host_link_reaches_a_listener_on_the_host() {
     })]);
     run.assert_ok();
     let response = &run.invocations[0]["response"];
-    assert!(response["env"]["SANDBOX_HOST_IP"].as_str().unwrap().starts_with("10.213."));
+    assert!(response["env"]["SANDBOX_HOST_IP"]
+        .as_str()
+        .unwrap()
+        .starts_with("10.213."));
     assert_eq!(response["connect"]["connected"], 1, "{response}");
     assert_eq!(accepted.join().unwrap(), 50000);
 }
@@ -285,5 +411,8 @@ fn bad_input_gets_a_clear_error() {
     let run = Sandbox::python_probe().run_lines(&["{}".into(), "{not json".into(), "{}".into()]);
     run.assert_ok();
     assert_eq!(run.statuses(), ["success", "error", "success"]);
-    assert_eq!(run.invocations[1]["error"]["errorType"], "InvalidRequestContentException");
+    assert_eq!(
+        run.invocations[1]["error"]["errorType"],
+        "InvalidRequestContentException"
+    );
 }
