@@ -10,7 +10,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::features::{FeatureRecord, ObservationCounts, PlatformFigures, RecordKind, MAX_EVIDENCE, SCHEMA_VERSION};
+use crate::features::{
+    FeatureRecord, ObservationCounts, PlatformFigures, RecordKind, MAX_EVIDENCE, SCHEMA_VERSION,
+};
 use crate::health::{Counter, Health};
 use crate::sources::procfs::{CounterDelta, CounterSnapshot};
 use crate::sources::sampler::Observation;
@@ -82,7 +84,12 @@ pub struct Assembler {
 
 impl Assembler {
     /// An assembler whose init record starts from `snapshot` (taken when Warden started).
-    pub fn new(mut cfg: AssemblerConfig, health: Arc<Health>, snapshot: CounterSnapshot, unix_ms: u64) -> Assembler {
+    pub fn new(
+        mut cfg: AssemblerConfig,
+        health: Arc<Health>,
+        snapshot: CounterSnapshot,
+        unix_ms: u64,
+    ) -> Assembler {
         if !cfg.tmp_dir.ends_with('/') {
             cfg.tmp_dir.push('/');
         }
@@ -117,7 +124,13 @@ impl Assembler {
     }
 
     /// INVOKE: closes the previous invocation (or init) with `snapshot`, opens a new one.
-    pub fn invoke(&mut self, request_id: &str, snapshot: CounterSnapshot, unix_ms: u64, now: Duration) {
+    pub fn invoke(
+        &mut self,
+        request_id: &str,
+        snapshot: CounterSnapshot,
+        unix_ms: u64,
+        now: Duration,
+    ) {
         self.close_open(&snapshot, now, None);
         if self.baseline.is_none() {
             self.baseline = Some(snapshot.pids.clone());
@@ -147,7 +160,10 @@ impl Assembler {
 
     fn close_open(&mut self, snapshot: &CounterSnapshot, now: Duration, status: Option<Status>) {
         let target = match self.open.take() {
-            Some(id) => self.pending.iter_mut().find(|p| p.request_id.as_deref() == Some(id.as_str())),
+            Some(id) => self
+                .pending
+                .iter_mut()
+                .find(|p| p.request_id.as_deref() == Some(id.as_str())),
             None => self.init.as_mut().filter(|p| p.end.is_none()),
         };
         if let Some(p) = target {
@@ -190,7 +206,11 @@ impl Assembler {
     }
 
     fn entry(&mut self, request_id: &str, now: Duration) -> &mut Pending {
-        let index = match self.pending.iter().position(|p| p.request_id.as_deref() == Some(request_id)) {
+        let index = match self
+            .pending
+            .iter()
+            .position(|p| p.request_id.as_deref() == Some(request_id))
+        {
             Some(i) => i,
             None => {
                 self.pending.push(Pending {
@@ -276,7 +296,8 @@ impl Assembler {
                     Counter::TelemetryDropped,
                     format_args!("Lambda dropped {records} telemetry records (subscriber lagging)"),
                 );
-                self.health.add(Counter::TelemetryDropped, records.saturating_sub(1));
+                self.health
+                    .add(Counter::TelemetryDropped, records.saturating_sub(1));
             }
             event => self.phase_event(event),
         }
@@ -289,14 +310,24 @@ impl Assembler {
             return;
         };
         match event {
-            TelemetryEvent::PhaseStart { initialization_type, .. } => {
+            TelemetryEvent::PhaseStart {
+                initialization_type,
+                ..
+            } => {
                 init.initialization_type = initialization_type.or(init.initialization_type.take());
             }
-            TelemetryEvent::PhaseRuntimeDone { status, error_type, .. } => {
+            TelemetryEvent::PhaseRuntimeDone {
+                status, error_type, ..
+            } => {
                 init.status = Some(status);
                 init.error_type = error_type;
             }
-            TelemetryEvent::PhaseReport { phase, status, error_type, duration_ms } => {
+            TelemetryEvent::PhaseReport {
+                phase,
+                status,
+                error_type,
+                duration_ms,
+            } => {
                 if status != Status::Unknown {
                     init.status = Some(status);
                 }
@@ -316,7 +347,10 @@ impl Assembler {
             let oldest = self.pending.remove(0);
             self.health.note(
                 Counter::PendingDropped,
-                format_args!("more than {} invocations pending; emitting the oldest early", self.cfg.max_pending),
+                format_args!(
+                    "more than {} invocations pending; emitting the oldest early",
+                    self.cfg.max_pending
+                ),
             );
             self.emit(oldest, now);
         }
@@ -337,7 +371,9 @@ impl Assembler {
         }
         let mut i = 0;
         while i < self.pending.len() {
-            if due(&self.pending[i]) && self.open.as_deref() != self.pending[i].request_id.as_deref() {
+            if due(&self.pending[i])
+                && self.open.as_deref() != self.pending[i].request_id.as_deref()
+            {
                 let p = self.pending.remove(i);
                 self.emit(p, now);
             } else {
@@ -428,7 +464,10 @@ impl Assembler {
 
     fn foreign(&self, pids: &[u32]) -> u32 {
         match &self.baseline {
-            Some(base) => pids.iter().filter(|p| base.binary_search(p).is_err()).count() as u32,
+            Some(base) => pids
+                .iter()
+                .filter(|p| base.binary_search(p).is_err())
+                .count() as u32,
             None => 0,
         }
     }
@@ -441,7 +480,9 @@ fn current<'a>(
     init: &'a mut Option<Pending>,
 ) -> Option<&'a mut Pending> {
     match open {
-        Some(id) => pending.iter_mut().find(|p| p.request_id.as_deref() == Some(id.as_str())),
+        Some(id) => pending
+            .iter_mut()
+            .find(|p| p.request_id.as_deref() == Some(id.as_str())),
         None => init.as_mut(),
     }
 }

@@ -33,7 +33,10 @@ fn snap(n: u64) -> CounterSnapshot {
 
 fn assembler() -> (Assembler, Arc<Health>) {
     let health = Arc::new(Health::default());
-    (Assembler::new(config(), health.clone(), snap(0), 1_000), health)
+    (
+        Assembler::new(config(), health.clone(), snap(0), 1_000),
+        health,
+    )
 }
 
 fn runtime_done(id: &str, status: Status) -> TelemetryEvent {
@@ -95,7 +98,10 @@ fn init_record_from_init_report_and_first_snapshot() {
     assert_eq!(out.len(), 1);
     let init = &out[0];
     assert_eq!(init.kind, RecordKind::Init);
-    assert_eq!((init.seq, init.complete, init.status), (0, true, Status::Success));
+    assert_eq!(
+        (init.seq, init.complete, init.status),
+        (0, true, Status::Success)
+    );
     assert_eq!(init.initialization_type.as_deref(), Some("on-demand"));
     assert_eq!(init.platform.duration_ms, Some(120.0));
     assert_eq!(init.log.tracebacks, 1);
@@ -106,7 +112,12 @@ fn init_record_from_init_report_and_first_snapshot() {
 fn report_arriving_during_the_next_invocation_completes_the_record() {
     let (mut a, _) = assembler();
     a.invoke("r1", snap(1), 1_000, ms(0));
-    a.telemetry(TelemetryEvent::Start { request_id: "r1".into() }, ms(1));
+    a.telemetry(
+        TelemetryEvent::Start {
+            request_id: "r1".into(),
+        },
+        ms(1),
+    );
     a.telemetry(log("ERROR: card declined\nsecond line"), ms(1));
     a.observe(Observation::Endpoint {
         proto: crate::sources::procfs::Proto::Tcp,
@@ -118,16 +129,28 @@ fn report_arriving_during_the_next_invocation_completes_the_record() {
     assert!(a.poll(ms(6)).iter().all(|r| r.kind == RecordKind::Init));
     a.telemetry(runtime_done("r1", Status::Success), ms(7));
     a.telemetry(report("r1"), ms(7));
-    a.telemetry(TelemetryEvent::Start { request_id: "r2".into() }, ms(7));
+    a.telemetry(
+        TelemetryEvent::Start {
+            request_id: "r2".into(),
+        },
+        ms(7),
+    );
     a.telemetry(log("r2 says hi"), ms(7));
     let out = a.poll(ms(8));
-    let r1 = out.iter().find(|r| r.request_id.as_deref() == Some("r1")).unwrap();
+    let r1 = out
+        .iter()
+        .find(|r| r.request_id.as_deref() == Some("r1"))
+        .unwrap();
     assert!(r1.complete);
     assert_eq!((r1.seq, r1.cold), (1, true));
     assert_eq!(r1.counters.tcp_active_opens, 9);
     assert_eq!(r1.counters.net_tx_bytes, 3000);
     assert_eq!(r1.counters.cpu_user_ms, 300);
-    assert_eq!((r1.log.lines, r1.log.error_lines), (2, 1), "r2's log is not r1's");
+    assert_eq!(
+        (r1.log.lines, r1.log.error_lines),
+        (2, 1),
+        "r2's log is not r1's"
+    );
     assert_eq!(r1.observed.new_endpoints, 1);
     assert_eq!(r1.platform.post_runtime_ms, Some(0.5));
     assert_eq!(r1.platform.billed_duration_ms, Some(21));
@@ -174,13 +197,19 @@ fn timeout_status_from_runtime_done_or_shutdown_reason() {
     a.telemetry(runtime_done("r1", Status::Timeout), ms(3000));
     a.shutdown("TIMEOUT", snap(2), ms(3001));
     let out = a.flush(ms(3002));
-    assert_eq!(out.iter().find(|r| r.seq == 1).unwrap().status, Status::Timeout);
+    assert_eq!(
+        out.iter().find(|r| r.seq == 1).unwrap().status,
+        Status::Timeout
+    );
 
     let (mut b, _) = assembler();
     b.invoke("r1", snap(1), 1_000, ms(0));
     b.shutdown("timeout", snap(2), ms(3001));
     let out = b.flush(ms(3002));
-    assert_eq!(out.iter().find(|r| r.seq == 1).unwrap().status, Status::Timeout);
+    assert_eq!(
+        out.iter().find(|r| r.seq == 1).unwrap().status,
+        Status::Timeout
+    );
 }
 
 #[test]
@@ -194,7 +223,10 @@ fn crash_is_a_failure_with_its_error_type() {
     a.telemetry(crash, ms(5));
     a.shutdown("FAILURE", snap(2), ms(6));
     let r = a.flush(ms(7)).into_iter().find(|r| r.seq == 1).unwrap();
-    assert_eq!((r.status, r.error_type.as_deref()), (Status::Failure, Some("Runtime.ExitError")));
+    assert_eq!(
+        (r.status, r.error_type.as_deref()),
+        (Status::Failure, Some("Runtime.ExitError"))
+    );
 }
 
 #[test]
@@ -204,9 +236,16 @@ fn missing_report_is_emitted_after_the_wait() {
     a.invoke("r2", snap(2), 2_000, ms(100));
     assert!(a.poll(ms(1099)).iter().all(|r| r.seq != 1));
     let out = a.poll(ms(1100));
-    let r1 = out.iter().find(|r| r.seq == 1).expect("r1 emitted after 1000 ms");
+    let r1 = out
+        .iter()
+        .find(|r| r.seq == 1)
+        .expect("r1 emitted after 1000 ms");
     assert!(!r1.complete);
-    assert_eq!(a.open_request(), Some("r2"), "the open invocation is never emitted by poll");
+    assert_eq!(
+        a.open_request(),
+        Some("r2"),
+        "the open invocation is never emitted by poll"
+    );
 }
 
 #[test]
@@ -218,7 +257,10 @@ fn pending_is_bounded() {
     assert!(a.pending_len() <= 5, "cap 4 + init");
     assert_eq!(health.get(Counter::PendingDropped), 6);
     let emitted = a.poll(ms(11)).len() + a.flush(ms(12)).len();
-    assert_eq!(emitted, 11, "every invocation and init emitted exactly once");
+    assert_eq!(
+        emitted, 11,
+        "every invocation and init emitted exactly once"
+    );
 }
 
 #[test]

@@ -59,7 +59,10 @@ mod tests {
     fn a_freeze_counts_as_one_capped_step() {
         let mut c = AwakeClock::default();
         let t0 = c.last;
-        assert_eq!(c.advance(t0 + Duration::from_millis(100)), Duration::from_millis(100));
+        assert_eq!(
+            c.advance(t0 + Duration::from_millis(100)),
+            Duration::from_millis(100)
+        );
         let after_freeze = c.advance(t0 + Duration::from_secs(600));
         assert_eq!(after_freeze, Duration::from_millis(100) + MAX_STEP);
     }

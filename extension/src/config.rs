@@ -106,7 +106,7 @@ impl Default for Config {
             log_level: Level::Warn,
             telemetry_port: DEFAULT_TELEMETRY_PORT,
             telemetry_buffer_ms: 25,
-            sampler_interval: Some(Duration::from_millis(10)),
+            sampler_interval: Some(Duration::from_millis(20)),
             report_wait: Duration::from_millis(1_000),
             shutdown_wait: Duration::from_millis(500),
             max_pending: 64,
@@ -142,11 +142,7 @@ impl Config {
 
     /// Builds the settings from name/value pairs (the environment, or a test's list).
     pub fn from_vars(vars: &[(String, String)]) -> (Config, Vec<ConfigError>) {
-        let get = |name: &str| {
-            vars.iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.trim())
-        };
+        let get = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim());
         let mut errors = Vec::new();
         let mut c = Config::default();
         let mut take = |result: Result<Option<u64>, ConfigError>| match result {
@@ -207,8 +203,12 @@ impl Config {
             runtime_api: get("AWS_LAMBDA_RUNTIME_API")
                 .filter(|v| !v.is_empty())
                 .map(str::to_string),
-            function_name: get("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default().to_string(),
-            function_version: get("AWS_LAMBDA_FUNCTION_VERSION").unwrap_or_default().to_string(),
+            function_name: get("AWS_LAMBDA_FUNCTION_NAME")
+                .unwrap_or_default()
+                .to_string(),
+            function_version: get("AWS_LAMBDA_FUNCTION_VERSION")
+                .unwrap_or_default()
+                .to_string(),
             memory_mb: get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|v| v.parse().ok()),
         };
         (c, errors)

@@ -14,7 +14,7 @@ fn empty_environment_gives_defaults() {
     assert_eq!(c, Config::default());
     assert_eq!(c.mode, Mode::On);
     assert!(!c.records);
-    assert_eq!(c.sampler_interval, Some(Duration::from_millis(10)));
+    assert_eq!(c.sampler_interval, Some(Duration::from_millis(20)));
 }
 
 #[test]
@@ -81,9 +81,13 @@ fn bad_values_fall_back_to_defaults_with_one_error_each() {
     assert!(errors.contains(&ConfigError::Unknown {
         var: "WARDEN_SAMPLE_MS".into()
     }));
-    assert!(errors
-        .iter()
-        .any(|e| matches!(e, ConfigError::Invalid { var: "WARDEN_SAMPLER_MS", .. })));
+    assert!(errors.iter().any(|e| matches!(
+        e,
+        ConfigError::Invalid {
+            var: "WARDEN_SAMPLER_MS",
+            ..
+        }
+    )));
 }
 
 #[test]

@@ -60,7 +60,10 @@ impl Default for Health {
     fn default() -> Self {
         Health {
             values: Counter::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
-            logged: Counter::ALL.iter().map(|_| AtomicBool::new(false)).collect(),
+            logged: Counter::ALL
+                .iter()
+                .map(|_| AtomicBool::new(false))
+                .collect(),
         }
     }
 }

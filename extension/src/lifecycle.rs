@@ -69,7 +69,11 @@ pub fn extension_name() -> String {
 }
 
 /// Runs the extension until SHUTDOWN has been handled.
-pub async fn run(config: Config, health: Arc<Health>, started: Instant) -> Result<(), LifecycleError> {
+pub async fn run(
+    config: Config,
+    health: Arc<Health>,
+    started: Instant,
+) -> Result<(), LifecycleError> {
     if config.lambda.runtime_api.is_none() {
         return Err(LifecycleError::NoRuntimeApi);
     }
@@ -94,7 +98,10 @@ async fn run_idle() -> Result<(), LifecycleError> {
     crate::info!("mode off: registered for SHUTDOWN only");
     // The processor returns at SHUTDOWN and the crate asks for the next event, which
     // never comes: the process ends when Lambda stops it.
-    registered.run().await.map_err(|e| LifecycleError::Api(e.to_string()))
+    registered
+        .run()
+        .await
+        .map_err(|e| LifecycleError::Api(e.to_string()))
 }
 
 /// What the INVOKE/SHUTDOWN handler owns.
@@ -110,14 +117,21 @@ struct Handler {
 impl Handler {
     fn snapshot(&mut self) -> CounterSnapshot {
         let (reader, scratch) = (&mut self.reader, &self.scratch);
-        let taken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.snapshot(scratch)));
+        let taken =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.snapshot(scratch)));
         let snapshot = taken.unwrap_or_else(|_| {
-            self.health.note(Counter::StagePanics, format_args!("the /proc snapshot panicked"));
+            self.health.note(
+                Counter::StagePanics,
+                format_args!("the /proc snapshot panicked"),
+            );
             CounterSnapshot::default()
         });
         let errors = self.reader.take_errors();
         if errors > 0 {
-            self.health.note(Counter::ProcErrors, format_args!("{errors} /proc read(s) failed"));
+            self.health.note(
+                Counter::ProcErrors,
+                format_args!("{errors} /proc read(s) failed"),
+            );
         }
         snapshot
     }
@@ -142,13 +156,20 @@ impl Handler {
             }
         };
         if let Err(mpsc::error::TrySendError::Full(_)) = self.commands.try_send(command) {
-            self.health.note(Counter::QueueFull, format_args!("lifecycle queue full; event dropped"));
+            self.health.note(
+                Counter::QueueFull,
+                format_args!("lifecycle queue full; event dropped"),
+            );
         }
         ready(Ok(()))
     }
 }
 
-async fn run_on(config: Config, health: Arc<Health>, started: Instant) -> Result<(), LifecycleError> {
+async fn run_on(
+    config: Config,
+    health: Arc<Health>,
+    started: Instant,
+) -> Result<(), LifecycleError> {
     let self_pid = std::process::id();
     let scratch = ScratchProbe::new(&config.tmp_dir);
     let mut reader = ProcReader::new(&config.proc_root, self_pid);
@@ -180,7 +201,10 @@ async fn run_on(config: Config, health: Arc<Health>, started: Instant) -> Result
 
     let (done_tx, done_rx) = oneshot::channel();
     tokio::spawn(pipeline.run(cmd_rx, tel_rx, done_tx));
-    crate::info!("ready in {} us (start to first /next)", started.elapsed().as_micros());
+    crate::info!(
+        "ready in {} us (start to first /next)",
+        started.elapsed().as_micros()
+    );
 
     let api = registered.run();
     tokio::pin!(api);
@@ -199,13 +223,18 @@ async fn run_on(config: Config, health: Arc<Health>, started: Instant) -> Result
                     }
                     return Ok(());
                 }
-                return Err(LifecycleError::Api(error.unwrap_or_else(|| "no error".into())));
+                return Err(LifecycleError::Api(
+                    error.unwrap_or_else(|| "no error".into()),
+                ));
             }
             Step::PipelineEnded(true) => return Ok(()),
             Step::PipelineEnded(false) => {
                 // The pipeline task died: keep answering the API so the function is
                 // unaffected, and leave at SHUTDOWN.
-                health.note(Counter::StagePanics, format_args!("the pipeline stopped; Warden is now passive"));
+                health.note(
+                    Counter::StagePanics,
+                    format_args!("the pipeline stopped; Warden is now passive"),
+                );
                 done = None;
             }
         }
@@ -217,7 +246,9 @@ enum Step {
     PipelineEnded(bool),
 }
 
-async fn wait_done(done: &mut Option<oneshot::Receiver<()>>) -> Result<(), oneshot::error::RecvError> {
+async fn wait_done(
+    done: &mut Option<oneshot::Receiver<()>>,
+) -> Result<(), oneshot::error::RecvError> {
     match done {
         Some(rx) => rx.await,
         None => std::future::pending().await,
@@ -225,21 +256,41 @@ async fn wait_done(done: &mut Option<oneshot::Receiver<()>>) -> Result<(), onesh
 }
 
 /// Binds the listener and subscribes; a failure leaves Warden running on /proc alone.
-async fn start_telemetry(config: &Config, extension_id: &str, tx: mpsc::Sender<Vec<crate::sources::telemetry::TelemetryEvent>>, health: &Arc<Health>) {
-    let Some(api) = config.lambda.runtime_api.as_deref() else { return };
+async fn start_telemetry(
+    config: &Config,
+    extension_id: &str,
+    tx: mpsc::Sender<Vec<crate::sources::telemetry::TelemetryEvent>>,
+    health: &Arc<Health>,
+) {
+    let Some(api) = config.lambda.runtime_api.as_deref() else {
+        return;
+    };
     let listener = match listener::bind(config.telemetry_port).await {
         Ok(l) => l,
         Err(e) => {
             health.note(
                 Counter::SubscribeErrors,
-                format_args!("telemetry port {} unavailable ({e}); running without telemetry", config.telemetry_port),
+                format_args!(
+                    "telemetry port {} unavailable ({e}); running without telemetry",
+                    config.telemetry_port
+                ),
             );
             return;
         }
     };
     tokio::spawn(listener::serve(listener, tx, health.clone()));
-    if let Err(e) = subscribe::subscribe(api, extension_id, config.telemetry_port, config.telemetry_buffer_ms).await {
-        health.note(Counter::SubscribeErrors, format_args!("telemetry subscription failed: {e}"));
+    if let Err(e) = subscribe::subscribe(
+        api,
+        extension_id,
+        config.telemetry_port,
+        config.telemetry_buffer_ms,
+    )
+    .await
+    {
+        health.note(
+            Counter::SubscribeErrors,
+            format_args!("telemetry subscription failed: {e}"),
+        );
     }
 }
 
@@ -258,7 +309,11 @@ fn build_pipeline(config: &Config, health: Arc<Health>, first: CounterSnapshot) 
         unix_ms(),
     );
     let exclusions = Exclusions {
-        runtime_api: config.lambda.runtime_api.as_deref().and_then(|a| a.parse::<SocketAddr>().ok()),
+        runtime_api: config
+            .lambda
+            .runtime_api
+            .as_deref()
+            .and_then(|a| a.parse::<SocketAddr>().ok()),
         telemetry_port: Some(config.telemetry_port),
     };
     let sampler = config
@@ -279,7 +334,7 @@ fn build_pipeline(config: &Config, health: Arc<Health>, first: CounterSnapshot) 
         health,
         assembler,
         sampler,
-        sampler_interval: config.sampler_interval.unwrap_or(Duration::from_millis(10)),
+        sampler_interval: config.sampler_interval.unwrap_or(Duration::from_millis(20)),
         tmpwatch,
         sinks,
         shutdown_wait: config.shutdown_wait,

@@ -70,7 +70,10 @@ fn guard<T>(health: &Health, stage: &str, f: impl FnOnce() -> T) -> Option<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(v) => Some(v),
         Err(_) => {
-            health.note(Counter::StagePanics, format_args!("the {stage} stage panicked; carrying on"));
+            health.note(
+                Counter::StagePanics,
+                format_args!("the {stage} stage panicked; carrying on"),
+            );
             None
         }
     }
@@ -136,13 +139,26 @@ impl Pipeline {
         let _ = done.send(());
     }
 
-    fn on_invoke(&mut self, st: &mut State, request_id: &str, snapshot: CounterSnapshot, unix_ms: u64) {
+    fn on_invoke(
+        &mut self,
+        st: &mut State,
+        request_id: &str,
+        snapshot: CounterSnapshot,
+        unix_ms: u64,
+    ) {
         let now = st.clock.now();
         self.close_sampling(st, &snapshot);
         let health = self.health.clone();
-        guard(&health, "assembler", || self.assembler.invoke(request_id, snapshot.clone(), unix_ms, now));
+        guard(&health, "assembler", || {
+            self.assembler
+                .invoke(request_id, snapshot.clone(), unix_ms, now)
+        });
         if let Some(sampler) = self.sampler.as_mut() {
-            if guard(&health, "sampler", || sampler.begin(&snapshot.pids, snapshot.last_pid)).is_none() {
+            if guard(&health, "sampler", || {
+                sampler.begin(&snapshot.pids, snapshot.last_pid)
+            })
+            .is_none()
+            {
                 self.sampler = None;
             }
         }
@@ -155,10 +171,18 @@ impl Pipeline {
     /// Ends sampling for the invocation being closed: processes left running are its own.
     fn close_sampling(&mut self, st: &mut State, snapshot: &CounterSnapshot) {
         let health = self.health.clone();
+        if let Some(watch) = self.tmpwatch.as_mut() {
+            guard(&health, "tmpwatch", || {
+                watch.drain_now(&mut st.observations)
+            });
+            self.publish(st);
+        }
         if let Some(sampler) = self.sampler.as_mut() {
             let unnamed = sampler.unnamed_tasks();
             let mut end = Vec::new();
-            guard(&health, "sampler", || sampler.finish(&snapshot.pids, &mut end));
+            guard(&health, "sampler", || {
+                sampler.finish(&snapshot.pids, &mut end)
+            });
             self.assembler.sampler_stats(st.ticks, unnamed);
             st.observations.extend(end);
             self.publish(st);
@@ -180,7 +204,9 @@ impl Pipeline {
                     st.armed = false;
                 }
             }
-            guard(&health, "assembler", || self.assembler.telemetry(event, now));
+            guard(&health, "assembler", || {
+                self.assembler.telemetry(event, now)
+            });
         }
         self.emit_ready(st);
     }
@@ -195,7 +221,9 @@ impl Pipeline {
             return;
         }
         let health = self.health.clone();
-        let Some(sampler) = self.sampler.as_mut() else { return };
+        let Some(sampler) = self.sampler.as_mut() else {
+            return;
+        };
         let mut found = std::mem::take(&mut st.observations);
         if guard(&health, "sampler", || sampler.tick(&mut found)).is_none() {
             self.sampler = None;
@@ -211,7 +239,9 @@ impl Pipeline {
         let health = self.health.clone();
         for obs in st.observations.drain(..) {
             let open = self.assembler.open_request().map(str::to_string);
-            guard(&health, "observers", || self.sinks.observe(open.as_deref(), &obs));
+            guard(&health, "observers", || {
+                self.sinks.observe(open.as_deref(), &obs)
+            });
             guard(&health, "assembler", || self.assembler.observe(obs));
         }
     }
@@ -236,8 +266,11 @@ impl Pipeline {
         self.close_sampling(st, &snapshot);
         let now = st.clock.now();
         let health = self.health.clone();
-        guard(&health, "assembler", || self.assembler.shutdown(reason, snapshot, now));
-        let left = Duration::from_millis(deadline_ms.saturating_sub(unix_ms())).saturating_sub(SHUTDOWN_MARGIN);
+        guard(&health, "assembler", || {
+            self.assembler.shutdown(reason, snapshot, now)
+        });
+        let left = Duration::from_millis(deadline_ms.saturating_sub(unix_ms()))
+            .saturating_sub(SHUTDOWN_MARGIN);
         let until = Instant::now() + self.shutdown_wait.min(left);
         // Wait only for what is still missing: the last invocation's runtimeDone/report.
         while !self.assembler.settled() {

@@ -27,7 +27,9 @@ fn main() {
 }
 
 fn try_main(config: Config, health: Arc<Health>, started: Instant) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(warden::lifecycle::run(config, health, started))?;
     Ok(())
 }

@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::procfs::parse::{parse_last_pid, parse_snmp};
 use super::procfs::parse::{Snmp, Socket, TCP_LISTEN};
-use super::procfs::{ProcReader, Probe, ProcessInfo, Proto};
+use super::procfs::reader::HotFile;
+use super::procfs::{Probe, ProcReader, ProcessInfo, Proto};
 
 /// Most pids probed in one tick (a fork bomb must not make a tick expensive).
 pub const MAX_PROBES_PER_TICK: u32 = 64;
@@ -93,6 +95,8 @@ pub struct Exclusions {
 #[derive(Debug)]
 pub struct Sampler {
     reader: ProcReader,
+    loadavg: HotFile,
+    snmp: HotFile,
     exclusions: Exclusions,
     last_pid: Option<u32>,
     known: HashSet<u32>,
@@ -114,6 +118,8 @@ impl Sampler {
     pub fn new(proc_root: &Path, self_pid: u32, exclusions: Exclusions) -> Sampler {
         Sampler {
             reader: ProcReader::new(proc_root, self_pid),
+            loadavg: HotFile::open(&proc_root.join("loadavg")),
+            snmp: HotFile::open(&proc_root.join("net/snmp")),
             exclusions,
             last_pid: None,
             known: HashSet::new(),
@@ -133,6 +139,11 @@ impl Sampler {
     /// were started by it) are reported with `alive_at_end`. `live` is the sorted pid list
     /// of the snapshot that closes the invocation.
     pub fn finish(&mut self, live: &[u32], out: &mut Vec<Observation>) {
+        // Before the first invocation there is no baseline: everything alive is the
+        // platform, the runtime and the extensions, not something an invocation left.
+        if !self.primed {
+            return;
+        }
         for &pid in live {
             let tracked = self.tracked.contains_key(&pid);
             if self.known.contains(&pid) && !tracked {
@@ -157,8 +168,9 @@ impl Sampler {
         if !self.primed {
             self.primed = true;
             self.read_tables();
-            self.seen_sockets.extend(self.sockets.iter().map(|(_, s)| s.inode));
-            self.activity = self.reader.snmp().map(|s| activity(&s));
+            self.seen_sockets
+                .extend(self.sockets.iter().map(|(_, s)| s.inode));
+            self.activity = self.snmp_activity();
         }
     }
 
@@ -175,7 +187,9 @@ impl Sampler {
     }
 
     fn new_pids(&mut self, out: &mut Vec<Observation>) {
-        let Some(cur) = self.reader.last_pid() else { return };
+        let Some(cur) = self.loadavg.read().and_then(|t| parse_last_pid(t).ok()) else {
+            return;
+        };
         let prev = self.last_pid.unwrap_or(cur);
         self.last_pid = Some(cur);
         if cur == prev {
@@ -217,6 +231,13 @@ impl Sampler {
         }
     }
 
+    fn snmp_activity(&mut self) -> Option<(u64, u64, u64)> {
+        self.snmp
+            .read()
+            .and_then(|t| parse_snmp(t).ok())
+            .map(|s| activity(&s))
+    }
+
     fn read_tables(&mut self) {
         self.sockets.clear();
         self.reader.sockets(&mut self.sockets);
@@ -226,13 +247,15 @@ impl Sampler {
     /// Whether the socket tables should be read now: new opens or datagrams since the last
     /// read, and not read within [`MIN_TABLE_GAP`].
     fn tables_changed(&mut self) -> bool {
-        if let Some(now) = self.reader.snmp().map(|s| activity(&s)) {
+        if let Some(now) = self.snmp_activity() {
             if self.activity != Some(now) {
                 self.activity = Some(now);
                 self.tables_due = true;
             }
         }
-        let rested = self.last_table_read.is_none_or(|t| t.elapsed() >= MIN_TABLE_GAP);
+        let rested = self
+            .last_table_read
+            .is_none_or(|t| t.elapsed() >= MIN_TABLE_GAP);
         self.tables_due && rested
     }
 
@@ -255,7 +278,11 @@ impl Sampler {
                 continue;
             }
             if self.reported.insert((proto, addr, listen)) {
-                out.push(Observation::Endpoint { proto, addr, listen });
+                out.push(Observation::Endpoint {
+                    proto,
+                    addr,
+                    listen,
+                });
             }
         }
     }

@@ -11,7 +11,8 @@ struct FakeProc(PathBuf);
 
 impl FakeProc {
     fn new(name: &str) -> FakeProc {
-        let root = std::env::temp_dir().join(format!("warden-sampler-{name}-{}", std::process::id()));
+        let root =
+            std::env::temp_dir().join(format!("warden-sampler-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(root.join("net")).unwrap();
         let f = FakeProc(root);
@@ -26,8 +27,14 @@ impl FakeProc {
         std::fs::write(p, text).unwrap();
     }
     fn process(&self, pid: u32, ppid: u32, exe: &str) {
-        self.write(&format!("{pid}/status"), &format!("Name:\tx\nTgid:\t{pid}\n"));
-        self.write(&format!("{pid}/stat"), &format!("{pid} (x) S {ppid} 0 0 0 0 0 0 0 0 0 1 1 0 0 20 0 1 0 5 0 0\n"));
+        self.write(
+            &format!("{pid}/status"),
+            &format!("Name:\tx\nTgid:\t{pid}\n"),
+        );
+        self.write(
+            &format!("{pid}/stat"),
+            &format!("{pid} (x) S {ppid} 0 0 0 0 0 0 0 0 0 1 1 0 0 20 0 1 0 5 0 0\n"),
+        );
         self.write(&format!("{pid}/cmdline"), &format!("{exe}\0-c\0true\0"));
         let link = self.0.join(format!("{pid}/exe"));
         let _ = std::fs::remove_file(&link);
@@ -36,7 +43,9 @@ impl FakeProc {
     fn snmp(&self, active_opens: u64) {
         self.write(
             "net/snmp",
-            &format!("Tcp: ActiveOpens PassiveOpens\nTcp: {active_opens} 0\nUdp: OutDatagrams\nUdp: 0\n"),
+            &format!(
+                "Tcp: ActiveOpens PassiveOpens\nTcp: {active_opens} 0\nUdp: OutDatagrams\nUdp: 0\n"
+            ),
         );
     }
     fn tcp(&self, lines: &[String]) {
@@ -73,8 +82,21 @@ fn names_new_processes_and_counts_vanished_ones() {
     f.write("loadavg", "0.0 0.0 0.0 1/10 45\n");
     s.tick(&mut out);
     assert_eq!(out.len(), 1, "{out:?}");
-    let Observation::Process { pid, ppid, exe, cmdline, exec, .. } = &out[0] else { panic!() };
-    assert_eq!((*pid, *ppid, exe.as_str(), *exec), (44, 42, "/bin/sh", false));
+    let Observation::Process {
+        pid,
+        ppid,
+        exe,
+        cmdline,
+        exec,
+        ..
+    } = &out[0]
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (*pid, *ppid, exe.as_str(), *exec),
+        (44, 42, "/bin/sh", false)
+    );
     assert_eq!(cmdline, "/bin/sh -c true");
     assert_eq!(s.unnamed_tasks(), 1);
 
@@ -84,7 +106,9 @@ fn names_new_processes_and_counts_vanished_ones() {
     s.tick(&mut out);
     s.tick(&mut out);
     assert_eq!(out.len(), 1, "{out:?}");
-    assert!(matches!(&out[0], Observation::Process { exe, exec: true, .. } if exe == "/usr/bin/curl"));
+    assert!(
+        matches!(&out[0], Observation::Process { exe, exec: true, .. } if exe == "/usr/bin/curl")
+    );
 }
 
 #[test]
@@ -96,7 +120,14 @@ fn processes_left_running_are_reported_at_the_end() {
     let mut out = Vec::new();
     s.finish(&[1, 42, 50], &mut out);
     assert_eq!(out.len(), 1);
-    assert!(matches!(&out[0], Observation::Process { pid: 50, alive_at_end: true, .. }));
+    assert!(matches!(
+        &out[0],
+        Observation::Process {
+            pid: 50,
+            alive_at_end: true,
+            ..
+        }
+    ));
 }
 
 #[cfg(target_endian = "little")]
@@ -117,7 +148,10 @@ fn new_endpoints_once_each_platform_ones_never() {
     f.tcp(&[old, out_conn, again, api_new, telemetry, listener]);
     let mut out = Vec::new();
     s.tick(&mut out);
-    assert!(out.is_empty(), "tables are read only after snmp shows new sockets");
+    assert!(
+        out.is_empty(),
+        "tables are read only after snmp shows new sockets"
+    );
     f.snmp(5);
     std::thread::sleep(MIN_TABLE_GAP);
     s.tick(&mut out);
@@ -141,12 +175,19 @@ fn new_endpoints_once_each_platform_ones_never() {
 
 #[test]
 fn real_child_process_is_named() {
-    let mut s = Sampler::new(Path::new("/proc"), std::process::id(), Exclusions::default());
+    let mut s = Sampler::new(
+        Path::new("/proc"),
+        std::process::id(),
+        Exclusions::default(),
+    );
     let mut live = Vec::new();
     ProcReader::new(Path::new("/proc"), std::process::id()).list_pids(&mut live);
     let last = ProcReader::new(Path::new("/proc"), 0).last_pid();
     s.begin(&live, last);
-    let mut child = std::process::Command::new("sleep").arg("2").spawn().unwrap();
+    let mut child = std::process::Command::new("sleep")
+        .arg("2")
+        .spawn()
+        .unwrap();
     let mut out = Vec::new();
     s.tick(&mut out);
     child.kill().unwrap();

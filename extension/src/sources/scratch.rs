@@ -60,6 +60,8 @@ impl ScratchProbe {
     }
 }
 
+// The statvfs field types differ between targets, so the conversions are kept.
+#[allow(clippy::useless_conversion)]
 fn statvfs_usage(dir: &Path) -> Option<TmpUsage> {
     let path = CString::new(dir.as_os_str().as_bytes()).ok()?;
     // SAFETY: `path` is a valid NUL-terminated string and `st` is a plain C struct that
@@ -112,7 +114,8 @@ mod tests {
     use super::*;
 
     fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("warden-scratch-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("warden-scratch-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("sub")).unwrap();
         dir

@@ -87,8 +87,26 @@ impl TmpWatch {
         }
     }
 
+    /// Reads whatever events are queued now, without waiting. Called when an invocation is
+    /// closed, so events from before the freeze are not blamed on the next invocation.
+    pub fn drain_now(&mut self, out: &mut Vec<Observation>) {
+        loop {
+            let fd = self.fd.get_ref().as_raw_fd();
+            // SAFETY: reads into our own buffer of the stated length.
+            let n = unsafe { libc::read(fd, self.buf.as_mut_ptr().cast(), self.buf.len()) };
+            if n <= 0 {
+                return;
+            }
+            for (wd, mask, name) in parse_events(&self.buf[..n as usize]) {
+                self.on_event(wd, mask, &name, out);
+            }
+        }
+    }
+
     fn on_event(&mut self, wd: i32, mask: u32, name: &[u8], out: &mut Vec<Observation>) {
-        let Some(dir) = self.dirs.get(&wd) else { return };
+        let Some(dir) = self.dirs.get(&wd) else {
+            return;
+        };
         let path = dir.join(std::ffi::OsStr::from_bytes(name));
         if mask & libc::IN_ISDIR != 0 {
             if mask & libc::IN_CREATE != 0 {
@@ -125,7 +143,14 @@ pub fn parse_events(buf: &[u8]) -> Vec<(i32, u32, Vec<u8>)> {
     let mut events = Vec::new();
     let mut at = 0;
     while at + HEADER <= buf.len() {
-        let word = |i: usize| [buf[at + i], buf[at + i + 1], buf[at + i + 2], buf[at + i + 3]];
+        let word = |i: usize| {
+            [
+                buf[at + i],
+                buf[at + i + 1],
+                buf[at + i + 2],
+                buf[at + i + 3],
+            ]
+        };
         let wd = i32::from_ne_bytes(word(0));
         let mask = u32::from_ne_bytes(word(4));
         let len = u32::from_ne_bytes(word(12)) as usize;
@@ -168,7 +193,10 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect();
-        assert_eq!(actions, vec![TmpAction::Created, TmpAction::Written, TmpAction::Deleted]);
+        assert_eq!(
+            actions,
+            vec![TmpAction::Created, TmpAction::Written, TmpAction::Deleted]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

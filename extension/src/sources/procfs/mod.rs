@@ -6,5 +6,5 @@ pub mod reader;
 pub mod snapshot;
 
 pub use parse::ParseError;
-pub use reader::{ProcReader, ProcessInfo, Probe, Proto};
+pub use reader::{Probe, ProcReader, ProcessInfo, Proto};
 pub use snapshot::{CounterDelta, CounterSnapshot};

@@ -140,7 +140,10 @@ pub fn parse_snmp(text: &str) -> Result<Snmp, ParseError> {
         let Some(values) = lines.next().and_then(|l| l.split_once(':')).map(|(_, v)| v) else {
             return Err(ParseError::Missing("snmp values line"));
         };
-        for (name, value) in names.split_ascii_whitespace().zip(values.split_ascii_whitespace()) {
+        for (name, value) in names
+            .split_ascii_whitespace()
+            .zip(values.split_ascii_whitespace())
+        {
             let slot = match (proto, name) {
                 ("Tcp", "ActiveOpens") => &mut out.tcp_active_opens,
                 ("Tcp", "PassiveOpens") => &mut out.tcp_passive_opens,

@@ -25,7 +25,10 @@ fn stat_valid() {
 #[test]
 fn stat_with_spaces_and_parens_in_name() {
     let s = parse_stat(&fixture("valid_stat_odd_name")).unwrap();
-    assert_eq!((s.ppid, s.utime, s.stime, s.threads, s.start_ticks), (1, 5, 6, 1, 900));
+    assert_eq!(
+        (s.ppid, s.utime, s.stime, s.threads, s.start_ticks),
+        (1, 5, 6, 1, 900)
+    );
 }
 
 #[test]
@@ -135,7 +138,10 @@ fn net_dev_invalid() {
 }
 
 fn sockets(name: &str) -> Vec<Socket> {
-    fixture(name).lines().filter_map(parse_socket_line).collect()
+    fixture(name)
+        .lines()
+        .filter_map(parse_socket_line)
+        .collect()
 }
 
 fn addr(s: &str) -> SocketAddr {
@@ -180,7 +186,13 @@ fn udp_table() {
 
 #[test]
 fn socket_line_rejects_garbage() {
-    assert_eq!(parse_socket_line("  sl  local_address rem_address st"), None);
-    assert_eq!(parse_socket_line("0: zz:1 00000000:0000 0A 0 0 0 0 0 1"), None);
+    assert_eq!(
+        parse_socket_line("  sl  local_address rem_address st"),
+        None
+    );
+    assert_eq!(
+        parse_socket_line("0: zz:1 00000000:0000 0A 0 0 0 0 0 1"),
+        None
+    );
     assert_eq!(parse_socket_line(""), None);
 }

@@ -97,7 +97,9 @@ impl ProcReader {
         match File::open(&self.path).and_then(|mut f| f.read_to_string(&mut self.text)) {
             Ok(_) => Some(&self.text),
             Err(e) => {
-                if !matches!(e.kind(), std::io::ErrorKind::NotFound) && e.raw_os_error() != Some(libc::ESRCH) {
+                if !matches!(e.kind(), std::io::ErrorKind::NotFound)
+                    && e.raw_os_error() != Some(libc::ESRCH)
+                {
                     self.errors += 1;
                 }
                 None
@@ -113,7 +115,8 @@ impl ProcReader {
 
     /// Counters from /proc/net/snmp.
     pub fn snmp(&mut self) -> Option<parse::Snmp> {
-        self.read_text(format_args!("net/snmp")).and_then(|t| parse::parse_snmp(t).ok())
+        self.read_text(format_args!("net/snmp"))
+            .and_then(|t| parse::parse_snmp(t).ok())
     }
 
     /// Live process ids, sorted, Warden's own left out.
@@ -151,10 +154,16 @@ impl ProcReader {
         if let Some(status) = self.read_text(format_args!("{me}/status")) {
             s.own_rss_kb = parse::parse_status(status).map_or(0, |st| st.rss_kb);
         }
-        if let Some(snmp) = self.read_text(format_args!("net/snmp")).map(parse::parse_snmp) {
+        if let Some(snmp) = self
+            .read_text(format_args!("net/snmp"))
+            .map(parse::parse_snmp)
+        {
             s.snmp = snmp.unwrap_or_default();
         }
-        if let Some(dev) = self.read_text(format_args!("net/dev")).map(parse::parse_net_dev) {
+        if let Some(dev) = self
+            .read_text(format_args!("net/dev"))
+            .map(parse::parse_net_dev)
+        {
             s.net = dev.unwrap_or_default();
         }
         s.tmp = scratch.measure();
@@ -162,7 +171,9 @@ impl ProcReader {
     }
 
     fn add_process(&mut self, pid: u32, s: &mut CounterSnapshot) {
-        let Some(stat) = self.read_text(format_args!("{pid}/stat")).and_then(|t| parse::parse_stat(t).ok())
+        let Some(stat) = self
+            .read_text(format_args!("{pid}/stat"))
+            .and_then(|t| parse::parse_stat(t).ok())
         else {
             return;
         };
@@ -176,7 +187,10 @@ impl ProcReader {
         s.cpu_system_ticks += stat.stime;
         s.processes += 1;
         s.threads += stat.threads;
-        if let Some(st) = self.read_text(format_args!("{pid}/status")).and_then(|t| parse::parse_status(t).ok()) {
+        if let Some(st) = self
+            .read_text(format_args!("{pid}/status"))
+            .and_then(|t| parse::parse_status(t).ok())
+        {
             s.rss_kb += st.rss_kb;
             s.rss_peak_kb += st.hwm_kb;
         }
@@ -190,7 +204,11 @@ impl ProcReader {
     pub fn sockets(&mut self, out: &mut Vec<(Proto, Socket)>) {
         for (table, proto) in SOCKET_TABLES {
             if let Some(text) = self.read_text(format_args!("{table}")) {
-                out.extend(text.lines().filter_map(parse::parse_socket_line).map(|s| (proto, s)));
+                out.extend(
+                    text.lines()
+                        .filter_map(parse::parse_socket_line)
+                        .map(|s| (proto, s)),
+                );
             }
         }
     }
@@ -239,7 +257,9 @@ impl ProcReader {
         self.set_path(format_args!("{pid}/cmdline"));
         self.bytes.clear();
         let file = File::open(&self.path).ok()?;
-        file.take(CMDLINE_MAX as u64).read_to_end(&mut self.bytes).ok()?;
+        file.take(CMDLINE_MAX as u64)
+            .read_to_end(&mut self.bytes)
+            .ok()?;
         while self.bytes.last() == Some(&0) {
             self.bytes.pop();
         }
@@ -264,6 +284,31 @@ pub fn own_cpu_us() -> u64 {
     };
     let us = |t: libc::timeval| (t.tv_sec as u64) * 1_000_000 + t.tv_usec as u64;
     us(usage.ru_utime) + us(usage.ru_stime)
+}
+
+/// A /proc file kept open and re-read from offset 0, which regenerates its content without
+/// the cost of a path lookup per read (the sampler's hot path).
+#[derive(Debug)]
+pub struct HotFile {
+    file: Option<File>,
+    buf: Vec<u8>,
+}
+
+impl HotFile {
+    /// Opens `path`; a missing file gives a handle that always reads `None`.
+    pub fn open(path: &Path) -> HotFile {
+        HotFile {
+            file: File::open(path).ok(),
+            buf: vec![0; 8192],
+        }
+    }
+
+    /// Current content (up to 8 KiB, enough for loadavg and snmp).
+    pub fn read(&mut self) -> Option<&str> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.as_ref()?.read_at(&mut self.buf, 0).ok()?;
+        std::str::from_utf8(&self.buf[..n]).ok()
+    }
 }
 
 /// Clock ticks per second used by /proc/[pid]/stat (USER_HZ, nearly always 100).

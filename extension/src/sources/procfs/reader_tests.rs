@@ -21,18 +21,36 @@ fn fake_proc(name: &str) -> PathBuf {
     write("net/dev", &fixture("valid_net_dev"));
     write("net/tcp", &fixture("valid_net_tcp"));
     write("net/udp", &fixture("valid_net_udp"));
-    write("1/stat", "1 (init) S 0 1 1 0 -1 0 0 0 0 0 900 900 11 4 20 0 1 0 1 0 0\n");
-    write("1/status", "Name:\tinit\nTgid:\t1\nVmRSS:\t 9000 kB\nVmHWM:\t 9000 kB\n");
+    write(
+        "1/stat",
+        "1 (init) S 0 1 1 0 -1 0 0 0 0 0 900 900 11 4 20 0 1 0 1 0 0\n",
+    );
+    write(
+        "1/status",
+        "Name:\tinit\nTgid:\t1\nVmRSS:\t 9000 kB\nVmHWM:\t 9000 kB\n",
+    );
     write("42/stat", &fixture("valid_stat"));
-    write("42/status", &fixture("valid_status").replace("Tgid:\t4148", "Tgid:\t42"));
+    write(
+        "42/status",
+        &fixture("valid_status").replace("Tgid:\t4148", "Tgid:\t42"),
+    );
     write("42/fd/0", "");
     write("42/fd/1", "");
     write("42/cmdline", "python3\0-m\0awslambdaric\0app.handler\0");
     std::os::unix::fs::symlink("/usr/bin/python3.11", root.join("42/exe")).unwrap();
-    write("43/status", &fixture("valid_status_thread").replace("Tgid:\t4148", "Tgid:\t42"));
+    write(
+        "43/status",
+        &fixture("valid_status_thread").replace("Tgid:\t4148", "Tgid:\t42"),
+    );
     write("43/stat", &fixture("valid_stat"));
-    write("99/stat", "99 (warden) S 1 99 1 0 -1 0 0 0 0 0 500 500 0 0 20 0 2 0 5 0 0\n");
-    write("99/status", "Name:\twarden\nTgid:\t99\nVmRSS:\t 2048 kB\nVmHWM:\t 2100 kB\n");
+    write(
+        "99/stat",
+        "99 (warden) S 1 99 1 0 -1 0 0 0 0 0 500 500 0 0 20 0 2 0 5 0 0\n",
+    );
+    write(
+        "99/status",
+        "Name:\twarden\nTgid:\t99\nVmRSS:\t 2048 kB\nVmHWM:\t 2100 kB\n",
+    );
     std::fs::create_dir_all(root.join("tmp")).unwrap();
     // Thread directories are reachable by pid but not listed by readdir on a real /proc.
     std::fs::rename(root.join("43"), root.join(".43")).unwrap();

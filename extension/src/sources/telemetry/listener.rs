@@ -30,13 +30,20 @@ pub async fn bind(port: u16) -> std::io::Result<TcpListener> {
 }
 
 /// Accepts connections until the task is dropped; parsed batches go to `tx`.
-pub async fn serve(listener: TcpListener, tx: mpsc::Sender<Vec<TelemetryEvent>>, health: Arc<Health>) {
+pub async fn serve(
+    listener: TcpListener,
+    tx: mpsc::Sender<Vec<TelemetryEvent>>,
+    health: Arc<Health>,
+) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
                 // Typically EMFILE: back off briefly instead of spinning.
-                health.note(Counter::SubscribeErrors, format_args!("telemetry accept failed: {e}"));
+                health.note(
+                    Counter::SubscribeErrors,
+                    format_args!("telemetry accept failed: {e}"),
+                );
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
@@ -44,7 +51,10 @@ pub async fn serve(listener: TcpListener, tx: mpsc::Sender<Vec<TelemetryEvent>>,
         let (tx, health) = (tx.clone(), health.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(req, tx.clone(), health.clone()));
-            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
                 crate::debug!("telemetry connection ended: {e}");
             }
         });
@@ -56,7 +66,10 @@ async fn handle(
     tx: mpsc::Sender<Vec<TelemetryEvent>>,
     health: Arc<Health>,
 ) -> Result<Response<Empty<Bytes>>, Infallible> {
-    match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
+    match Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
         Ok(body) => accept_batch(&body.to_bytes(), &tx, &health),
         Err(e) => health.note(
             Counter::TelemetryParseErrors,
@@ -74,7 +87,10 @@ pub fn accept_batch(body: &[u8], tx: &mpsc::Sender<Vec<TelemetryEvent>>, health:
     let outcome = match catch_unwind(AssertUnwindSafe(|| parse_batch(body, &mut events))) {
         Ok(outcome) => outcome,
         Err(_) => {
-            health.note(Counter::StagePanics, format_args!("telemetry parser panicked; batch skipped"));
+            health.note(
+                Counter::StagePanics,
+                format_args!("telemetry parser panicked; batch skipped"),
+            );
             return;
         }
     };
@@ -87,14 +103,20 @@ pub fn accept_batch(body: &[u8], tx: &mpsc::Sender<Vec<TelemetryEvent>>, health:
         });
         health.note(
             Counter::TelemetryUnknown,
-            format_args!("telemetry type {:?} is unknown; kept as opaque", kind.unwrap_or("?")),
+            format_args!(
+                "telemetry type {:?} is unknown; kept as opaque",
+                kind.unwrap_or("?")
+            ),
         );
         health.add(Counter::TelemetryUnknown, outcome.unknown - 1);
     }
     if outcome.parse_errors > 0 {
         health.note(
             Counter::TelemetryParseErrors,
-            format_args!("telemetry batch held {} unparsable item(s)", outcome.parse_errors),
+            format_args!(
+                "telemetry batch held {} unparsable item(s)",
+                outcome.parse_errors
+            ),
         );
         health.add(Counter::TelemetryParseErrors, outcome.parse_errors - 1);
     }
@@ -102,7 +124,10 @@ pub fn accept_batch(body: &[u8], tx: &mpsc::Sender<Vec<TelemetryEvent>>, health:
         return;
     }
     if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(events) {
-        health.note(Counter::QueueFull, format_args!("telemetry queue full; batch dropped"));
+        health.note(
+            Counter::QueueFull,
+            format_args!("telemetry queue full; batch dropped"),
+        );
     }
 }
 
@@ -123,8 +148,9 @@ mod tests {
             r#"[{"time":"t","type":"platform.somethingNew","record":{}}]"#,
             "this is not json",
         ];
-        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http::<http_body_util::Full<Bytes>>();
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Full<Bytes>>();
         for body in bodies {
             let req = Request::post(format!("http://127.0.0.1:{port}/"))
                 .body(http_body_util::Full::new(Bytes::from(body)))
@@ -133,7 +159,12 @@ mod tests {
             assert_eq!(resp.status(), 200, "{body}");
         }
         let first = rx.recv().await.unwrap();
-        assert_eq!(first, vec![TelemetryEvent::Start { request_id: "a".into() }]);
+        assert_eq!(
+            first,
+            vec![TelemetryEvent::Start {
+                request_id: "a".into()
+            }]
+        );
         let second = rx.recv().await.unwrap();
         assert!(matches!(second[0], TelemetryEvent::Unknown { .. }));
         assert_eq!(health.get(Counter::TelemetryUnknown), 1);

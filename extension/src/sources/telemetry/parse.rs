@@ -92,7 +92,9 @@ fn parse_event(kind: &str, record: &RawValue) -> serde_json::Result<Option<Telem
                 request_id: r.request_id.into_owned(),
             }
         }
-        "platform.runtimeDone" => TelemetryEvent::RuntimeDone(runtime_done(serde_json::from_str(json)?)),
+        "platform.runtimeDone" => {
+            TelemetryEvent::RuntimeDone(runtime_done(serde_json::from_str(json)?))
+        }
         "platform.report" => TelemetryEvent::Report(report(serde_json::from_str(json)?)),
         "platform.initStart" | "platform.restoreStart" => {
             let (phase, initialization_type) = if kind == "platform.initStart" {
@@ -159,7 +161,12 @@ fn phase_of(kind: &str) -> Phase {
 }
 
 fn runtime_done(r: wire::RuntimeDone<'_>) -> RuntimeDone {
-    let span = |name: &str| r.spans.iter().find(|s| s.name == name).map(|s| s.duration_ms);
+    let span = |name: &str| {
+        r.spans
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.duration_ms)
+    };
     RuntimeDone {
         response_latency_ms: span("responseLatency"),
         response_duration_ms: span("responseDuration"),
@@ -210,7 +217,11 @@ fn extension_log(record: &RawValue) -> serde_json::Result<LogStats> {
     if json.starts_with('{') {
         let log: wire::JsonLog<'_> = serde_json::from_str(json)?;
         let message = message_text(log.message)?;
-        return Ok(LogStats::of_structured(&message, log.level.as_deref(), json.len()));
+        return Ok(LogStats::of_structured(
+            &message,
+            log.level.as_deref(),
+            json.len(),
+        ));
     }
     Ok(LogStats::of_extension_text(&text_of(record)?))
 }

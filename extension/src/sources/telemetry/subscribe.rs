@@ -72,7 +72,12 @@ pub async fn subscribe(
         .into_body()
         .collect()
         .await
-        .map(|b| String::from_utf8_lossy(&b.to_bytes()).chars().take(200).collect())
+        .map(|b| {
+            String::from_utf8_lossy(&b.to_bytes())
+                .chars()
+                .take(200)
+                .collect()
+        })
         .unwrap_or_default();
     Err(SubscribeError::Refused {
         status: status.as_u16(),
@@ -93,9 +98,15 @@ mod tests {
         let body = req.into_body().collect().await.unwrap().to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["schemaVersion"], "2022-12-13");
-        assert_eq!(json["types"], serde_json::json!(["platform", "function", "extension"]));
+        assert_eq!(
+            json["types"],
+            serde_json::json!(["platform", "function", "extension"])
+        );
         assert_eq!(json["buffering"]["timeoutMs"], 25);
-        assert_eq!(json["destination"]["URI"], "http://sandbox.localdomain:9317");
+        assert_eq!(
+            json["destination"]["URI"],
+            "http://sandbox.localdomain:9317"
+        );
     }
 
     #[test]
