@@ -8,6 +8,8 @@ Behaviour is chosen by environment variables:
   SCRIPTED_SUBSCRIBE        JSON subscription body to try (its HTTP status is noted); the
                             destination URI is filled in
   SCRIPTED_REJECT_FIRST     answer the first N telemetry deliveries with HTTP 500
+  SCRIPTED_POST_TELEMETRY   a local port: on the first INVOKE, POST a telemetry batch holding
+                            event types nobody documents yet to it, as Lambda would deliver it
 """
 import http.server
 import json
@@ -65,6 +67,22 @@ class Telemetry(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def post_strange_batch(port, request_id):
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    batch = [
+        {"time": now, "type": "platform.restoreStart", "record": {"runtimeVersion": "python:3.12"}},
+        {"time": now, "type": "platform.somethingNew", "record": {"requestId": request_id, "x": [1, 2]}},
+        {"time": now, "type": "function", "record": "a line from the future"},
+    ]
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/", data=json.dumps(batch).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req) as resp:
+            return resp.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
 def main():
     status, headers, _ = call("POST", "/2020-01-01/extension/register", {"events": ["INVOKE", "SHUTDOWN"]},
                               {"Lambda-Extension-Name": NAME})
@@ -82,6 +100,10 @@ def main():
         status, _, body = call("GET", "/2020-01-01/extension/event/next", None, {"Lambda-Extension-Identifier": ext_id})
         event = json.loads(body)
         note(kind="event", event=event)
+        port = os.environ.get("SCRIPTED_POST_TELEMETRY")
+        if port and event.get("eventType") == "INVOKE":
+            note(kind="posted", status=post_strange_batch(port, event["requestId"]))
+            os.environ.pop("SCRIPTED_POST_TELEMETRY")
         if event.get("eventType") == "SHUTDOWN":
             if os.environ.get("SCRIPTED_IGNORE_SHUTDOWN") == "1":
                 deadline = event["deadlineMs"] / 1000.0

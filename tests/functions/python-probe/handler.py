@@ -20,6 +20,7 @@ CRASH_EXIT_CODE = 3
 
 # Keys in the order they are performed.
 ORDER = (
+    "delay_ms",
     "connect",
     "send",
     "udp",
@@ -98,7 +99,7 @@ def _perform(key, arg, out):
         out[key] = {"elapsed_ms": _burn(_number(arg))}
     elif key in ("error_lines", "log_lines"):
         out[key] = _print_lines(_number(arg), key == "error_lines")
-    elif key == "sleep_ms":
+    elif key in ("sleep_ms", "delay_ms"):
         time.sleep(_number(arg) / 1000.0)
         out[key] = arg
     elif key == "bg_start":
@@ -274,12 +275,14 @@ def _exec_tmp(arg):
 
 
 def _burn(ms):
-    start = time.monotonic()
+    """Burns `ms` of this thread's CPU time (not wall time: a busy machine stretches the wall)."""
+    start = time.thread_time()
+    wall = time.monotonic()
     acc = 0
-    while (time.monotonic() - start) * 1000.0 < ms:
+    while (time.thread_time() - start) * 1000.0 < ms and (time.monotonic() - wall) < ms / 100.0:
         for i in range(10_000):
             acc = (acc * 6364136223846793005 + i) & 0xFFFFFFFFFFFFFFFF
-    return int((time.monotonic() - start) * 1000.0)
+    return int((time.thread_time() - start) * 1000.0)
 
 
 def _print_lines(count, to_stderr):

@@ -248,8 +248,22 @@ impl Engine {
         inv
     }
 
+    /// Hands the invocation to the extensions, then to the runtime (extensions first, so the
+    /// sandbox adds no bias of its own against an extension's view of the invocation's start).
     fn dispatch(&self, request_id: &str, deadline_ms: u64, trace_id: &str, payload: Bytes) {
+        let event = json!({
+            "eventType": "INVOKE",
+            "deadlineMs": deadline_ms,
+            "requestId": request_id,
+            "invokedFunctionArn": self.shared.function_arn,
+            "tracing": {"type": "X-Amzn-Trace-Id", "value": trace_id},
+        });
         let mut state = self.shared.lock();
+        for ext in state.extensions.iter_mut().filter(|e| e.wants("INVOKE")) {
+            ext.queue.push_back(event.clone());
+            ext.waiting = false;
+            ext.wake.notify_one();
+        }
         state.runtime.outcome = None;
         state.runtime.current = None;
         state.runtime.pending = Some(PendingInvoke {
@@ -259,18 +273,6 @@ impl Engine {
             trace_id: trace_id.to_string(),
         });
         state.runtime.wake.notify_one();
-        let event = json!({
-            "eventType": "INVOKE",
-            "deadlineMs": deadline_ms,
-            "requestId": request_id,
-            "invokedFunctionArn": self.shared.function_arn,
-            "tracing": {"type": "X-Amzn-Trace-Id", "value": trace_id},
-        });
-        for ext in state.extensions.iter_mut().filter(|e| e.wants("INVOKE")) {
-            ext.queue.push_back(event.clone());
-            ext.waiting = false;
-            ext.wake.notify_one();
-        }
         drop(state);
         self.shared.changed();
     }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 /// Payload keys in the order they are performed.
 const ORDER: &[&str] = &[
+    "delay_ms",
     "connect",
     "send",
     "udp",
@@ -84,7 +85,7 @@ fn perform(key: &str, arg: &Value, out: &mut Map<String, Value>) -> Result<(), S
         "burn_ms" => burn(number(arg)?),
         "error_lines" => print_lines(number(arg)?, true),
         "log_lines" => print_lines(number(arg)?, false),
-        "sleep_ms" => {
+        "sleep_ms" | "delay_ms" => {
             thread::sleep(Duration::from_millis(number(arg)?));
             arg.clone()
         }
@@ -211,16 +212,28 @@ fn run_fresh_executable(path: &str) -> Result<process::Output, String> {
     }
 }
 
+/// Burns `ms` of this thread's CPU time (not wall time: a busy machine stretches the wall).
 fn burn(ms: u64) -> Value {
-    let start = Instant::now();
+    let start = thread_cpu();
+    let wall = Instant::now();
     let limit = Duration::from_millis(ms);
     let mut acc: u64 = 0;
-    while start.elapsed() < limit {
+    while thread_cpu().saturating_sub(start) < limit && wall.elapsed() < limit * 10 {
         for i in 0..10_000u64 {
             acc = std::hint::black_box(acc.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i));
         }
     }
-    json!({ "elapsed_ms": start.elapsed().as_millis() as u64 })
+    json!({ "elapsed_ms": thread_cpu().saturating_sub(start).as_millis() as u64 })
+}
+
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 fn print_lines(count: u64, to_stderr: bool) -> Value {

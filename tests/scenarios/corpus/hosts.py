@@ -1,0 +1,214 @@
+"""Servers on the host that the functions (and the attacks) talk to through the sandbox's host
+link. Each listens on 127.0.0.1 only; the sandbox forwards `host.sandbox:PORT` to it
+(`--host-forward`). Every server keeps a log of what it saw, which the self-test checks."""
+
+import http.server
+import json
+import random
+import socketserver
+import threading
+import time
+
+# Commands the reverse-shell listener types into a shell that connects back.
+SHELL_COMMANDS = ("id", "uname -a", "ls /var/task", "ps -eo pid,comm | head -20",
+                  "cat /proc/self/environ | tr '\\0' '\\n' | cut -d= -f1 | grep ^AWS_", "exit")
+READ_TIMEOUT_S = 10.0
+# The binary the dropper's staging server hands out (a real ELF: the system's uname).
+STAGE_BINARY = "/usr/bin/uname"
+
+
+class Log:
+    """Thread-safe, append-only record of what the servers saw."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._items = []
+
+    def add(self, service, **fields):
+        with self._lock:
+            self._items.append({"service": service, "at": time.time(), **fields})
+
+    def mark(self):
+        with self._lock:
+            return len(self._items)
+
+    def since(self, mark, service=None):
+        with self._lock:
+            items = self._items[mark:]
+        return [i for i in items if service is None or i["service"] == service]
+
+
+def _read_all(conn, limit=None):
+    conn.settimeout(READ_TIMEOUT_S)
+    total, chunks = 0, []
+    try:
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                break
+            total += len(data)
+            if limit is None or sum(len(c) for c in chunks) < limit:
+                chunks.append(data)
+    except OSError:
+        pass
+    return total, b"".join(chunks)
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def _tcp(port, handle):
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            handle(self.request)
+
+    return _Server(("127.0.0.1", port), Handler)
+
+
+def _http(port, log, name, answer):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def _reply(self, status, body=b""):
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            status, body = answer("GET", self.path, b"")
+            log.add(name, method="GET", path=self.path, status=status, bytes=0)
+            self._reply(status, body)
+
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            data = self.rfile.read(length) if length else b""
+            status, body = answer("POST", self.path, data)
+            log.add(name, method="POST", path=self.path, status=status, bytes=len(data),
+                    body=data[:8192].decode("latin-1"))
+            self._reply(status, body)
+
+    return _Server(("127.0.0.1", port), Handler)
+
+
+class Services:
+    """All host-side servers; `ports` maps a service name to its port."""
+
+    NAMES = ("hooks", "collector", "exfil", "loot", "c2", "pool", "stage", "beacon")
+
+    def __init__(self, seed, port_base=None):
+        self.log = Log()
+        self.ports = {}
+        self._servers = []
+        self._rng = random.Random(f"{seed}:hooks")
+        self._rng_lock = threading.Lock()
+        with open(STAGE_BINARY, "rb") as f:
+            self._stage = f.read()
+        makers = {"hooks": self._hooks, "collector": self._sink("collector"),
+                  "exfil": self._sink("exfil"), "loot": self._loot, "c2": self._c2,
+                  "pool": self._pool, "stage": self._stage_server, "beacon": self._beacon}
+        for n, name in enumerate(self.NAMES):
+            port = 0 if port_base is None else port_base + n
+            server = makers[name](port)
+            self.ports[name] = server.server_address[1]
+            self._servers.append(server)
+
+    def start(self):
+        for server in self._servers:
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self):
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+
+    # --- benign endpoints -------------------------------------------------------------------
+    def _hooks(self, port):
+        def answer(method, path, data):
+            with self._rng_lock:
+                flaky = self._rng.random() < 0.04
+            return (503, b"busy") if flaky else (200, b'{"ok":true}')
+        return _http(port, self.log, "hooks", answer)
+
+    def _sink(self, name):
+        def handle(conn):
+            total, _ = _read_all(conn, limit=0)
+            try:
+                conn.sendall(b"ok\n")
+            except OSError:
+                pass
+            self.log.add(name, bytes=total)
+        return lambda port: _tcp(port, handle)
+
+    # --- attacker infrastructure ------------------------------------------------------------
+    def _loot(self, port):
+        return _http(port, self.log, "loot", lambda m, p, d: (204, b""))
+
+    def _stage_server(self, port):
+        def answer(method, path, data):
+            return (200, self._stage) if method == "GET" else (405, b"")
+        return _http(port, self.log, "stage", answer)
+
+    def _c2(self, port):
+        def handle(conn):
+            conn.settimeout(READ_TIMEOUT_S)
+            try:
+                for command in SHELL_COMMANDS:
+                    conn.sendall(command.encode() + b"\n")
+                    time.sleep(0.05)
+            except OSError:
+                pass
+            _, transcript = _read_all(conn, limit=1 << 20)
+            self.log.add("c2", transcript=transcript.decode("latin-1"))
+        return _tcp(port, handle)
+
+    def _pool(self, port):
+        def handle(conn):
+            conn.settimeout(READ_TIMEOUT_S)
+            methods = []
+            stream = conn.makefile("rwb")
+            try:
+                for line in stream:
+                    try:
+                        msg = json.loads(line)
+                    except ValueError:
+                        continue
+                    methods.append(msg.get("method"))
+                    for reply in _stratum_reply(msg):
+                        stream.write(json.dumps(reply).encode() + b"\n")
+                    stream.flush()
+            except OSError:
+                pass
+            self.log.add("pool", methods=methods)
+        return _tcp(port, handle)
+
+    def _beacon(self, port):
+        def handle(conn):
+            _, data = _read_all(conn, limit=4096)
+            self.log.add("beacon", line=data.decode("latin-1").strip())
+        return _tcp(port, handle)
+
+
+def _stratum_reply(msg):
+    """What a stratum v1 pool answers (subscribe, authorize, then a job; submits accepted)."""
+    method, ident = msg.get("method"), msg.get("id")
+    if method == "mining.subscribe":
+        return [{"id": ident, "result": [[["mining.notify", "ae6812eb4cd7735a"]], "08000002", 4],
+                 "error": None}]
+    if method == "mining.authorize":
+        job = ["b3ba", "4d16b6f85af6e2198f44ae2a6de67f78487ae5611b77c6c0440b921e00000000",
+               "01000000010000000000000000000000", "ffffffff", [], "00000002", "1c2ac4af",
+               "504e86b9", True]
+        return [{"id": ident, "result": True, "error": None},
+                {"id": None, "method": "mining.set_difficulty", "params": [1]},
+                {"id": None, "method": "mining.notify", "params": job}]
+    if method == "mining.submit":
+        return [{"id": ident, "result": True, "error": None}]
+    return [{"id": ident, "result": None, "error": [20, "unknown method", None]}]
+
