@@ -167,6 +167,7 @@ fn register(
             wake: Default::default(),
             error: None,
             ready_at: None,
+            waiting_since: None,
             exited: false,
         });
     }
@@ -226,6 +227,7 @@ async fn extension_next(shared: &Arc<Shared>, id: Option<String>) -> Reply {
             if first_wait {
                 first_wait = false;
                 ext.waiting = true;
+                ext.waiting_since = Some(Instant::now());
                 if ext.ready_at.is_none() {
                     ext.ready_at = Some(Instant::now());
                     let record = json!({"name": ext.name, "state": "Ready", "events": ext.events});

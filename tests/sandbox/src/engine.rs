@@ -232,7 +232,21 @@ impl Engine {
                 );
             }
         }
-        let finished = Instant::now();
+        // Post-runtime time is the extensions' own: from runtimeDone to the last of them back in
+        // /event/next (the sandbox's own bookkeeping after that is not theirs).
+        let last_next = self
+            .shared
+            .lock()
+            .extensions
+            .iter()
+            .filter(|e| e.wants("INVOKE"))
+            .filter_map(|e| e.waiting_since)
+            .max();
+        let finished = match last_next {
+            Some(at) if at > runtime_done && inv.status != "timeout" => at,
+            _ if inv.status == "timeout" => Instant::now(),
+            _ => runtime_done,
+        };
         inv.post_runtime_ms = ms_between(runtime_done, finished);
         inv.duration_ms = ms_between(invoke_start, finished);
         inv.billed_ms = inv.duration_ms.ceil() as u64;
@@ -557,17 +571,14 @@ impl Engine {
             Role::Runtime => self.layout.task_root.clone(),
             Role::Extension(_) => PathBuf::from("/"),
         };
-        let started = procs::spawn(
-            Spec {
-                program,
-                args,
-                env: &self.env,
-                cwd: &cwd,
-                on_stdout: sink(false),
-                on_stderr: sink(true),
-            },
-            self.cgroup.as_ref(),
-        )?;
+        let started = procs::spawn(Spec {
+            program,
+            args,
+            env: &self.env,
+            cwd: &cwd,
+            on_stdout: sink(false),
+            on_stderr: sink(true),
+        })?;
         self.roles
             .lock()
             .unwrap_or_else(|e| e.into_inner())

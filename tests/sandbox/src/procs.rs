@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -98,7 +98,7 @@ fn unread_bytes(fd: RawFd) -> libc::c_int {
 }
 
 /// Starts a process with piped output.
-pub fn spawn(spec: Spec<'_>, cgroup: Option<&Cgroup>) -> Result<Started, SpawnError> {
+pub fn spawn(spec: Spec<'_>) -> Result<Started, SpawnError> {
     let mut cmd = Command::new(spec.program);
     cmd.args(spec.args)
         .env_clear()
@@ -107,16 +107,6 @@ pub fn spawn(spec: Spec<'_>, cgroup: Option<&Cgroup>) -> Result<Started, SpawnEr
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let procs_fd = cgroup.map(|c| c.procs_fd);
-    // SAFETY: the closure only makes an async-signal-safe call (write).
-    unsafe {
-        cmd.pre_exec(move || {
-            if let Some(fd) = procs_fd {
-                libc::write(fd, b"0".as_ptr().cast(), 1);
-            }
-            Ok(())
-        });
-    }
     let mut child = cmd.spawn().map_err(|source| SpawnError::Start {
         program: spec.program.to_path_buf(),
         source,
@@ -283,6 +273,27 @@ pub fn rss_bytes() -> u64 {
         * page_size()
 }
 
+/// This process's memory cgroup path, from /proc/self/cgroup (v1 `N:memory:/path`).
+fn memory_cgroup_of_self() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    text.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == "memory")
+            .then(|| path.to_string())
+    })
+}
+
+fn own_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0)
+        * page_size()
+}
+
 fn page_size() -> u64 {
     // SAFETY: sysconf has no side effects.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
@@ -297,6 +308,8 @@ fn page_size() -> u64 {
 pub struct Cgroup {
     dir: PathBuf,
     procs_fd: libc::c_int,
+    /// The group the sandbox came from, to go back to before removing this one.
+    home: Option<PathBuf>,
 }
 
 impl Cgroup {
@@ -321,16 +334,27 @@ impl Cgroup {
             let _ = std::fs::remove_dir(&dir);
             return None;
         }
-        Some(Cgroup { dir, procs_fd })
+        // The sandbox joins the group itself, once, so that its children are born in it: moving
+        // each child in (a write per spawn) waits for an RCU grace period on cgroup v1, ~15 ms.
+        let home = memory_cgroup_of_self().map(|rel| root.join(rel.trim_start_matches('/')));
+        // SAFETY: writing "0" (this process) to the fd we just opened.
+        unsafe { libc::write(procs_fd, b"0".as_ptr().cast(), 1) };
+        Some(Cgroup {
+            dir,
+            procs_fd,
+            home,
+        })
     }
 
-    /// Peak memory of the group since creation or the last [`Cgroup::reset_peak`].
+    /// Peak memory of the group since creation or the last [`Cgroup::reset_peak`], less the
+    /// sandbox's own resident memory (it is a member so that its children are).
     pub fn peak_bytes(&self) -> Option<u64> {
-        std::fs::read_to_string(self.dir.join("memory.max_usage_in_bytes"))
+        let peak: u64 = std::fs::read_to_string(self.dir.join("memory.max_usage_in_bytes"))
             .ok()?
             .trim()
             .parse()
-            .ok()
+            .ok()?;
+        Some(peak.saturating_sub(own_rss_bytes()))
     }
 
     pub fn reset_peak(&self) {
@@ -342,6 +366,9 @@ impl Drop for Cgroup {
     fn drop(&mut self) {
         // SAFETY: closing the fd we opened.
         unsafe { libc::close(self.procs_fd) };
+        if let Some(home) = &self.home {
+            let _ = std::fs::write(home.join("cgroup.procs"), std::process::id().to_string());
+        }
         for _ in 0..50 {
             if std::fs::remove_dir(&self.dir).is_ok() {
                 return;

@@ -20,6 +20,8 @@ pub struct Extension {
     pub queue: VecDeque<Value>,
     /// Blocked in /event/next with nothing to deliver: done with the current phase.
     pub waiting: bool,
+    /// When it last entered /event/next.
+    pub waiting_since: Option<Instant>,
     pub wake: Arc<Notify>,
     /// Set by /init/error or /exit/error.
     pub error: Option<String>,
