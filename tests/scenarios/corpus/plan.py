@@ -98,7 +98,7 @@ def campaign(kind, number, seed, scale, scale_name, ports):
             out.append(_attack(rng, kind, ports, scale_name))
         if kind == "persistence":
             # What the planted process does during the next warm invocations is its doing too.
-            for _ in range(2):
+            for _ in range(3):
                 out.append(Invocation(benign(rng, ports), kind, out[-1].variant, "residual"))
             break
         if n + 1 < bursts:
@@ -118,7 +118,11 @@ def build(seed, scale_name, ports, split="train", holdout=HOLDOUT, only=()):
             continue
         runs += benign_runs(name, seed, scale, ports)
     for kind in ATTACK_CLASSES:
-        for number in range(scale.campaigns):
+        campaigns = scale.campaigns
+        if kind == "persistence":
+            # One plant per campaign: run more of them to match the other classes' counts.
+            campaigns *= max(1, sum(scale.attacks) // 2)
+        for number in range(campaigns):
             runs.append(campaign(kind, number, seed, scale, scale_name, ports))
     if only:
         runs = [r for r in runs if _selected(r, only)]

@@ -32,7 +32,7 @@ def api_event(rng, method, path, body=None, query=None, headers=None):
 
 
 def thumbnailer(rng, ports):
-    width = lognormal(rng, 320, 0.6, 16, 1600)
+    width = lognormal(rng, 400, 0.7, 16, 1800)
     height = int(width * rng.choice((0.5625, 0.75, 1.0, 1.333)))
     if rng.random() < 0.01:
         height = 0  # a corrupt upload: rejected with 422
@@ -70,7 +70,7 @@ def nightly_batch(rng, ports):
             "source": "aws.events", "account": "123456789012",
             "time": f"2024-06-{day:02d}T02:00:00Z", "region": "eu-west-1",
             "resources": ["arn:aws:events:eu-west-1:123456789012:rule/nightly-rollup"],
-            "detail": {"partition": f"2024-06-{day:02d}", "rows": lognormal(rng, 30000, 0.6, 2000, 150000)}}
+            "detail": {"partition": f"2024-06-{day:02d}", "rows": lognormal(rng, 120000, 0.6, 10000, 600000)}}
 
 
 def report_builder(rng, ports):

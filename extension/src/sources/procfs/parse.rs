@@ -99,6 +99,12 @@ pub fn parse_status(text: &str) -> Result<PidStatus, ParseError> {
     Ok(out)
 }
 
+/// Parses `/proc/[pid]/statm` and returns its second field: resident pages (the same
+/// figure as `VmRSS` in `status`, at a fraction of the cost).
+pub fn parse_statm_rss(text: &str) -> Result<u64, ParseError> {
+    num(text.split_ascii_whitespace().nth(1), "resident")
+}
+
 /// Parses `/proc/loadavg` and returns its last field: the last pid allocated in the
 /// reader's pid namespace.
 pub fn parse_last_pid(text: &str) -> Result<u32, ParseError> {

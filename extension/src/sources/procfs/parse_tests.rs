@@ -196,3 +196,16 @@ fn socket_line_rejects_garbage() {
     );
     assert_eq!(parse_socket_line(""), None);
 }
+
+#[test]
+fn statm_resident_pages() {
+    assert_eq!(parse_statm_rss("2717 1024 600 430 0 392 0\n"), Ok(1024));
+    assert_eq!(
+        parse_statm_rss("2717"),
+        Err(ParseError::Missing("resident"))
+    );
+    assert_eq!(
+        parse_statm_rss("1 x 2"),
+        Err(ParseError::NotANumber("resident"))
+    );
+}

@@ -1,10 +1,14 @@
-//! Reads /proc under a configurable root, reusing its buffers between reads.
+//! Reads /proc under a configurable root, keeping files open and buffers reused between
+//! snapshots (see [`super::files`]).
 
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
+pub use super::files::HotFile;
+use super::files::{HotDir, PidCache, PidFiles};
+use super::netlink::DiagSocket;
 use super::parse::{self, Socket};
 use super::snapshot::CounterSnapshot;
 use crate::sources::scratch::ScratchProbe;
@@ -22,12 +26,17 @@ pub enum Proto {
     Udp,
 }
 
-const SOCKET_TABLES: [(&str, Proto); 4] = [
-    ("net/tcp", Proto::Tcp),
-    ("net/tcp6", Proto::Tcp),
-    ("net/udp", Proto::Udp),
-    ("net/udp6", Proto::Udp),
+/// The four socket tables: /proc/net file, netlink family and protocol.
+const SOCKET_TABLES: [(&str, Proto, i32, i32); 4] = [
+    ("net/tcp", Proto::Tcp, libc::AF_INET, libc::IPPROTO_TCP),
+    ("net/tcp6", Proto::Tcp, libc::AF_INET6, libc::IPPROTO_TCP),
+    ("net/udp", Proto::Udp, libc::AF_INET, libc::IPPROTO_UDP),
+    ("net/udp6", Proto::Udp, libc::AF_INET6, libc::IPPROTO_UDP),
 ];
+
+/// Most processes whose files stay open (3 descriptors each). Beyond it, files are opened
+/// per read, so a fork bomb cannot exhaust Warden's descriptors.
+const MAX_CACHED_PIDS: usize = 64;
 
 /// Who a process is, as far as /proc tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,13 +71,42 @@ pub struct ProcReader {
     text: String,
     bytes: Vec<u8>,
     errors: u64,
+    loadavg: HotFile,
+    snmp: HotFile,
+    net_dev: HotFile,
+    own_statm: HotFile,
+    page_kb: u64,
+    root_dir: Option<HotDir>,
+    pid_files: PidCache,
+    dirents: Vec<u8>,
+    /// sock_diag socket and, per table, whether netlink still serves it.
+    diag: Option<DiagSocket>,
+    diag_tables: [bool; 4],
+    diag_sockets: Vec<Socket>,
 }
 
 impl ProcReader {
     /// A reader of `root` that leaves `self_pid` out of every sum.
     pub fn new(root: &Path, self_pid: u32) -> ProcReader {
+        let root_text = root.to_string_lossy().trim_end_matches('/').to_string();
+        // Netlink sees the kernel's own sockets, so it stands in for /proc/net only when
+        // the root is the real /proc (tests use fake trees).
+        let diag = (root_text == "/proc")
+            .then(DiagSocket::open)
+            .and_then(Result::ok);
         ProcReader {
-            root: root.to_string_lossy().trim_end_matches('/').to_string(),
+            loadavg: HotFile::with_capacity(&root.join("loadavg"), 256),
+            snmp: HotFile::with_capacity(&root.join("net/snmp"), 4096),
+            net_dev: HotFile::with_capacity(&root.join("net/dev"), 4096),
+            own_statm: HotFile::with_capacity(&root.join(format!("{self_pid}/statm")), 256),
+            page_kb: page_kb(),
+            root_dir: HotDir::open(root).ok(),
+            pid_files: PidCache::default(),
+            dirents: vec![0; 8192],
+            diag_tables: [diag.is_some(); 4],
+            diag,
+            diag_sockets: Vec::new(),
+            root: root_text,
             self_pid,
             path: String::with_capacity(64),
             text: String::with_capacity(4096),
@@ -109,72 +147,77 @@ impl ProcReader {
 
     /// The pid allocator's last value (`loadavg`), the cheapest "did anything start" check.
     pub fn last_pid(&mut self) -> Option<u32> {
-        let text = self.read_text(format_args!("loadavg"))?;
-        parse::parse_last_pid(text).ok()
+        parse::parse_last_pid(self.loadavg.read()?).ok()
     }
 
     /// Counters from /proc/net/snmp.
     pub fn snmp(&mut self) -> Option<parse::Snmp> {
-        self.read_text(format_args!("net/snmp"))
-            .and_then(|t| parse::parse_snmp(t).ok())
+        parse::parse_snmp(self.snmp.read()?).ok()
     }
 
     /// Live process ids, sorted, Warden's own left out.
     pub fn list_pids(&mut self, out: &mut Vec<u32>) {
         out.clear();
-        let Ok(dir) = std::fs::read_dir(&self.root) else {
-            self.errors += 1;
-            return;
-        };
-        for entry in dir.flatten() {
-            let name = entry.file_name();
-            if let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) {
-                if pid != self.self_pid {
-                    out.push(pid);
+        let me = self.self_pid;
+        let listed = match &self.root_dir {
+            Some(dir) => dir.for_each(&mut self.dirents, |name| {
+                if let Some(pid) = std::str::from_utf8(name).ok().and_then(|n| n.parse().ok()) {
+                    if pid != me {
+                        out.push(pid);
+                    }
                 }
-            }
+            }),
+            None => Err(std::io::ErrorKind::NotFound.into()),
+        };
+        if listed.is_err() {
+            self.errors += 1;
         }
         out.sort_unstable();
     }
 
-    /// Takes a full counter snapshot.
+    /// Takes a full counter snapshot. The cheap namespace-wide counters come first, so
+    /// they are the closest to the moment the INVOKE arrived.
     pub fn snapshot(&mut self, scratch: &ScratchProbe) -> CounterSnapshot {
         let mut s = CounterSnapshot {
             own_cpu_us: own_cpu_us(),
             last_pid: self.last_pid(),
             ..CounterSnapshot::default()
         };
+        if let Some(snmp) = self.snmp.read().map(parse::parse_snmp) {
+            s.snmp = snmp.unwrap_or_default();
+        }
+        if let Some(dev) = self.net_dev.read().map(parse::parse_net_dev) {
+            s.net = dev.unwrap_or_default();
+        }
         let mut pids = Vec::with_capacity(16);
         self.list_pids(&mut pids);
         for &pid in &pids {
             self.add_process(pid, &mut s);
         }
+        self.pid_files.retain(&pids);
         s.pids = pids;
-        let me = self.self_pid;
-        if let Some(status) = self.read_text(format_args!("{me}/status")) {
-            s.own_rss_kb = parse::parse_status(status).map_or(0, |st| st.rss_kb);
-        }
-        if let Some(snmp) = self
-            .read_text(format_args!("net/snmp"))
-            .map(parse::parse_snmp)
-        {
-            s.snmp = snmp.unwrap_or_default();
-        }
-        if let Some(dev) = self
-            .read_text(format_args!("net/dev"))
-            .map(parse::parse_net_dev)
-        {
-            s.net = dev.unwrap_or_default();
+        if let Some(statm) = self.own_statm.read() {
+            s.own_rss_kb = parse::parse_statm_rss(statm).map_or(0, |pages| pages * self.page_kb);
         }
         s.tmp = scratch.measure();
         s
     }
 
     fn add_process(&mut self, pid: u32, s: &mut CounterSnapshot) {
-        let Some(stat) = self
-            .read_text(format_args!("{pid}/stat"))
-            .and_then(|t| parse::parse_stat(t).ok())
-        else {
+        let mut spare = None;
+        let (mut files, opened) =
+            if self.pid_files.len() < MAX_CACHED_PIDS || self.pid_files.contains(pid) {
+                self.pid_files.get(&self.root, pid)
+            } else {
+                (&mut *spare.insert(PidFiles::open(&self.root, pid)), true)
+            };
+        let mut stat = files.stat.read().and_then(|t| parse::parse_stat(t).ok());
+        if stat.is_none() && !opened {
+            // A kept file of an exited process: the number may be a new process now.
+            files = self.pid_files.reopen(&self.root, pid);
+            stat = files.stat.read().and_then(|t| parse::parse_stat(t).ok());
+        }
+        let Some(stat) = stat else {
             return;
         };
         s.cpu_user_ticks += stat.cutime;
@@ -187,22 +230,40 @@ impl ProcReader {
         s.cpu_system_ticks += stat.stime;
         s.processes += 1;
         s.threads += stat.threads;
-        if let Some(st) = self
-            .read_text(format_args!("{pid}/status"))
+        if let Some(st) = files
+            .status
+            .read()
             .and_then(|t| parse::parse_status(t).ok())
         {
             s.rss_kb += st.rss_kb;
             s.rss_peak_kb += st.hwm_kb;
         }
-        self.set_path(format_args!("{pid}/fd"));
-        if let Ok(fds) = std::fs::read_dir(&self.path) {
-            s.open_fds += fds.count() as u32;
+        if let Some(fd) = &files.fd {
+            s.open_fds += fd.count(&mut self.dirents).unwrap_or(0);
         }
     }
 
-    /// Appends every socket of the four tables to `out`.
+    /// Appends every socket of the four tables to `out`: over netlink sock_diag where it
+    /// works, else from /proc/net (a table whose dump fails once stays on /proc/net).
     pub fn sockets(&mut self, out: &mut Vec<(Proto, Socket)>) {
-        for (table, proto) in SOCKET_TABLES {
+        for (i, (table, proto, family, protocol)) in SOCKET_TABLES.into_iter().enumerate() {
+            if self.diag_tables[i] {
+                if let Some(diag) = self.diag.as_mut() {
+                    self.diag_sockets.clear();
+                    match diag.dump(family as u8, protocol as u8, &mut self.diag_sockets) {
+                        Ok(()) => {
+                            out.extend(self.diag_sockets.iter().map(|s| (proto, *s)));
+                            continue;
+                        }
+                        Err(e) => {
+                            crate::debug!(
+                                "sock_diag for {table} failed ({e}); reading /proc/{table}"
+                            );
+                            self.diag_tables[i] = false;
+                        }
+                    }
+                }
+            }
             if let Some(text) = self.read_text(format_args!("{table}")) {
                 out.extend(
                     text.lines()
@@ -211,6 +272,11 @@ impl ProcReader {
                 );
             }
         }
+    }
+
+    /// Whether socket tables are read over netlink (at least one table).
+    pub fn uses_netlink(&self) -> bool {
+        self.diag.is_some() && self.diag_tables.iter().any(|&t| t)
     }
 
     /// Identity of `pid`, or `None` if it is gone or is a thread of another process.
@@ -286,28 +352,14 @@ pub fn own_cpu_us() -> u64 {
     us(usage.ru_utime) + us(usage.ru_stime)
 }
 
-/// A /proc file kept open and re-read from offset 0, which regenerates its content without
-/// the cost of a path lookup per read (the sampler's hot path).
-#[derive(Debug)]
-pub struct HotFile {
-    file: Option<File>,
-    buf: Vec<u8>,
-}
-
-impl HotFile {
-    /// Opens `path`; a missing file gives a handle that always reads `None`.
-    pub fn open(path: &Path) -> HotFile {
-        HotFile {
-            file: File::open(path).ok(),
-            buf: vec![0; 8192],
-        }
-    }
-
-    /// Current content (up to 8 KiB, enough for loadavg and snmp).
-    pub fn read(&mut self) -> Option<&str> {
-        use std::os::unix::fs::FileExt;
-        let n = self.file.as_ref()?.read_at(&mut self.buf, 0).ok()?;
-        std::str::from_utf8(&self.buf[..n]).ok()
+/// Page size in KiB (statm counts pages).
+fn page_kb() -> u64 {
+    // SAFETY: sysconf has no memory effects.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 {
+        p as u64 / 1024
+    } else {
+        4
     }
 }
 

@@ -51,6 +51,8 @@ fn fake_proc(name: &str) -> PathBuf {
         "99/status",
         "Name:\twarden\nTgid:\t99\nVmRSS:\t 2048 kB\nVmHWM:\t 2100 kB\n",
     );
+    let pages = 2048 / super::page_kb();
+    write("99/statm", &format!("3000 {pages} 400 100 0 900 0\n"));
     std::fs::create_dir_all(root.join("tmp")).unwrap();
     // Thread directories are reachable by pid but not listed by readdir on a real /proc.
     std::fs::rename(root.join("43"), root.join(".43")).unwrap();
@@ -119,4 +121,45 @@ fn real_proc_snapshot_sees_this_process_tree() {
     assert!(s.processes >= 1);
     assert!(s.last_pid.is_some());
     assert!(s.pids.contains(&std::process::id()));
+}
+
+#[test]
+fn kept_open_listing_sees_a_process_started_later() {
+    let mut r = ProcReader::new(Path::new("/proc"), 0);
+    let mut before = Vec::new();
+    r.list_pids(&mut before);
+    let mut child = std::process::Command::new("sleep")
+        .arg("5")
+        .spawn()
+        .unwrap();
+    let mut after = Vec::new();
+    r.list_pids(&mut after);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!before.contains(&child.id()));
+    assert!(after.contains(&child.id()));
+    let mut gone = Vec::new();
+    r.list_pids(&mut gone);
+    assert!(!gone.contains(&child.id()));
+}
+
+#[test]
+fn real_sockets_come_from_netlink_and_match_proc_net() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut r = ProcReader::new(Path::new("/proc"), 0);
+    assert!(r.uses_netlink());
+    let mut out = Vec::new();
+    r.sockets(&mut out);
+    let ours = out
+        .iter()
+        .find(|(p, s)| *p == Proto::Tcp && s.local == addr)
+        .expect("listed over netlink");
+    let proc_net = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let from_proc = proc_net
+        .lines()
+        .filter_map(parse::parse_socket_line)
+        .find(|s| s.local == addr)
+        .expect("listed in /proc/net/tcp");
+    assert_eq!(ours.1, from_proc);
 }

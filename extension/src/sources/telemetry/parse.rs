@@ -223,21 +223,35 @@ fn extension_log(record: &RawValue) -> serde_json::Result<LogStats> {
             json.len(),
         ));
     }
+    if is_own_line(json) {
+        return Ok(LogStats::default());
+    }
     Ok(LogStats::of_extension_text(&text_of(record)?))
 }
 
 /// The record as text: a JSON string unescaped, any other JSON value as written.
 fn text_of(record: &RawValue) -> serde_json::Result<Cow<'_, str>> {
     let json = record.get();
-    if json.starts_with('"') {
-        // Borrow when the string has no escapes; unescape into an owned copy otherwise.
-        match serde_json::from_str::<&str>(json) {
-            Ok(text) => Ok(Cow::Borrowed(text)),
-            Err(_) => serde_json::from_str::<String>(json).map(Cow::Owned),
-        }
-    } else {
-        Ok(Cow::Borrowed(json))
+    match json.strip_prefix('"').and_then(|j| j.strip_suffix('"')) {
+        // Without a backslash the text between the quotes is the string itself (the
+        // value was validated when the batch was split), so it is borrowed as it is.
+        Some(inner) if !inner.contains('\\') => Ok(Cow::Borrowed(inner)),
+        Some(_) => serde_json::from_str::<String>(json).map(Cow::Owned),
+        None => Ok(Cow::Borrowed(json)),
     }
+}
+
+/// Warden's own output comes back as `extension` records; a record that is one such line
+/// (in its escaped JSON form) is recognised without unescaping it.
+fn is_own_line(json: &str) -> bool {
+    const OWN: [&str; 2] = ["\"[warden]", "\"{\\\"warden_schema\\\""];
+    let Some(body) = json
+        .strip_suffix("\\n\"")
+        .or_else(|| json.strip_suffix('"'))
+    else {
+        return false;
+    };
+    OWN.iter().any(|p| body.starts_with(p)) && !body.contains("\\n")
 }
 
 fn message_text(message: Option<&RawValue>) -> serde_json::Result<Cow<'_, str>> {

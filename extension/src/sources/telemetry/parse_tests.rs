@@ -326,3 +326,77 @@ fn body_that_is_not_an_array_is_one_parse_error() {
     assert_eq!(parse_batch(b"", &mut out).parse_errors, 1);
     assert!(out.is_empty());
 }
+
+#[test]
+fn realistic_batch_fixture_parses_completely() {
+    let path = format!(
+        "{}/tests/fixtures/telemetry/batch.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let body = std::fs::read(path).unwrap();
+    let mut out = Vec::new();
+    let outcome = parse_batch(&body, &mut out);
+    assert_eq!(
+        outcome,
+        BatchOutcome {
+            events: 80,
+            unknown: 0,
+            parse_errors: 0
+        }
+    );
+    let count = |f: fn(&TelemetryEvent) -> bool| out.iter().filter(|e| f(e)).count();
+    assert_eq!(count(|e| matches!(e, TelemetryEvent::Start { .. })), 12);
+    assert_eq!(count(|e| matches!(e, TelemetryEvent::RuntimeDone(_))), 12);
+    assert_eq!(count(|e| matches!(e, TelemetryEvent::Report(_))), 12);
+    assert_eq!(
+        count(|e| matches!(e, TelemetryEvent::FunctionLog { .. })),
+        39
+    );
+    let tracebacks: u64 = out
+        .iter()
+        .map(|e| match e {
+            TelemetryEvent::FunctionLog { stats, .. } => stats.tracebacks,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(tracebacks, 3);
+}
+
+#[test]
+fn wardens_own_lines_are_recognised_without_unescaping() {
+    assert!(is_own_line(
+        r#""{\"warden_schema\":1,\"kind\":\"invoke\"}\n""#
+    ));
+    assert!(is_own_line(r#""[warden] warn something""#));
+    assert!(!is_own_line(r#""[warden] one\nother-ext: error two\n""#));
+    assert!(!is_own_line(r#""other-ext: [warden] error""#));
+    assert!(!is_own_line(r#"{"message":"[warden]"}"#));
+    let (own, _) = one(
+        r#"{"time":"t","type":"extension","record":"{\"warden_schema\":1,\"kind\":\"invoke\",\"error_lines\":3}\n"}"#,
+    );
+    assert_eq!(
+        own,
+        TelemetryEvent::ExtensionLog {
+            stats: LogStats::default()
+        }
+    );
+    let (mixed, _) =
+        one(r#"{"time":"t","type":"extension","record":"[warden] note\nother-ext: error two\n"}"#);
+    let TelemetryEvent::ExtensionLog { stats } = mixed else {
+        panic!("{mixed:?}")
+    };
+    assert_eq!((stats.lines, stats.error_lines), (1, 1));
+}
+
+#[test]
+fn text_is_borrowed_unless_escaped() {
+    let plain: &RawValue = serde_json::from_str(r#""plain text""#).unwrap();
+    assert!(matches!(
+        text_of(plain).unwrap(),
+        Cow::Borrowed("plain text")
+    ));
+    let escaped: &RawValue = serde_json::from_str(r#""tab\there\u00e9""#).unwrap();
+    assert_eq!(text_of(escaped).unwrap(), "tab\there\u{e9}");
+    let object: &RawValue = serde_json::from_str(r#"{"a":1}"#).unwrap();
+    assert_eq!(text_of(object).unwrap(), r#"{"a":1}"#);
+}

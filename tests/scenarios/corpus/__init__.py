@@ -1,0 +1,1 @@
+"""The scenario corpus: functions, workloads, attacks and the runner behind scripts/scenarios."""
