@@ -424,6 +424,29 @@ fn host_link_reaches_a_listener_on_the_host() {
 }
 
 #[test]
+fn host_forward_reaches_a_loopback_only_server() {
+    if !warden_sandbox::isolation::available() {
+        eprintln!("isolation needs root; skipping");
+        return;
+    }
+    // Like a local AWS API server: listening on the host's 127.0.0.1 only.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).unwrap_or(0)
+    });
+    let run = Sandbox::python_probe()
+        .arg("--host-link")
+        .arg("--host-forward")
+        .arg(&port.to_string())
+        .run(&[json!({"send": {"host": "host.sandbox", "port": port, "bytes": 1234}})]);
+    run.assert_ok();
+    assert_eq!(received.join().unwrap(), 1234);
+}
+
+#[test]
 fn bad_input_gets_a_clear_error() {
     let dir = warden_sandbox::harness::scratch();
     std::fs::write(dir.path().join("e.jsonl"), "{}\n").unwrap();
