@@ -16,9 +16,22 @@ pub const DEFAULT_TELEMETRY_PORT: u16 = 9317;
 /// Whether Warden does anything at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Capture telemetry and counters, assemble records.
+    /// Capture telemetry and counters, assemble records, detect and print findings.
     On,
+    /// Capture and print every feature record (to train on); no detection.
+    Learn,
     /// Register and idle: no subscription, no sampler, no per-invocation work.
+    Off,
+}
+
+/// Which model the detector uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelChoice {
+    /// The model shipped in the layer (next to the extension executable).
+    Layer,
+    /// A model file at this path.
+    File(PathBuf),
+    /// No model: baseline and rules alone.
     Off,
 }
 
@@ -69,12 +82,22 @@ pub struct LambdaEnv {
 }
 
 /// Validated settings, each with a documented default (docs/configuration.md).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// `WARDEN_MODE`: `on` (default) or `off`.
+    /// `WARDEN_MODE`: `on` (default), `learn` or `off`.
     pub mode: Mode,
-    /// `WARDEN_RECORDS`: print one JSON feature record per invocation on stdout.
+    /// `WARDEN_RECORDS`: print one JSON feature record per invocation on stdout (always on
+    /// in learn mode).
     pub records: bool,
+    /// `WARDEN_MODEL`: the model file, `none` for none.
+    pub model: ModelChoice,
+    /// `WARDEN_PROFILE`: a baseline profile (JSON) trained offline to seed the baseline.
+    pub profile: Option<PathBuf>,
+    /// `WARDEN_THRESHOLD`: score (0..1, exclusive) at which an invocation becomes a finding.
+    pub threshold: f32,
+    /// `WARDEN_KNOWN_EXES`: executables the function legitimately runs (comma-separated
+    /// paths or base names), e.g. `sh,gzip` for a function that shells out by design.
+    pub known_exes: Vec<String>,
     /// `WARDEN_LOG`: error, warn (default), info or debug.
     pub log_level: Level,
     /// `WARDEN_TELEMETRY_PORT`: port the telemetry listener binds on 0.0.0.0.
@@ -103,6 +126,10 @@ impl Default for Config {
         Config {
             mode: Mode::On,
             records: false,
+            model: ModelChoice::Layer,
+            profile: None,
+            threshold: 0.5,
+            known_exes: Vec::new(),
             log_level: Level::Warn,
             telemetry_port: DEFAULT_TELEMETRY_PORT,
             telemetry_buffer_ms: 25,
@@ -117,8 +144,12 @@ impl Default for Config {
     }
 }
 
-const KNOWN: [&str; 10] = [
+const KNOWN: [&str; 14] = [
     "WARDEN_MODE",
+    "WARDEN_MODEL",
+    "WARDEN_PROFILE",
+    "WARDEN_THRESHOLD",
+    "WARDEN_KNOWN_EXES",
     "WARDEN_RECORDS",
     "WARDEN_LOG",
     "WARDEN_TELEMETRY_PORT",
@@ -189,6 +220,35 @@ impl Config {
             Some(Err(e)) => errors.push(e),
             None => {}
         }
+        if c.mode == Mode::Learn {
+            c.records = true;
+        }
+        match get("WARDEN_MODEL") {
+            Some(v) if v.eq_ignore_ascii_case("none") || v.eq_ignore_ascii_case("off") => {
+                c.model = ModelChoice::Off
+            }
+            Some(v) if v.starts_with('/') => c.model = ModelChoice::File(PathBuf::from(v)),
+            Some(v) => errors.push(invalid("WARDEN_MODEL", v, "an absolute path or none")),
+            None => {}
+        }
+        match get("WARDEN_PROFILE") {
+            Some(v) if v.starts_with('/') => c.profile = Some(PathBuf::from(v)),
+            Some(v) => errors.push(invalid("WARDEN_PROFILE", v, "an absolute path")),
+            None => {}
+        }
+        match get("WARDEN_THRESHOLD").map(|v| (v, v.parse::<f32>())) {
+            Some((_, Ok(t))) if t > 0.0 && t < 1.0 => c.threshold = t,
+            Some((v, _)) => errors.push(invalid("WARDEN_THRESHOLD", v, "a number between 0 and 1")),
+            None => {}
+        }
+        if let Some(v) = get("WARDEN_KNOWN_EXES") {
+            c.known_exes = v
+                .split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(str::to_string)
+                .collect();
+        }
         match get("WARDEN_TMP_DIR") {
             Some(v) if v.starts_with('/') => c.tmp_dir = PathBuf::from(v),
             Some(v) => errors.push(invalid("WARDEN_TMP_DIR", v, "an absolute path")),
@@ -247,8 +307,9 @@ fn number<'a>(
 fn parse_mode(var: &'static str, v: &str) -> Result<Mode, ConfigError> {
     match v.to_ascii_lowercase().as_str() {
         "on" => Ok(Mode::On),
+        "learn" => Ok(Mode::Learn),
         "off" => Ok(Mode::Off),
-        _ => Err(invalid(var, v, "on or off")),
+        _ => Err(invalid(var, v, "on, learn or off")),
     }
 }
 

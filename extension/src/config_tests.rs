@@ -98,3 +98,34 @@ fn errors_render_as_one_readable_line() {
         "WARDEN_SAMPLER_MS=5000 is outside 0..=1000; using the default"
     );
 }
+
+#[test]
+fn detection_settings() {
+    let (c, errors) = Config::from_vars(&vars(&[
+        ("WARDEN_MODE", "learn"),
+        ("WARDEN_MODEL", "none"),
+        ("WARDEN_PROFILE", "/opt/warden/profile.json"),
+        ("WARDEN_THRESHOLD", "0.7"),
+        ("WARDEN_KNOWN_EXES", "sh, /usr/bin/gzip,,"),
+    ]));
+    assert_eq!(errors, vec![]);
+    assert_eq!(c.mode, Mode::Learn);
+    assert!(c.records, "learn mode prints records");
+    assert_eq!(c.model, ModelChoice::Off);
+    assert_eq!(c.profile, Some(PathBuf::from("/opt/warden/profile.json")));
+    assert_eq!(c.threshold, 0.7);
+    assert_eq!(c.known_exes, vec!["sh", "/usr/bin/gzip"]);
+
+    let (c, errors) = Config::from_vars(&vars(&[
+        ("WARDEN_MODEL", "/var/task/model.bin"),
+        ("WARDEN_THRESHOLD", "1.5"),
+        ("WARDEN_PROFILE", "relative.json"),
+    ]));
+    assert_eq!(
+        c.model,
+        ModelChoice::File(PathBuf::from("/var/task/model.bin"))
+    );
+    assert_eq!(c.threshold, Config::default().threshold);
+    assert_eq!(c.profile, None);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+}

@@ -47,6 +47,9 @@ counters! {
     ProcErrors => "proc_errors_total": "Failed reads of /proc.",
     ObservationsDropped => "observations_dropped_total": "Sampler observations over the per-record cap.",
     SubscribeErrors => "subscribe_errors_total": "Telemetry API subscriptions or listener binds that failed.",
+    FindingsEmitted => "findings_emitted_total": "Findings written.",
+    FindingsDropped => "findings_dropped_total": "Findings that could not be written.",
+    ScoredWithoutModel => "scored_without_model_total": "Invocations scored by baseline and rules alone (no usable model).",
 }
 
 /// The counters, shared by every stage.

@@ -17,10 +17,12 @@
 pub mod assembler;
 pub mod clock;
 pub mod config;
+pub mod detect;
 pub mod features;
 pub mod health;
 pub mod lifecycle;
 pub mod log;
+pub mod model;
 pub mod pipeline;
 pub mod sinks;
 pub mod sources;

@@ -79,7 +79,7 @@ pub async fn run(
     }
     match config.mode {
         Mode::Off => run_idle().await,
-        Mode::On => run_on(config, health, started).await,
+        Mode::On | Mode::Learn => run_on(config, health, started).await,
     }
 }
 
@@ -329,6 +329,10 @@ fn build_pipeline(config: &Config, health: Arc<Health>, first: CounterSnapshot) 
     let mut sinks = Sinks::default();
     if config.records {
         sinks.records.push(Box::new(crate::sinks::stdout::stdout()));
+    }
+    if let Some(detector) = crate::detect::sink::from_config(config, health.clone()) {
+        sinks.records.push(Box::new(detector.clone()));
+        sinks.observers.push(Box::new(detector));
     }
     Pipeline {
         health,

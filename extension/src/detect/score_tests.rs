@@ -1,0 +1,85 @@
+use super::*;
+
+fn z_with(i: usize, v: f32) -> [f32; N] {
+    let mut z = [0.0; N];
+    z[i] = v;
+    z
+}
+
+#[test]
+fn nothing_scores_zero() {
+    let a = assess(&[], &[0.0; N], None, DEFAULT_THRESHOLD);
+    assert_eq!(a.score, 0.0);
+    assert_eq!(a.class, Class::Anomaly);
+}
+
+#[test]
+fn baseline_part_grows_with_z_and_ignores_negative_and_context() {
+    assert!(baseline_part(&z_with(idx::NET_TX, 4.0)) < 0.25);
+    assert!((baseline_part(&z_with(idx::NET_TX, Z_HALF)) - 0.5).abs() < 1e-6);
+    assert!(baseline_part(&z_with(idx::NET_TX, 30.0)) > 0.9);
+    assert_eq!(baseline_part(&z_with(idx::NET_TX, -30.0)), 0.0);
+    assert_eq!(baseline_part(&z_with(idx::COLD, 30.0)), 0.0);
+    assert!(baseline_part(&z_with(idx::NET_TX, f32::INFINITY)) <= 1.0);
+}
+
+#[test]
+fn parts_combine_by_noisy_or() {
+    let hits = [Weighted {
+        class: Class::CommandInjection,
+        weight: 0.9,
+        feature: idx::SHELLS,
+    }];
+    let z = z_with(idx::NET_TX, Z_HALF);
+    let a = assess(&hits, &z, None, DEFAULT_THRESHOLD);
+    assert!((a.score - (1.0 - 0.1 * 0.5)).abs() < 1e-5);
+    // Both support a class: the more specific one (egress) wins over command injection.
+    assert_eq!(a.class, Class::ExfiltrationEgress);
+    assert!(a.credit[idx::SHELLS][0] > 0.0 && a.credit[idx::NET_TX][1] > 0.0);
+}
+
+#[test]
+fn baseline_classes_follow_the_top_feature() {
+    assert_eq!(
+        baseline_class(&z_with(idx::NET_TX, 20.0)),
+        Class::ExfiltrationEgress
+    );
+    assert_eq!(
+        baseline_class(&z_with(idx::PRODUCED, 20.0)),
+        Class::ExfiltrationResponse
+    );
+    assert_eq!(
+        baseline_class(&z_with(idx::CPU_MS, 20.0)),
+        Class::DenialOfWallet
+    );
+    assert_eq!(
+        baseline_class(&z_with(idx::TRACEBACKS, 20.0)),
+        Class::Probing
+    );
+    let mut z = z_with(idx::CPU_MS, 20.0);
+    z[idx::NEW_ENDPOINTS] = 3.0;
+    assert_eq!(baseline_class(&z), Class::CryptoMining);
+    assert_eq!(baseline_class(&z_with(idx::NET_TX, 1.0)), Class::Anomaly);
+}
+
+#[test]
+fn a_confident_model_names_the_class() {
+    let m = ModelOutput {
+        class: Some((Class::CryptoMining, 0.8)),
+        anomaly: 0.1,
+        contributions: vec![(idx::CPU_MS, 2.0), (idx::NEW_ENDPOINTS, 2.0)],
+    };
+    let a = assess(&[], &[0.0; N], Some(&m), DEFAULT_THRESHOLD);
+    assert!((a.score - 0.8).abs() < 1e-6);
+    assert_eq!(a.class, Class::CryptoMining);
+    assert!((a.credit[idx::CPU_MS][2] - 0.4).abs() < 1e-6);
+}
+
+#[test]
+fn severity_follows_class_and_score() {
+    assert_eq!(severity(0.95, Class::ReverseShell), Severity::Critical);
+    assert_eq!(severity(0.7, Class::ReverseShell), Severity::High);
+    assert_eq!(severity(0.55, Class::ExfiltrationEgress), Severity::High);
+    assert_eq!(severity(0.65, Class::Probing), Severity::Medium);
+    assert_eq!(severity(0.55, Class::Anomaly), Severity::Low);
+}

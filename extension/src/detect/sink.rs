@@ -1,0 +1,145 @@
+//! The detector as a pipeline sink: one shared detector behind an observation sink (real
+//! time) and a record sink (end of invocation); findings written as one JSON line each
+//! (stdout in production, where Lambda sends it to CloudWatch Logs).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::baseline::BaselineProfile;
+use super::detector::{Detector, DetectorConfig};
+use super::finding::Finding;
+use super::scorer::Scorer;
+use crate::clock::unix_ms;
+use crate::config::{Config, Mode, ModelChoice};
+use crate::features::FeatureRecord;
+use crate::health::{Counter, Health};
+use crate::sinks::{ObservationSink, RecordSink};
+use crate::sources::sampler::Observation;
+
+struct Inner {
+    detector: Detector,
+    out: Box<dyn Write + Send>,
+    line: Vec<u8>,
+    health: Arc<Health>,
+}
+
+impl Inner {
+    fn emit(&mut self, finding: Option<Finding>) {
+        let Some(f) = finding else { return };
+        self.line.clear();
+        let written = serde_json::to_writer(&mut self.line, &f).is_ok() && {
+            self.line.push(b'\n');
+            // One write per line so concurrent output cannot split it.
+            self.out.write_all(&self.line).is_ok() && self.out.flush().is_ok()
+        };
+        let counter = if written {
+            Counter::FindingsEmitted
+        } else {
+            Counter::FindingsDropped
+        };
+        self.health.add(counter, 1);
+    }
+}
+
+/// A detector shared by its two sink halves.
+#[derive(Clone)]
+pub struct DetectorSink {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl DetectorSink {
+    /// Wraps a detector writing findings to `out`.
+    pub fn new(detector: Detector, out: Box<dyn Write + Send>, health: Arc<Health>) -> Self {
+        DetectorSink {
+            inner: Arc::new(Mutex::new(Inner {
+                detector,
+                out,
+                line: Vec::with_capacity(2048),
+                health,
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Only the pipeline thread takes the lock; a panic inside it was caught by the
+        // pipeline's guard, and the state is still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl ObservationSink for DetectorSink {
+    fn observe(&mut self, request_id: Option<&str>, observation: &Observation) {
+        let mut inner = self.lock();
+        let f = inner.detector.observe(request_id, observation, unix_ms());
+        inner.emit(f);
+    }
+}
+
+impl RecordSink for DetectorSink {
+    fn record(&mut self, record: &FeatureRecord) {
+        let mut inner = self.lock();
+        let f = inner.detector.record(record, unix_ms());
+        inner.emit(f);
+    }
+
+    fn flush(&mut self) {
+        let _ = self.lock().out.flush();
+    }
+}
+
+/// The detector the settings ask for: `None` unless the mode is `on`. A missing or bad
+/// model or profile is logged once and detection carries on without it.
+pub fn from_config(config: &Config, health: Arc<Health>) -> Option<DetectorSink> {
+    if config.mode != Mode::On {
+        return None;
+    }
+    let cfg = DetectorConfig {
+        threshold: config.threshold,
+        function_name: config.lambda.function_name.clone(),
+        function_version: config.lambda.function_version.clone(),
+        tmp_prefix: format!(
+            "{}/",
+            config.tmp_dir.to_string_lossy().trim_end_matches('/')
+        ),
+        known_exes: config.known_exes.clone(),
+    };
+    let mut detector = Detector::new(cfg.clone(), health.clone(), unix_ms());
+    if let Some(path) = &config.profile {
+        match load_profile(path).and_then(|p| detector.with_profile(&p).map_err(|e| e.to_string()))
+        {
+            Ok(d) => detector = d,
+            Err(e) => {
+                crate::warn!("baseline profile {} not used: {e}", path.display());
+                detector = Detector::new(cfg, health.clone(), unix_ms());
+            }
+        }
+    }
+    let scorer: Option<Arc<dyn Scorer>> = match &config.model {
+        ModelChoice::Off => None,
+        choice => {
+            let path = match choice {
+                ModelChoice::File(p) => Some(p.as_path()),
+                _ => None,
+            };
+            match crate::model::load_default(path) {
+                Ok(m) => Some(Arc::new(m)),
+                Err(e) => {
+                    crate::warn!("model not used ({e}); scoring with baseline and rules alone");
+                    None
+                }
+            }
+        }
+    };
+    let detector = detector.with_scorer(scorer);
+    Some(DetectorSink::new(
+        detector,
+        Box::new(std::io::stdout()),
+        health,
+    ))
+}
+
+fn load_profile(path: &Path) -> Result<BaselineProfile, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
