@@ -147,6 +147,17 @@ impl Sandbox {
             .env("REFERENCE_EXTENSION_DUMP", &dump.to_string_lossy())
     }
 
+    /// Adds the scripted Python extension (tests/extensions/scripted), writing what it sees to
+    /// `shared/scripted.jsonl` (read back with `Run::shared_lines("scripted.jsonl")`).
+    pub fn scripted_extension(self) -> Sandbox {
+        let out = self.shared().join("scripted.jsonl");
+        self.extension(
+            "scripted",
+            repo_root().join("tests/extensions/scripted/scripted_extension.py"),
+        )
+        .env("SCRIPTED_OUT", &out.to_string_lossy())
+    }
+
     pub fn env(mut self, key: &str, value: &str) -> Sandbox {
         self.args.push("--env".into());
         self.args.push(format!("{key}={value}"));

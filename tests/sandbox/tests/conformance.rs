@@ -224,19 +224,8 @@ fn extension_exit_error_mid_invoke_is_an_extension_crash() {
 
 #[test]
 fn shutdown_deadline_is_enforced() {
-    let out = |s: &Sandbox| {
-        s.shared()
-            .join("scripted.jsonl")
-            .to_string_lossy()
-            .into_owned()
-    };
-    let sandbox = Sandbox::python_probe().extension(
-        "scripted",
-        repo_root().join("tests/extensions/scripted/scripted_extension.py"),
-    );
-    let file = out(&sandbox);
+    let sandbox = Sandbox::python_probe().scripted_extension();
     let run = sandbox
-        .env("SCRIPTED_OUT", &file)
         .env("SCRIPTED_IGNORE_SHUTDOWN", "1")
         .run(&[json!({})]);
     run.assert_ok();
@@ -259,17 +248,8 @@ fn shutdown_deadline_is_enforced() {
 
 #[test]
 fn extension_init_error_fails_the_init_and_the_next_invoke_retries_it() {
-    let sandbox = Sandbox::python_probe().extension(
-        "scripted",
-        repo_root().join("tests/extensions/scripted/scripted_extension.py"),
-    );
-    let file = sandbox
-        .shared()
-        .join("scripted.jsonl")
-        .to_string_lossy()
-        .into_owned();
+    let sandbox = Sandbox::python_probe().scripted_extension();
     let run = sandbox
-        .env("SCRIPTED_OUT", &file)
         .env("SCRIPTED_INIT_ERROR", "1")
         .run(&[json!({}), json!({})]);
     run.assert_ok();
@@ -289,17 +269,8 @@ fn extension_init_error_fails_the_init_and_the_next_invoke_retries_it() {
 #[test]
 fn telemetry_subscription_limits_are_validated() {
     let bad = |body: Value| -> Run {
-        let sandbox = Sandbox::python_probe().extension(
-            "scripted",
-            repo_root().join("tests/extensions/scripted/scripted_extension.py"),
-        );
-        let file = sandbox
-            .shared()
-            .join("scripted.jsonl")
-            .to_string_lossy()
-            .into_owned();
+        let sandbox = Sandbox::python_probe().scripted_extension();
         sandbox
-            .env("SCRIPTED_OUT", &file)
             .env("SCRIPTED_SUBSCRIBE", &body.to_string())
             .run(&[json!({})])
     };
@@ -330,19 +301,10 @@ fn telemetry_subscription_limits_are_validated() {
 
 #[test]
 fn lagging_subscriber_loses_logs_and_is_told() {
-    let sandbox = Sandbox::python_probe().extension(
-        "scripted",
-        repo_root().join("tests/extensions/scripted/scripted_extension.py"),
-    );
-    let file = sandbox
-        .shared()
-        .join("scripted.jsonl")
-        .to_string_lossy()
-        .into_owned();
+    let sandbox = Sandbox::python_probe().scripted_extension();
     let subscribe = json!({"schemaVersion": "2022-12-13", "types": ["platform", "function"], "buffering": {"maxItems": 1000, "maxBytes": 262144, "timeoutMs": 25}});
     // ~2 MB of log lines while every delivery fails: more than the subscriber's backlog holds.
     let run = sandbox
-        .env("SCRIPTED_OUT", &file)
         .env("SCRIPTED_SUBSCRIBE", &subscribe.to_string())
         .env("SCRIPTED_REJECT_FIRST", "6")
         .arg("--quiet")

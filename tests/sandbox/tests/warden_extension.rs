@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use warden_sandbox::harness::{bin, repo_root, Run, Sandbox};
+use warden_sandbox::harness::{bin, Run, Sandbox};
 
 fn with_warden(sandbox: Sandbox) -> Sandbox {
     sandbox
@@ -199,13 +199,8 @@ fn timeout_and_crash_are_recorded() {
 
 #[test]
 fn a_batch_with_unknown_event_types_is_accepted() {
-    let sandbox = with_warden(Sandbox::python_probe()).extension(
-        "scripted",
-        repo_root().join("tests/extensions/scripted/scripted_extension.py"),
-    );
-    let out = sandbox.shared().join("scripted.jsonl");
+    let sandbox = with_warden(Sandbox::python_probe()).scripted_extension();
     let run = sandbox
-        .env("SCRIPTED_OUT", &out.to_string_lossy())
         .env("WARDEN_TELEMETRY_PORT", "9317")
         .env("SCRIPTED_POST_TELEMETRY", "9317")
         .run(&[json!({}), json!({})]);
