@@ -19,7 +19,7 @@ use crate::state::{Outcome, PendingInvoke, Shared};
 const INIT_LIMIT: Duration = Duration::from_secs(10);
 const SHUTDOWN_LIMIT: Duration = Duration::from_millis(2_000);
 const RUNTIME_SIGTERM_GRACE: Duration = Duration::from_millis(300);
-const LOG_DRAIN_LIMIT: Duration = Duration::from_millis(50);
+const LOG_DRAIN_LIMIT: Duration = Duration::from_millis(300);
 
 /// Where the engine finds things: inside the namespaces layer and code sit at /opt and
 /// /var/task; without isolation they stay where they are on the host.

@@ -127,18 +127,24 @@ pub fn spawn(spec: Spec<'_>) -> Result<Started, SpawnError> {
     })
 }
 
-fn pump(mut stream: impl Read + Send + 'static, sink: LineSink, busy: Arc<AtomicUsize>) {
+fn pump(mut stream: impl Read + AsRawFd + Send + 'static, sink: LineSink, busy: Arc<AtomicUsize>) {
     let _ = std::thread::Builder::new()
         .name("output".into())
         .spawn(move || {
             let mut chunk = vec![0u8; 64 * 1024];
             let mut pending: Vec<u8> = Vec::new();
             loop {
+                // Mark busy while the bytes are still in the pipe, so `drain` never sees them
+                // neither unread nor being handled.
+                wait_readable(stream.as_raw_fd());
+                busy.fetch_add(1, Ordering::SeqCst);
                 let n = match stream.read(&mut chunk) {
-                    Ok(0) | Err(_) => break,
+                    Ok(0) | Err(_) => {
+                        busy.fetch_sub(1, Ordering::SeqCst);
+                        break;
+                    }
                     Ok(n) => n,
                 };
-                busy.fetch_add(1, Ordering::SeqCst);
                 pending.extend_from_slice(&chunk[..n]);
                 let mut start = 0;
                 while let Some(pos) = pending[start..].iter().position(|&b| b == b'\n') {
@@ -153,6 +159,22 @@ fn pump(mut stream: impl Read + Send + 'static, sink: LineSink, busy: Arc<Atomic
                 sink(String::from_utf8_lossy(&pending).trim_end_matches('\r'));
             }
         });
+}
+
+/// Blocks until `fd` has data, is closed, or fails; a signal just retries.
+fn wait_readable(fd: RawFd) {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd, no timeout.
+        let n = unsafe { libc::poll(&mut pfd, 1, -1) };
+        if n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return;
+        }
+    }
 }
 
 /// Writes whole lines to our stdout or stderr without interleaving them.
