@@ -9,6 +9,10 @@ use std::time::Duration;
 
 use crate::log::Level;
 
+#[path = "config_outputs.rs"]
+mod outputs;
+pub use outputs::{parse_policy, parse_severity, Action, AwsEnv, MetricsMode, Outputs, ResponsePolicy, Secret};
+
 /// Default port of the telemetry listener; away from Lambda's 9001 and the common 9002/9003
 /// that other extensions (and the `lambda-extension` crate) pick by default.
 pub const DEFAULT_TELEMETRY_PORT: u16 = 9317;
@@ -119,6 +123,8 @@ pub struct Config {
     pub proc_root: PathBuf,
     /// Values Lambda sets.
     pub lambda: LambdaEnv,
+    /// Metric sinks, security tools, AWS access and responses.
+    pub outputs: Outputs,
 }
 
 impl Default for Config {
@@ -140,6 +146,7 @@ impl Default for Config {
             tmp_dir: PathBuf::from("/tmp"),
             proc_root: PathBuf::from("/proc"),
             lambda: LambdaEnv::default(),
+            outputs: Outputs::default(),
         }
     }
 }
@@ -166,7 +173,7 @@ impl Config {
     pub fn from_env() -> (Config, Vec<ConfigError>) {
         let vars: Vec<(String, String)> = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .filter(|(k, _)| k.starts_with("WARDEN_") || k.starts_with("AWS_LAMBDA_"))
+            .filter(|(k, _)| k.starts_with("WARDEN_") || k.starts_with("AWS_"))
             .collect();
         Config::from_vars(&vars)
     }
@@ -255,10 +262,14 @@ impl Config {
             None => {}
         }
         for (k, _) in vars {
-            if k.starts_with("WARDEN_") && !KNOWN.contains(&k.as_str()) {
+            if k.starts_with("WARDEN_")
+                && !KNOWN.contains(&k.as_str())
+                && !outputs::KNOWN.contains(&k.as_str())
+            {
                 errors.push(ConfigError::Unknown { var: k.clone() });
             }
         }
+        c.outputs = outputs::read(get, &mut errors);
         c.lambda = LambdaEnv {
             runtime_api: get("AWS_LAMBDA_RUNTIME_API")
                 .filter(|v| !v.is_empty())

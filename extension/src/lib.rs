@@ -15,6 +15,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod assembler;
+pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod detect;
