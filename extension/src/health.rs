@@ -50,6 +50,10 @@ counters! {
     FindingsEmitted => "findings_emitted_total": "Findings written.",
     FindingsDropped => "findings_dropped_total": "Findings that could not be written.",
     ScoredWithoutModel => "scored_without_model_total": "Invocations scored by baseline and rules alone (no usable model).",
+    SinkErrors => "sink_errors_total": "Failed deliveries to CloudWatch, Security Hub or EventBridge (each is retried).",
+    MetricsDropped => "metrics_dropped_total": "Metric datums given up (full queue, or still unsent at shutdown).",
+    MetricDatumsSent => "metric_datums_sent_total": "Metric datums accepted by PutMetricData.",
+    FindingsForwarded => "findings_forwarded_total": "Findings accepted by Security Hub or EventBridge (one per destination).",
 }
 
 /// The counters, shared by every stage.

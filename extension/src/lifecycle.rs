@@ -187,6 +187,7 @@ async fn run_on(
         shutdown_started: shutdown_started.clone(),
     };
     let pipeline = build_pipeline(&config, health.clone(), first);
+    let forwarder = pipeline.forwarder.clone();
 
     let name = extension_name();
     let events = ["INVOKE", "SHUTDOWN"];
@@ -197,6 +198,9 @@ async fn run_on(
         .register()
         .await
         .map_err(|e| LifecycleError::Register(e.to_string()))?;
+    if let (Some(f), Some(account)) = (&forwarder, &registered.account_id) {
+        f.set_account(account);
+    }
     start_telemetry(&config, &registered.extension_id, tel_tx, &health).await;
 
     let (done_tx, done_rx) = oneshot::channel();
@@ -330,7 +334,9 @@ fn build_pipeline(config: &Config, health: Arc<Health>, first: CounterSnapshot) 
     if config.records {
         sinks.records.push(Box::new(crate::sinks::stdout::stdout()));
     }
+    let mut forwarder = None;
     if let Some(detector) = crate::detect::sink::from_config(config, health.clone()) {
+        forwarder = detector.forwarder();
         sinks.records.push(Box::new(detector.clone()));
         sinks.observers.push(Box::new(detector));
     }
@@ -342,5 +348,6 @@ fn build_pipeline(config: &Config, health: Arc<Health>, first: CounterSnapshot) 
         tmpwatch,
         sinks,
         shutdown_wait: config.shutdown_wait,
+        forwarder,
     }
 }

@@ -63,6 +63,8 @@ pub struct Pipeline {
     pub sinks: Sinks,
     /// Longest wait for telemetry at SHUTDOWN.
     pub shutdown_wait: Duration,
+    /// AWS delivery, flushed at SHUTDOWN.
+    pub forwarder: Option<crate::sinks::forward::Forwarder>,
 }
 
 /// Runs `f`, catching a panic: logged once, counted, `None` returned.
@@ -290,11 +292,27 @@ impl Pipeline {
         }
         let snapshot = self.health.snapshot();
         guard(&health, "sinks", || self.sinks.finish(&snapshot));
+        if let Some(f) = &self.forwarder {
+            let left = Duration::from_millis(deadline_ms.saturating_sub(unix_ms()))
+                .saturating_sub(SHUTDOWN_MARGIN);
+            f.flush(Instant::now() + left).await;
+        }
         crate::info!(
             "shutdown ({reason}): {} records emitted, {} incomplete",
             self.health.get(Counter::RecordsEmitted),
             self.health.get(Counter::RecordsIncomplete)
         );
+        let (findings, datums) = (
+            self.health.get(Counter::FindingsDropped),
+            self.health.get(Counter::MetricsDropped),
+        );
+        if findings + datums > 0 {
+            // Said once, at the end: what could not be delivered is not silently lost.
+            crate::warn!(
+                "shutdown ({reason}): {findings} findings dropped, {datums} metric datums dropped, {} failed deliveries",
+                self.health.get(Counter::SinkErrors)
+            );
+        }
     }
 }
 

@@ -86,6 +86,7 @@ pub struct Detector {
     live: VecDeque<Live>,
     id_base: String,
     next_id: u64,
+    last_score: Option<f32>,
 }
 
 impl Detector {
@@ -104,6 +105,7 @@ impl Detector {
             live: VecDeque::with_capacity(MAX_LIVE),
             id_base: format!("wf-{now_ms:x}-{:x}", std::process::id()),
             next_id: 1,
+            last_score: None,
         }
     }
 
@@ -180,8 +182,14 @@ impl Detector {
         Some(self.finding(&a, parts))
     }
 
+    /// The combined score of the last invocation record scored (none for init records).
+    pub fn last_score(&self) -> Option<f32> {
+        self.last_score
+    }
+
     /// A finished record: full scoring; learns it when it raised nothing.
     pub fn record(&mut self, r: &FeatureRecord, now_ms: u64) -> Option<Finding> {
+        self.last_score = None;
         if r.kind == RecordKind::Init || r.warden_schema != SCHEMA_VERSION {
             self.familiar.learn(&r.evidence);
             return None;
@@ -200,6 +208,7 @@ impl Detector {
         let hits = weighted(&tracker, warmed);
         let model = self.model(&x, &z);
         let a = assess(&hits, &z, model.as_ref(), self.cfg.threshold);
+        self.last_score = Some(round3(a.score));
         let live = r.request_id.as_deref().and_then(|id| {
             let pos = self.live.iter().position(|l| l.request_id == id)?;
             self.live.remove(pos)

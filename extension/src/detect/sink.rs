@@ -14,6 +14,8 @@ use crate::clock::unix_ms;
 use crate::config::{Config, Mode, ModelChoice};
 use crate::features::FeatureRecord;
 use crate::health::{Counter, Health};
+use crate::sinks::forward::Forwarder;
+use crate::sinks::outputs::Outputs;
 use crate::sinks::{ObservationSink, RecordSink};
 use crate::sources::sampler::Observation;
 
@@ -22,13 +24,21 @@ struct Inner {
     out: Box<dyn Write + Send>,
     line: Vec<u8>,
     health: Arc<Health>,
+    outputs: Option<Outputs>,
 }
 
 impl Inner {
     fn emit(&mut self, finding: Option<Finding>) {
         let Some(f) = finding else { return };
+        self.write(&f);
+        if let Some(o) = &mut self.outputs {
+            o.finding(&f);
+        }
+    }
+
+    fn write(&mut self, f: &Finding) {
         self.line.clear();
-        let written = serde_json::to_writer(&mut self.line, &f).is_ok() && {
+        let written = serde_json::to_writer(&mut self.line, f).is_ok() && {
             self.line.push(b'\n');
             // One write per line so concurrent output cannot split it.
             self.out.write_all(&self.line).is_ok() && self.out.flush().is_ok()
@@ -57,8 +67,20 @@ impl DetectorSink {
                 out,
                 line: Vec::with_capacity(2048),
                 health,
+                outputs: None,
             })),
         }
+    }
+
+    /// Sends scores and findings on to metric and security-tool outputs too.
+    pub fn with_outputs(self, outputs: Outputs) -> Self {
+        self.lock().outputs = Some(outputs);
+        self
+    }
+
+    /// The delivery task's handle, if AWS destinations are on.
+    pub fn forwarder(&self) -> Option<Forwarder> {
+        self.lock().outputs.as_ref()?.forwarder().cloned()
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -80,11 +102,23 @@ impl RecordSink for DetectorSink {
     fn record(&mut self, record: &FeatureRecord) {
         let mut inner = self.lock();
         let f = inner.detector.record(record, unix_ms());
+        let score = inner.detector.last_score();
         inner.emit(f);
+        if let (Some(score), Some(o)) = (score, &mut inner.outputs) {
+            o.scored(
+                score,
+                record.counters.warden_cpu_us,
+                record.gauges.warden_rss_kb,
+            );
+        }
     }
 
     fn flush(&mut self) {
-        let _ = self.lock().out.flush();
+        let mut inner = self.lock();
+        if let Some(o) = &mut inner.outputs {
+            o.close();
+        }
+        let _ = inner.out.flush();
     }
 }
 
@@ -132,11 +166,8 @@ pub fn from_config(config: &Config, health: Arc<Health>) -> Option<DetectorSink>
         }
     };
     let detector = detector.with_scorer(scorer);
-    Some(DetectorSink::new(
-        detector,
-        Box::new(std::io::stdout()),
-        health,
-    ))
+    let outputs = Outputs::from_config(config, health.clone(), Box::new(std::io::stdout()));
+    Some(DetectorSink::new(detector, Box::new(std::io::stdout()), health).with_outputs(outputs))
 }
 
 fn load_profile(path: &Path) -> Result<BaselineProfile, String> {

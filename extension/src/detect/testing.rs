@@ -99,3 +99,31 @@ pub fn with(mut r: FeatureRecord, obs: Observation) -> FeatureRecord {
     r.evidence.push(obs);
     r
 }
+
+/// A finding with the given class and severity, everything else minimal.
+pub fn finding_of(class: super::Class, severity: super::finding::Severity) -> super::Finding {
+    super::Finding {
+        warden_finding: super::finding::FINDING_VERSION,
+        id: format!("wf-test-{}", class.as_str()),
+        time_unix_ms: 1_700_000_000_000,
+        request_id: Some("req-1".into()),
+        function_name: "orders-api".into(),
+        function_version: "$LATEST".into(),
+        class,
+        severity,
+        score: 0.9,
+        realtime: true,
+        indicators: Vec::new(),
+        explanation: Vec::new(),
+        evidence: Vec::new(),
+        model: None,
+        baseline: super::finding::BaselineView {
+            warmed_up: true,
+            learned: 30,
+        },
+        related: Vec::new(),
+        actions: Vec::new(),
+        feature_schema: crate::features::SCHEMA_VERSION,
+        vector_version: super::VECTOR_VERSION,
+    }
+}

@@ -1,6 +1,14 @@
 //! Consumers of what the pipeline produces. Every sink implements one or both traits;
 //! later sinks (detector, CloudWatch, security tools) plug in the same way.
 
+pub mod cloudwatch;
+pub mod emf;
+pub mod eventbridge;
+pub mod forward;
+pub mod metrics;
+pub mod outputs;
+pub mod queue;
+pub mod securityhub;
 pub mod stdout;
 
 use crate::features::FeatureRecord;

@@ -15,6 +15,7 @@ pub mod environment;
 pub mod forward;
 pub mod harness;
 pub mod isolation;
+pub mod moto;
 pub mod procs;
 pub mod report;
 pub mod runner;
