@@ -11,7 +11,9 @@ use crate::log::Level;
 
 #[path = "config_outputs.rs"]
 mod outputs;
-pub use outputs::{parse_policy, parse_severity, Action, AwsEnv, MetricsMode, Outputs, ResponsePolicy, Secret};
+pub use outputs::{
+    parse_policy, parse_severity, Action, AwsEnv, MetricsMode, Outputs, ResponsePolicy, Secret,
+};
 
 /// Default port of the telemetry listener; away from Lambda's 9001 and the common 9002/9003
 /// that other extensions (and the `lambda-extension` crate) pick by default.

@@ -45,12 +45,16 @@ pub struct AwsEnv {
 impl AwsEnv {
     /// Region and credentials are both present.
     pub fn usable(&self) -> bool {
-        self.region.is_some() && self.access_key_id.is_some() && !self.secret_access_key.0.is_empty()
+        self.region.is_some()
+            && self.access_key_id.is_some()
+            && !self.secret_access_key.0.is_empty()
     }
 }
 
 /// One response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// Terminate the offending process tree (never the runtime).
@@ -156,9 +160,15 @@ pub(super) const KNOWN: [&str; 9] = [
 ];
 
 /// Reads the output settings; bad values leave the default and add an error.
-pub(super) fn read<'a>(get: impl Fn(&str) -> Option<&'a str>, errors: &mut Vec<ConfigError>) -> Outputs {
+pub(super) fn read<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    errors: &mut Vec<ConfigError>,
+) -> Outputs {
     let mut o = Outputs::default();
-    match get("WARDEN_METRICS").map(str::to_ascii_lowercase).as_deref() {
+    match get("WARDEN_METRICS")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("emf") | None => {}
         Some("api") => o.metrics = MetricsMode::Api,
         Some("off") | Some("none") => o.metrics = MetricsMode::Off,
@@ -185,7 +195,9 @@ pub(super) fn read<'a>(get: impl Fn(&str) -> Option<&'a str>, errors: &mut Vec<C
             Err(e) => errors.push(e),
         }
     }
-    o.event_bus = get("WARDEN_EVENT_BUS").filter(|v| !v.is_empty()).map(str::to_string);
+    o.event_bus = get("WARDEN_EVENT_BUS")
+        .filter(|v| !v.is_empty())
+        .map(str::to_string);
     if let Some(v) = get("WARDEN_MIN_FORWARD_SEVERITY") {
         match parse_severity(v) {
             Some(s) => o.forward_severity = s,
@@ -199,7 +211,11 @@ pub(super) fn read<'a>(get: impl Fn(&str) -> Option<&'a str>, errors: &mut Vec<C
     if let Some(v) = get("WARDEN_QUEUE_MAX") {
         match v.parse::<usize>() {
             Ok(n) if (1..=10_000).contains(&n) => o.queue_max = n,
-            _ => errors.push(invalid("WARDEN_QUEUE_MAX", v, "a whole number in 1..=10000")),
+            _ => errors.push(invalid(
+                "WARDEN_QUEUE_MAX",
+                v,
+                "a whole number in 1..=10000",
+            )),
         }
     }
     if let Some(v) = get("WARDEN_THROTTLE_INTERVAL_S") {
@@ -227,18 +243,25 @@ pub(super) fn read<'a>(get: impl Fn(&str) -> Option<&'a str>, errors: &mut Vec<C
             .or_else(|| get("AWS_DEFAULT_REGION"))
             .filter(|v| !v.is_empty())
             .map(str::to_string),
-        access_key_id: get("AWS_ACCESS_KEY_ID").filter(|v| !v.is_empty()).map(str::to_string),
+        access_key_id: get("AWS_ACCESS_KEY_ID")
+            .filter(|v| !v.is_empty())
+            .map(str::to_string),
         secret_access_key: Secret(get("AWS_SECRET_ACCESS_KEY").unwrap_or_default().to_string()),
         session_token: get("AWS_SESSION_TOKEN")
             .filter(|v| !v.is_empty())
             .map(|v| Secret(v.to_string())),
-        endpoint_url: get("AWS_ENDPOINT_URL").filter(|v| !v.is_empty()).map(str::to_string),
+        endpoint_url: get("AWS_ENDPOINT_URL")
+            .filter(|v| !v.is_empty())
+            .map(str::to_string),
     };
     o
 }
 
 fn valid_namespace(v: &str) -> bool {
-    !v.is_empty() && v.len() <= 255 && !v.starts_with("AWS/") && v.chars().all(|c| (' '..='~').contains(&c))
+    !v.is_empty()
+        && v.len() <= 255
+        && !v.starts_with("AWS/")
+        && v.chars().all(|c| (' '..='~').contains(&c))
 }
 
 /// `low`, `medium`, `high` or `critical`.

@@ -50,6 +50,13 @@ counters! {
     FindingsEmitted => "findings_emitted_total": "Findings written.",
     FindingsDropped => "findings_dropped_total": "Findings that could not be written.",
     ScoredWithoutModel => "scored_without_model_total": "Invocations scored by baseline and rules alone (no usable model).",
+    ResponsesTaken => "responses_taken_total": "Response actions taken (recycle and throttle: requested).",
+    ResponsesDryRun => "responses_dry_run_total": "Response actions decided but not taken (WARDEN_DRY_RUN).",
+    ResponsesFailed => "responses_failed_total": "Response actions that failed (throttle calls included when their answer arrives).",
+    ResponsesSkipped => "responses_skipped_total": "Response actions with nothing to act on or not allowed now.",
+    ResponseKill => "response_kill_total": "Process trees killed.",
+    ResponseRecycle => "response_recycle_total": "Environment recycles requested.",
+    ResponseThrottle => "response_throttle_total": "Throttle calls issued.",
 }
 
 /// The counters, shared by every stage.
@@ -109,6 +116,19 @@ impl Health {
                 .map(|c| (c.name(), self.get(*c)))
                 .collect(),
         )
+    }
+}
+
+impl Health {
+    /// Response actions by the metric dimension `Action`: taken kills, recycles and throttles,
+    /// and every action decided in dry run.
+    pub fn response_actions(&self) -> [(&'static str, u64); 4] {
+        [
+            ("kill", self.get(Counter::ResponseKill)),
+            ("recycle", self.get(Counter::ResponseRecycle)),
+            ("throttle", self.get(Counter::ResponseThrottle)),
+            ("dry_run", self.get(Counter::ResponsesDryRun)),
+        ]
     }
 }
 

@@ -14,11 +14,13 @@ use crate::clock::unix_ms;
 use crate::config::{Config, Mode, ModelChoice};
 use crate::features::FeatureRecord;
 use crate::health::{Counter, Health};
+use crate::respond::Responder;
 use crate::sinks::{ObservationSink, RecordSink};
 use crate::sources::sampler::Observation;
 
 struct Inner {
     detector: Detector,
+    responder: Option<Responder>,
     out: Box<dyn Write + Send>,
     line: Vec<u8>,
     health: Arc<Health>,
@@ -26,7 +28,11 @@ struct Inner {
 
 impl Inner {
     fn emit(&mut self, finding: Option<Finding>) {
-        let Some(f) = finding else { return };
+        let Some(mut f) = finding else { return };
+        // Before the line is written, so the printed finding carries its audit trail.
+        if let Some(r) = self.responder.as_mut() {
+            r.respond(&mut f);
+        }
         self.line.clear();
         let written = serde_json::to_writer(&mut self.line, &f).is_ok() && {
             self.line.push(b'\n');
@@ -54,11 +60,18 @@ impl DetectorSink {
         DetectorSink {
             inner: Arc::new(Mutex::new(Inner {
                 detector,
+                responder: None,
                 out,
                 line: Vec::with_capacity(2048),
                 health,
             })),
         }
+    }
+
+    /// Responds to every finding before it is written (`None`: alert only).
+    pub fn with_responder(self, responder: Option<Responder>) -> Self {
+        self.lock().responder = responder;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
