@@ -267,8 +267,18 @@ impl Responder {
                         plan.files.insert(p);
                     }
                 }
-                Observation::Process { pid, .. } if *pid != self.self_pid => {
+                Observation::Process {
+                    pid, exe, cmdline, ..
+                } if *pid != self.self_pid => {
                     plan.pids.insert(*pid);
+                    // A payload run from the scratch dir: its binary, or the script given
+                    // to an interpreter.
+                    let named = std::iter::once(exe.as_str()).chain(cmdline.split_whitespace());
+                    for p in named.map(PathBuf::from) {
+                        if recycle::inside(&p, &self.scratch) {
+                            plan.files.insert(p);
+                        }
+                    }
                 }
                 _ => {}
             }
