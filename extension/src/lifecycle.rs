@@ -124,6 +124,8 @@ struct Handler {
     shutdown_seen: Arc<Notify>,
     shutdown_started: Arc<AtomicBool>,
     responses: Shared,
+    /// A response policy is set: the platform's processes must be known.
+    responding: bool,
     proc_root: PathBuf,
     recycle: Option<Arc<Recycler>>,
 }
@@ -258,7 +260,7 @@ impl Handler {
     /// At the first event, init is complete: the runtime and the extensions are known.
     fn capture_platform(&self) {
         let platform = &self.responses.platform;
-        if !platform.captured() {
+        if self.responding && !platform.captured() {
             platform.capture(&ProcTable::read(&self.proc_root), std::process::id());
         }
     }
@@ -290,6 +292,7 @@ async fn run_on(
         shutdown_seen: shutdown_seen.clone(),
         shutdown_started: shutdown_started.clone(),
         responses: responses.clone(),
+        responding: !config.outputs.response.rules.is_empty(),
         proc_root: config.proc_root.clone(),
         recycle: recycle.then(|| {
             Arc::new(Recycler {
