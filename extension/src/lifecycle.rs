@@ -7,7 +7,10 @@
 //!
 //! The INVOKE handler only takes the counter snapshot and queues it; it returns at once so
 //! the crate calls `/event/next` again and the environment can freeze as soon as the
-//! function has responded. Everything else runs in the [`Pipeline`] task.
+//! function has responded. Everything else runs in the [`Pipeline`] task. The one exception is
+//! a policy with `recycle`: each INVOKE is then held until the invocation's
+//! `platform.runtimeDone`, so a pending recycle can end the environment after the response and
+//! before the next event (docs/responses.md).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;

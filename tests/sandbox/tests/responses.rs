@@ -87,6 +87,7 @@ fn kill_stops_a_reverse_shell_before_the_invocation_ends() {
     }
     let (port, closed) = c2_listener();
     let run = warden(Sandbox::python_probe(), "low=kill")
+        .env("WARDEN_RECORDS", "1")
         .arg("--host-link")
         .run(&[json!({}), shell_attack(port), json!({})]);
     run.assert_ok();
@@ -114,6 +115,18 @@ fn kill_stops_a_reverse_shell_before_the_invocation_ends() {
     assert!(taken["reason"].is_string(), "{taken:#}");
     // The function itself was never touched: the next invocation is warm.
     assert_eq!(run.invocations[2]["cold"], false, "{ctx}");
+    let health = run
+        .stdout_json_with("counters")
+        .into_iter()
+        .find(|h| h["kind"] == "health")
+        .unwrap_or_else(|| panic!("no health line: {ctx}"));
+    let counters = &health["counters"];
+    assert!(
+        counters["response_kill_total"].as_u64() >= Some(1),
+        "{health:#}"
+    );
+    assert_eq!(counters["responses_failed_total"], 0, "{health:#}");
+    assert_eq!(counters["responses_dry_run_total"], 0, "{health:#}");
 }
 
 #[test]
