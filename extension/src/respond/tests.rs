@@ -436,3 +436,48 @@ fn throttle_without_aws_fails_and_is_rate_limited_with_it() {
         assert_eq!(t.check(now + Duration::from_secs(301)), Ok(()));
     });
 }
+
+#[test]
+fn audit_entries_read_back_as_written() {
+    let entries = vec![
+        record(
+            Action::Kill,
+            Some(Target::Process {
+                pid: 7,
+                exe: "/bin/sh".into(),
+                descendants: vec![8],
+            }),
+            Outcome::Taken,
+            "SIGKILL sent to 2 process(es)",
+            1,
+        ),
+        record(
+            Action::Recycle,
+            Some(Target::Environment {
+                files: vec!["/tmp/.x".into()],
+                pids: vec![],
+            }),
+            Outcome::DryRun,
+            "dry run",
+            2,
+        ),
+        record(
+            Action::Throttle,
+            Some(Target::Function {
+                function_name: "fn".into(),
+            }),
+            Outcome::Failed,
+            "no AWS",
+            3,
+        ),
+        record(Action::Kill, None, Outcome::Skipped, "none", 4),
+    ];
+    let json = serde_json::to_string(&entries).expect("serialises");
+    assert!(
+        json.contains(r#""target":{"pid":7,"exe":"/bin/sh","descendants":[8]}"#),
+        "{json}"
+    );
+    assert!(json.contains(r#""outcome":"dry_run""#), "{json}");
+    let back: Vec<ActionRecord> = serde_json::from_str(&json).expect("parses");
+    assert_eq!(back, entries);
+}
