@@ -51,6 +51,8 @@ const TELEMETRY_QUEUE: usize = 256;
 const FLUSH_GRACE: Duration = Duration::from_millis(1_800);
 /// Request ids of recent `platform.runtimeDone` events kept for the recycle hold.
 const DONE_KEPT: usize = 8;
+/// Yields after a runtimeDone before a held INVOKE looks for a pending recycle.
+const SETTLE_YIELDS: usize = 4;
 
 /// Why the extension stopped before a normal SHUTDOWN.
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +160,10 @@ impl Recycler {
             let mut done = self.done.clone();
             let ended = done.wait_for(|ids| ids.iter().any(|id| *id == request_id));
             let _ = tokio::time::timeout(left, ended).await;
+            // Let the pipeline handle the batch that carried the runtimeDone first.
+            for _ in 0..SETTLE_YIELDS {
+                tokio::task::yield_now().await;
+            }
         }
         if let Some(plan) = self.responses.gate.take() {
             self.execute(plan).await;
@@ -387,18 +393,25 @@ fn tap_runtime_done(
     let (tx, mut rx) = mpsc::channel::<Vec<TelemetryEvent>>(TELEMETRY_QUEUE);
     tokio::spawn(async move {
         while let Some(batch) = rx.recv().await {
-            for event in &batch {
-                if let TelemetryEvent::RuntimeDone(r) = event {
-                    done.send_modify(|ids| {
-                        if ids.len() >= DONE_KEPT {
-                            ids.pop_front();
-                        }
-                        ids.push_back(r.request_id.to_string());
-                    });
-                }
-            }
+            let ended: Vec<String> = batch
+                .iter()
+                .filter_map(|e| match e {
+                    TelemetryEvent::RuntimeDone(r) => Some(r.request_id.to_string()),
+                    _ => None,
+                })
+                .collect();
+            // The pipeline gets the batch first: a finding it makes from the same batch can
+            // still schedule a recycle for the invocation that is ending.
             if to_pipeline.send(batch).await.is_err() {
                 break;
+            }
+            for id in ended {
+                done.send_modify(|ids| {
+                    if ids.len() >= DONE_KEPT {
+                        ids.pop_front();
+                    }
+                    ids.push_back(id);
+                });
             }
         }
     });

@@ -195,6 +195,54 @@ fn recycle_gives_the_next_invocation_a_fresh_environment_without_the_dropped_fil
 }
 
 #[test]
+fn a_process_left_running_is_recycled_after_the_next_invocation() {
+    if !isolated() {
+        return;
+    }
+    // Found from the record of invocation 1, made while invocation 2 runs: the recycle comes
+    // at the end of invocation 2, and invocation 3 starts a new environment.
+    let run = warden(Sandbox::python_probe(), "low=recycle").run(&[
+        json!({}),
+        json!({"delay_ms": 100, "spawn_detached": ["sleep", "30"]}),
+        json!({"sleep_ms": 400}),
+        json!({"list_pids": true}),
+    ]);
+    run.assert_ok();
+    let ctx = context(&run);
+    let planted = run.invocations[1]["response"]["spawn_detached"]["pid"].clone();
+    let recycles = actions_of(&run, 1, "recycle");
+    assert!(
+        recycles.iter().any(|a| a["outcome"] == "taken"
+            && a["target"]["pids"]
+                .as_array()
+                .is_some_and(|p| p.contains(&planted))),
+        "no recycle/taken naming pid {planted}: {recycles:#?}\n{ctx}"
+    );
+    assert_eq!(
+        run.statuses(),
+        ["success", "success", "crash", "success"],
+        "{ctx}"
+    );
+    assert!(run.invocations[2]["response"]["sleep_ms"] == 400, "{ctx}");
+    assert_eq!(run.invocations[3]["cold"], true, "{ctx}");
+    // Warden killed it itself before the reset (which would also have ended it).
+    let log = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("recycle for") && l.contains(&format!("killed [{planted}]"))),
+        "{ctx}"
+    );
+    let pids = run.invocations[3]["response"]["pids"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        !pids.iter().any(|p| p["comm"] == "sleep"),
+        "the planted sleep survived: {pids:#?}"
+    );
+}
+
+#[test]
 fn throttle_sets_reserved_concurrency_to_zero() {
     if !isolated() {
         return;
