@@ -481,3 +481,27 @@ fn audit_entries_read_back_as_written() {
     let back: Vec<ActionRecord> = serde_json::from_str(&json).expect("parses");
     assert_eq!(back, entries);
 }
+
+#[test]
+fn the_template_policies_parse() {
+    // sam-template.yaml, Mappings/ResponsePolicy.
+    for (policy, high, critical) in [
+        ("high=kill", vec![Action::Kill], vec![Action::Kill]),
+        (
+            "high=kill+recycle",
+            vec![Action::Kill, Action::Recycle],
+            vec![Action::Kill, Action::Recycle],
+        ),
+        (
+            "high=kill+recycle,critical=throttle",
+            vec![Action::Kill, Action::Recycle],
+            vec![Action::Kill, Action::Recycle, Action::Throttle],
+        ),
+    ] {
+        let p = parse_policy(policy).expect(policy);
+        assert_eq!(p.actions_for(Severity::High), high, "{policy}");
+        assert_eq!(p.actions_for(Severity::Critical), critical, "{policy}");
+        assert!(p.actions_for(Severity::Medium).is_empty(), "{policy}");
+    }
+    assert!(parse_policy("none").expect("none").rules.is_empty());
+}
