@@ -54,6 +54,13 @@ counters! {
     MetricsDropped => "metrics_dropped_total": "Metric datums given up (full queue, or still unsent at shutdown).",
     MetricDatumsSent => "metric_datums_sent_total": "Metric datums accepted by PutMetricData.",
     FindingsForwarded => "findings_forwarded_total": "Findings accepted by Security Hub or EventBridge (one per destination).",
+    ResponsesTaken => "responses_taken_total": "Response actions taken (recycle and throttle: requested).",
+    ResponsesDryRun => "responses_dry_run_total": "Response actions decided but not taken (WARDEN_DRY_RUN).",
+    ResponsesFailed => "responses_failed_total": "Response actions that failed (throttle calls included when their answer arrives).",
+    ResponsesSkipped => "responses_skipped_total": "Response actions with nothing to act on or not allowed now.",
+    ResponseKill => "response_kill_total": "Process trees killed.",
+    ResponseRecycle => "response_recycle_total": "Environment recycles requested.",
+    ResponseThrottle => "response_throttle_total": "Throttle calls issued.",
 }
 
 /// The counters, shared by every stage.
@@ -113,6 +120,19 @@ impl Health {
                 .map(|c| (c.name(), self.get(*c)))
                 .collect(),
         )
+    }
+}
+
+impl Health {
+    /// Response actions by the metric dimension `Action`: taken kills, recycles and throttles,
+    /// and every action decided in dry run.
+    pub fn response_actions(&self) -> [(&'static str, u64); 4] {
+        [
+            ("kill", self.get(Counter::ResponseKill)),
+            ("recycle", self.get(Counter::ResponseRecycle)),
+            ("throttle", self.get(Counter::ResponseThrottle)),
+            ("dry_run", self.get(Counter::ResponsesDryRun)),
+        ]
     }
 }
 

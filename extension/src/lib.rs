@@ -11,6 +11,8 @@
 //! - [`sinks`]: consumers of records and of real-time observations (stdout for now).
 //! - [`pipeline`]: the single task that drives the stages; [`lifecycle`]: the Extensions
 //!   API side (register, subscribe, next loop).
+//! - [`respond`]: automated responses to findings (kill, recycle, throttle) and their audit
+//!   trail.
 //! - [`config`] (the only reader of the environment), [`health`] (counters), [`log`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -25,5 +27,6 @@ pub mod lifecycle;
 pub mod log;
 pub mod model;
 pub mod pipeline;
+pub mod respond;
 pub mod sinks;
 pub mod sources;

@@ -7,29 +7,38 @@
 //!
 //! The INVOKE handler only takes the counter snapshot and queues it; it returns at once so
 //! the crate calls `/event/next` again and the environment can freeze as soon as the
-//! function has responded. Everything else runs in the [`Pipeline`] task.
+//! function has responded. Everything else runs in the [`Pipeline`] task. The one exception is
+//! a policy with `recycle`: each INVOKE is then held until the invocation's
+//! `platform.runtimeDone`, so a pending recycle can end the environment after the response and
+//! before the next event (docs/responses.md).
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::future::{ready, Ready};
+use std::future::{ready, Future};
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lambda_extension::{service_fn, Extension, LambdaEvent, NextEvent};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use crate::assembler::{Assembler, AssemblerConfig};
 use crate::clock::unix_ms;
 use crate::config::{Config, Mode};
 use crate::health::{Counter, Health};
 use crate::pipeline::{Command, Pipeline};
+use crate::respond::procs::ProcTable;
+use crate::respond::recycle::{clean, report_exit, Plan};
+use crate::respond::{Responder, Shared};
 use crate::sinks::Sinks;
 use crate::sources::procfs::reader::ticks_per_sec;
 use crate::sources::procfs::{CounterSnapshot, ProcReader};
 use crate::sources::sampler::{Exclusions, Sampler};
 use crate::sources::scratch::ScratchProbe;
-use crate::sources::telemetry::{listener, subscribe};
+use crate::sources::telemetry::{listener, subscribe, TelemetryEvent};
 use crate::sources::tmpwatch::TmpWatch;
 
 /// Name used when the executable's own name cannot be read.
@@ -40,6 +49,10 @@ const COMMAND_QUEUE: usize = 64;
 const TELEMETRY_QUEUE: usize = 256;
 /// Longest wait for the pipeline's flush once the API loop has ended after SHUTDOWN.
 const FLUSH_GRACE: Duration = Duration::from_millis(1_800);
+/// Request ids of recent `platform.runtimeDone` events kept for the recycle hold.
+const DONE_KEPT: usize = 8;
+/// Yields after a runtimeDone before a held INVOKE looks for a pending recycle.
+const SETTLE_YIELDS: usize = 4;
 
 /// Why the extension stopped before a normal SHUTDOWN.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +66,9 @@ pub enum LifecycleError {
     /// The next-event loop failed.
     #[error("the Extensions API loop ended: {0}")]
     Api(String),
+    /// A recycle response ended the environment on purpose.
+    #[error("exited to recycle the execution environment")]
+    Recycled,
 }
 
 /// The name Lambda knows this extension by: the file name in /opt/extensions.
@@ -112,6 +128,82 @@ struct Handler {
     health: Arc<Health>,
     shutdown_seen: Arc<Notify>,
     shutdown_started: Arc<AtomicBool>,
+    responses: Shared,
+    /// A response policy is set: the platform's processes must be known.
+    responding: bool,
+    proc_root: PathBuf,
+    recycle: Option<Arc<Recycler>>,
+}
+
+/// The handler's future: ready at once, or holding the INVOKE for a recycle.
+type Handled = Pin<Box<dyn Future<Output = Result<(), Infallible>> + Send>>;
+
+/// Carries out a pending recycle when an invocation has ended (see `respond::recycle`).
+struct Recycler {
+    responses: Shared,
+    runtime_api: String,
+    tmp_dir: PathBuf,
+    proc_root: PathBuf,
+    /// Request ids whose `platform.runtimeDone` has arrived, newest last.
+    done: watch::Receiver<VecDeque<String>>,
+    /// Tells the lifecycle loop to end.
+    recycled: Arc<Notify>,
+}
+
+impl Recycler {
+    /// Holds INVOKE `request_id` until its runtimeDone (or its deadline), then recycles if
+    /// asked to. Without telemetry a pending recycle is carried out at once, at the start of
+    /// the next event.
+    async fn hold(self: Arc<Self>, request_id: String, deadline_ms: u64) -> Result<(), Infallible> {
+        if self.responses.gate.holding() {
+            let left = Duration::from_millis(deadline_ms.saturating_sub(unix_ms()));
+            let mut done = self.done.clone();
+            let ended = done.wait_for(|ids| ids.iter().any(|id| *id == request_id));
+            let _ = tokio::time::timeout(left, ended).await;
+            // Let the pipeline handle the batch that carried the runtimeDone first.
+            for _ in 0..SETTLE_YIELDS {
+                tokio::task::yield_now().await;
+            }
+        }
+        if let Some(plan) = self.responses.gate.take() {
+            self.execute(plan).await;
+            // Never back to /event/next: the lifecycle loop ends the process.
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+
+    async fn execute(&self, plan: Plan) {
+        let c = clean(
+            &plan,
+            &self.tmp_dir,
+            &self.proc_root,
+            &self.responses.platform,
+        );
+        crate::warn!(
+            "recycle for {}: removed {:?}, killed {:?}{}; asking Lambda for a new environment",
+            plan.findings.join(", "),
+            c.removed,
+            c.killed,
+            if c.errors.is_empty() {
+                String::new()
+            } else {
+                format!(", problems: {}", c.errors.join("; "))
+            }
+        );
+        let message = format!(
+            "Warden recycles the execution environment after finding(s) {}",
+            plan.findings.join(", ")
+        );
+        match self.responses.gate.extension_id() {
+            Some(id) => match report_exit(&self.runtime_api, id, &message).await {
+                Ok(status) => crate::debug!("exit/error answered {status}"),
+                Err(e) => crate::warn!("reporting the recycle exit failed: {e}"),
+            },
+            None => crate::warn!("no extension id: exiting without reporting the error"),
+        }
+        self.recycled.notify_one();
+    }
 }
 
 impl Handler {
@@ -136,15 +228,21 @@ impl Handler {
         snapshot
     }
 
-    fn handle(&mut self, event: LambdaEvent) -> Ready<Result<(), Infallible>> {
+    fn handle(&mut self, event: LambdaEvent) -> Handled {
         // Snapshot first: the function is already running.
         let snapshot = self.snapshot();
+        let mut hold = None;
         let command = match event.next {
-            NextEvent::Invoke(e) => Command::Invoke {
-                request_id: e.request_id,
-                snapshot,
-                unix_ms: unix_ms(),
-            },
+            NextEvent::Invoke(e) => {
+                if let Some(r) = &self.recycle {
+                    hold = Some(r.clone().hold(e.request_id.clone(), e.deadline_ms));
+                }
+                Command::Invoke {
+                    request_id: e.request_id,
+                    snapshot,
+                    unix_ms: unix_ms(),
+                }
+            }
             NextEvent::Shutdown(e) => {
                 self.shutdown_started.store(true, Ordering::SeqCst);
                 self.shutdown_seen.notify_one();
@@ -161,7 +259,19 @@ impl Handler {
                 format_args!("lifecycle queue full; event dropped"),
             );
         }
-        ready(Ok(()))
+        self.capture_platform();
+        match hold {
+            Some(h) => Box::pin(h),
+            None => Box::pin(ready(Ok(()))),
+        }
+    }
+
+    /// At the first event, init is complete: the runtime and the extensions are known.
+    fn capture_platform(&self) {
+        let platform = &self.responses.platform;
+        if self.responding && !platform.captured() {
+            platform.capture(&ProcTable::read(&self.proc_root), std::process::id());
+        }
     }
 }
 
@@ -178,6 +288,11 @@ async fn run_on(
     let (tel_tx, tel_rx) = mpsc::channel(TELEMETRY_QUEUE);
     let shutdown_seen = Arc::new(Notify::new());
     let shutdown_started = Arc::new(AtomicBool::new(false));
+    let responses = Shared::default();
+    let recycled = Arc::new(Notify::new());
+    let (done_tx, done_watch) = watch::channel(VecDeque::new());
+    let recycle =
+        config.outputs.response.uses(crate::config::Action::Recycle) && !config.outputs.dry_run;
     let mut handler = Handler {
         reader,
         scratch,
@@ -185,8 +300,21 @@ async fn run_on(
         health: health.clone(),
         shutdown_seen: shutdown_seen.clone(),
         shutdown_started: shutdown_started.clone(),
+        responses: responses.clone(),
+        responding: !config.outputs.response.rules.is_empty(),
+        proc_root: config.proc_root.clone(),
+        recycle: recycle.then(|| {
+            Arc::new(Recycler {
+                responses: responses.clone(),
+                runtime_api: config.lambda.runtime_api.clone().unwrap_or_default(),
+                tmp_dir: config.tmp_dir.clone(),
+                proc_root: config.proc_root.clone(),
+                done: done_watch,
+                recycled: recycled.clone(),
+            })
+        }),
     };
-    let pipeline = build_pipeline(&config, health.clone(), first);
+    let pipeline = build_pipeline(&config, health.clone(), first, &responses);
     let forwarder = pipeline.forwarder.clone();
 
     let name = extension_name();
@@ -201,7 +329,14 @@ async fn run_on(
     if let (Some(f), Some(account)) = (&forwarder, &registered.account_id) {
         f.set_account(account);
     }
-    start_telemetry(&config, &registered.extension_id, tel_tx, &health).await;
+    responses.gate.set_extension_id(&registered.extension_id);
+    let tel_tx = if recycle {
+        tap_runtime_done(tel_tx, done_tx)
+    } else {
+        tel_tx
+    };
+    let subscribed = start_telemetry(&config, &registered.extension_id, tel_tx, &health).await;
+    responses.gate.set_holding(recycle && subscribed);
 
     let (done_tx, done_rx) = oneshot::channel();
     tokio::spawn(pipeline.run(cmd_rx, tel_rx, done_tx));
@@ -218,6 +353,7 @@ async fn run_on(
             result = &mut api => Step::ApiEnded(result.err().map(|e| e.to_string())),
             finished = wait_done(&mut done), if done.is_some() => Step::PipelineEnded(finished.is_ok()),
             _ = shutdown_seen.notified(), if done.is_none() => return Ok(()),
+            _ = recycled.notified() => Step::Recycled,
         };
         match step {
             Step::ApiEnded(error) => {
@@ -232,6 +368,7 @@ async fn run_on(
                 ));
             }
             Step::PipelineEnded(true) => return Ok(()),
+            Step::Recycled => return Err(LifecycleError::Recycled),
             Step::PipelineEnded(false) => {
                 // The pipeline task died: keep answering the API so the function is
                 // unaffected, and leave at SHUTDOWN.
@@ -248,6 +385,41 @@ async fn run_on(
 enum Step {
     ApiEnded(Option<String>),
     PipelineEnded(bool),
+    Recycled,
+}
+
+/// Passes telemetry on to the pipeline and notes each `platform.runtimeDone`, which ends a
+/// held INVOKE (recycle).
+fn tap_runtime_done(
+    to_pipeline: mpsc::Sender<Vec<TelemetryEvent>>,
+    done: watch::Sender<VecDeque<String>>,
+) -> mpsc::Sender<Vec<TelemetryEvent>> {
+    let (tx, mut rx) = mpsc::channel::<Vec<TelemetryEvent>>(TELEMETRY_QUEUE);
+    tokio::spawn(async move {
+        while let Some(batch) = rx.recv().await {
+            let ended: Vec<String> = batch
+                .iter()
+                .filter_map(|e| match e {
+                    TelemetryEvent::RuntimeDone(r) => Some(r.request_id.to_string()),
+                    _ => None,
+                })
+                .collect();
+            // The pipeline gets the batch first: a finding it makes from the same batch can
+            // still schedule a recycle for the invocation that is ending.
+            if to_pipeline.send(batch).await.is_err() {
+                break;
+            }
+            for id in ended {
+                done.send_modify(|ids| {
+                    if ids.len() >= DONE_KEPT {
+                        ids.pop_front();
+                    }
+                    ids.push_back(id);
+                });
+            }
+        }
+    });
+    tx
 }
 
 async fn wait_done(
@@ -260,14 +432,15 @@ async fn wait_done(
 }
 
 /// Binds the listener and subscribes; a failure leaves Warden running on /proc alone.
+/// Returns whether telemetry will arrive.
 async fn start_telemetry(
     config: &Config,
     extension_id: &str,
-    tx: mpsc::Sender<Vec<crate::sources::telemetry::TelemetryEvent>>,
+    tx: mpsc::Sender<Vec<TelemetryEvent>>,
     health: &Arc<Health>,
-) {
+) -> bool {
     let Some(api) = config.lambda.runtime_api.as_deref() else {
-        return;
+        return false;
     };
     let listener = match listener::bind(config.telemetry_port).await {
         Ok(l) => l,
@@ -279,7 +452,7 @@ async fn start_telemetry(
                     config.telemetry_port
                 ),
             );
-            return;
+            return false;
         }
     };
     tokio::spawn(listener::serve(listener, tx, health.clone()));
@@ -295,10 +468,17 @@ async fn start_telemetry(
             Counter::SubscribeErrors,
             format_args!("telemetry subscription failed: {e}"),
         );
+        return false;
     }
+    true
 }
 
-fn build_pipeline(config: &Config, health: Arc<Health>, first: CounterSnapshot) -> Pipeline {
+fn build_pipeline(
+    config: &Config,
+    health: Arc<Health>,
+    first: CounterSnapshot,
+    responses: &Shared,
+) -> Pipeline {
     let assembler = Assembler::new(
         AssemblerConfig {
             report_wait: config.report_wait,
@@ -336,6 +516,8 @@ fn build_pipeline(config: &Config, health: Arc<Health>, first: CounterSnapshot) 
     }
     let mut forwarder = None;
     if let Some(detector) = crate::detect::sink::from_config(config, health.clone()) {
+        let detector =
+            detector.with_responder(Responder::from_config(config, health.clone(), responses));
         forwarder = detector.forwarder();
         sinks.records.push(Box::new(detector.clone()));
         sinks.observers.push(Box::new(detector));

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::indicators::Indicator;
 use super::scorer::Class;
+use crate::respond::ActionRecord;
 use crate::sources::sampler::Observation;
 
 /// Version of the finding layout; first field of every finding line.
@@ -121,8 +122,8 @@ pub struct Finding {
     pub baseline: BaselineView,
     /// Ids of earlier findings for the same invocation.
     pub related: Vec<String>,
-    /// Responses taken (none yet).
-    pub actions: Vec<serde_json::Value>,
+    /// The audit trail: one entry per response action considered (docs/responses.md).
+    pub actions: Vec<ActionRecord>,
     /// Feature record schema version.
     pub feature_schema: u32,
     /// Feature vector version.

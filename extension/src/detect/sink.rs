@@ -14,6 +14,7 @@ use crate::clock::unix_ms;
 use crate::config::{Config, Mode, ModelChoice};
 use crate::features::FeatureRecord;
 use crate::health::{Counter, Health};
+use crate::respond::Responder;
 use crate::sinks::forward::Forwarder;
 use crate::sinks::outputs::Outputs;
 use crate::sinks::{ObservationSink, RecordSink};
@@ -21,6 +22,7 @@ use crate::sources::sampler::Observation;
 
 struct Inner {
     detector: Detector,
+    responder: Option<Responder>,
     out: Box<dyn Write + Send>,
     line: Vec<u8>,
     health: Arc<Health>,
@@ -29,7 +31,11 @@ struct Inner {
 
 impl Inner {
     fn emit(&mut self, finding: Option<Finding>) {
-        let Some(f) = finding else { return };
+        let Some(mut f) = finding else { return };
+        // Before the line is written, so the printed finding carries its audit trail.
+        if let Some(r) = self.responder.as_mut() {
+            r.respond(&mut f);
+        }
         self.write(&f);
         if let Some(o) = &mut self.outputs {
             o.finding(&f);
@@ -64,6 +70,7 @@ impl DetectorSink {
         DetectorSink {
             inner: Arc::new(Mutex::new(Inner {
                 detector,
+                responder: None,
                 out,
                 line: Vec::with_capacity(2048),
                 health,
@@ -81,6 +88,12 @@ impl DetectorSink {
     /// The delivery task's handle, if AWS destinations are on.
     pub fn forwarder(&self) -> Option<Forwarder> {
         self.lock().outputs.as_ref()?.forwarder().cloned()
+    }
+
+    /// Responds to every finding before it is written (`None`: alert only).
+    pub fn with_responder(self, responder: Option<Responder>) -> Self {
+        self.lock().responder = responder;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

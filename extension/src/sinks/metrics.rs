@@ -90,7 +90,7 @@ const ACTION_COUNTERS: [(&str, &str); 4] = [
     ("response_kill_total", "kill"),
     ("response_recycle_total", "recycle"),
     ("response_throttle_total", "throttle"),
-    ("response_dry_run_total", "dry_run"),
+    ("responses_dry_run_total", "dry_run"),
 ];
 
 /// The open window.

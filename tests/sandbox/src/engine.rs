@@ -219,11 +219,15 @@ impl Engine {
                 .iter()
                 .any(|e| e.exited || e.error.is_some());
             if crashed {
+                // The runtime had answered: as on Lambda, the caller already has the response;
+                // the extension's failure ends the environment, not the answer.
+                let response = inv.response.take();
                 inv.fail(
                     "crash",
                     "Extension.Crash",
                     "an extension crashed or reported an error during the invoke",
                 );
+                inv.response = response;
             } else if !done {
                 inv.fail(
                     "timeout",

@@ -4,7 +4,8 @@
 //! namespaces and mounts; `runner` drives the run; `engine` owns the lifecycle (init, invoke,
 //! freeze, reset, shutdown); `api` serves the Runtime, Extensions and Telemetry APIs over
 //! `state`; `telemetry` buffers and delivers events; `procs` spawns, reaps, freezes and kills
-//! processes; `report` writes what happened. `harness` is for tests that drive the binary.
+//! processes; `report` writes what happened. `harness` is for tests that drive the binary;
+//! `moto` runs a local AWS API server for tests of AWS calls.
 
 pub mod api;
 pub mod cli;

@@ -5,7 +5,7 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -69,6 +69,37 @@ impl MotoServer {
     /// Runs `tests/aws/aws_client.py ARGS` against this server and parses its JSON output.
     pub fn client(&self, args: &[&str]) -> Value {
         client(&self.endpoint(), args)
+    }
+
+    /// `http://host.sandbox:PORT`, for code in a sandbox run with `--host-forward PORT`.
+    pub fn sandbox_endpoint(&self) -> String {
+        format!("http://host.sandbox:{}", self.port)
+    }
+
+    /// Variables that point the AWS SDKs in the sandbox at this server.
+    pub fn sandbox_env(&self) -> Vec<(String, String)> {
+        sandbox_env(self.port)
+    }
+
+    /// Runs a Python script of the repo (e.g. `tests/aws/moto_lambda.py`) with the venv's
+    /// Python, the endpoint as its first argument and then `args`; panics on failure.
+    pub fn script(&self, script: &str, args: &[&str]) -> Output {
+        let out = Command::new(venv_bin("python"))
+            .arg(repo_root().join(script))
+            .arg(self.endpoint())
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_DEFAULT_REGION", REGION)
+            .output()
+            .unwrap_or_else(|e| panic!("running {script}: {e}"));
+        assert!(
+            out.status.success(),
+            "{script} {args:?} failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
     }
 
     /// Stops the server (an outage); the port stays reserved for nobody.
