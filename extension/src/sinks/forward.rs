@@ -446,6 +446,14 @@ mod tests {
     use crate::detect::testing::finding_of;
     use crate::detect::Class;
 
+    fn test_target() -> Target {
+        Target {
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+            function: "f".into(),
+        }
+    }
+
     fn dead_endpoint_clients() -> Clients {
         // A port nothing listens on: every send fails at once.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -470,11 +478,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_burst_of_ten_thousand_findings_stays_bounded_and_keeps_the_most_severe() {
         let health = Arc::new(Health::default());
-        let target = Target {
-            region: "us-east-1".into(),
-            account: "123456789012".into(),
-            function: "f".into(),
-        };
+        let target = test_target();
         let fw = Forwarder::start(dead_endpoint_clients(), target, 64, health.clone());
         for i in 0..10_000u32 {
             let severity = if i % 100 == 0 {
@@ -510,11 +514,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn flush_gives_up_at_the_deadline_and_counts_what_is_left() {
         let health = Arc::new(Health::default());
-        let target = Target {
-            region: "us-east-1".into(),
-            account: "123456789012".into(),
-            function: "f".into(),
-        };
+        let target = test_target();
         let fw = Forwarder::start(dead_endpoint_clients(), target, 16, health.clone());
         fw.finding(&finding_of(Class::Dropper, Severity::High));
         fw.flush(Instant::now() + Duration::from_millis(400)).await;
