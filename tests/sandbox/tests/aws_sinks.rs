@@ -247,3 +247,52 @@ fn the_cloudwatch_sdk_still_speaks_the_query_protocol() {
          local AWS server cannot answer; keep the ~1.99 pin or replace the test server"
     );
 }
+
+#[test]
+fn throttled_and_slow_answers_are_retried_until_the_findings_are_in() {
+    if !needs_root() {
+        return;
+    }
+    use std::io::BufRead;
+    let server = MotoServer::start();
+    server.client(&["securityhub-enable"]);
+    let port = moto::free_port();
+    // The first 3 requests are refused with a throttling error; every answer takes 300 ms.
+    let mut proxy =
+        std::process::Command::new(warden_sandbox::harness::repo_root().join(".venv/bin/python"))
+            .arg(warden_sandbox::harness::repo_root().join("tests/aws/fault_proxy.py"))
+            .args([
+                port.to_string(),
+                server.port().to_string(),
+                "3".into(),
+                "300".into(),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    let mut ready = String::new();
+    std::io::BufReader::new(proxy.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    let mut events = attacks();
+    events.extend((0..6).map(|i| json!({"sleep_ms": 500, "log_lines": i % 2})));
+    let run = warden(port).env("WARDEN_SECURITY_HUB", "1").run(&events);
+    let _ = proxy.kill();
+    run.assert_ok();
+    assert!(run.statuses().iter().all(|s| s == "success"));
+    let logged = findings(&run);
+    assert!(logged.len() >= 2);
+    let hub = server.client(&["securityhub-findings"]);
+    for f in &logged {
+        assert!(
+            hub.as_array().unwrap().iter().any(|h| h["Id"] == f["id"]),
+            "{} delivered despite throttling",
+            f["id"]
+        );
+    }
+    assert!(
+        run.stdout.contains("TooManyRequests") || run.stderr.contains("TooManyRequests"),
+        "the throttling was reported once"
+    );
+}
