@@ -279,6 +279,7 @@ fn throttled_and_slow_answers_are_retried_until_the_findings_are_in() {
     events.extend((0..6).map(|i| json!({"sleep_ms": 500, "log_lines": i % 2})));
     let run = warden(port).env("WARDEN_SECURITY_HUB", "1").run(&events);
     let _ = proxy.kill();
+    let _ = proxy.wait();
     run.assert_ok();
     assert!(run.statuses().iter().all(|s| s == "success"));
     let logged = findings(&run);
