@@ -146,6 +146,16 @@ impl Default for Outputs {
     }
 }
 
+impl Outputs {
+    /// Whether Warden itself will make network connections (AWS APIs).
+    pub fn uses_network(&self) -> bool {
+        self.metrics == MetricsMode::Api
+            || self.security_hub
+            || self.event_bus.is_some()
+            || self.response.uses(Action::Throttle)
+    }
+}
+
 /// The variables [`read`] understands.
 pub(super) const KNOWN: [&str; 9] = [
     "WARDEN_METRICS",

@@ -499,6 +499,7 @@ fn build_pipeline(
             .as_deref()
             .and_then(|a| a.parse::<SocketAddr>().ok()),
         telemetry_port: Some(config.telemetry_port),
+        own_sockets: config.outputs.uses_network(),
     };
     let sampler = config
         .sampler_interval

@@ -89,6 +89,9 @@ pub struct Exclusions {
     pub runtime_api: Option<SocketAddr>,
     /// Warden's telemetry listener port (its accepted connections are the platform's).
     pub telemetry_port: Option<u16>,
+    /// Warden makes connections of its own (AWS destinations, throttle): leave the sockets
+    /// Warden holds out of what the function is said to open.
+    pub own_sockets: bool,
 }
 
 /// Sampler state; see the module docs.
@@ -268,6 +271,10 @@ impl Sampler {
         if self.seen_sockets.len() > MAX_SEEN_SOCKETS {
             self.seen_sockets.clear();
         }
+        if self.exclusions.own_sockets {
+            // Marked as seen, so they are never reported as the function's endpoints.
+            own_socket_inodes(&mut self.seen_sockets);
+        }
         for &(proto, s) in &self.sockets {
             if s.inode == 0 || !self.seen_sockets.insert(s.inode) {
                 continue;
@@ -296,6 +303,27 @@ impl Sampler {
             || api == Some(s.local)
             || port == Some(s.local.port())
             || port == Some(s.remote.port())
+    }
+}
+
+/// Adds the inodes of the sockets this process holds (`/proc/self/fd` links `socket:[N]`).
+fn own_socket_inodes(into: &mut HashSet<u64>) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let Ok(link) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        let link = link.to_string_lossy();
+        if let Some(n) = link
+            .strip_prefix("socket:[")
+            .and_then(|r| r.strip_suffix(']'))
+        {
+            if let Ok(inode) = n.parse() {
+                into.insert(inode);
+            }
+        }
     }
 }
 

@@ -63,6 +63,7 @@ fn sampler(f: &FakeProc) -> Sampler {
     let exclusions = Exclusions {
         runtime_api: Some("127.0.0.1:9001".parse().unwrap()),
         telemetry_port: Some(9317),
+        own_sockets: false,
     };
     Sampler::new(&f.0, 99, exclusions)
 }

@@ -69,6 +69,13 @@ fn metrics_and_findings_reach_cloudwatch_security_hub_and_eventbridge() {
     let logged = findings(&run);
     assert!(logged.len() >= 2, "both attacks found: {logged:#?}");
     let ids: Vec<&str> = logged.iter().filter_map(|f| f["id"].as_str()).collect();
+    // Warden's own connections to the AWS server are not the function's behaviour.
+    let attacked: Vec<&Value> = run.invocations[6..8].iter().map(|i| &i["request_id"]).collect();
+    for f in &logged {
+        assert!(attacked.contains(&&f["request_id"]), "only the attacks raise findings: {f:#}");
+        let port = format!(":{}", server.port());
+        assert!(!f["evidence"].to_string().contains(&port), "Warden's own socket in evidence: {f:#}");
+    }
 
     // CloudWatch: read back by the SDK's sibling, boto3.
     let metrics = server.client(&["metrics", "Warden"]);
