@@ -70,11 +70,20 @@ fn metrics_and_findings_reach_cloudwatch_security_hub_and_eventbridge() {
     assert!(logged.len() >= 2, "both attacks found: {logged:#?}");
     let ids: Vec<&str> = logged.iter().filter_map(|f| f["id"].as_str()).collect();
     // Warden's own connections to the AWS server are not the function's behaviour.
-    let attacked: Vec<&Value> = run.invocations[6..8].iter().map(|i| &i["request_id"]).collect();
+    let attacked: Vec<&Value> = run.invocations[6..8]
+        .iter()
+        .map(|i| &i["request_id"])
+        .collect();
     for f in &logged {
-        assert!(attacked.contains(&&f["request_id"]), "only the attacks raise findings: {f:#}");
+        assert!(
+            attacked.contains(&&f["request_id"]),
+            "only the attacks raise findings: {f:#}"
+        );
         let port = format!(":{}", server.port());
-        assert!(!f["evidence"].to_string().contains(&port), "Warden's own socket in evidence: {f:#}");
+        assert!(
+            !f["evidence"].to_string().contains(&port),
+            "Warden's own socket in evidence: {f:#}"
+        );
     }
 
     // CloudWatch: read back by the SDK's sibling, boto3.
