@@ -68,7 +68,8 @@ fn s(p: &Path) -> &str {
 
 #[test]
 fn train_then_eval_round_trip() {
-    let dir = scratch();
+    let dir = scratch().join("round-trip");
+    std::fs::create_dir_all(&dir).expect("dir");
     let train = corpus(&dir, "train.jsonl", 1, "train");
     let test = corpus(&dir, "test.jsonl", 2, "test");
     let (a, b) = (dir.join("a.bin"), dir.join("b.bin"));
