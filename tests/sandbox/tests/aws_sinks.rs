@@ -38,6 +38,20 @@ fn findings(run: &Run) -> Vec<Value> {
     run.stdout_json_with("warden_finding")
 }
 
+/// Every finding the run logged (at least the two attacks) is in Security Hub.
+fn all_in_security_hub(server: &MotoServer, run: &Run, why: &str) {
+    let logged = findings(run);
+    assert!(logged.len() >= 2, "both attacks found: {logged:#?}");
+    let hub = server.client(&["securityhub-findings"]);
+    for f in &logged {
+        assert!(
+            hub.as_array().unwrap().iter().any(|h| h["Id"] == f["id"]),
+            "{} delivered {why}",
+            f["id"]
+        );
+    }
+}
+
 fn needs_root() -> bool {
     if warden_sandbox::isolation::available() {
         return true;
@@ -197,16 +211,7 @@ fn findings_wait_out_an_outage_and_are_delivered_when_the_server_is_back() {
         run.statuses()
     );
     let server = later.join().unwrap();
-    let logged = findings(&run);
-    assert!(logged.len() >= 2);
-    let hub = server.client(&["securityhub-findings"]);
-    for f in &logged {
-        assert!(
-            hub.as_array().unwrap().iter().any(|h| h["Id"] == f["id"]),
-            "{} delivered after the outage",
-            f["id"]
-        );
-    }
+    all_in_security_hub(&server, &run, "after the outage");
     assert!(
         run.stdout.contains("sink_errors_total") || run.stderr.contains("sink_errors_total"),
         "the failed attempts were reported once"
@@ -298,16 +303,7 @@ fn throttled_and_slow_answers_are_retried_until_the_findings_are_in() {
     let _ = proxy.wait();
     run.assert_ok();
     assert!(run.statuses().iter().all(|s| s == "success"));
-    let logged = findings(&run);
-    assert!(logged.len() >= 2);
-    let hub = server.client(&["securityhub-findings"]);
-    for f in &logged {
-        assert!(
-            hub.as_array().unwrap().iter().any(|h| h["Id"] == f["id"]),
-            "{} delivered despite throttling",
-            f["id"]
-        );
-    }
+    all_in_security_hub(&server, &run, "despite throttling");
     assert!(
         run.stdout.contains("TooManyRequests") || run.stderr.contains("TooManyRequests"),
         "the throttling was reported once"
