@@ -15,7 +15,7 @@ fn armed(root: &Path, self_pid: u32) -> Sampler {
     let mut live = Vec::new();
     reader.list_pids(&mut live);
     let mut sampler = Sampler::new(root, self_pid, Exclusions::default());
-    sampler.begin(&live, reader.last_pid());
+    sampler.begin(&live, reader.last_pid(), &mut Vec::new());
     sampler
 }
 

@@ -28,7 +28,7 @@ fn main() {
     let mut reader = ProcReader::new(Path::new("/proc"), me);
     reader.list_pids(&mut live);
     let mut sampler = Sampler::new(Path::new("/proc"), me, Exclusions::default());
-    sampler.begin(&live, reader.last_pid());
+    sampler.begin(&live, reader.last_pid(), &mut Vec::new());
 
     let interval = Duration::from_millis(interval_ms);
     let (start, cpu0, run0) = (Instant::now(), own_cpu_us(), run_time_us());

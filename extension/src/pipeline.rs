@@ -157,13 +157,16 @@ impl Pipeline {
                 .invoke(request_id, snapshot.clone(), unix_ms, now)
         });
         if let Some(sampler) = self.sampler.as_mut() {
+            let mut started = Vec::new();
             if guard(&health, "sampler", || {
-                sampler.begin(&snapshot.pids, snapshot.last_pid)
+                sampler.begin(&snapshot.pids, snapshot.last_pid, &mut started)
             })
             .is_none()
             {
                 self.sampler = None;
             }
+            st.observations.extend(started);
+            self.publish(st);
         }
         st.armed = self.sampler.is_some();
         st.ticks = 0;
@@ -201,6 +204,9 @@ impl Pipeline {
             // runtimeDone ends the invocation's own work: sampling stops there.
             if let TelemetryEvent::RuntimeDone(r) = &event {
                 if st.armed && self.assembler.open_request() == Some(r.request_id.as_str()) {
+                    if let Some(sampler) = self.sampler.as_mut() {
+                        guard(&health, "sampler", || sampler.mark_end());
+                    }
                     let unnamed = self.sampler.as_ref().map_or(0, Sampler::unnamed_tasks);
                     self.assembler.sampler_stats(st.ticks, unnamed);
                     st.ticks = 0;

@@ -72,6 +72,14 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Also write how every row was scored (JSON lines): prediction, score parts,
+        /// indicators, largest z-scores.
+        #[arg(long)]
+        rows: Option<PathBuf>,
+        /// Seed each function's detector from its baseline profile (`warden train
+        /// --profile-out`), as `WARDEN_PROFILE` does in the extension.
+        #[arg(long)]
+        profiles: Option<PathBuf>,
     },
 }
 
@@ -130,6 +138,8 @@ fn main() -> Result<()> {
             model_only,
             anomaly_threshold,
             json,
+            rows: rows_out,
+            profiles,
         } => {
             let model = ShippedModel::load(&model)?;
             let rows = read_all(&records)?;
@@ -138,7 +148,19 @@ fn main() -> Result<()> {
             } else {
                 eval::Mode::Detector
             };
-            let r = eval::evaluate(&model, &rows, mode);
+            let profiles = match profiles {
+                Some(path) => read_profiles(&path)?,
+                None => eval::Profiles::new(),
+            };
+            let (r, per_row) = eval::evaluate_rows(&model, &rows, mode, &profiles);
+            if let Some(path) = rows_out {
+                let mut text = String::new();
+                for row in &per_row {
+                    text.push_str(&serde_json::to_string(row)?);
+                    text.push('\n');
+                }
+                std::fs::write(&path, text).with_context(|| format!("writing {path:?}"))?;
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -147,6 +169,18 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Profiles per function, each checked against this build's vector.
+fn read_profiles(path: &PathBuf) -> Result<eval::Profiles> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path:?}"))?;
+    let profiles: eval::Profiles =
+        serde_json::from_str(&text).with_context(|| format!("parsing {path:?}"))?;
+    for (function, p) in &profiles {
+        warden::detect::baseline::Baseline::from_profile(p)
+            .with_context(|| format!("profile of {function} in {path:?}"))?;
+    }
+    Ok(profiles)
 }
 
 fn read_all(paths: &[PathBuf]) -> Result<Vec<Row>> {

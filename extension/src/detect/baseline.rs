@@ -45,6 +45,12 @@ pub struct BaselineProfile {
     pub median: Vec<f32>,
     /// Median absolute deviation per feature (vector units).
     pub mad: Vec<f32>,
+    /// Executables the function ran in that history.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known_exes: Vec<String>,
+    /// Shapes of the shell commands it ran (see `indicators::command_shape`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shell_shapes: Vec<String>,
 }
 
 /// Why a profile cannot seed a baseline.
@@ -233,6 +239,8 @@ impl Baseline {
             invocations: self.learned,
             median: b.median.to_vec(),
             mad: b.mad.to_vec(),
+            known_exes: Vec::new(),
+            shell_shapes: Vec::new(),
         }
     }
 

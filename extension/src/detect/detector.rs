@@ -76,6 +76,17 @@ fn live_entry<'a>(live: &'a mut VecDeque<Live>, request_id: &str) -> &'a mut Liv
     &mut live[last]
 }
 
+/// How the last invocation record was scored (for evaluation and debugging).
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// Score, class and the parts behind them.
+    pub assessment: Assessment,
+    /// Indicators that fired.
+    pub indicators: Vec<Indicator>,
+    /// The baseline's z-scores.
+    pub z: [f32; N],
+}
+
 /// See the module docs.
 pub struct Detector {
     cfg: DetectorConfig,
@@ -87,6 +98,7 @@ pub struct Detector {
     id_base: String,
     next_id: u64,
     last_score: Option<f32>,
+    last_verdict: Option<Verdict>,
 }
 
 impl Detector {
@@ -106,6 +118,7 @@ impl Detector {
             id_base: format!("wf-{now_ms:x}-{:x}", std::process::id()),
             next_id: 1,
             last_score: None,
+            last_verdict: None,
         }
     }
 
@@ -118,6 +131,12 @@ impl Detector {
     /// Seeds the baseline from a profile trained offline.
     pub fn with_profile(mut self, profile: &BaselineProfile) -> Result<Detector, ProfileError> {
         self.baseline = Baseline::from_profile(profile)?;
+        for exe in &profile.known_exes {
+            self.familiar.add_exe(exe);
+        }
+        for shape in &profile.shell_shapes {
+            self.familiar.add_shell_shape(shape);
+        }
         Ok(self)
     }
 
@@ -187,9 +206,15 @@ impl Detector {
         self.last_score
     }
 
+    /// How the last invocation record was scored (none for init records).
+    pub fn last_verdict(&self) -> Option<&Verdict> {
+        self.last_verdict.as_ref()
+    }
+
     /// A finished record: full scoring; learns it when it raised nothing.
     pub fn record(&mut self, r: &FeatureRecord, now_ms: u64) -> Option<Finding> {
         self.last_score = None;
+        self.last_verdict = None;
         if r.kind == RecordKind::Init || r.warden_schema != SCHEMA_VERSION {
             self.familiar.learn(&r.evidence);
             return None;
@@ -209,6 +234,11 @@ impl Detector {
         let model = self.model(&x, &z);
         let a = assess(&hits, &z, model.as_ref(), self.cfg.threshold);
         self.last_score = Some(round3(a.score));
+        self.last_verdict = Some(Verdict {
+            assessment: a.clone(),
+            indicators: tracker.hits.iter().map(|h| h.indicator).collect(),
+            z,
+        });
         let live = r.request_id.as_deref().and_then(|id| {
             let pos = self.live.iter().position(|l| l.request_id == id)?;
             self.live.remove(pos)

@@ -2,6 +2,7 @@ use super::*;
 use crate::detect::scorer::Class;
 use crate::detect::testing::{endpoint, left_running, process, record, with};
 use crate::detect::vector::idx;
+use crate::detect::vector::VECTOR_VERSION;
 
 fn detector() -> Detector {
     let cfg = DetectorConfig {
@@ -154,7 +155,7 @@ fn findings_serialise_as_one_json_object() {
     assert_eq!(v["realtime"], true);
     assert_eq!(v["actions"], serde_json::json!([]));
     assert_eq!(v["feature_schema"], 1);
-    assert_eq!(v["vector_version"], 1);
+    assert_eq!(v["vector_version"], VECTOR_VERSION);
     assert_eq!(v["function_name"], "orders");
     assert!(v["indicators"]
         .as_array()

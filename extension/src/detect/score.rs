@@ -16,6 +16,35 @@ const Z_NOISE: f32 = 2.0;
 const Z_MAX: f32 = 50.0;
 /// Features the baseline part ignores: context, not behaviour.
 const CONTEXT: [usize; 1] = [idx::COLD];
+/// Features that grow with the size of the work a payload asks for: a function's heavy
+/// requests move them far from the median without anything being wrong, so the baseline
+/// part counts their z at [`VOLUME_WEIGHT`]. The model still sees them at full size, next
+/// to the features that tell a big job from an attack.
+const VOLUME: [usize; 7] = [
+    idx::DURATION_MS,
+    idx::CPU_MS,
+    idx::CPU_SHARE,
+    idx::RSS_KB,
+    idx::MAX_MEMORY_MB,
+    idx::LOG_LINES,
+    idx::NET_RX,
+];
+/// Weight of a volume feature's z in the baseline part.
+const VOLUME_WEIGHT: f32 = 1.0 / 3.0;
+
+/// The z of feature `i` as the baseline part counts it: context left out, volume
+/// features weighted down, at most [`Z_MAX`].
+fn counted_z(i: usize, v: f32) -> f32 {
+    if CONTEXT.contains(&i) || !v.is_finite() {
+        return 0.0;
+    }
+    let w = if VOLUME.contains(&i) {
+        VOLUME_WEIGHT
+    } else {
+        1.0
+    };
+    (v * w).clamp(0.0, Z_MAX)
+}
 
 /// Classes from most to least specific: the most specific one supported wins.
 const SPECIFICITY: [Class; 11] = [
@@ -66,14 +95,11 @@ fn noisy_or(parts: impl IntoIterator<Item = f32>) -> f32 {
         .fold(1.0, |keep, p| keep * (1.0 - p.clamp(0.0, 1.0)))
 }
 
-/// The baseline part: the largest positive z plus half the second, squashed to 0..1.
+/// The baseline part: the largest counted z plus half the second, squashed to 0..1.
 pub fn baseline_part(z: &[f32; N]) -> f32 {
     let (mut first, mut second) = (0f32, 0f32);
     for (i, &v) in z.iter().enumerate() {
-        if CONTEXT.contains(&i) || !v.is_finite() {
-            continue;
-        }
-        let v = v.clamp(0.0, Z_MAX);
+        let v = counted_z(i, v);
         if v > first {
             second = first;
             first = v;
@@ -105,16 +131,16 @@ pub fn assess(
         *c = c.max(h.weight);
     }
     let baseline = baseline_part(z);
-    let z_sum: f32 = z
+    let counted: Vec<f32> = z
         .iter()
         .enumerate()
-        .filter(|(i, v)| !CONTEXT.contains(i) && **v >= Z_NOISE)
-        .map(|(_, v)| v.min(Z_MAX))
-        .sum();
+        .map(|(i, &v)| counted_z(i, v))
+        .collect();
+    let z_sum: f32 = counted.iter().filter(|v| **v >= Z_NOISE).sum();
     if z_sum > 0.0 {
-        for (i, &v) in z.iter().enumerate() {
-            if !CONTEXT.contains(&i) && v >= Z_NOISE {
-                credit[i][1] = baseline * v.min(Z_MAX) / z_sum;
+        for (i, &v) in counted.iter().enumerate() {
+            if v >= Z_NOISE {
+                credit[i][1] = baseline * v / z_sum;
             }
         }
     }
@@ -256,15 +282,15 @@ fn feature_class(i: usize, z: &[f32; N]) -> Option<Class> {
 /// The class the baseline's deviant features point to: the most specific among features
 /// at half the alert level or more (or the top feature, if it is past the noise level).
 pub fn baseline_class(z: &[f32; N]) -> Class {
-    let top = z
+    let counted: [f32; N] = std::array::from_fn(|i| counted_z(i, z[i]));
+    let top = counted
         .iter()
         .enumerate()
-        .filter(|(i, _)| !CONTEXT.contains(i))
         .max_by(|a, b| a.1.total_cmp(b.1))
         .filter(|(_, v)| **v >= Z_NOISE)
         .map(|(i, _)| i);
     let mut classes: Vec<Class> = (0..N)
-        .filter(|i| !CONTEXT.contains(i) && z[*i] >= Z_HALF / 2.0)
+        .filter(|i| counted[*i] >= Z_HALF / 2.0)
         .filter_map(|i| feature_class(i, z))
         .collect();
     classes.extend(top.and_then(|i| feature_class(i, z)));

@@ -83,3 +83,17 @@ fn severity_follows_class_and_score() {
     assert_eq!(severity(0.65, Class::Probing), Severity::Medium);
     assert_eq!(severity(0.55, Class::Anomaly), Severity::Low);
 }
+
+#[test]
+fn a_big_job_alone_is_not_an_alert_but_the_same_jump_in_egress_is() {
+    let mut z = [0f32; N];
+    z[idx::DURATION_MS] = 12.0;
+    z[idx::MAX_MEMORY_MB] = 12.0;
+    let a = assess(&[], &z, None, DEFAULT_THRESHOLD);
+    assert!(a.score < DEFAULT_THRESHOLD, "{a:?}");
+    let mut z = [0f32; N];
+    z[idx::NET_TX] = 12.0;
+    let a = assess(&[], &z, None, DEFAULT_THRESHOLD);
+    assert!(a.score >= DEFAULT_THRESHOLD, "{a:?}");
+    assert_eq!(a.class, Class::ExfiltrationEgress);
+}

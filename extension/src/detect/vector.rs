@@ -8,7 +8,7 @@ use crate::sources::sampler::Observation;
 use crate::sources::telemetry::events::Status;
 
 /// Version of the names, order, transforms and meaning below.
-pub const VECTOR_VERSION: u32 = 1;
+pub const VECTOR_VERSION: u32 = 2;
 
 /// How a raw figure becomes a vector value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +115,8 @@ pub fn is_mining_port(port: u16) -> bool {
 }
 
 const KIB: f64 = 1024.0;
+/// Shortest duration `cpu_share` is taken over (ms).
+const CPU_SHARE_MIN_MS: f64 = 100.0;
 
 /// Applies a feature's transform to a raw figure.
 pub fn transform(i: usize, raw: f64) -> f32 {
@@ -175,7 +177,9 @@ pub fn raw_values(r: &FeatureRecord) -> [f64; N] {
     let mut raw = [0f64; N];
     raw[idx::DURATION_MS] = duration;
     raw[idx::CPU_MS] = cpu;
-    raw[idx::CPU_SHARE] = (cpu / duration.max(1.0)).min(8.0);
+    // CPU time comes in 10 ms clock ticks: over a few milliseconds one tick more or less
+    // would swing the share between 0 and 2, so short invocations are taken as 100 ms.
+    raw[idx::CPU_SHARE] = (cpu / duration.max(CPU_SHARE_MIN_MS)).min(8.0);
     raw[idx::RSS_KB] = r.gauges.rss_kb as f64;
     raw[idx::MAX_MEMORY_MB] = p.max_memory_used_mb.unwrap_or(0) as f64;
     raw[idx::TASKS_CREATED] = c.tasks_created as f64;

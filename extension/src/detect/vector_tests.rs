@@ -55,7 +55,8 @@ fn missing_platform_figures_count_as_zero() {
     r.platform = Default::default();
     let v = vector(&r);
     assert_eq!(v[idx::DURATION_MS], 0.0);
-    assert_eq!(v[idx::CPU_SHARE], v[idx::CPU_MS].min(8.0));
+    // No duration: the share is taken over the shortest duration counted (100 ms).
+    assert_eq!(v[idx::CPU_SHARE], (v[idx::CPU_MS] / 100.0).min(8.0));
     assert!(v.iter().all(|x| x.is_finite()));
 }
 

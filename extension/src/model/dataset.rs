@@ -11,9 +11,11 @@ use serde::Deserialize;
 
 use super::BENIGN;
 use crate::detect::baseline::{Baseline, BaselineProfile};
+use crate::detect::indicators::Familiar;
 use crate::detect::scorer::Class;
 use crate::detect::vector::{vector, N};
 use crate::features::{FeatureRecord, RecordKind, SCHEMA_VERSION};
+use crate::sources::sampler::Observation;
 
 /// Why records could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -229,15 +231,71 @@ pub fn replay(rows: &[Row], mut alerted: impl FnMut(usize, &[f32; N]) -> bool) -
 /// One baseline profile per function, learned from all its rows in order (learn mode's
 /// records span many environments; the profile is the function's history).
 pub fn profiles(rows: &[Row]) -> BTreeMap<String, BaselineProfile> {
-    let mut baselines: BTreeMap<String, Baseline> = BTreeMap::new();
+    let mut learned: BTreeMap<String, (Baseline, Habits)> = BTreeMap::new();
     for row in rows.iter().filter(|r| !r.is_attack()) {
-        baselines
-            .entry(row.function.clone())
-            .or_default()
-            .observe(&row.raw);
+        let (baseline, habits) = learned.entry(row.function.clone()).or_default();
+        baseline.observe(&row.raw);
+        habits.count(&row.record.evidence);
     }
-    baselines
+    learned
         .into_iter()
-        .map(|(f, b)| (f, b.to_profile()))
+        .map(|(f, (b, habits))| {
+            let mut p = b.to_profile();
+            (p.known_exes, p.shell_shapes) = habits.regular();
+            (f, p)
+        })
         .collect()
+}
+
+/// A program or shell command enters a profile only when the function ran it in at least
+/// this many invocations...
+const HABIT_MIN_INVOCATIONS: u64 = 3;
+/// ...and in this share of them: one attack in the learning history is not taught.
+const HABIT_MIN_SHARE: f64 = 0.005;
+
+/// What a function's processes were, counted per invocation.
+#[derive(Default)]
+struct Habits {
+    invocations: u64,
+    exes: HashMap<String, u64>,
+    shapes: HashMap<String, u64>,
+}
+
+impl Habits {
+    fn count(&mut self, evidence: &[Observation]) {
+        self.invocations += 1;
+        let mut seen = Familiar::default();
+        for obs in evidence {
+            // A process still running at the end is exactly what must not be taught.
+            if let Observation::Process {
+                alive_at_end: false,
+                ..
+            } = obs
+            {
+                seen.learn(std::slice::from_ref(obs));
+            }
+        }
+        for exe in seen.exes() {
+            *self.exes.entry(exe).or_default() += 1;
+        }
+        for shape in seen.shell_shapes() {
+            *self.shapes.entry(shape).or_default() += 1;
+        }
+    }
+
+    /// The executables and shell shapes run regularly, sorted.
+    fn regular(&self) -> (Vec<String>, Vec<String>) {
+        let min =
+            HABIT_MIN_INVOCATIONS.max((HABIT_MIN_SHARE * self.invocations as f64).ceil() as u64);
+        let keep = |m: &HashMap<String, u64>| {
+            let mut v: Vec<String> = m
+                .iter()
+                .filter(|(_, n)| **n >= min)
+                .map(|(k, _)| k.clone())
+                .collect();
+            v.sort();
+            v
+        };
+        (keep(&self.exes), keep(&self.shapes))
+    }
 }

@@ -19,7 +19,8 @@ use serde::Serialize;
 use super::dataset::{self, Row};
 use super::explained;
 use super::{ShippedModel, BENIGN};
-use crate::detect::detector::{Detector, DetectorConfig};
+use crate::detect::baseline::BaselineProfile;
+use crate::detect::detector::{Detector, DetectorConfig, Verdict};
 use crate::detect::scorer::{Class, Scorer};
 use crate::detect::vector::FEATURE_NAMES;
 use crate::health::Health;
@@ -120,6 +121,8 @@ pub enum Mode {
 pub(super) struct Prediction {
     pub(super) label: String,
     pub(super) top_feature: Option<String>,
+    /// Detector mode: how the row was scored.
+    pub(super) verdict: Option<Verdict>,
 }
 
 /// Model-only predictions and the model's scoring time per row (µs).
@@ -146,6 +149,7 @@ fn model_predictions(
                 .contributions
                 .first()
                 .map(|(f, _)| FEATURE_NAMES[*f].to_string()),
+            verdict: None,
         };
         flagged
     });
@@ -153,7 +157,11 @@ fn model_predictions(
 }
 
 /// Predictions of the extension's detector, one per row, in record order.
-fn detector_predictions(model: &ShippedModel, rows: &[Row]) -> Vec<Prediction> {
+fn detector_predictions(
+    model: &ShippedModel,
+    rows: &[Row],
+    profiles: &Profiles,
+) -> Vec<Prediction> {
     let scorer: Arc<dyn Scorer> = Arc::new(model.clone());
     let mut envs: HashMap<&str, (Detector, u64)> = HashMap::new();
     let fresh = |row: &Row| {
@@ -162,8 +170,13 @@ fn detector_predictions(model: &ShippedModel, rows: &[Row]) -> Vec<Prediction> {
             function_version: row.record.function_version.clone(),
             ..DetectorConfig::default()
         };
-        Detector::new(cfg, Arc::new(Health::default()), row.record.start_unix_ms)
-            .with_scorer(Some(scorer.clone()))
+        let d = Detector::new(cfg, Arc::new(Health::default()), row.record.start_unix_ms)
+            .with_scorer(Some(scorer.clone()));
+        match profiles.get(&row.function) {
+            // Profiles come from `warden train --profile-out`, checked when read.
+            Some(p) => d.with_profile(p).expect("profile checked when read"),
+            None => d,
+        }
     };
     rows.iter()
         .map(|row| {
@@ -174,22 +187,94 @@ fn detector_predictions(model: &ShippedModel, rows: &[Row]) -> Vec<Prediction> {
                 env.0 = fresh(row);
             }
             env.1 = row.seq;
-            match env.0.record(&row.record, row.record.start_unix_ms) {
+            let finding = env.0.record(&row.record, row.record.start_unix_ms);
+            let verdict = env.0.last_verdict().cloned();
+            match finding {
                 Some(f) => Prediction {
                     label: f.class.as_str().to_string(),
                     top_feature: f.explanation.first().map(|e| e.feature.clone()),
+                    verdict,
                 },
                 None => Prediction {
                     label: BENIGN.to_string(),
                     top_feature: None,
+                    verdict,
                 },
             }
         })
         .collect()
 }
 
+/// How one row was scored (`warden eval --rows`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RowResult {
+    /// Function.
+    pub function: String,
+    /// Baseline scope (execution environment).
+    pub scope: String,
+    /// Position in the environment.
+    pub seq: u64,
+    /// True label.
+    pub label: Option<String>,
+    /// Prediction.
+    pub predicted: String,
+    /// Feature the explanation names first.
+    pub top_feature: Option<String>,
+    /// Detector mode: combined score and its parts (indicators, baseline, model).
+    pub score: Option<[f32; 4]>,
+    /// Detector mode: indicators that fired.
+    pub indicators: Vec<String>,
+    /// Detector mode: the largest z-scores (at least 2), largest first.
+    pub top_z: Vec<(String, f32)>,
+}
+
+fn row_result(row: &Row, p: &Prediction) -> RowResult {
+    let v = p.verdict.as_ref();
+    let mut top_z: Vec<(String, f32)> = v
+        .map(|v| {
+            v.z.iter()
+                .enumerate()
+                .filter(|(_, z)| **z >= 2.0)
+                .map(|(i, z)| (FEATURE_NAMES[i].to_string(), (*z * 10.0).round() / 10.0))
+                .collect()
+        })
+        .unwrap_or_default();
+    top_z.sort_by(|a, b| b.1.total_cmp(&a.1));
+    top_z.truncate(4);
+    RowResult {
+        function: row.function.clone(),
+        scope: row.scope.clone(),
+        seq: row.seq,
+        label: row.label.clone(),
+        predicted: p.label.clone(),
+        top_feature: p.top_feature.clone(),
+        score: v.map(|v| {
+            let a = &v.assessment;
+            [a.score, a.indicators, a.baseline, a.model]
+        }),
+        indicators: v
+            .map(|v| v.indicators.iter().map(|i| format!("{i:?}")).collect())
+            .unwrap_or_default(),
+        top_z,
+    }
+}
+
+/// Baseline profiles per function (`warden train --profile-out`).
+pub type Profiles = BTreeMap<String, BaselineProfile>;
+
 /// Scores the labelled rows (others are replayed for the baseline but not counted).
 pub fn evaluate(model: &ShippedModel, rows: &[Row], mode: Mode) -> Report {
+    evaluate_rows(model, rows, mode, &Profiles::new()).0
+}
+
+/// [`evaluate`], with how every row was scored; in detector mode each environment's
+/// detector starts from its function's profile when `profiles` has one.
+pub fn evaluate_rows(
+    model: &ShippedModel,
+    rows: &[Row],
+    mode: Mode,
+    profiles: &Profiles,
+) -> (Report, Vec<RowResult>) {
     let threshold = match mode {
         Mode::Model { anomaly_threshold } => anomaly_threshold,
         Mode::Detector => 0.5,
@@ -197,7 +282,7 @@ pub fn evaluate(model: &ShippedModel, rows: &[Row], mode: Mode) -> Report {
     let (model_only, mut latencies) = model_predictions(model, rows, threshold);
     let predictions = match mode {
         Mode::Model { .. } => model_only,
-        Mode::Detector => detector_predictions(model, rows),
+        Mode::Detector => detector_predictions(model, rows, profiles),
     };
     let labelled: Vec<(&Row, &str)> = rows
         .iter()
@@ -218,7 +303,12 @@ pub fn evaluate(model: &ShippedModel, rows: &[Row], mode: Mode) -> Report {
     let seeds = seeds(rows);
     let trained = &model.header().training.corpus_seeds;
     latencies.sort_by(f64::total_cmp);
-    Report {
+    let per_row = rows
+        .iter()
+        .zip(&predictions)
+        .map(|(r, p)| row_result(r, p))
+        .collect();
+    let report = Report {
         model_sha256: model.sha256().to_string(),
         rows: labelled.len() as u64,
         overlapping_seeds: seeds
@@ -241,7 +331,8 @@ pub fn evaluate(model: &ShippedModel, rows: &[Row], mode: Mode) -> Report {
         confusion,
         latency_median_us: quantile(&latencies, 0.5),
         latency_p99_us: quantile(&latencies, 0.99),
-    }
+    };
+    (report, per_row)
 }
 
 fn true_labels(labelled: &[(&Row, &str)]) -> Vec<String> {

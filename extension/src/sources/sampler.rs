@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::procfs::parse::{parse_last_pid, parse_snmp};
 use super::procfs::parse::{Snmp, Socket, TCP_LISTEN};
-use super::procfs::reader::HotFile;
+use super::procfs::reader::{boot_ms, ticks_per_sec, HotFile};
 use super::procfs::{Probe, ProcReader, ProcessInfo, Proto};
 
 /// Most pids probed in one tick (a fork bomb must not make a tick expensive).
@@ -27,6 +27,11 @@ const MAX_SEEN_SOCKETS: usize = 4096;
 /// of sockets), so the tables are read only after /proc/net/snmp shows new socket
 /// activity, and at most this often.
 pub const MIN_TABLE_GAP: Duration = Duration::from_millis(50);
+/// A process younger than this when the next INVOKE is handled, with a pid allocated after
+/// the last tick, is the next invocation's: the runtime gets the event at the same time as
+/// the extensions and may fork before Warden has taken its snapshot. Start times have a
+/// resolution of one clock tick (10 ms), hence the width.
+const FRESH_AT_INVOKE_MS: u64 = 30;
 
 /// Something the sampler (or the /tmp watcher) noticed during an invocation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +119,9 @@ pub struct Sampler {
     tables_due: bool,
     last_table_read: Option<Instant>,
     primed: bool,
+    /// Started by the next invocation before its INVOKE was handled: reported there.
+    carried: Vec<u32>,
+    ticks_per_sec: u64,
 }
 
 impl Sampler {
@@ -135,37 +143,70 @@ impl Sampler {
             tables_due: false,
             last_table_read: None,
             primed: false,
+            carried: Vec::new(),
+            ticks_per_sec: ticks_per_sec(),
         }
     }
 
     /// Ends the previous invocation: processes alive now that were never seen before (or
     /// were started by it) are reported with `alive_at_end`. `live` is the sorted pid list
-    /// of the snapshot that closes the invocation.
+    /// of the snapshot that closes the invocation. Processes the next invocation has
+    /// already started (see [`FRESH_AT_INVOKE_MS`]) are kept for [`Sampler::begin`].
     pub fn finish(&mut self, live: &[u32], out: &mut Vec<Observation>) {
+        self.carried.clear();
         // Before the first invocation there is no baseline: everything alive is the
         // platform, the runtime and the extensions, not something an invocation left.
         if !self.primed {
             return;
         }
+        let now_ms = boot_ms();
         for &pid in live {
             let tracked = self.tracked.contains_key(&pid);
             if self.known.contains(&pid) && !tracked {
                 continue;
             }
-            if let Probe::Process(info) = self.reader.probe(pid) {
+            let Probe::Process(info) = self.reader.probe(pid) else {
+                continue;
+            };
+            if !tracked && self.started_by_next(&info, now_ms) {
+                self.carried.push(pid);
+            } else {
                 out.push(process(info, false, true));
             }
         }
     }
 
-    /// Starts a new invocation: what is alive or open now is the baseline.
-    pub fn begin(&mut self, live: &[u32], last_pid: Option<u32>) {
+    /// A pid allocated after the last look at the allocator, by a process that started
+    /// just now: the next invocation's, not a leftover.
+    fn started_by_next(&self, info: &ProcessInfo, now_ms: Option<u64>) -> bool {
+        let after_last_tick = self.last_pid.is_some_and(|last| info.pid > last);
+        let started_ms = info.start_ticks.saturating_mul(1000) / self.ticks_per_sec.max(1);
+        after_last_tick && now_ms.is_some_and(|now| started_ms + FRESH_AT_INVOKE_MS >= now)
+    }
+
+    /// The invocation's work has ended (its runtimeDone): notes where the pid allocator
+    /// stands, so that what starts later is not blamed on it by [`Sampler::finish`].
+    pub fn mark_end(&mut self) {
+        if let Some(cur) = self.loadavg.read().and_then(|t| parse_last_pid(t).ok()) {
+            self.last_pid = Some(cur);
+        }
+    }
+
+    /// Starts a new invocation: what is alive or open now is the baseline, except the
+    /// processes it has already started (appended to `out` as new).
+    pub fn begin(&mut self, live: &[u32], last_pid: Option<u32>, out: &mut Vec<Observation>) {
         self.known.clear();
         self.known.extend(live.iter().copied());
         self.tracked.clear();
         self.last_pid = last_pid;
         self.reported.clear();
         self.unnamed = 0;
+        for pid in std::mem::take(&mut self.carried) {
+            if let Probe::Process(info) = self.reader.probe(pid) {
+                self.tracked.insert(pid, info.exe.clone());
+                out.push(process(info, false, false));
+            }
+        }
         // Sockets open before the first invocation are the baseline; later ones stay
         // "seen" across invocations, so a long-lived connection is reported once.
         if !self.primed {

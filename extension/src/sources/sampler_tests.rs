@@ -27,13 +27,16 @@ impl FakeProc {
         std::fs::write(p, text).unwrap();
     }
     fn process(&self, pid: u32, ppid: u32, exe: &str) {
+        self.process_started(pid, ppid, exe, 5);
+    }
+    fn process_started(&self, pid: u32, ppid: u32, exe: &str, start_ticks: u64) {
         self.write(
             &format!("{pid}/status"),
             &format!("Name:\tx\nTgid:\t{pid}\n"),
         );
         self.write(
             &format!("{pid}/stat"),
-            &format!("{pid} (x) S {ppid} 0 0 0 0 0 0 0 0 0 1 1 0 0 20 0 1 0 5 0 0\n"),
+            &format!("{pid} (x) S {ppid} 0 0 0 0 0 0 0 0 0 1 1 0 0 20 0 1 0 {start_ticks} 0 0\n"),
         );
         self.write(&format!("{pid}/cmdline"), &format!("{exe}\0-c\0true\0"));
         let link = self.0.join(format!("{pid}/exe"));
@@ -72,7 +75,7 @@ fn sampler(f: &FakeProc) -> Sampler {
 fn names_new_processes_and_counts_vanished_ones() {
     let f = FakeProc::new("procs");
     let mut s = sampler(&f);
-    s.begin(&[1, 42], Some(42));
+    s.begin(&[1, 42], Some(42), &mut Vec::new());
     let mut out = Vec::new();
     s.tick(&mut out);
     assert!(out.is_empty(), "{out:?}");
@@ -116,7 +119,7 @@ fn names_new_processes_and_counts_vanished_ones() {
 fn processes_left_running_are_reported_at_the_end() {
     let f = FakeProc::new("linger");
     let mut s = sampler(&f);
-    s.begin(&[1, 42], Some(42));
+    s.begin(&[1, 42], Some(42), &mut Vec::new());
     f.process(50, 1, "/tmp/miner");
     let mut out = Vec::new();
     s.finish(&[1, 42, 50], &mut out);
@@ -131,6 +134,83 @@ fn processes_left_running_are_reported_at_the_end() {
     ));
 }
 
+#[test]
+fn a_process_the_next_invocation_started_is_reported_there() {
+    let f = FakeProc::new("next");
+    let mut s = sampler(&f);
+    s.begin(&[1, 42], Some(42), &mut Vec::new());
+    // 50: left by this invocation (an old start). 51: forked by the runtime for the next
+    // invocation just now, after this invocation's work ended (the allocator stood at 50).
+    f.process(50, 1, "/tmp/miner");
+    f.write("loadavg", "0.0 0.0 0.0 1/10 50\n");
+    s.mark_end();
+    let now_ticks = boot_ms().unwrap() * ticks_per_sec() / 1000;
+    f.process_started(51, 42, "/bin/sh", now_ticks);
+    let mut out = Vec::new();
+    s.finish(&[1, 42, 50, 51], &mut out);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(matches!(
+        &out[0],
+        Observation::Process {
+            pid: 50,
+            alive_at_end: true,
+            ..
+        }
+    ));
+
+    let mut started = Vec::new();
+    s.begin(&[1, 42, 50, 51], Some(51), &mut started);
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert!(matches!(
+        &started[0],
+        Observation::Process {
+            pid: 51,
+            alive_at_end: false,
+            exec: false,
+            ..
+        }
+    ));
+    // Tracked by the new invocation: still running at its end, it is reported then.
+    let mut out = Vec::new();
+    s.finish(&[1, 42, 50, 51], &mut out);
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            Observation::Process {
+                pid: 51,
+                alive_at_end: true,
+                ..
+            }
+        )),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_young_process_from_before_the_end_is_still_a_leftover() {
+    let f = FakeProc::new("young");
+    let mut s = sampler(&f);
+    s.begin(&[1, 42], Some(42), &mut Vec::new());
+    // Started just now, but its pid was allocated before the invocation's end was marked.
+    let now_ticks = boot_ms().unwrap() * ticks_per_sec() / 1000;
+    f.process_started(50, 1, "/tmp/miner", now_ticks);
+    f.write("loadavg", "0.0 0.0 0.0 1/10 50\n");
+    s.mark_end();
+    let mut out = Vec::new();
+    s.finish(&[1, 42, 50], &mut out);
+    assert!(
+        matches!(
+            &out[..],
+            [Observation::Process {
+                pid: 50,
+                alive_at_end: true,
+                ..
+            }]
+        ),
+        "{out:?}"
+    );
+}
+
 #[cfg(target_endian = "little")]
 #[test]
 fn new_endpoints_once_each_platform_ones_never() {
@@ -140,7 +220,7 @@ fn new_endpoints_once_each_platform_ones_never() {
     f.tcp(std::slice::from_ref(&old));
     f.snmp(1);
     let mut s = sampler(&f);
-    s.begin(&[1, 42], Some(42));
+    s.begin(&[1, 42], Some(42), &mut Vec::new());
     let out_conn = tcp_line(1, "0200000A:D000", "507100CB:01BB", "01", 11); // -> 203.0.113.80:443
     let again = tcp_line(2, "0200000A:D001", "507100CB:01BB", "01", 12);
     let api_new = tcp_line(3, "0100007F:C351", api, "01", 13);
@@ -184,7 +264,7 @@ fn real_child_process_is_named() {
     let mut live = Vec::new();
     ProcReader::new(Path::new("/proc"), std::process::id()).list_pids(&mut live);
     let last = ProcReader::new(Path::new("/proc"), 0).last_pid();
-    s.begin(&live, last);
+    s.begin(&live, last, &mut Vec::new());
     let mut child = std::process::Command::new("sleep")
         .arg("2")
         .spawn()

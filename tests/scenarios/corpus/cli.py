@@ -82,16 +82,29 @@ def dry_run(runs):
     return 0
 
 
+def run_with_retry(run, tools, services, env):
+    """Runs `run` in the sandbox; a sandbox failure gets one more try, then `None`."""
+    for attempt in (1, 2):
+        try:
+            return run_in_sandbox(run, tools, services.ports, env)
+        except CorpusError as err:
+            print(f"scenarios: {run.name}: attempt {attempt} failed: {err}", file=sys.stderr)
+    return None
+
+
 def execute(args, runs, tools, services):
     env = [tuple(e.split("=", 1)) for e in args.env]
     started = time.monotonic()
-    counts, problems, missing = collections.Counter(), [], 0
+    counts, problems, missing, failed = collections.Counter(), [], 0, []
     out = open(args.out, "w") if args.out else None
     try:
         for run in runs:
             mark = services.log.mark()
-            result = run_in_sandbox(run, tools, services.ports, env)
+            result = run_with_retry(run, tools, services, env)
             services.settle()
+            if result is None:
+                failed.append(run.name)
+                continue
             for index, outcome in enumerate(result.outcomes):
                 line = labelled(outcome, run, args.seed, args.split, index)
                 counts[line["label"]] += 1
@@ -117,8 +130,12 @@ def execute(args, runs, tools, services):
     print(f"scenarios: {total} invocations in {len(runs)} runs, {elapsed:.1f} s; "
           f"without a feature record: {missing}", file=sys.stderr)
     print("scenarios: per label " + json.dumps(dict(sorted(counts.items()))), file=sys.stderr)
+    if failed:
+        # A sandbox failure is not the corpus's behaviour: the run is left out, and said so.
+        print(f"scenarios: {len(failed)} runs failed twice and are left out: {', '.join(failed)}",
+              file=sys.stderr)
     if args.check:
         print(f"scenarios: checks {'FAILED' if problems else 'passed'} ({len(problems)} problems)",
               file=sys.stderr)
-        return 1 if problems else 0
+        return 1 if problems or failed else 0
     return 0

@@ -49,6 +49,8 @@ pub struct ProcessInfo {
     pub exe: String,
     /// Command line, arguments joined by spaces, at most [`CMDLINE_MAX`] bytes.
     pub cmdline: String,
+    /// Start time, clock ticks after boot.
+    pub start_ticks: u64,
 }
 
 /// Result of looking up one pid.
@@ -309,6 +311,7 @@ impl ProcReader {
             ppid: stat.ppid,
             exe: self.exe(pid).unwrap_or_default(),
             cmdline: self.cmdline(pid).unwrap_or_default(),
+            start_ticks: stat.start_ticks,
         })
     }
 
@@ -361,6 +364,19 @@ fn page_kb() -> u64 {
     } else {
         4
     }
+}
+
+/// Milliseconds since boot (`CLOCK_BOOTTIME`, the clock of a process's start time).
+pub fn boot_ms() -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes only into `ts`, which outlives the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } != 0 {
+        return None;
+    }
+    Some(ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000)
 }
 
 /// Clock ticks per second used by /proc/[pid]/stat (USER_HZ, nearly always 100).
