@@ -199,6 +199,28 @@ impl Assembler {
         }
     }
 
+    /// Adds an observation to the record of `request_id` while it waits for telemetry (or
+    /// to the one in flight when that record is gone).
+    pub fn observe_for(&mut self, request_id: &str, obs: Observation) {
+        let tmp_dir = &self.cfg.tmp_dir;
+        match self
+            .pending
+            .iter_mut()
+            .find(|p| p.request_id.as_deref() == Some(request_id))
+        {
+            Some(p) if p.evidence.len() < MAX_EVIDENCE => {
+                p.observed.count(&obs, tmp_dir);
+                p.evidence.push(obs);
+            }
+            Some(p) => {
+                p.observed.count(&obs, tmp_dir);
+                p.evidence_dropped += 1;
+                self.health.add(Counter::ObservationsDropped, 1);
+            }
+            None => self.observe(obs),
+        }
+    }
+
     /// Adds observations reported when an invocation ends (processes left running): they
     /// belong to the invocation being closed, so call this before [`Assembler::invoke`].
     pub fn observe_end(&mut self, obs: Vec<Observation>) {

@@ -49,6 +49,7 @@ fn runtime_done(id: &str, status: Status) -> TelemetryEvent {
         response_latency_ms: None,
         response_duration_ms: None,
         runtime_overhead_ms: None,
+        time_unix_ms: None,
     })
 }
 

@@ -87,6 +87,8 @@ struct State {
     ticks: u64,
     last_tick: Option<Instant>,
     observations: Vec<Observation>,
+    /// The invocation the last INVOKE closed.
+    closed: Option<String>,
 }
 
 impl Pipeline {
@@ -103,6 +105,7 @@ impl Pipeline {
             ticks: 0,
             last_tick: None,
             observations: Vec::with_capacity(16),
+            closed: None,
         };
         let mut sampler_timer = interval(self.sampler_interval);
         sampler_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -111,6 +114,9 @@ impl Pipeline {
         let mut telemetry_open = true;
         loop {
             tokio::select! {
+                // In this order: after a thaw, the INVOKE and the telemetry that say which
+                // invocation is in flight go before a sampler tick.
+                biased;
                 cmd = commands.recv() => match cmd {
                     Some(Command::Invoke { request_id, snapshot, unix_ms }) => {
                         // Let the /next request that follows the INVOKE go out first.
@@ -150,6 +156,7 @@ impl Pipeline {
         unix_ms: u64,
     ) {
         let now = st.clock.now();
+        st.closed = self.assembler.open_request().map(str::to_string);
         self.close_sampling(st, &snapshot);
         let health = self.health.clone();
         guard(&health, "assembler", || {
@@ -203,14 +210,20 @@ impl Pipeline {
         for event in events {
             // runtimeDone ends the invocation's own work: sampling stops there.
             if let TelemetryEvent::RuntimeDone(r) = &event {
-                if st.armed && self.assembler.open_request() == Some(r.request_id.as_str()) {
+                let in_flight = self.assembler.open_request() == Some(r.request_id.as_str());
+                if in_flight {
                     if let Some(sampler) = self.sampler.as_mut() {
-                        guard(&health, "sampler", || sampler.mark_end());
+                        guard(&health, "sampler", || sampler.mark_end(r.time_unix_ms));
                     }
+                }
+                if st.armed && in_flight {
                     let unnamed = self.sampler.as_ref().map_or(0, Sampler::unnamed_tasks);
                     self.assembler.sampler_stats(st.ticks, unnamed);
                     st.ticks = 0;
                     st.armed = false;
+                }
+                if st.closed.as_deref() == Some(r.request_id.as_str()) {
+                    self.resolve_leftovers(st, r.request_id.as_str(), r.time_unix_ms);
                 }
             }
             guard(&health, "assembler", || {
@@ -218,6 +231,31 @@ impl Pipeline {
             });
         }
         self.emit_ready(st);
+    }
+
+    /// The closed invocation's end time arrived: processes alive at the INVOKE that
+    /// followed it go to the invocation that started them.
+    fn resolve_leftovers(&mut self, st: &mut State, closed: &str, ended_at: Option<u64>) {
+        let health = self.health.clone();
+        let Some(sampler) = self.sampler.as_mut().filter(|s| s.undecided()) else {
+            return;
+        };
+        let (mut left, mut started) = (Vec::new(), Vec::new());
+        // Without a time, nothing says they are new: they count as left running.
+        let ended_at = ended_at.unwrap_or(u64::MAX);
+        guard(&health, "sampler", || {
+            sampler.resolve(ended_at, &mut left, &mut started)
+        });
+        for obs in left {
+            guard(&health, "observers", || {
+                self.sinks.observe(Some(closed), &obs)
+            });
+            guard(&health, "assembler", || {
+                self.assembler.observe_for(closed, obs)
+            });
+        }
+        st.observations.extend(started);
+        self.publish(st);
     }
 
     fn on_tick(&mut self, st: &mut State, at: Instant) {
@@ -272,6 +310,7 @@ impl Pipeline {
         snapshot: CounterSnapshot,
         telemetry: &mut mpsc::Receiver<Vec<TelemetryEvent>>,
     ) {
+        st.closed = self.assembler.open_request().map(str::to_string);
         self.close_sampling(st, &snapshot);
         let now = st.clock.now();
         let health = self.health.clone();

@@ -27,11 +27,9 @@ const MAX_SEEN_SOCKETS: usize = 4096;
 /// of sockets), so the tables are read only after /proc/net/snmp shows new socket
 /// activity, and at most this often.
 pub const MIN_TABLE_GAP: Duration = Duration::from_millis(50);
-/// A process younger than this when the next INVOKE is handled, with a pid allocated after
-/// the last tick, is the next invocation's: the runtime gets the event at the same time as
-/// the extensions and may fork before Warden has taken its snapshot. Start times have a
-/// resolution of one clock tick (10 ms), hence the width.
-const FRESH_AT_INVOKE_MS: u64 = 30;
+/// Start times have a resolution of one clock tick (10 ms): a process that started up to
+/// this long before the runtime finished may be the next invocation's.
+const START_SLACK_MS: u64 = 10;
 
 /// Something the sampler (or the /tmp watcher) noticed during an invocation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,8 +117,13 @@ pub struct Sampler {
     tables_due: bool,
     last_table_read: Option<Instant>,
     primed: bool,
+    /// When the invocation in flight finished (its runtimeDone time), once known.
+    ended_at: Option<u64>,
     /// Started by the next invocation before its INVOKE was handled: reported there.
     carried: Vec<u32>,
+    /// Alive at the INVOKE, not known before, and the previous invocation's end time
+    /// not known yet: see [`Sampler::resolve`].
+    undecided: Vec<(ProcessInfo, u64)>,
     ticks_per_sec: u64,
 }
 
@@ -143,23 +146,32 @@ impl Sampler {
             tables_due: false,
             last_table_read: None,
             primed: false,
+            ended_at: None,
             carried: Vec::new(),
+            undecided: Vec::new(),
             ticks_per_sec: ticks_per_sec(),
         }
     }
 
-    /// Ends the previous invocation: processes alive now that were never seen before (or
-    /// were started by it) are reported with `alive_at_end`. `live` is the sorted pid list
-    /// of the snapshot that closes the invocation. Processes the next invocation has
-    /// already started (see [`FRESH_AT_INVOKE_MS`]) are kept for [`Sampler::begin`].
+    /// Ends the previous invocation. Processes alive now that were not there when it
+    /// started are judged by their start time against the runtime's end (`runtimeDone`):
+    /// started before, they were left running by it (reported with `alive_at_end`);
+    /// started after, the next invocation started them before Warden handled its INVOKE
+    /// (the runtime gets the event at the same time as the extensions) and they are
+    /// reported there by [`Sampler::begin`]. Without the end time yet, they wait for
+    /// [`Sampler::resolve`]. `live` is the sorted pid list of the closing snapshot.
     pub fn finish(&mut self, live: &[u32], out: &mut Vec<Observation>) {
         self.carried.clear();
+        // Never resolved (the runtimeDone was lost): they outlived a whole invocation.
+        for (info, _) in std::mem::take(&mut self.undecided) {
+            self.tracked.insert(info.pid, info.exe);
+        }
         // Before the first invocation there is no baseline: everything alive is the
         // platform, the runtime and the extensions, not something an invocation left.
         if !self.primed {
             return;
         }
-        let now_ms = boot_ms();
+        let offset = boot_to_unix_ms();
         for &pid in live {
             let tracked = self.tracked.contains_key(&pid);
             if self.known.contains(&pid) && !tracked {
@@ -168,25 +180,43 @@ impl Sampler {
             let Probe::Process(info) = self.reader.probe(pid) else {
                 continue;
             };
-            if !tracked && self.started_by_next(&info, now_ms) {
-                self.carried.push(pid);
-            } else {
-                out.push(process(info, false, true));
+            let started = offset.map(|o| o + info.start_ticks * 1000 / self.ticks_per_sec.max(1));
+            match (started, self.ended_at) {
+                (Some(s), Some(end)) if started_after(&info, s, end) => self.carried.push(pid),
+                (Some(s), None) => self.undecided.push((info, s)),
+                _ => out.push(process(info, false, true)),
             }
         }
     }
 
-    /// A pid allocated after the last look at the allocator, by a process that started
-    /// just now: the next invocation's, not a leftover.
-    fn started_by_next(&self, info: &ProcessInfo, now_ms: Option<u64>) -> bool {
-        let after_last_tick = self.last_pid.is_some_and(|last| info.pid > last);
-        let started_ms = info.start_ticks.saturating_mul(1000) / self.ticks_per_sec.max(1);
-        after_last_tick && now_ms.is_some_and(|now| started_ms + FRESH_AT_INVOKE_MS >= now)
+    /// The previous invocation's runtimeDone arrived after its INVOKE successor: decides
+    /// what [`Sampler::finish`] could not. `left` gets the previous invocation's leftovers,
+    /// `started` the current invocation's own processes.
+    pub fn resolve(
+        &mut self,
+        ended_at: u64,
+        left: &mut Vec<Observation>,
+        started: &mut Vec<Observation>,
+    ) {
+        for (info, s) in std::mem::take(&mut self.undecided) {
+            if started_after(&info, s, ended_at) {
+                self.tracked.insert(info.pid, info.exe.clone());
+                started.push(process(info, false, false));
+            } else {
+                left.push(process(info, false, true));
+            }
+        }
     }
 
-    /// The invocation's work has ended (its runtimeDone): notes where the pid allocator
-    /// stands, so that what starts later is not blamed on it by [`Sampler::finish`].
-    pub fn mark_end(&mut self) {
+    /// Whether some processes wait for the previous invocation's end time.
+    pub fn undecided(&self) -> bool {
+        !self.undecided.is_empty()
+    }
+
+    /// The invocation in flight has ended: the runtime finished at `ended_at` (unix ms,
+    /// from its runtimeDone). Also notes where the pid allocator stands.
+    pub fn mark_end(&mut self, ended_at: Option<u64>) {
+        self.ended_at = ended_at;
         if let Some(cur) = self.loadavg.read().and_then(|t| parse_last_pid(t).ok()) {
             self.last_pid = Some(cur);
         }
@@ -201,6 +231,7 @@ impl Sampler {
         self.last_pid = last_pid;
         self.reported.clear();
         self.unnamed = 0;
+        self.ended_at = None;
         for pid in std::mem::take(&mut self.carried) {
             if let Probe::Process(info) = self.reader.probe(pid) {
                 self.tracked.insert(pid, info.exe.clone());
@@ -345,6 +376,24 @@ impl Sampler {
             || port == Some(s.local.port())
             || port == Some(s.remote.port())
     }
+}
+
+/// Whether a process that started at `started` (unix ms) came after a runtime that finished
+/// at `ended_at`. An orphan (adopted by init) never does: a daemon that the invocation
+/// started forks its last process just after the response, but the next invocation's
+/// processes have a living parent, the runtime.
+fn started_after(info: &ProcessInfo, started: u64, ended_at: u64) -> bool {
+    info.ppid > 1 && started + START_SLACK_MS >= ended_at
+}
+
+/// Unix ms minus boot ms now: turns a process start time into wall-clock time.
+fn boot_to_unix_ms() -> Option<u64> {
+    let boot = boot_ms()?;
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
+    unix.checked_sub(boot)
 }
 
 /// Adds the inodes of the sockets this process holds (`/proc/self/fd` links `socket:[N]`).

@@ -115,12 +115,24 @@ fn names_new_processes_and_counts_vanished_ones() {
     );
 }
 
+fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn ticks_now() -> u64 {
+    boot_ms().unwrap() * ticks_per_sec() / 1000
+}
+
 #[test]
 fn processes_left_running_are_reported_at_the_end() {
     let f = FakeProc::new("linger");
     let mut s = sampler(&f);
     s.begin(&[1, 42], Some(42), &mut Vec::new());
-    f.process(50, 1, "/tmp/miner");
+    f.process(50, 1, "/tmp/miner"); // started long ago (5 ticks after boot)
+    s.mark_end(Some(unix_now_ms()));
     let mut out = Vec::new();
     s.finish(&[1, 42, 50], &mut out);
     assert_eq!(out.len(), 1);
@@ -139,13 +151,11 @@ fn a_process_the_next_invocation_started_is_reported_there() {
     let f = FakeProc::new("next");
     let mut s = sampler(&f);
     s.begin(&[1, 42], Some(42), &mut Vec::new());
-    // 50: left by this invocation (an old start). 51: forked by the runtime for the next
-    // invocation just now, after this invocation's work ended (the allocator stood at 50).
+    // 50 was left by this invocation; 51 was forked by the runtime for the next one after
+    // this one's runtime finished (a second ago), before Warden handled the next INVOKE.
     f.process(50, 1, "/tmp/miner");
-    f.write("loadavg", "0.0 0.0 0.0 1/10 50\n");
-    s.mark_end();
-    let now_ticks = boot_ms().unwrap() * ticks_per_sec() / 1000;
-    f.process_started(51, 42, "/bin/sh", now_ticks);
+    s.mark_end(Some(unix_now_ms() - 1000));
+    f.process_started(51, 42, "/bin/sh", ticks_now());
     let mut out = Vec::new();
     s.finish(&[1, 42, 50, 51], &mut out);
     assert_eq!(out.len(), 1, "{out:?}");
@@ -170,33 +180,60 @@ fn a_process_the_next_invocation_started_is_reported_there() {
             ..
         }
     ));
-    // Tracked by the new invocation: still running at its end, it is reported then.
-    let mut out = Vec::new();
-    s.finish(&[1, 42, 50, 51], &mut out);
-    assert!(
-        out.iter().any(|o| matches!(
-            o,
-            Observation::Process {
-                pid: 51,
-                alive_at_end: true,
-                ..
-            }
-        )),
-        "{out:?}"
-    );
 }
 
 #[test]
-fn a_young_process_from_before_the_end_is_still_a_leftover() {
-    let f = FakeProc::new("young");
+fn without_the_end_time_the_decision_waits_for_it() {
+    let f = FakeProc::new("undecided");
     let mut s = sampler(&f);
     s.begin(&[1, 42], Some(42), &mut Vec::new());
-    // Started just now, but its pid was allocated before the invocation's end was marked.
-    let now_ticks = boot_ms().unwrap() * ticks_per_sec() / 1000;
-    f.process_started(50, 1, "/tmp/miner", now_ticks);
-    f.write("loadavg", "0.0 0.0 0.0 1/10 50\n");
-    s.mark_end();
+    f.process(50, 1, "/tmp/miner");
+    f.process_started(51, 42, "/bin/sh", ticks_now());
     let mut out = Vec::new();
+    s.finish(&[1, 42, 50, 51], &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    assert!(s.undecided());
+    s.begin(&[1, 42, 50, 51], Some(51), &mut out);
+    assert!(out.is_empty(), "{out:?}");
+
+    // The closed invocation's runtimeDone: it ended a second ago.
+    let (mut left, mut started) = (Vec::new(), Vec::new());
+    s.resolve(unix_now_ms() - 1000, &mut left, &mut started);
+    assert!(
+        matches!(
+            &left[..],
+            [Observation::Process {
+                pid: 50,
+                alive_at_end: true,
+                ..
+            }]
+        ),
+        "{left:?}"
+    );
+    assert!(
+        matches!(
+            &started[..],
+            [Observation::Process {
+                pid: 51,
+                alive_at_end: false,
+                ..
+            }]
+        ),
+        "{started:?}"
+    );
+    assert!(!s.undecided());
+}
+
+#[test]
+fn undecided_processes_never_resolved_count_as_left_running_next_time() {
+    let f = FakeProc::new("lost-end");
+    let mut s = sampler(&f);
+    s.begin(&[1, 42], Some(42), &mut Vec::new());
+    f.process(50, 1, "/tmp/miner");
+    let mut out = Vec::new();
+    s.finish(&[1, 42, 50], &mut out);
+    s.begin(&[1, 42, 50], Some(50), &mut out);
+    s.mark_end(Some(unix_now_ms()));
     s.finish(&[1, 42, 50], &mut out);
     assert!(
         matches!(

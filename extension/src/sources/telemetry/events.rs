@@ -51,6 +51,8 @@ pub struct RuntimeDone {
     pub response_duration_ms: Option<f64>,
     /// `runtimeOverhead` span, ms.
     pub runtime_overhead_ms: Option<f64>,
+    /// When the runtime finished (the event's `time`), unix ms.
+    pub time_unix_ms: Option<u64>,
 }
 
 /// Figures of `platform.report`.

@@ -14,6 +14,8 @@ use super::wire;
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
+    #[serde(borrow, default)]
+    time: Option<Cow<'a, str>>,
     #[serde(borrow, rename = "type")]
     kind: Cow<'a, str>,
     #[serde(borrow)]
@@ -49,6 +51,10 @@ pub fn parse_batch(body: &[u8], out: &mut Vec<TelemetryEvent>) -> BatchOutcome {
             continue;
         };
         match parse_event(&env.kind, env.record) {
+            Ok(Some(TelemetryEvent::RuntimeDone(mut r))) => {
+                r.time_unix_ms = env.time.as_deref().and_then(unix_ms);
+                out.push(TelemetryEvent::RuntimeDone(r));
+            }
             Ok(Some(event)) => out.push(event),
             Ok(None) => {
                 outcome.unknown += 1;
@@ -176,7 +182,42 @@ fn runtime_done(r: wire::RuntimeDone<'_>) -> RuntimeDone {
         produced_bytes: r.metrics.as_ref().and_then(|m| m.produced_bytes),
         error_type: owned(r.error_type),
         request_id: r.request_id.into_owned(),
+        time_unix_ms: None,
     }
+}
+
+/// Unix milliseconds of an RFC 3339 UTC time as the Telemetry API writes it
+/// (`2022-10-21T14:05:05.764Z`); `None` for anything else.
+pub fn unix_ms(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<i64> { text.get(from..to)?.parse().ok() };
+    let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    let rest = &text[19..];
+    let (millis, zone) = match rest.strip_prefix('.') {
+        Some(frac) => {
+            let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+            let ms: i64 = format!("{:0<3}", &frac[..digits.min(3)]).parse().ok()?;
+            (ms, &frac[digits..])
+        }
+        None => (0, rest),
+    };
+    if zone != "Z" || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = (month + 9) % 12;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
+    u64::try_from(secs * 1000 + millis).ok()
 }
 
 fn report(r: wire::Report<'_>) -> Report {

@@ -97,8 +97,23 @@ fn runtime_done() {
             response_latency_ms: Some(2598.0),
             response_duration_ms: Some(0.0),
             runtime_overhead_ms: None,
+            time_unix_ms: Some(1_666_361_105_764),
         })
     );
+}
+
+#[test]
+fn telemetry_times_to_unix_ms() {
+    use super::super::parse::unix_ms;
+    assert_eq!(unix_ms("2022-10-21T14:05:05.764Z"), Some(1_666_361_105_764));
+    assert_eq!(unix_ms("2000-02-29T00:00:00Z"), Some(951_782_400_000));
+    assert_eq!(unix_ms("2000-02-29T00:00:00.5Z"), Some(951_782_400_500));
+    assert_eq!(
+        unix_ms("2000-02-29T00:00:00.123456Z"),
+        Some(951_782_400_123)
+    );
+    assert_eq!(unix_ms("2000-02-29T00:00:00+01:00"), None);
+    assert_eq!(unix_ms("t"), None);
 }
 
 #[test]
