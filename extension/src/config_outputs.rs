@@ -43,6 +43,19 @@ pub struct AwsEnv {
 }
 
 impl AwsEnv {
+    /// Reads `AWS_REGION` (or `AWS_DEFAULT_REGION`), the credentials and
+    /// `AWS_ENDPOINT_URL` through `get`.
+    pub fn from_lookup<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> AwsEnv {
+        let non_empty = |name: &str| get(name).filter(|v| !v.is_empty()).map(str::to_string);
+        AwsEnv {
+            region: non_empty("AWS_REGION").or_else(|| non_empty("AWS_DEFAULT_REGION")),
+            access_key_id: non_empty("AWS_ACCESS_KEY_ID"),
+            secret_access_key: Secret(non_empty("AWS_SECRET_ACCESS_KEY").unwrap_or_default()),
+            session_token: non_empty("AWS_SESSION_TOKEN").map(Secret),
+            endpoint_url: non_empty("AWS_ENDPOINT_URL"),
+        }
+    }
+
     /// Region and credentials are both present.
     pub fn usable(&self) -> bool {
         self.region.is_some()
@@ -248,22 +261,7 @@ pub(super) fn read<'a>(
             )),
         }
     }
-    o.aws = AwsEnv {
-        region: get("AWS_REGION")
-            .or_else(|| get("AWS_DEFAULT_REGION"))
-            .filter(|v| !v.is_empty())
-            .map(str::to_string),
-        access_key_id: get("AWS_ACCESS_KEY_ID")
-            .filter(|v| !v.is_empty())
-            .map(str::to_string),
-        secret_access_key: Secret(get("AWS_SECRET_ACCESS_KEY").unwrap_or_default().to_string()),
-        session_token: get("AWS_SESSION_TOKEN")
-            .filter(|v| !v.is_empty())
-            .map(|v| Secret(v.to_string())),
-        endpoint_url: get("AWS_ENDPOINT_URL")
-            .filter(|v| !v.is_empty())
-            .map(str::to_string),
-    };
+    o.aws = AwsEnv::from_lookup(&get);
     o
 }
 

@@ -88,12 +88,32 @@ def events_read(url):
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
 
+def logs_put(group, stream, path):
+    """Puts every line of `path` into a log stream, as Lambda puts a function's stdout."""
+    logs = client("logs")
+    for create in (lambda: logs.create_log_group(logGroupName=group),
+                   lambda: logs.create_log_stream(logGroupName=group, logStreamName=stream)):
+        try:
+            create()
+        except logs.exceptions.ResourceAlreadyExistsException:
+            pass
+    with open(path) as f:
+        lines = [line.rstrip("\n") for line in f if line.strip()]
+    now = int(datetime.now(timezone.utc).timestamp() * 1000)
+    events = [{"timestamp": now - len(lines) + i, "message": line} for i, line in enumerate(lines)]
+    for start in range(0, len(events), 1000):
+        logs.put_log_events(logGroupName=group, logStreamName=stream,
+                            logEvents=events[start:start + 1000])
+    return {"events": len(events)}
+
+
 COMMANDS = {
     "metrics": metrics,
     "securityhub-enable": securityhub_enable,
     "securityhub-findings": securityhub_findings,
     "events-setup": events_setup,
     "events-read": events_read,
+    "logs-put": logs_put,
 }
 
 

@@ -1,6 +1,7 @@
 //! `warden`: offline tools for the shipped model (docs/detection.md).
 //!
 //! - `warden train --records FILE.jsonl... --out model.bin --seed N [--profile-out FILE]`
+//! - `warden train --log-group /aws/lambda/F --profile-out FILE` (records from CloudWatch Logs)
 //! - `warden eval --records FILE.jsonl... --model model.bin [--json]`
 
 use std::path::{Path, PathBuf};
@@ -24,8 +25,20 @@ enum Command {
     /// Train a model file from labelled feature records (scripts/scenarios output).
     Train {
         /// JSONL of labelled records (or bare feature records, for --profile-out).
-        #[arg(long = "records", required = true)]
+        #[arg(long = "records", required_unless_present = "log_group")]
         records: Vec<PathBuf>,
+        /// Also read the feature records a function's Warden wrote to this CloudWatch log
+        /// group (`WARDEN_MODE=learn`); credentials, region and `AWS_ENDPOINT_URL` come from
+        /// the environment. Repeatable.
+        #[arg(long = "log-group")]
+        log_group: Vec<String>,
+        /// With --log-group: how far back to read, hours.
+        #[arg(long, default_value_t = 24 * 14)]
+        since_hours: u64,
+        /// With --log-group: count its records as benign rows of the model's training data
+        /// (a period known to be clean), next to the labelled --records.
+        #[arg(long)]
+        as_benign: bool,
         /// Model file to write.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -96,8 +109,20 @@ fn main() -> Result<()> {
             data,
             profile_out,
             allow_test_split,
+            log_group,
+            since_hours,
+            as_benign,
         } => {
-            let rows = read_all(&records)?;
+            let mut rows = read_all(&records)?;
+            for group in &log_group {
+                let mut read = read_log_group(group, since_hours)?;
+                if as_benign {
+                    for r in &mut read {
+                        r.label = Some(warden::model::BENIGN.to_string());
+                    }
+                }
+                rows.extend(read);
+            }
             if let Some(path) = profile_out {
                 let profiles = dataset::profiles(&rows);
                 let json = serde_json::to_string_pretty(&profiles)?;
@@ -169,6 +194,41 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The feature records in a CloudWatch log group (the last `since_hours`).
+fn read_log_group(group: &str, since_hours: u64) -> Result<Vec<Row>> {
+    use warden::model::cloudwatch_logs::{read_records, LogQuery, MAX_EVENTS};
+    let env = warden::config::AwsEnv::from_lookup(&|name: &str| {
+        std::env::var(name)
+            .ok()
+            .map(|v| &*Box::leak(v.into_boxed_str()))
+    });
+    let config = warden::aws::sdk_config(&env)
+        .context("AWS_REGION and credentials (AWS_ACCESS_KEY_ID, ...) must be set")?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let query = LogQuery {
+        group: group.to_string(),
+        start_ms: Some(now_ms - (since_hours as i64) * 3_600_000),
+        end_ms: None,
+        max_events: MAX_EVENTS,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut skipped = Skipped::default();
+    let read = runtime.block_on(read_records(&config, &query, &mut skipped))?;
+    eprintln!(
+        "warden: {group}: {} records from {} log events ({} init, {} other schema, {} other Warden lines skipped)",
+        read.rows.len(),
+        read.events,
+        skipped.init,
+        skipped.schema,
+        read.other
+    );
+    Ok(read.rows)
 }
 
 /// Profiles per function, each checked against this build's vector.

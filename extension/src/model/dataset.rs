@@ -136,6 +136,17 @@ pub fn read(path: &Path, skipped: &mut Skipped) -> Result<Vec<Row>, DatasetError
     Ok(rows)
 }
 
+/// Parses one line of records read from elsewhere (a CloudWatch log event): `source` names
+/// it in errors; `None` for a line that is not a record of this schema.
+pub fn parse_text(
+    source: &str,
+    line_no: usize,
+    line: &str,
+    skipped: &mut Skipped,
+) -> Result<Option<Row>, DatasetError> {
+    parse_line(Path::new(source), line_no, line, skipped)
+}
+
 fn parse_line(
     path: &Path,
     line_no: usize,

@@ -7,6 +7,7 @@
 //! Loading never panics: a missing, truncated, corrupt or mismatched file is a
 //! [`ModelError`], and the detector then runs on baseline and rules alone.
 
+pub mod cloudwatch_logs;
 pub mod codec;
 pub mod dataset;
 pub mod eval;
