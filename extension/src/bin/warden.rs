@@ -70,8 +70,18 @@ enum Command {
     /// Evaluate a model file on labelled feature records.
     Eval {
         /// JSONL of labelled records.
-        #[arg(long = "records", required = true)]
+        #[arg(long = "records", required_unless_present = "live")]
         records: Vec<PathBuf>,
+        /// Run the scenario corpus live in the sandbox first (`scripts/scenarios` of this
+        /// repository, test split, checked) and evaluate what it recorded.
+        #[arg(long)]
+        live: bool,
+        /// With --live: corpus scale (small, medium, full).
+        #[arg(long, default_value = "small")]
+        scale: String,
+        /// With --live: corpus seed (keep it apart from the training seeds).
+        #[arg(long, default_value_t = 2)]
+        corpus_seed: u64,
         /// Model file.
         #[arg(long)]
         model: PathBuf,
@@ -165,8 +175,15 @@ fn main() -> Result<()> {
             json,
             rows: rows_out,
             profiles,
+            live,
+            scale,
+            corpus_seed,
         } => {
             let model = ShippedModel::load(&model)?;
+            let mut records = records;
+            if live {
+                records.push(run_corpus(&scale, corpus_seed)?);
+            }
             let rows = read_all(&records)?;
             let mode = if model_only {
                 eval::Mode::Model { anomaly_threshold }
@@ -194,6 +211,43 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs the scenario corpus in the sandbox (`scripts/scenarios --split test --check`) with
+/// the binaries next to this one; returns the records file.
+fn run_corpus(scale: &str, seed: u64) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let bin_dir = exe.parent().context("no directory for this executable")?;
+    let script = ["scripts/scenarios", "../../scripts/scenarios"]
+        .iter()
+        .map(|rel| {
+            if rel.starts_with("..") {
+                bin_dir.join(rel)
+            } else {
+                PathBuf::from(rel)
+            }
+        })
+        .find(|p| p.exists())
+        .context("--live runs scripts/scenarios: run it from the repository")?;
+    let out = std::env::temp_dir().join(format!("warden-eval-live-{}.jsonl", std::process::id()));
+    let status = std::process::Command::new(&script)
+        .args(["--scale", scale, "--split", "test", "--check", "--seed"])
+        .arg(seed.to_string())
+        .arg("--sandbox")
+        .arg(bin_dir.join("warden-sandbox"))
+        .arg("--extension")
+        .arg(bin_dir.join("warden-extension"))
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !status.success() {
+        bail!(
+            "{} failed ({status}): the corpus did not run as planned",
+            script.display()
+        );
+    }
+    Ok(out)
 }
 
 /// The feature records in a CloudWatch log group (the last `since_hours`).

@@ -130,7 +130,10 @@ impl Familiar {
     /// Whether a shell running `cmdline` is familiar: the shell itself was declared known,
     /// or the function runs commands of this shape.
     pub fn knows_shell(&self, exe: &str, cmdline: &str) -> bool {
-        self.knows_exe(exe) || self.shell_shapes.contains(&command_shape(cmdline))
+        // A shell caught while it exits has no command line left: for a function known to
+        // run shell commands, nothing says this one is different.
+        let unreadable = cmdline.trim().is_empty() && !self.shell_shapes.is_empty();
+        unreadable || self.knows_exe(exe) || self.shell_shapes.contains(&command_shape(cmdline))
     }
 
     /// Executables (not shells) known, sorted.

@@ -253,3 +253,17 @@ fn a_process_gone_before_it_could_be_named_is_not_judged() {
     f.learn(&[process(1, "", "")]);
     assert!(f.exes().is_empty());
 }
+
+#[test]
+fn an_exiting_shell_without_a_command_line_is_judged_by_the_functions_habits() {
+    let f = Familiar::default();
+    let mut t = Tracker::default();
+    assert_eq!(
+        feed(&mut t, &f, &process(10, "/usr/bin/dash", "")),
+        vec![Indicator::ShellSpawned]
+    );
+    let mut f = Familiar::default();
+    f.add_shell_shape(&command_shape("/bin/sh -c gzip -6 -c /tmp/in/a.bin"));
+    let mut t = Tracker::default();
+    assert!(feed(&mut t, &f, &process(10, "/usr/bin/dash", "")).is_empty());
+}

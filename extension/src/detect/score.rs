@@ -20,7 +20,7 @@ const CONTEXT: [usize; 1] = [idx::COLD];
 /// requests move them far from the median without anything being wrong, so the baseline
 /// part counts their z at [`VOLUME_WEIGHT`]. The model still sees them at full size, next
 /// to the features that tell a big job from an attack.
-const VOLUME: [usize; 7] = [
+const VOLUME: [usize; 8] = [
     idx::DURATION_MS,
     idx::CPU_MS,
     idx::CPU_SHARE,
@@ -28,6 +28,7 @@ const VOLUME: [usize; 7] = [
     idx::MAX_MEMORY_MB,
     idx::LOG_LINES,
     idx::NET_RX,
+    idx::TMP_BYTES_DELTA,
 ];
 /// Weight of a volume feature's z in the baseline part.
 const VOLUME_WEIGHT: f32 = 1.0 / 3.0;
