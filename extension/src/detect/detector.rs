@@ -10,7 +10,7 @@ use super::finding::{BaselineView, Finding, ModelView, FINDING_VERSION};
 use super::indicators::{Familiar, Indicator, Tracker};
 use super::score::{assess, severity, Assessment, Weighted, DEFAULT_THRESHOLD};
 use super::scorer::{ModelOutput, Scorer};
-use super::vector::{raw_values, transform, N, VECTOR_VERSION};
+use super::vector::{idx, raw_values, transform, N, VECTOR_VERSION};
 use crate::features::{FeatureRecord, RecordKind, SCHEMA_VERSION};
 use crate::health::{Counter, Health};
 use crate::sources::sampler::Observation;
@@ -19,6 +19,10 @@ use crate::sources::sampler::Observation;
 const MAX_LIVE: usize = 16;
 /// Most evidence items in one finding.
 const MAX_FINDING_EVIDENCE: usize = 8;
+/// Probing comes in bursts: an error invocation is part of one when at least
+/// `ERROR_BURST.0` of the environment's last `ERROR_BURST.1` invocations (itself included)
+/// ended in an error. Ordinary functions with occasional errors stay well below.
+pub const ERROR_BURST: (usize, usize) = (3, 20);
 
 /// Detector settings.
 #[derive(Debug, Clone)]
@@ -99,6 +103,8 @@ pub struct Detector {
     next_id: u64,
     last_score: Option<f32>,
     last_verdict: Option<Verdict>,
+    /// Whether each of the last invocations ended in an error, newest last.
+    recent_errors: VecDeque<bool>,
 }
 
 impl Detector {
@@ -119,6 +125,7 @@ impl Detector {
             next_id: 1,
             last_score: None,
             last_verdict: None,
+            recent_errors: VecDeque::with_capacity(ERROR_BURST.1),
         }
     }
 
@@ -230,6 +237,9 @@ impl Detector {
         for obs in &r.evidence {
             tracker.feed(obs, &self.familiar, &self.cfg.tmp_prefix);
         }
+        if self.error_burst(raw[idx::STATUS_ERROR] > 0.0) {
+            tracker.add(Indicator::ErrorBurst);
+        }
         let hits = weighted(&tracker, warmed);
         let model = self.model(&x, &z);
         let a = assess(&hits, &z, model.as_ref(), self.cfg.threshold);
@@ -278,6 +288,15 @@ impl Detector {
             related,
         };
         Some(self.finding(&a, parts))
+    }
+
+    /// Notes whether this invocation ended in an error; true when it is one of a burst.
+    fn error_burst(&mut self, error: bool) -> bool {
+        if self.recent_errors.len() == ERROR_BURST.1 {
+            self.recent_errors.pop_front();
+        }
+        self.recent_errors.push_back(error);
+        error && self.recent_errors.iter().filter(|e| **e).count() >= ERROR_BURST.0
     }
 
     fn model(&self, x: &[f32; N], z: &[f32; N]) -> Option<ModelOutput> {

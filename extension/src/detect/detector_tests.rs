@@ -199,3 +199,26 @@ fn a_model_is_used_when_given_and_its_absence_is_counted() {
     assert!(f.model.is_some_and(|m| m.probability == 0.9));
     assert_eq!(health.get(Counter::ScoredWithoutModel), 1);
 }
+
+#[test]
+fn an_error_is_probing_only_as_part_of_a_burst() {
+    let mut d = Detector::new(DetectorConfig::default(), Arc::new(Health::default()), 0);
+    let error = |seq: u64| {
+        let mut r = record(seq);
+        r.status = crate::sources::telemetry::events::Status::Error;
+        r
+    };
+    for seq in 1..=30 {
+        d.record(&record(seq), 0);
+    }
+    assert!(d.record(&error(31), 0).is_none(), "one error is ordinary");
+    for seq in 32..=40 {
+        d.record(&record(seq), 0);
+    }
+    assert!(d.record(&error(41), 0).is_none(), "two in twenty too");
+    let f = d
+        .record(&error(42), 0)
+        .expect("a third error in twenty is a burst");
+    assert_eq!(f.class, Class::Probing);
+    assert!(f.indicators.contains(&Indicator::ErrorBurst));
+}

@@ -44,6 +44,8 @@ pub enum Indicator {
     CredentialAccess,
     /// A connection to a destination the function is not known to use.
     UnknownDestination,
+    /// An error invocation in a burst of them (see `detector::ERROR_BURST`).
+    ErrorBurst,
 }
 
 impl Indicator {
@@ -58,6 +60,7 @@ impl Indicator {
             Indicator::ListenerOpened => Class::Anomaly,
             Indicator::CredentialAccess => Class::CredentialTheft,
             Indicator::UnknownDestination => Class::ExfiltrationEgress,
+            Indicator::ErrorBurst => Class::Probing,
         }
     }
 
@@ -76,6 +79,7 @@ impl Indicator {
             Indicator::CredentialAccess => 0.9,
             Indicator::UnknownDestination if warmed => 0.3,
             Indicator::UnknownDestination => 0.15,
+            Indicator::ErrorBurst => 0.8,
         }
     }
 
@@ -89,6 +93,7 @@ impl Indicator {
             Indicator::MiningPort => idx::MINING_PORTS,
             Indicator::ShellWithConnection | Indicator::UnknownDestination => idx::NEW_ENDPOINTS,
             Indicator::ListenerOpened => idx::LISTENERS,
+            Indicator::ErrorBurst => idx::STATUS_ERROR,
         }
     }
 }
@@ -303,6 +308,11 @@ impl Tracker {
                 .collect(),
         });
         fired.push(indicator);
+    }
+
+    /// Records an indicator that comes from outside the evidence (the detector's history).
+    pub fn add(&mut self, indicator: Indicator) {
+        self.hit(indicator, &[], &mut Vec::new());
     }
 
     /// The hit for an indicator, if it fired.

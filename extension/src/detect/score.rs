@@ -16,11 +16,12 @@ const Z_NOISE: f32 = 2.0;
 const Z_MAX: f32 = 50.0;
 /// Features the baseline part ignores: context, not behaviour.
 const CONTEXT: [usize; 1] = [idx::COLD];
-/// Features that grow with the size of the work a payload asks for: a function's heavy
-/// requests move them far from the median without anything being wrong, so the baseline
-/// part counts their z at [`VOLUME_WEIGHT`]. The model still sees them at full size, next
-/// to the features that tell a big job from an attack.
-const VOLUME: [usize; 8] = [
+/// Features that grow with the size of the work a payload asks for, or that count what the
+/// sampler happened to catch of programs the indicators already judge by name: a heavy
+/// request (or a lucky tick) moves them far from the median without anything being wrong,
+/// so the baseline part counts their z at [`VOLUME_WEIGHT`]. The model still sees them at
+/// full size, next to the features that tell a big job from an attack.
+const VOLUME: [usize; 12] = [
     idx::DURATION_MS,
     idx::CPU_MS,
     idx::CPU_SHARE,
@@ -29,6 +30,10 @@ const VOLUME: [usize; 8] = [
     idx::LOG_LINES,
     idx::NET_RX,
     idx::TMP_BYTES_DELTA,
+    idx::TASKS_CREATED,
+    idx::NEW_PROCESSES,
+    idx::EXECS,
+    idx::SHELLS,
 ];
 /// Weight of a volume feature's z in the baseline part.
 const VOLUME_WEIGHT: f32 = 1.0 / 3.0;

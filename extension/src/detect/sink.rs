@@ -153,7 +153,8 @@ pub fn from_config(config: &Config, health: Arc<Health>) -> Option<DetectorSink>
     };
     let mut detector = Detector::new(cfg.clone(), health.clone(), unix_ms());
     if let Some(path) = &config.profile {
-        match load_profile(path).and_then(|p| detector.with_profile(&p).map_err(|e| e.to_string()))
+        match load_profile(path, &cfg.function_name)
+            .and_then(|p| detector.with_profile(&p).map_err(|e| e.to_string()))
         {
             Ok(d) => detector = d,
             Err(e) => {
@@ -183,7 +184,44 @@ pub fn from_config(config: &Config, health: Arc<Health>) -> Option<DetectorSink>
     Some(DetectorSink::new(detector, Box::new(std::io::stdout()), health).with_outputs(outputs))
 }
 
-fn load_profile(path: &Path) -> Result<BaselineProfile, String> {
+/// One profile, or the function's entry of what `warden train --profile-out` writes (one
+/// profile per function name).
+fn load_profile(path: &Path, function: &str) -> Result<BaselineProfile, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    serde_json::from_str(&text).map_err(|e| e.to_string())
+    if let Ok(one) = serde_json::from_str::<BaselineProfile>(&text) {
+        return Ok(one);
+    }
+    let mut by_function: std::collections::BTreeMap<String, BaselineProfile> =
+        serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    by_function
+        .remove(function)
+        .ok_or_else(|| format!("no profile for function {function:?} in it"))
+}
+
+#[cfg(test)]
+mod profile_file_tests {
+    use super::*;
+    use crate::detect::baseline::Baseline;
+
+    #[test]
+    fn a_profile_file_holds_one_profile_or_one_per_function() {
+        let dir = std::env::temp_dir().join(format!("warden-profile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut b = Baseline::new();
+        for i in 0..25 {
+            b.observe(&[i as f32; crate::detect::vector::N]);
+        }
+        let mut p = b.to_profile();
+        p.shell_shapes = vec!["sh -c gzip -0".into()];
+        let one = dir.join("one.json");
+        std::fs::write(&one, serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(load_profile(&one, "any").unwrap(), p);
+        let map = dir.join("map.json");
+        let by_function = std::collections::BTreeMap::from([("orders".to_string(), p.clone())]);
+        std::fs::write(&map, serde_json::to_string(&by_function).unwrap()).unwrap();
+        assert_eq!(load_profile(&map, "orders").unwrap(), p);
+        let missing = load_profile(&map, "billing").unwrap_err();
+        assert!(missing.contains("billing"), "{missing}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
