@@ -119,9 +119,6 @@ pub struct Sampler {
     primed: bool,
     /// When the invocation in flight finished (its runtimeDone time), once known.
     ended_at: Option<u64>,
-    /// The last pid allocated when that runtimeDone was handled: anything at or below it
-    /// was started by the invocation (or before it), whatever its start time says.
-    end_pid: Option<u32>,
     /// Started by the next invocation before its INVOKE was handled: reported there.
     carried: Vec<u32>,
     /// Alive at the INVOKE, not known before, and the previous invocation's end time
@@ -150,7 +147,6 @@ impl Sampler {
             last_table_read: None,
             primed: false,
             ended_at: None,
-            end_pid: None,
             carried: Vec::new(),
             undecided: Vec::new(),
             ticks_per_sec: ticks_per_sec(),
@@ -185,9 +181,7 @@ impl Sampler {
                 continue;
             };
             let started = offset.map(|o| o + info.start_ticks * 1000 / self.ticks_per_sec.max(1));
-            let before_end = self.end_pid.is_some_and(|last| pid <= last);
             match (started, self.ended_at) {
-                _ if before_end => out.push(process(info, false, true)),
                 (Some(s), Some(end)) if started_after(&info, s, end) => self.carried.push(pid),
                 (Some(s), None) => self.undecided.push((info, s)),
                 _ => out.push(process(info, false, true)),
@@ -225,7 +219,6 @@ impl Sampler {
         self.ended_at = ended_at;
         if let Some(cur) = self.loadavg.read().and_then(|t| parse_last_pid(t).ok()) {
             self.last_pid = Some(cur);
-            self.end_pid = Some(cur);
         }
     }
 
@@ -239,7 +232,6 @@ impl Sampler {
         self.reported.clear();
         self.unnamed = 0;
         self.ended_at = None;
-        self.end_pid = None;
         for pid in std::mem::take(&mut self.carried) {
             if let Probe::Process(info) = self.reader.probe(pid) {
                 self.tracked.insert(pid, info.exe.clone());

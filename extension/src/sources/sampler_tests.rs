@@ -183,31 +183,6 @@ fn a_process_the_next_invocation_started_is_reported_there() {
 }
 
 #[test]
-fn a_process_allocated_before_the_end_was_marked_is_a_leftover_however_young() {
-    let f = FakeProc::new("young");
-    let mut s = sampler(&f);
-    s.begin(&[1, 42], Some(42), &mut Vec::new());
-    // Spawned and detached a millisecond before the response: its start time (10 ms ticks)
-    // cannot tell, but its pid was allocated before the runtimeDone was handled.
-    f.process_started(50, 42, "/usr/bin/sleep", ticks_now());
-    f.write("loadavg", "0.0 0.0 0.0 1/10 50\n");
-    s.mark_end(Some(unix_now_ms() - 5));
-    let mut out = Vec::new();
-    s.finish(&[1, 42, 50], &mut out);
-    assert!(
-        matches!(
-            &out[..],
-            [Observation::Process {
-                pid: 50,
-                alive_at_end: true,
-                ..
-            }]
-        ),
-        "{out:?}"
-    );
-}
-
-#[test]
 fn without_the_end_time_the_decision_waits_for_it() {
     let f = FakeProc::new("undecided");
     let mut s = sampler(&f);
