@@ -98,6 +98,16 @@ impl EventsClient {
         }
     }
 
+    /// Opens the connection now (else the first [`EventsClient::next`] does).
+    pub async fn connect(&mut self) -> Result<(), ApiError> {
+        if self.stream.is_none() {
+            let s = TcpStream::connect(self.addr.as_str()).await?;
+            let _ = s.set_nodelay(true);
+            self.stream = Some(s);
+        }
+        Ok(())
+    }
+
     /// Asks for the next event and waits for it (for as long as the API takes).
     pub async fn next(&mut self) -> Result<NextEvent, ApiError> {
         let response = match self.exchange().await {
@@ -128,15 +138,9 @@ impl EventsClient {
     /// One request and its response; the body is left in `self.body`.
     async fn exchange(&mut self) -> Result<Response, Exchange> {
         let reused = self.stream.is_some();
-        let stream = match &mut self.stream {
-            Some(s) => s,
-            None => {
-                let s = TcpStream::connect(self.addr.as_str())
-                    .await
-                    .map_err(|e| Exchange::Failed(e.into()))?;
-                let _ = s.set_nodelay(true);
-                self.stream.insert(s)
-            }
+        self.connect().await.map_err(Exchange::Failed)?;
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(Exchange::Failed(ApiError::Protocol("not connected".into())));
         };
         self.buf.clear();
         self.body.clear();

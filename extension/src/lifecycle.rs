@@ -339,6 +339,13 @@ async fn run_on(
     responses.gate.set_holding(recycle && subscribed);
 
     let (done_tx, done_rx) = oneshot::channel();
+    let mut client = EventsClient::new(
+        config.lambda.runtime_api.as_deref().unwrap_or_default(),
+        &registered.extension_id,
+    );
+    // Connected before the pipeline task exists, so that the first /event/next goes out
+    // before that task first runs (a failure here shows again at the first /event/next).
+    let _ = client.connect().await;
     // The detector (model file, AWS clients) is built by the pipeline task, which first runs
     // once the first /event/next is out: Lambda counts Warden ready without waiting for it,
     // and INVOKEs and telemetry wait in their queues meanwhile.
@@ -369,10 +376,6 @@ async fn run_on(
         started.elapsed().as_micros()
     );
 
-    let client = EventsClient::new(
-        config.lambda.runtime_api.as_deref().unwrap_or_default(),
-        &registered.extension_id,
-    );
     let api = next_loop(client, handler);
     tokio::pin!(api);
     let mut done = Some(done_rx);
