@@ -10,7 +10,8 @@
 //! - [`features`]: the versioned [`features::FeatureRecord`] built from it.
 //! - [`sinks`]: consumers of records and of real-time observations (stdout for now).
 //! - [`pipeline`]: the single task that drives the stages; [`lifecycle`]: the Extensions
-//!   API side (register, subscribe, next loop).
+//!   API side (register, subscribe, next loop), with [`events_api`] the lean `/event/next`
+//!   client.
 //! - [`respond`]: automated responses to findings (kill, recycle, throttle) and their audit
 //!   trail.
 //! - [`config`] (the only reader of the environment), [`health`] (counters), [`log`].
@@ -21,6 +22,7 @@ pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod detect;
+pub mod events_api;
 pub mod features;
 pub mod health;
 pub mod lifecycle;

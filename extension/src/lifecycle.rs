@@ -1,12 +1,13 @@
 //! The Extensions API side: register, subscribe to telemetry, run the next-event loop.
 //!
-//! Taken from `lambda-extension`: registration and the `/event/next` loop (its
-//! `register()` hands back the extension id, which is all the Telemetry subscription
-//! needs). Owned here: the telemetry listener and record types (see
-//! [`crate::sources::telemetry`]) and the subscription request (schema 2022-12-13).
+//! Taken from `lambda-extension`: registration (its `register()` hands back the extension
+//! id, which is all the Telemetry subscription needs) and the event types. Owned here: the
+//! `/event/next` loop on one kept-alive connection ([`crate::events_api`]: the crate's loop
+//! costs a pooled hyper request per invocation), the telemetry listener and record types
+//! (see [`crate::sources::telemetry`]) and the subscription request (schema 2022-12-13).
 //!
 //! The INVOKE handler only takes the counter snapshot and queues it; it returns at once so
-//! the crate calls `/event/next` again and the environment can freeze as soon as the
+//! the loop calls `/event/next` again and the environment can freeze as soon as the
 //! function has responded. Everything else runs in the [`Pipeline`] task. The one exception is
 //! a policy with `recycle`: each INVOKE is then held until the invocation's
 //! `platform.runtimeDone`, so a pending recycle can end the environment after the response and
@@ -23,11 +24,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lambda_extension::{service_fn, Extension, LambdaEvent, NextEvent};
+
+use crate::events_api::EventsClient;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use crate::assembler::{Assembler, AssemblerConfig};
 use crate::clock::unix_ms;
 use crate::config::{Config, Mode};
+use crate::detect::sink::DetectorSink;
 use crate::health::{Counter, Health};
 use crate::pipeline::{Command, Pipeline};
 use crate::respond::procs::ProcTable;
@@ -135,8 +139,9 @@ struct Handler {
     recycle: Option<Arc<Recycler>>,
 }
 
-/// The handler's future: ready at once, or holding the INVOKE for a recycle.
-type Handled = Pin<Box<dyn Future<Output = Result<(), Infallible>> + Send>>;
+/// The handler's hold: an INVOKE kept until a recycle could be carried out (`None`: the next
+/// event can be asked for at once).
+type Handled = Option<Pin<Box<dyn Future<Output = Result<(), Infallible>> + Send>>>;
 
 /// Carries out a pending recycle when an invocation has ended (see `respond::recycle`).
 struct Recycler {
@@ -228,11 +233,11 @@ impl Handler {
         snapshot
     }
 
-    fn handle(&mut self, event: LambdaEvent) -> Handled {
+    fn handle(&mut self, event: NextEvent) -> Handled {
         // Snapshot first: the function is already running.
         let snapshot = self.snapshot();
         let mut hold = None;
-        let command = match event.next {
+        let command = match event {
             NextEvent::Invoke(e) => {
                 if let Some(r) = &self.recycle {
                     hold = Some(r.clone().hold(e.request_id.clone(), e.deadline_ms));
@@ -260,10 +265,7 @@ impl Handler {
             );
         }
         self.capture_platform();
-        match hold {
-            Some(h) => Box::pin(h),
-            None => Box::pin(ready(Ok(()))),
-        }
+        hold.map(|h| Box::pin(h) as Pin<Box<_>>)
     }
 
     /// At the first event, init is complete: the runtime and the extensions are known.
@@ -281,6 +283,7 @@ async fn run_on(
     started: Instant,
 ) -> Result<(), LifecycleError> {
     let self_pid = std::process::id();
+    let responses = Shared::default();
     let scratch = ScratchProbe::new(&config.tmp_dir);
     let mut reader = ProcReader::new(&config.proc_root, self_pid);
     let first = reader.snapshot(&scratch);
@@ -288,12 +291,11 @@ async fn run_on(
     let (tel_tx, tel_rx) = mpsc::channel(TELEMETRY_QUEUE);
     let shutdown_seen = Arc::new(Notify::new());
     let shutdown_started = Arc::new(AtomicBool::new(false));
-    let responses = Shared::default();
     let recycled = Arc::new(Notify::new());
     let (done_tx, done_watch) = watch::channel(VecDeque::new());
     let recycle =
         config.outputs.response.uses(crate::config::Action::Recycle) && !config.outputs.dry_run;
-    let mut handler = Handler {
+    let handler = Handler {
         reader,
         scratch,
         commands: cmd_tx,
@@ -314,21 +316,19 @@ async fn run_on(
             })
         }),
     };
-    let pipeline = build_pipeline(&config, health.clone(), first, &responses);
-    let forwarder = pipeline.forwarder.clone();
+    let pipeline = build_pipeline(&config, health.clone(), first);
 
     let name = extension_name();
     let events = ["INVOKE", "SHUTDOWN"];
+    // Events are read by `next_loop`, not by the crate: its processor is never called.
     let registered = Extension::new()
         .with_extension_name(&name)
         .with_events(&events)
-        .with_events_processor(service_fn(move |e| handler.handle(e)))
+        .with_events_processor(service_fn(|_: LambdaEvent| ready(Ok::<(), Infallible>(()))))
         .register()
         .await
         .map_err(|e| LifecycleError::Register(e.to_string()))?;
-    if let (Some(f), Some(account)) = (&forwarder, &registered.account_id) {
-        f.set_account(account);
-    }
+    let account = registered.account_id.clone();
     responses.gate.set_extension_id(&registered.extension_id);
     let tel_tx = if recycle {
         tap_runtime_done(tel_tx, done_tx)
@@ -339,18 +339,49 @@ async fn run_on(
     responses.gate.set_holding(recycle && subscribed);
 
     let (done_tx, done_rx) = oneshot::channel();
-    tokio::spawn(pipeline.run(cmd_rx, tel_rx, done_tx));
+    let mut client = EventsClient::new(
+        config.lambda.runtime_api.as_deref().unwrap_or_default(),
+        &registered.extension_id,
+    );
+    // Connected before the pipeline task exists, so that the first /event/next goes out
+    // before that task first runs (a failure here shows again at the first /event/next).
+    let _ = client.connect().await;
+    // The detector (model file, AWS clients) is built by the pipeline task, which first runs
+    // once the first /event/next is out: Lambda counts Warden ready without waiting for it,
+    // and INVOKEs and telemetry wait in their queues meanwhile.
+    let detector_config = config.clone();
+    let (detector_health, detector_responses) = (health.clone(), responses.clone());
+    tokio::spawn(async move {
+        let mut pipeline = pipeline;
+        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            build_detector(&detector_config, &detector_health, &detector_responses)
+        }));
+        match built {
+            Ok(Some(detector)) => {
+                if let (Some(f), Some(account)) = (detector.forwarder(), &account) {
+                    f.set_account(account);
+                }
+                pipeline.add_detector(detector);
+            }
+            Ok(None) => {}
+            Err(_) => detector_health.note(
+                Counter::StagePanics,
+                format_args!("building the detector panicked; running without detection"),
+            ),
+        }
+        pipeline.run(cmd_rx, tel_rx, done_tx).await
+    });
     crate::info!(
         "ready in {} us (start to first /next)",
         started.elapsed().as_micros()
     );
 
-    let api = registered.run();
+    let api = next_loop(client, handler);
     tokio::pin!(api);
     let mut done = Some(done_rx);
     loop {
         let step = tokio::select! {
-            result = &mut api => Step::ApiEnded(result.err().map(|e| e.to_string())),
+            error = &mut api => Step::ApiEnded(error.to_string()),
             finished = wait_done(&mut done), if done.is_some() => Step::PipelineEnded(finished.is_ok()),
             _ = shutdown_seen.notified(), if done.is_none() => return Ok(()),
             _ = recycled.notified() => Step::Recycled,
@@ -363,9 +394,7 @@ async fn run_on(
                     }
                     return Ok(());
                 }
-                return Err(LifecycleError::Api(
-                    error.unwrap_or_else(|| "no error".into()),
-                ));
+                return Err(LifecycleError::Api(error));
             }
             Step::PipelineEnded(true) => return Ok(()),
             Step::Recycled => return Err(LifecycleError::Recycled),
@@ -382,8 +411,23 @@ async fn run_on(
     }
 }
 
+/// Asks for each event and hands it to the handler, until the API fails (after SHUTDOWN,
+/// the next event never comes: the process ends when Lambda stops it).
+async fn next_loop(mut client: EventsClient, mut handler: Handler) -> crate::events_api::ApiError {
+    loop {
+        match client.next().await {
+            Ok(event) => {
+                if let Some(hold) = handler.handle(event) {
+                    let _ = hold.await;
+                }
+            }
+            Err(e) => return e,
+        }
+    }
+}
+
 enum Step {
-    ApiEnded(Option<String>),
+    ApiEnded(String),
     PipelineEnded(bool),
     Recycled,
 }
@@ -473,12 +517,7 @@ async fn start_telemetry(
     true
 }
 
-fn build_pipeline(
-    config: &Config,
-    health: Arc<Health>,
-    first: CounterSnapshot,
-    responses: &Shared,
-) -> Pipeline {
+fn build_pipeline(config: &Config, health: Arc<Health>, first: CounterSnapshot) -> Pipeline {
     let assembler = Assembler::new(
         AssemblerConfig {
             report_wait: config.report_wait,
@@ -515,14 +554,6 @@ fn build_pipeline(
     if config.records {
         sinks.records.push(Box::new(crate::sinks::stdout::stdout()));
     }
-    let mut forwarder = None;
-    if let Some(detector) = crate::detect::sink::from_config(config, health.clone()) {
-        let detector =
-            detector.with_responder(Responder::from_config(config, health.clone(), responses));
-        forwarder = detector.forwarder();
-        sinks.records.push(Box::new(detector.clone()));
-        sinks.observers.push(Box::new(detector));
-    }
     Pipeline {
         health,
         assembler,
@@ -531,6 +562,17 @@ fn build_pipeline(
         tmpwatch,
         sinks,
         shutdown_wait: config.shutdown_wait,
-        forwarder,
+        forwarder: None,
     }
+}
+
+/// The detector with its responder and AWS destinations; `None` when detection is off
+/// (`WARDEN_MODE=learn`).
+fn build_detector(
+    config: &Config,
+    health: &Arc<Health>,
+    responses: &Shared,
+) -> Option<DetectorSink> {
+    let detector = crate::detect::sink::from_config(config, health.clone())?;
+    Some(detector.with_responder(Responder::from_config(config, health.clone(), responses)))
 }

@@ -92,6 +92,14 @@ struct State {
 }
 
 impl Pipeline {
+    /// Adds the detector: a record sink, an observation sink and, with AWS destinations,
+    /// the forwarder flushed at SHUTDOWN.
+    pub fn add_detector(&mut self, detector: crate::detect::sink::DetectorSink) {
+        self.forwarder = detector.forwarder();
+        self.sinks.records.push(Box::new(detector.clone()));
+        self.sinks.observers.push(Box::new(detector));
+    }
+
     /// Runs until SHUTDOWN has been handled (or both inputs closed), then signals `done`.
     pub async fn run(
         mut self,

@@ -85,6 +85,9 @@ pub struct ProcReader {
     diag: Option<DiagSocket>,
     diag_tables: [bool; 4],
     diag_sockets: Vec<Socket>,
+    /// The last snapshot's pid allocator value and its live pids: while the allocator has
+    /// not moved, no process can have started, so the listing of /proc is not needed.
+    listed: Option<(u32, Vec<u32>)>,
 }
 
 impl ProcReader {
@@ -108,6 +111,7 @@ impl ProcReader {
             diag_tables: [diag.is_some(); 4],
             diag,
             diag_sockets: Vec::new(),
+            listed: None,
             root: root_text,
             self_pid,
             path: String::with_capacity(64),
@@ -191,12 +195,30 @@ impl ProcReader {
         if let Some(dev) = self.net_dev.read().map(parse::parse_net_dev) {
             s.net = dev.unwrap_or_default();
         }
-        let mut pids = Vec::with_capacity(16);
-        self.list_pids(&mut pids);
+        // No pid allocated since the last snapshot: the processes are the ones listed then
+        // that are still alive (an exited one fails its stat read), without a readdir of /proc.
+        let unchanged = match (&self.listed, s.last_pid) {
+            (Some((then, pids)), Some(now)) if *then == now => Some(pids.clone()),
+            _ => None,
+        };
+        let reused = unchanged.is_some();
+        let mut pids = unchanged.unwrap_or_else(|| {
+            let mut pids = Vec::with_capacity(16);
+            self.list_pids(&mut pids);
+            pids
+        });
+        let mut gone = Vec::new();
         for &pid in &pids {
-            self.add_process(pid, &mut s);
+            if !self.add_process(pid, &mut s) && reused {
+                gone.push(pid);
+            }
+        }
+        if !gone.is_empty() {
+            // What a listing would not have shown any more.
+            pids.retain(|pid| !gone.contains(pid));
         }
         self.pid_files.retain(&pids);
+        self.listed = s.last_pid.map(|now| (now, pids.clone()));
         s.pids = pids;
         if let Some(statm) = self.own_statm.read() {
             s.own_rss_kb = parse::parse_statm_rss(statm).map_or(0, |pages| pages * self.page_kb);
@@ -205,7 +227,8 @@ impl ProcReader {
         s
     }
 
-    fn add_process(&mut self, pid: u32, s: &mut CounterSnapshot) {
+    /// Adds `pid`'s counters to `s`; false when its stat could not be read (it is gone).
+    fn add_process(&mut self, pid: u32, s: &mut CounterSnapshot) -> bool {
         let mut spare = None;
         let (mut files, opened) =
             if self.pid_files.len() < MAX_CACHED_PIDS || self.pid_files.contains(pid) {
@@ -220,13 +243,13 @@ impl ProcReader {
             stat = files.stat.read().and_then(|t| parse::parse_stat(t).ok());
         }
         let Some(stat) = stat else {
-            return;
+            return false;
         };
         s.cpu_user_ticks += stat.cutime;
         s.cpu_system_ticks += stat.cstime;
         // PID 1 is the platform's init: only the children it reaped (orphans) are counted.
         if pid == 1 {
-            return;
+            return true;
         }
         s.cpu_user_ticks += stat.utime;
         s.cpu_system_ticks += stat.stime;
@@ -243,6 +266,7 @@ impl ProcReader {
         if let Some(fd) = &files.fd {
             s.open_fds += fd.count(&mut self.dirents).unwrap_or(0);
         }
+        true
     }
 
     /// Appends every socket of the four tables to `out`: over netlink sock_diag where it

@@ -82,6 +82,42 @@ fn snapshot_sums_processes_and_excludes_warden_and_init() {
 }
 
 #[test]
+fn listing_is_skipped_only_while_the_pid_allocator_stands_still() {
+    let root = fake_proc("relist");
+    let scratch = ScratchProbe::new(&root.join("tmp"));
+    let mut r = ProcReader::new(&root, 99);
+    assert_eq!(r.snapshot(&scratch).pids, vec![1, 42]);
+    // A directory that appears without the allocator moving is not looked for (on a real
+    // /proc that cannot happen; an exit is seen by the stat read, see the next test) ...
+    std::fs::create_dir_all(root.join("50")).unwrap();
+    std::fs::copy(root.join("42/stat"), root.join("50/stat")).unwrap();
+    assert_eq!(r.snapshot(&scratch).pids, vec![1, 42]);
+    // ... and once the allocator moves, /proc is listed again.
+    let loadavg = fixture("valid_loadavg").replace("4150", "4151");
+    std::fs::write(root.join("loadavg"), loadavg).unwrap();
+    let s = r.snapshot(&scratch);
+    assert_eq!(s.pids, vec![1, 42, 50]);
+    assert_eq!(s.processes, 2);
+    assert_eq!(r.take_errors(), 0);
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+#[test]
+fn real_proc_snapshot_drops_a_process_that_exited() {
+    let mut r = ProcReader::new(Path::new("/proc"), 0);
+    let scratch = ScratchProbe::new(&std::env::temp_dir());
+    let mut child = std::process::Command::new("sleep")
+        .arg("5")
+        .spawn()
+        .unwrap();
+    assert!(r.snapshot(&scratch).pids.contains(&child.id()));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!r.snapshot(&scratch).pids.contains(&child.id()));
+    assert!(!r.snapshot(&scratch).pids.contains(&child.id()));
+}
+
+#[test]
 fn process_identity_and_threads() {
     let root = fake_proc("ident");
     std::fs::rename(root.join(".43"), root.join("43")).unwrap();
