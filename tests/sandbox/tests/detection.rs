@@ -149,7 +149,10 @@ fn attacks_become_explained_findings_and_benign_invocations_do_not() {
     let out = run_scenario(&events);
     assert_eq!(out.run.invocations.len(), events.len());
 
-    let attacks = [shell, dropper, detached, exfil];
+    // A process detached just before the response starts within one clock tick (10 ms) of the
+    // runtime's end, so it may be judged the next invocation's (docs/features.md): the
+    // invocation after the detach may carry its findings.
+    let attacks = [shell, dropper, detached, detached + 1, exfil];
     for i in (0..events.len()).filter(|i| !attacks.contains(i)) {
         assert!(
             out.findings_of(i).is_empty(),
@@ -183,8 +186,20 @@ fn attacks_become_explained_findings_and_benign_invocations_do_not() {
     has_explanation(f);
     assert!(evidence_has(f, "process", "cmdline", "/tmp/.x"), "{f:#}");
 
-    // A detached process still running when the invocation ended.
-    let f = out.finding(detached, "persistence");
+    // A detached process still running when the invocation ended: found in that invocation
+    // or, when it started within a tick of the end, in the next one (left running there too).
+    let persistence: Vec<&Value> = [detached, detached + 1]
+        .iter()
+        .flat_map(|&i| out.findings_of(i))
+        .filter(|f| f["class"] == "persistence")
+        .collect();
+    let f = persistence.first().unwrap_or_else(|| {
+        panic!(
+            "no persistence finding for the detached sleep: {:#?} / {:#?}",
+            out.findings_of(detached),
+            out.findings_of(detached + 1)
+        )
+    });
     has_explanation(f);
     assert!(evidence_has(f, "process", "exe", "sleep"), "{f:#}");
 

@@ -200,17 +200,23 @@ fn a_process_left_running_is_recycled_after_the_next_invocation() {
         return;
     }
     // Found from the record of invocation 1, made while invocation 2 runs: the recycle comes
-    // at the end of invocation 2, and invocation 3 starts a new environment.
+    // at the end of invocation 2, and invocation 3 starts a new environment. A process
+    // detached within one clock tick of the response may be judged invocation 2's instead
+    // (docs/features.md): then everything happens one invocation later.
     let run = warden(Sandbox::python_probe(), "low=recycle").run(&[
         json!({}),
         json!({"delay_ms": 100, "spawn_detached": ["sleep", "30"]}),
+        json!({"sleep_ms": 400}),
         json!({"sleep_ms": 400}),
         json!({"list_pids": true}),
     ]);
     run.assert_ok();
     let ctx = context(&run);
     let planted = run.invocations[1]["response"]["spawn_detached"]["pid"].clone();
-    let recycles = actions_of(&run, 1, "recycle");
+    let recycles: Vec<Value> = [1, 2]
+        .iter()
+        .flat_map(|&i| actions_of(&run, i, "recycle"))
+        .collect();
     assert!(
         recycles.iter().any(|a| a["outcome"] == "taken"
             && a["target"]["pids"]
@@ -218,13 +224,18 @@ fn a_process_left_running_is_recycled_after_the_next_invocation() {
                 .is_some_and(|p| p.contains(&planted))),
         "no recycle/taken naming pid {planted}: {recycles:#?}\n{ctx}"
     );
-    assert_eq!(
-        run.statuses(),
-        ["success", "success", "crash", "success"],
+    let statuses = run.statuses();
+    assert!(
+        statuses == ["success", "success", "crash", "success", "success"]
+            || statuses == ["success", "success", "success", "crash", "success"],
+        "{statuses:?}\n{ctx}"
+    );
+    let crashed = statuses.iter().position(|s| s == "crash").unwrap();
+    assert!(
+        run.invocations[crashed]["response"]["sleep_ms"] == 400,
         "{ctx}"
     );
-    assert!(run.invocations[2]["response"]["sleep_ms"] == 400, "{ctx}");
-    assert_eq!(run.invocations[3]["cold"], true, "{ctx}");
+    assert_eq!(run.invocations[crashed + 1]["cold"], true, "{ctx}");
     // Warden killed it itself before the reset (which would also have ended it).
     let log = format!("{}{}", run.stdout, run.stderr);
     assert!(
@@ -232,7 +243,7 @@ fn a_process_left_running_is_recycled_after_the_next_invocation() {
             .any(|l| l.contains("recycle for") && l.contains(&format!("killed [{planted}]"))),
         "{ctx}"
     );
-    let pids = run.invocations[3]["response"]["pids"]
+    let pids = run.invocations[4]["response"]["pids"]
         .as_array()
         .cloned()
         .unwrap_or_default();
