@@ -301,3 +301,23 @@ impl Run {
             .collect()
     }
 }
+
+/// A host listener standing in for an attacker's server: reads and discards whatever each
+/// connection sends, then holds it open for `hold` (a connection that opens and closes between
+/// two sampler ticks is counted but cannot be named). Returns its port.
+pub fn draining_listener(hold: std::time::Duration) -> u16 {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 65536];
+                while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+                std::thread::sleep(hold);
+            });
+        }
+    });
+    port
+}

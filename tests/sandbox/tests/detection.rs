@@ -3,32 +3,11 @@
 //! class with an explanation and evidence, and benign invocations must produce none.
 
 use std::collections::HashMap;
-use std::io::Read;
-use std::net::TcpListener;
 
 use serde_json::{json, Value};
-use warden_sandbox::harness::{bin, Run, Sandbox};
+use warden_sandbox::harness::{bin, draining_listener, Run, Sandbox};
 
 const WARMUP: usize = 24;
-
-/// A host listener that reads and discards whatever it is sent, then keeps the connection
-/// open a little: a connection that opens and closes between two sampler ticks is counted
-/// but cannot be named (docs/features.md), and this test wants the endpoint as evidence.
-fn host_sink() -> u16 {
-    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut stream = stream;
-                let mut buf = [0u8; 65536];
-                while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
-                std::thread::sleep(std::time::Duration::from_millis(300));
-            });
-        }
-    });
-    port
-}
 
 /// An ordinary invocation with a little variety in timing, logging and response size.
 fn benign(i: usize) -> Value {
@@ -128,7 +107,7 @@ fn attacks_become_explained_findings_and_benign_invocations_do_not() {
         eprintln!("needs root for the sandbox's namespaces; skipping");
         return;
     }
-    let port = host_sink();
+    let port = draining_listener(std::time::Duration::from_millis(300));
     let mut events: Vec<Value> = (0..WARMUP).map(benign).collect();
     let shell = events.len();
     // Each attack starts 100 ms in, as a handler would after its own start-up work: a

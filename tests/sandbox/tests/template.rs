@@ -17,13 +17,11 @@
 //! Where the sandbox cannot isolate (not root), only the docs/metrics.md check runs.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::{json, Value};
-use warden_sandbox::harness::{bin, python, repo_root, scratch, Run, Sandbox};
+use warden_sandbox::harness::{bin, draining_listener, python, repo_root, scratch, Run, Sandbox};
 
 fn venv_tool(name: &str) -> std::path::PathBuf {
     let path = python().with_file_name(name);
@@ -52,23 +50,6 @@ fn template_passes_cfn_lint() {
     assert!(out.status.success(), "cfn-lint:\n{}", text(&out));
 }
 
-/// A host listener for reverse shells: accepts, sends nothing, holds each connection until
-/// the shell closes it.
-fn c2_listener() -> u16 {
-    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut stream = stream;
-                let mut buf = [0u8; 4096];
-                while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
-            });
-        }
-    });
-    port
-}
-
 /// An ordinary invocation with a little variety in timing, logging and response size.
 fn benign(i: usize) -> Value {
     json!({
@@ -81,7 +62,7 @@ fn benign(i: usize) -> Value {
 /// Runs the extension with benign invocations, a command injection and a reverse shell under
 /// a dry-run response policy.
 fn run_extension() -> Run {
-    let port = c2_listener();
+    let port = draining_listener(std::time::Duration::ZERO);
     let mut events: Vec<Value> = (0..4).map(benign).collect();
     // Attacks start 100 ms in, as a handler would after its own start-up work
     // (docs/features.md).
