@@ -37,7 +37,14 @@ pub struct AssemblerConfig {
     pub function_version: String,
     /// Scratch directory, to spot executables run from it.
     pub tmp_dir: String,
+    /// Where /proc is, to name processes that outlive invocations.
+    pub proc_root: std::path::PathBuf,
 }
+
+/// Most still-running processes named in one record.
+const MAX_STILL_RUNNING: usize = 2;
+/// Longest command line kept for a still-running process.
+const STILL_RUNNING_CMDLINE: usize = 256;
 
 /// What is known so far about one record.
 #[derive(Debug, Default)]
@@ -78,6 +85,11 @@ pub struct Assembler {
     log_owner: Option<String>,
     recent: VecDeque<String>,
     baseline: Option<Vec<u32>>,
+    /// Foreign pids at the last record's end (sorted): one still there at the next end has
+    /// outlived an invocation.
+    last_foreign: Vec<u32>,
+    /// The same for the record before it.
+    earlier_foreign: Vec<u32>,
     seq: u64,
     ready: Vec<FeatureRecord>,
 }
@@ -108,6 +120,8 @@ impl Assembler {
             log_owner: None,
             recent: VecDeque::with_capacity(RECENT),
             baseline: None,
+            last_foreign: Vec::new(),
+            earlier_foreign: Vec::new(),
             seq: 0,
             ready: Vec::new(),
         }
@@ -447,7 +461,7 @@ impl Assembler {
         self.ready.push(record);
     }
 
-    fn build(&self, p: Pending) -> FeatureRecord {
+    fn build(&mut self, p: Pending) -> FeatureRecord {
         let counters = match (&p.start, &p.end) {
             (Some(s), Some(e)) => e.delta_since(s, self.cfg.ticks_per_sec),
             _ => CounterDelta::default(),
@@ -456,17 +470,42 @@ impl Assembler {
         if let (Some(d), Some(r)) = (platform.duration_ms, platform.runtime_duration_ms) {
             platform.post_runtime_ms = Some((d - r).max(0.0));
         }
-        let gauges = p.end.as_ref().map(|e| crate::features::EndGauges {
-            processes: e.processes,
-            foreign_processes: self.foreign(&e.pids),
-            threads: e.threads,
-            open_fds: e.open_fds,
-            rss_kb: e.rss_kb,
-            rss_peak_kb: e.rss_peak_kb,
-            tmp_bytes: e.tmp.bytes,
-            tmp_files: e.tmp.files,
-            warden_rss_kb: e.own_rss_kb,
+        let gauges = p.end.as_ref().map(|e| {
+            let foreign = self.foreign(&e.pids);
+            let persisting = foreign
+                .iter()
+                .filter(|p| self.last_foreign.binary_search(p).is_ok())
+                .count() as u32;
+            let foreign_processes = foreign.len() as u32;
+            self.earlier_foreign = std::mem::replace(&mut self.last_foreign, foreign);
+            (foreign_processes, persisting, e)
         });
+        let mut evidence = p.evidence;
+        let persisting = if gauges.is_some() {
+            self.persisting()
+        } else {
+            Vec::new()
+        };
+        for &pid in persisting.iter().take(MAX_STILL_RUNNING) {
+            if evidence.len() < crate::features::MAX_EVIDENCE {
+                evidence.push(self.still_running(pid));
+            }
+        }
+        let gauges =
+            gauges.map(
+                |(foreign_processes, persisting_processes, e)| crate::features::EndGauges {
+                    processes: e.processes,
+                    foreign_processes,
+                    persisting_processes,
+                    threads: e.threads,
+                    open_fds: e.open_fds,
+                    rss_kb: e.rss_kb,
+                    rss_peak_kb: e.rss_peak_kb,
+                    tmp_bytes: e.tmp.bytes,
+                    tmp_files: e.tmp.files,
+                    warden_rss_kb: e.own_rss_kb,
+                },
+            );
         FeatureRecord {
             warden_schema: SCHEMA_VERSION,
             kind: p.kind.unwrap_or(RecordKind::Invoke),
@@ -489,19 +528,53 @@ impl Assembler {
             observed: p.observed,
             unnamed_tasks: p.unnamed_tasks,
             sampler_ticks: p.sampler_ticks,
-            evidence: p.evidence,
+            evidence,
             evidence_dropped: p.evidence_dropped,
         }
     }
 
-    fn foreign(&self, pids: &[u32]) -> u32 {
-        match &self.baseline {
+    /// Foreign pids of the last two record ends: processes that outlived an invocation.
+    fn persisting(&self) -> Vec<u32> {
+        self.last_foreign
+            .iter()
+            .copied()
+            .filter(|p| self.earlier_foreign.binary_search(p).is_ok())
+            .collect()
+    }
+
+    fn still_running(&self, pid: u32) -> Observation {
+        let dir = self.cfg.proc_root.join(pid.to_string());
+        let exe = std::fs::read_link(dir.join("exe"))
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+        cmdline.truncate(STILL_RUNNING_CMDLINE);
+        while cmdline.last() == Some(&0) {
+            cmdline.pop();
+        }
+        let cmdline: Vec<u8> = cmdline
+            .into_iter()
+            .map(|b| if b == 0 { b' ' } else { b })
+            .collect();
+        Observation::StillRunning {
+            pid,
+            exe,
+            cmdline: String::from_utf8_lossy(&cmdline).into_owned(),
+        }
+    }
+
+    /// Live pids that were not there at the first INVOKE, sorted.
+    fn foreign(&self, pids: &[u32]) -> Vec<u32> {
+        let mut out: Vec<u32> = match &self.baseline {
             Some(base) => pids
                 .iter()
+                .copied()
                 .filter(|p| base.binary_search(p).is_err())
-                .count() as u32,
-            None => 0,
-        }
+                .collect(),
+            None => Vec::new(),
+        };
+        out.sort_unstable();
+        out
     }
 }
 

@@ -14,6 +14,7 @@ fn config() -> AssemblerConfig {
         function_name: "orders".into(),
         function_version: "$LATEST".into(),
         tmp_dir: "/tmp".into(),
+        proc_root: "/nonexistent-proc".into(),
     }
 }
 

@@ -30,6 +30,10 @@ pub enum RecordKind {
 pub struct ObservationCounts {
     /// Processes that appeared during the invocation (named by the sampler).
     pub new_processes: u32,
+    /// Distinct programs run from the program directories (named by the file watch, however
+    /// short-lived).
+    #[serde(default)]
+    pub programs_run: u32,
     /// Of those, processes whose executable lies under the scratch directory.
     pub exec_from_tmp: u32,
     /// exec() of a new executable by a process already seen.
@@ -68,6 +72,8 @@ impl ObservationCounts {
                     self.exec_from_tmp += 1;
                 }
             }
+            Observation::Program { .. } => self.programs_run += 1,
+            Observation::StillRunning { .. } => {}
             Observation::Endpoint { listen: true, .. } => self.listeners_opened += 1,
             Observation::Endpoint { .. } => self.new_endpoints += 1,
             Observation::TmpFile { action, .. } => match action {
@@ -115,6 +121,10 @@ pub struct EndGauges {
     pub processes: u32,
     /// Live processes that were not running when the first invocation started.
     pub foreign_processes: u32,
+    /// Of those, processes already foreign at the previous record's end: they have outlived
+    /// a whole invocation (a daemon planted in the environment).
+    #[serde(default)]
+    pub persisting_processes: u32,
     /// Live threads.
     pub threads: u32,
     /// Open file descriptors.

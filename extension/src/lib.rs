@@ -5,7 +5,7 @@
 //! - [`sources`]: what Warden senses. [`sources::telemetry`] (Telemetry API listener and
 //!   tolerant record parsing), [`sources::procfs`] (cheap cumulative kernel counters),
 //!   [`sources::sampler`] (names new processes, endpoints and /tmp files while an
-//!   invocation is in flight) and [`sources::tmpwatch`] (inotify on /tmp).
+//!   invocation is in flight) and [`sources::filewatch`] (inotify on /tmp and the program directories).
 //! - [`assembler`]: joins everything by request id into one finished invocation.
 //! - [`features`]: the versioned [`features::FeatureRecord`] built from it.
 //! - [`sinks`]: consumers of records and of real-time observations (stdout for now).

@@ -38,12 +38,12 @@ use crate::respond::procs::ProcTable;
 use crate::respond::recycle::{clean, report_exit, Plan};
 use crate::respond::{Responder, Shared};
 use crate::sinks::Sinks;
+use crate::sources::filewatch::{FileWatch, PROGRAM_DIRS};
 use crate::sources::procfs::reader::ticks_per_sec;
 use crate::sources::procfs::{CounterSnapshot, ProcReader};
 use crate::sources::sampler::{Exclusions, Sampler};
 use crate::sources::scratch::ScratchProbe;
 use crate::sources::telemetry::{listener, subscribe, TelemetryEvent};
-use crate::sources::tmpwatch::TmpWatch;
 
 /// Name used when the executable's own name cannot be read.
 pub const DEFAULT_NAME: &str = "warden";
@@ -526,6 +526,7 @@ fn build_pipeline(config: &Config, health: Arc<Health>, first: CounterSnapshot) 
             function_name: config.lambda.function_name.clone(),
             function_version: config.lambda.function_version.clone(),
             tmp_dir: config.tmp_dir.to_string_lossy().into_owned(),
+            proc_root: config.proc_root.clone(),
         },
         health.clone(),
         first,
@@ -543,8 +544,12 @@ fn build_pipeline(config: &Config, health: Arc<Health>, first: CounterSnapshot) 
     let sampler = config
         .sampler_interval
         .map(|_| Sampler::new(&config.proc_root, std::process::id(), exclusions));
-    let tmpwatch = match TmpWatch::new(&config.tmp_dir) {
-        Ok(w) => Some(w),
+    let filewatch = match FileWatch::new(&config.tmp_dir) {
+        Ok(mut w) => {
+            let n = w.watch_programs(&PROGRAM_DIRS);
+            crate::debug!("watching {n} program directories");
+            Some(w)
+        }
         Err(e) => {
             crate::debug!("not watching {}: {e}", config.tmp_dir.display());
             None
@@ -559,7 +564,7 @@ fn build_pipeline(config: &Config, health: Arc<Health>, first: CounterSnapshot) 
         assembler,
         sampler,
         sampler_interval: config.sampler_interval.unwrap_or(Duration::from_millis(20)),
-        tmpwatch,
+        filewatch,
         sinks,
         shutdown_wait: config.shutdown_wait,
         forwarder: None,

@@ -1,7 +1,7 @@
 //! The pipeline task: the one place where sources, assembler and sinks meet.
 //!
 //! Lifecycle events arrive as [`Command`]s (with the counter snapshot already taken),
-//! telemetry as parsed batches; the sampler and /tmp watcher run inside the same task.
+//! telemetry as parsed batches; the sampler and the file watch run inside the same task.
 //! Every stage call is guarded: a panic is caught, logged once and counted, and the
 //! extension carries on without that stage.
 
@@ -16,10 +16,10 @@ use crate::assembler::Assembler;
 use crate::clock::{unix_ms, AwakeClock, HOUSEKEEPING};
 use crate::health::{Counter, Health};
 use crate::sinks::Sinks;
+use crate::sources::filewatch::FileWatch;
 use crate::sources::procfs::CounterSnapshot;
 use crate::sources::sampler::{Observation, Sampler};
 use crate::sources::telemetry::TelemetryEvent;
-use crate::sources::tmpwatch::TmpWatch;
 
 /// Time kept free before the SHUTDOWN deadline.
 pub const SHUTDOWN_MARGIN: Duration = Duration::from_millis(300);
@@ -57,8 +57,8 @@ pub struct Pipeline {
     pub sampler: Option<Sampler>,
     /// Sampler period.
     pub sampler_interval: Duration,
-    /// The /tmp watcher, if available.
-    pub tmpwatch: Option<TmpWatch>,
+    /// The file watch (/tmp and program directories), if available.
+    pub filewatch: Option<FileWatch>,
     /// Consumers.
     pub sinks: Sinks,
     /// Longest wait for telemetry at SHUTDOWN.
@@ -87,6 +87,8 @@ struct State {
     ticks: u64,
     last_tick: Option<Instant>,
     observations: Vec<Observation>,
+    /// Programs reported by the file watch, held for the next tick (see `on_programs`).
+    programs: Vec<Observation>,
     /// The invocation the last INVOKE closed.
     closed: Option<String>,
 }
@@ -113,6 +115,7 @@ impl Pipeline {
             ticks: 0,
             last_tick: None,
             observations: Vec::with_capacity(16),
+            programs: Vec::new(),
             closed: None,
         };
         let mut sampler_timer = interval(self.sampler_interval);
@@ -142,11 +145,12 @@ impl Pipeline {
                     None => telemetry_open = false,
                 },
                 at = sampler_timer.tick(), if st.armed && self.sampler.is_some() => self.on_tick(&mut st, at),
-                result = next_tmp(&mut self.tmpwatch, &mut st.observations), if self.tmpwatch.is_some() => {
+                result = next_file_event(&mut self.filewatch, &mut st.observations), if self.filewatch.is_some() => {
                     if let Err(e) = result {
-                        crate::warn!("/tmp watch stopped: {e}");
-                        self.tmpwatch = None;
+                        crate::warn!("file watch stopped: {e}");
+                        self.filewatch = None;
                     }
+                    self.on_programs(&mut st);
                     self.publish(&mut st);
                 },
                 // Only while a closed record waits: no wake-ups during a plain invocation.
@@ -191,10 +195,12 @@ impl Pipeline {
 
     /// Ends sampling for the invocation being closed: processes left running are its own.
     fn close_sampling(&mut self, st: &mut State, snapshot: &CounterSnapshot) {
+        self.release_programs(st);
         let health = self.health.clone();
-        if let Some(watch) = self.tmpwatch.as_mut() {
-            guard(&health, "tmpwatch", || {
-                watch.drain_now(&mut st.observations)
+        if let Some(watch) = self.filewatch.as_mut() {
+            guard(&health, "filewatch", || {
+                watch.drain_now(&mut st.observations);
+                watch.new_invocation();
             });
             self.publish(st);
         }
@@ -229,6 +235,7 @@ impl Pipeline {
                     self.assembler.sampler_stats(st.ticks, unnamed);
                     st.ticks = 0;
                     st.armed = false;
+                    self.release_programs(st);
                 }
                 if st.closed.as_deref() == Some(r.request_id.as_str()) {
                     self.resolve_leftovers(st, r.request_id.as_str(), r.time_unix_ms);
@@ -275,6 +282,35 @@ impl Pipeline {
         if gap.is_some_and(|g| g > (self.sampler_interval * 4).max(Duration::from_millis(50))) {
             return;
         }
+        self.sample(st);
+        self.publish(st);
+    }
+
+    /// A program was just run. The watch sees the exec as it starts, when /proc still shows
+    /// the parent's command line; while the sampler runs, the program is held for its next
+    /// tick (≤ one interval later), so that a process still alive is named first, with its
+    /// command line, and becomes the evidence. A program already gone has only this name.
+    fn on_programs(&mut self, st: &mut State) {
+        if !st.armed {
+            return;
+        }
+        let (programs, rest): (Vec<Observation>, Vec<Observation>) = st
+            .observations
+            .drain(..)
+            .partition(|o| matches!(o, Observation::Program { .. }));
+        st.observations = rest;
+        st.programs.extend(programs);
+    }
+
+    /// Publishes the programs held for a tick (the sampler stops, or the tick came).
+    fn release_programs(&mut self, st: &mut State) {
+        if !st.programs.is_empty() {
+            st.observations.append(&mut st.programs);
+            self.publish(st);
+        }
+    }
+
+    fn sample(&mut self, st: &mut State) {
         let health = self.health.clone();
         let Some(sampler) = self.sampler.as_mut() else {
             return;
@@ -285,8 +321,8 @@ impl Pipeline {
             st.armed = false;
         }
         st.observations = found;
+        st.observations.append(&mut st.programs);
         st.ticks += 1;
-        self.publish(st);
     }
 
     /// Sends new observations to real-time consumers and into the record in flight.
@@ -373,7 +409,10 @@ async fn sleep_until(at: Instant) {
     sleep(at.saturating_duration_since(Instant::now())).await;
 }
 
-async fn next_tmp(watch: &mut Option<TmpWatch>, out: &mut Vec<Observation>) -> std::io::Result<()> {
+async fn next_file_event(
+    watch: &mut Option<FileWatch>,
+    out: &mut Vec<Observation>,
+) -> std::io::Result<()> {
     match watch {
         Some(w) => w.next(out).await,
         None => std::future::pending().await,

@@ -12,10 +12,14 @@
 //!   detector also skips observations it alerted on), and the scale may not grow beyond
 //!   [`SCALE_CAP`] times its reference: slowly growing egress cannot teach it that
 //!   exfiltration is normal.
+//! - **Presence**: for the features that count actions (connections, processes, errors…)
+//!   it also keeps how many learned invocations had any. A z-score cannot say that one
+//!   connection is strange for a function that never makes one (a count's scale has a
+//!   floor of about one); "present in under [`RARE_SHARE`] of its invocations" can.
 
 use serde::{Deserialize, Serialize};
 
-use super::vector::{FEATURES, FEATURE_NAMES, N, VECTOR_VERSION};
+use super::vector::{idx, FEATURES, FEATURE_NAMES, N, VECTOR_VERSION};
 
 /// Invocations learned before statistical scoring starts.
 pub const WARMUP: usize = 20;
@@ -31,6 +35,28 @@ pub const SCALE_CAP: f32 = 2.0;
 pub const REFUSE_Z: f32 = 6.0;
 /// Width of the normal range shown in explanations, in scales either side of the median.
 pub const RANGE_Z: f32 = 3.0;
+/// A counted action present in at most this share of the learned invocations is rare.
+pub const RARE_SHARE: f32 = 0.01;
+/// Features whose presence is tracked: counts of things the function does.
+pub const PRESENCE: [usize; 17] = [
+    idx::TASKS_CREATED,
+    idx::NEW_PROCESSES,
+    idx::EXECS,
+    idx::EXEC_FROM_TMP,
+    idx::LEFT_RUNNING,
+    idx::SHELLS,
+    idx::TCP_OUTBOUND,
+    idx::NEW_ENDPOINTS,
+    idx::LISTENERS,
+    idx::MINING_PORTS,
+    idx::UDP_OUT,
+    idx::NET_TX,
+    idx::TMP_FILES_CREATED,
+    idx::FOREIGN_PROCESSES,
+    idx::ERROR_LINES,
+    idx::TRACEBACKS,
+    idx::STATUS_TIMEOUT,
+];
 
 /// A baseline as stored or trained offline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +77,9 @@ pub struct BaselineProfile {
     /// Shapes of the shell commands it ran (see `indicators::command_shape`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shell_shapes: Vec<String>,
+    /// Per feature, the share of invocations in which it was above 0 (empty: unknown).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub present: Vec<f32>,
 }
 
 /// Why a profile cannot seed a baseline.
@@ -81,6 +110,11 @@ pub struct Baseline {
     learned: u64,
     refused: u64,
     refuse_z: f32,
+    /// Per feature, learned invocations in which it was above 0...
+    present: [u64; N],
+    /// ...counted since this many invocations had been learned (a profile without
+    /// presence shares starts counting afresh).
+    present_since: u64,
 }
 
 impl Default for Baseline {
@@ -100,6 +134,8 @@ impl Baseline {
             learned: 0,
             refused: 0,
             refuse_z: REFUSE_Z,
+            present: [0; N],
+            present_since: 0,
         }
     }
 
@@ -132,6 +168,7 @@ impl Baseline {
         if !self.warmed_up() {
             self.warm.push(*x);
             self.learned += 1;
+            self.count_presence(x);
             if self.warm.len() >= WARMUP {
                 self.settle_warmup();
             }
@@ -143,11 +180,32 @@ impl Baseline {
             return false;
         }
         self.learned += 1;
+        self.count_presence(x);
         let eta = 1.0 / self.learned as f32;
         for (i, &v) in x.iter().enumerate() {
             self.update(i, v, eta);
         }
         true
+    }
+
+    fn count_presence(&mut self, x: &[f32; N]) {
+        for (n, v) in self.present.iter_mut().zip(x) {
+            if *v > 0.0 {
+                *n += 1;
+            }
+        }
+    }
+
+    /// The first tracked feature that is above 0 in `x` but was present in at most
+    /// [`RARE_SHARE`] of at least [`WARMUP`] learned invocations.
+    pub fn rare_presence(&self, x: &[f32; N]) -> Option<usize> {
+        let seen = self.learned.saturating_sub(self.present_since);
+        if seen < WARMUP as u64 {
+            return None;
+        }
+        PRESENCE
+            .into_iter()
+            .find(|&i| x[i] > 0.0 && self.present[i] as f32 <= RARE_SHARE * seen as f32)
     }
 
     fn update(&mut self, i: usize, v: f32, eta: f32) {
@@ -241,7 +299,19 @@ impl Baseline {
             mad: b.mad.to_vec(),
             known_exes: Vec::new(),
             shell_shapes: Vec::new(),
+            present: self.presence_shares(),
         }
+    }
+
+    fn presence_shares(&self) -> Vec<f32> {
+        let seen = self.learned.saturating_sub(self.present_since);
+        if seen == 0 {
+            return Vec::new();
+        }
+        self.present
+            .iter()
+            .map(|&n| n as f32 / seen as f32)
+            .collect()
     }
 
     /// A baseline seeded from a profile trained offline; warmed up if the profile was
@@ -267,6 +337,13 @@ impl Baseline {
             b.mad[i] = d;
         }
         b.learned = p.invocations;
+        if p.present.len() == N && p.present.iter().all(|s| (0.0..=1.0).contains(s)) {
+            for (n, share) in b.present.iter_mut().zip(&p.present) {
+                *n = (share * p.invocations as f32).round() as u64;
+            }
+        } else {
+            b.present_since = p.invocations;
+        }
         if b.warmed_up() {
             b.set_reference();
         } else {

@@ -8,7 +8,7 @@ use super::baseline::{Baseline, BaselineProfile, ProfileError};
 use super::explain;
 use super::finding::{BaselineView, Finding, ModelView, FINDING_VERSION};
 use super::indicators::{Familiar, Indicator, Tracker};
-use super::score::{assess, severity, Assessment, Weighted, DEFAULT_THRESHOLD};
+use super::score::{assess, model_trust, severity, Assessment, Weighted, DEFAULT_THRESHOLD};
 use super::scorer::{ModelOutput, Scorer};
 use super::vector::{idx, raw_values, transform, N, VECTOR_VERSION};
 use crate::features::{FeatureRecord, RecordKind, SCHEMA_VERSION};
@@ -240,9 +240,15 @@ impl Detector {
         if self.error_burst(raw[idx::STATUS_ERROR] > 0.0) {
             tracker.add(Indicator::ErrorBurst);
         }
+        if r.gauges.persisting_processes > 0 {
+            tracker.add(Indicator::StillRunning);
+        }
         let hits = weighted(&tracker, warmed);
         let model = self.model(&x, &z);
-        let a = assess(&hits, &z, model.as_ref(), self.cfg.threshold);
+        let rare = self.baseline.rare_presence(&x).is_some();
+        let trust = model_trust(&hits, &z, rare);
+        let weighed = model.clone().map(|m| m.discounted(trust));
+        let a = assess(&hits, &z, weighed.as_ref(), self.cfg.threshold);
         self.last_score = Some(round3(a.score));
         self.last_verdict = Some(Verdict {
             assessment: a.clone(),
@@ -360,6 +366,7 @@ fn weighted(t: &Tracker, warmed: bool) -> Vec<Weighted> {
             class: h.indicator.class(),
             weight: h.indicator.weight(warmed),
             feature: h.indicator.feature(),
+            background: h.indicator == Indicator::StillRunning,
         })
         .collect()
 }

@@ -124,11 +124,12 @@ fn fits(class: Class, obs: &Observation) -> bool {
                 | Class::CredentialTheft
                 | Class::Anomaly
         ),
+        Observation::StillRunning { .. } => matches!(class, Class::Persistence | Class::Anomaly),
         Observation::TmpFile { .. } => matches!(
             class,
             Class::Dropper | Class::Persistence | Class::ExfiltrationEgress | Class::Anomaly
         ),
-        Observation::Process { .. } => {
+        Observation::Process { .. } | Observation::Program { .. } => {
             !matches!(class, Class::ExfiltrationResponse | Class::Probing)
         }
     }

@@ -3,9 +3,11 @@
 //! evidence, so both paths see the same thing.
 //!
 //! What the evidence can show: new processes (exe, cmdline, parent), execs, processes left
-//! running, new connections and listeners, /tmp file activity. What it cannot: file reads
-//! (so reading `/proc/self/environ` is seen only when it appears in a command line),
-//! payloads, and processes that start and end between two sampler ticks (counted, unnamed).
+//! running, programs run from the program directories (however short-lived: named by the
+//! file watch, without a command line), new connections and listeners, /tmp file activity.
+//! What it cannot: file reads (so reading `/proc/self/environ` is seen only when it
+//! appears in a command line), payloads, and the command lines of processes that start and
+//! end between two sampler ticks.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -34,6 +36,8 @@ pub enum Indicator {
     ExecFromTmp,
     /// A process started by the invocation still running at its end.
     LeftRunning,
+    /// A process left by an earlier invocation still running at this one's end.
+    StillRunning,
     /// A connection to a mining-pool-style port.
     MiningPort,
     /// A shell and a connection to an unfamiliar destination in the same invocation.
@@ -54,7 +58,7 @@ impl Indicator {
         match self {
             Indicator::ShellSpawned | Indicator::UnknownBinary => Class::CommandInjection,
             Indicator::ExecFromTmp => Class::Dropper,
-            Indicator::LeftRunning => Class::Persistence,
+            Indicator::LeftRunning | Indicator::StillRunning => Class::Persistence,
             Indicator::MiningPort => Class::CryptoMining,
             Indicator::ShellWithConnection => Class::ReverseShell,
             Indicator::ListenerOpened => Class::Anomaly,
@@ -72,7 +76,7 @@ impl Indicator {
             Indicator::UnknownBinary if warmed => 0.7,
             Indicator::UnknownBinary => 0.25,
             Indicator::ExecFromTmp => 0.95,
-            Indicator::LeftRunning => 0.85,
+            Indicator::LeftRunning | Indicator::StillRunning => 0.85,
             Indicator::MiningPort => 0.8,
             Indicator::ShellWithConnection => 0.95,
             Indicator::ListenerOpened => 0.8,
@@ -90,6 +94,7 @@ impl Indicator {
             Indicator::UnknownBinary | Indicator::CredentialAccess => idx::NEW_PROCESSES,
             Indicator::ExecFromTmp => idx::EXEC_FROM_TMP,
             Indicator::LeftRunning => idx::LEFT_RUNNING,
+            Indicator::StillRunning => idx::FOREIGN_PROCESSES,
             Indicator::MiningPort => idx::MINING_PORTS,
             Indicator::ShellWithConnection | Indicator::UnknownDestination => idx::NEW_ENDPOINTS,
             Indicator::ListenerOpened => idx::LISTENERS,
@@ -168,6 +173,8 @@ impl Familiar {
                     self.add_shell_shape(&command_shape(cmdline))
                 }
                 Observation::Process { exe, .. } => self.add_exe(exe),
+                // A shell's habits are its command shapes, which a program event lacks.
+                Observation::Program { exe } if !is_shell(exe) => self.add_exe(exe),
                 Observation::Endpoint {
                     addr,
                     listen: false,
@@ -248,6 +255,17 @@ impl Tracker {
                     }
                     self.unfamiliar_endpoint.get_or_insert(clean);
                 }
+            }
+            Observation::Program { exe } => {
+                // Judged like a process whose command line could not be read: a shell by
+                // the function's shell habits, any other program by its familiarity.
+                self.process(exe, "", true, &clean, familiar, tmp_prefix, &mut fired);
+                if credential_hint {
+                    self.hit(Indicator::CredentialAccess, &[&clean], &mut fired);
+                }
+            }
+            Observation::StillRunning { .. } => {
+                self.hit(Indicator::StillRunning, &[&clean], &mut fired);
             }
             Observation::TmpFile { .. } => {}
         }

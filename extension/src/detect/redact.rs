@@ -222,6 +222,20 @@ pub fn observation(obs: &Observation) -> (Observation, bool) {
             },
             false,
         ),
+        Observation::Program { exe } => {
+            let e = redact(exe);
+            (Observation::Program { exe: e.text }, e.credential_hint)
+        }
+        Observation::StillRunning { pid, exe, cmdline } => {
+            let (e, c) = (redact(exe), redact(cmdline));
+            let hint = e.credential_hint || c.credential_hint;
+            let clean = Observation::StillRunning {
+                pid: *pid,
+                exe: e.text,
+                cmdline: c.text,
+            };
+            (clean, hint)
+        }
         Observation::Endpoint { .. } => (obs.clone(), false),
     }
 }

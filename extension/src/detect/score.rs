@@ -52,6 +52,29 @@ fn counted_z(i: usize, v: f32) -> f32 {
     (v * w).clamp(0.0, Z_MAX)
 }
 
+/// Share at which a model verdict counts when nothing else supports it: the generic model
+/// was trained on other functions, and what looks like an attack in general (a small
+/// POST to an endpoint) may be this function's daily work. Unsupported, it must be sure.
+pub const UNSUPPORTED_MODEL: f32 = 0.6;
+/// Counted z from which the baseline supports a model verdict.
+const Z_SUPPORT: f32 = 3.0;
+
+/// How much the model's verdict counts: fully when an indicator fired, the baseline sees a
+/// deviation, or the invocation did something the function rarely does; otherwise
+/// [`UNSUPPORTED_MODEL`] (which includes every invocation of a function whose baseline is
+/// still warming up: nothing can support the model there yet).
+pub fn model_trust(hits: &[Weighted], z: &[f32; N], rare_action: bool) -> f32 {
+    let deviates = z
+        .iter()
+        .enumerate()
+        .any(|(i, &v)| counted_z(i, v) >= Z_SUPPORT);
+    if !hits.is_empty() || rare_action || deviates {
+        1.0
+    } else {
+        UNSUPPORTED_MODEL
+    }
+}
+
 /// Classes from most to least specific: the most specific one supported wins.
 const SPECIFICITY: [Class; 11] = [
     Class::ReverseShell,
@@ -93,6 +116,9 @@ pub struct Weighted {
     pub weight: f32,
     /// Feature credited.
     pub feature: usize,
+    /// About the environment rather than this invocation (a process planted earlier still
+    /// running): its class names the finding only when nothing else does.
+    pub background: bool,
 }
 
 fn noisy_or(parts: impl IntoIterator<Item = f32>) -> f32 {
@@ -180,7 +206,7 @@ fn choose_class(
 ) -> Class {
     let mut candidates: Vec<Class> = hits
         .iter()
-        .filter(|h| h.weight >= threshold)
+        .filter(|h| h.weight >= threshold && !h.background)
         .map(|h| h.class)
         .collect();
     if let Some((c, p)) = model.and_then(|m| m.class) {
@@ -199,6 +225,13 @@ fn choose_class(
         if candidates.is_empty() || direct {
             candidates.push(c);
         }
+    }
+    if candidates.is_empty() {
+        candidates.extend(
+            hits.iter()
+                .filter(|h| h.weight >= threshold && h.background)
+                .map(|h| h.class),
+        );
     }
     if candidates.is_empty() {
         // Below the threshold on its own, each part still says something.

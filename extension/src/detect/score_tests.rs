@@ -29,6 +29,7 @@ fn parts_combine_by_noisy_or() {
         class: Class::CommandInjection,
         weight: 0.9,
         feature: idx::SHELLS,
+        background: false,
     }];
     let z = z_with(idx::NET_TX, Z_HALF);
     let a = assess(&hits, &z, None, DEFAULT_THRESHOLD);

@@ -85,6 +85,18 @@ pub struct ModelOutput {
     pub contributions: Vec<(usize, f32)>,
 }
 
+impl ModelOutput {
+    /// The same verdict with its probability and novelty scaled by `factor` (0..1).
+    pub fn discounted(mut self, factor: f32) -> ModelOutput {
+        let factor = factor.clamp(0.0, 1.0);
+        if let Some((_, p)) = self.class.as_mut() {
+            *p *= factor;
+        }
+        self.anomaly *= factor;
+        self
+    }
+}
+
 /// A scoring model. `raw` is the vector ([`super::vector::vector`]), `z` the same vector
 /// normalised by the function's baseline (all zeros while it warms up).
 pub trait Scorer: Send + Sync {

@@ -278,11 +278,13 @@ impl Habits {
         let mut seen = Familiar::default();
         for obs in evidence {
             // A process still running at the end is exactly what must not be taught.
-            if let Observation::Process {
-                alive_at_end: false,
-                ..
-            } = obs
-            {
+            if matches!(
+                obs,
+                Observation::Process {
+                    alive_at_end: false,
+                    ..
+                } | Observation::Program { .. }
+            ) {
                 seen.learn(std::slice::from_ref(obs));
             }
         }

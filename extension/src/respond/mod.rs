@@ -269,7 +269,10 @@ impl Responder {
                 }
                 Observation::Process {
                     pid, exe, cmdline, ..
-                } if *pid != self.self_pid => {
+                }
+                | Observation::StillRunning { pid, exe, cmdline }
+                    if *pid != self.self_pid =>
+                {
                     plan.pids.insert(*pid);
                     // A payload run from the scratch dir: its binary, or the script given
                     // to an interpreter.
@@ -344,10 +347,13 @@ fn record(
 fn evidence_processes(f: &Finding) -> Vec<(u32, String)> {
     let mut out: Vec<(u32, String)> = Vec::new();
     for e in &f.evidence {
-        if let Observation::Process { pid, exe, .. } = e {
-            if !out.iter().any(|(p, _)| p == pid) {
-                out.push((*pid, exe.clone()));
-            }
+        let (Observation::Process { pid, exe, .. } | Observation::StillRunning { pid, exe, .. }) =
+            e
+        else {
+            continue;
+        };
+        if !out.iter().any(|(p, _)| p == pid) {
+            out.push((*pid, exe.clone()));
         }
     }
     out

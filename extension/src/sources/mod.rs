@@ -1,7 +1,7 @@
-//! What Warden senses: telemetry, kernel counters, the in-flight sampler and /tmp.
+//! What Warden senses: telemetry, kernel counters, the in-flight sampler and file watches.
 
+pub mod filewatch;
 pub mod procfs;
 pub mod sampler;
 pub mod scratch;
 pub mod telemetry;
-pub mod tmpwatch;

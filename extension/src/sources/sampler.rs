@@ -60,6 +60,21 @@ pub enum Observation {
         /// True for a listening TCP socket (someone may connect in).
         listen: bool,
     },
+    /// A program run from a system program directory, seen by the file watch when the
+    /// exec opened it: names programs too short-lived for any tick (no pid, no command line).
+    Program {
+        /// Executable path.
+        exe: String,
+    },
+    /// A process an earlier invocation left, still running at this one's end.
+    StillRunning {
+        /// Process id.
+        pid: u32,
+        /// Executable path.
+        exe: String,
+        /// Command line (truncated).
+        cmdline: String,
+    },
     /// A file created, written, moved in or deleted under the scratch directory.
     TmpFile {
         /// Path.

@@ -278,6 +278,7 @@ pub fn setup_mounts(cfg: &RunConfig, host_ip: Option<&str>) -> Result<PathBuf> {
             )?;
         }
     }
+    private_program_dirs();
     let hosts = Path::new(STAGING).join("hosts");
     let mut text = String::from("127.0.0.1 localhost sandbox.localdomain sandbox\n::1 localhost\n");
     if let Some(ip) = host_ip {
@@ -295,6 +296,35 @@ pub fn setup_mounts(cfg: &RunConfig, host_ip: Option<&str>) -> Result<PathBuf> {
         Ok(rel) => host_tmp.join(rel),
         Err(_) => cfg.python.clone(),
     })
+}
+
+/// Gives the environment its own view of the program directories, as a microVM has its own
+/// root file system: a read-only overlay is a file system of its own, so an inotify watch
+/// inside sees the environment's execs and not those of the host or of other sandboxes.
+/// Best effort: without overlayfs the directories stay shared.
+fn private_program_dirs() {
+    let empty = Path::new(STAGING).join("empty");
+    if std::fs::create_dir_all(&empty).is_err() {
+        return;
+    }
+    for dir in ["/usr", "/bin", "/sbin"] {
+        let path = Path::new(dir);
+        // On a merged-/usr system /bin and /sbin are links into /usr, already covered.
+        let real_dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+        if !real_dir {
+            continue;
+        }
+        let data = format!("lowerdir={}:{dir}", empty.display());
+        if let Err(e) = mount(
+            Some(Path::new("overlay")),
+            path,
+            Some("overlay"),
+            libc::MS_RDONLY,
+            Some(&data),
+        ) {
+            eprintln!("[sandbox] {dir} stays shared with the host: {e:#}");
+        }
+    }
 }
 
 fn bind_read_only(source: &Path, target: &Path) -> Result<()> {
