@@ -71,6 +71,7 @@ fn assembler() -> Assembler {
             function_name: "orders".into(),
             function_version: "$LATEST".into(),
             tmp_dir: "/tmp".into(),
+            proc_root: "/proc".into(),
         },
         Arc::new(Health::default()),
         snapshot(0),

@@ -319,3 +319,40 @@ fn only_closed_records_need_the_housekeeping_timer() {
     assert_eq!(a.poll(ms(25)).len(), 1);
     assert!(!a.waiting());
 }
+
+#[test]
+fn a_process_foreign_at_two_ends_in_a_row_is_persisting_and_named() {
+    let (mut a, _) = assembler();
+    // Our own pid stands in for the planted process: /proc can name it.
+    let me = std::process::id();
+    let mut cfg = config();
+    cfg.proc_root = "/proc".into();
+    a.cfg = cfg;
+    // Each INVOKE's snapshot is the end of the invocation before it.
+    let ends = [
+        vec![1, 10, 11, 60],
+        vec![1, 10, 11, me, 61],
+        vec![1, 10, 11, me],
+    ];
+    a.invoke("r0", snap(0), 1_000, ms(0));
+    for (n, pids) in ends.iter().enumerate() {
+        let mut end = snap(n as u64 + 1);
+        end.pids = pids.clone();
+        a.invoke(&format!("r{}", n + 1), end, 1_000, ms(n as u64));
+    }
+    let records = a.flush(ms(10));
+    let by_id = |id: &str| {
+        records
+            .iter()
+            .find(|r| r.request_id.as_deref() == Some(id))
+            .unwrap()
+    };
+    // 60 and 61 each appear at one end only (a race, not a daemon); `me` at two.
+    assert_eq!(by_id("r0").gauges.persisting_processes, 0);
+    assert_eq!(by_id("r1").gauges.persisting_processes, 0);
+    assert_eq!(by_id("r2").gauges.persisting_processes, 1);
+    let named = by_id("r2").evidence.iter().any(|o| {
+        matches!(o, Observation::StillRunning { pid, exe, .. } if *pid == me && !exe.is_empty())
+    });
+    assert!(named, "{:?}", by_id("r2").evidence);
+}

@@ -177,3 +177,36 @@ fn non_finite_input_is_ignored() {
     x[0] = f32::NAN;
     assert!(!b.observe(&x));
 }
+
+#[test]
+fn an_action_the_function_never_takes_is_rare_and_one_it_takes_often_is_not() {
+    let mut b = Baseline::new();
+    assert_eq!(b.rare_presence(&benign(0)), None, "nothing learned yet");
+    for i in 0..200 {
+        let mut x = benign(i);
+        // Errors in 1 of 10 invocations; never an outbound connection.
+        x[idx::ERROR_LINES] = if i % 10 == 0 { 1.0 } else { 0.0 };
+        assert!(b.observe(&x));
+    }
+    let mut connects = benign(500);
+    connects[idx::TCP_OUTBOUND] = 1.0;
+    assert_eq!(b.rare_presence(&connects), Some(idx::TCP_OUTBOUND));
+    let mut errs = benign(501);
+    errs[idx::ERROR_LINES] = 1.0;
+    assert_eq!(b.rare_presence(&errs), None);
+    // Shares travel with the profile.
+    let p = b.to_profile();
+    assert_eq!(p.present.len(), N);
+    let c = Baseline::from_profile(&p).unwrap();
+    assert_eq!(c.rare_presence(&connects), Some(idx::TCP_OUTBOUND));
+    assert_eq!(c.rare_presence(&errs), None);
+    // A profile without shares says nothing until live invocations have been counted.
+    let mut old = p.clone();
+    old.present.clear();
+    let mut d = Baseline::from_profile(&old).unwrap();
+    assert_eq!(d.rare_presence(&connects), None);
+    for i in 0..WARMUP as u64 {
+        d.observe(&benign(600 + i));
+    }
+    assert_eq!(d.rare_presence(&connects), Some(idx::TCP_OUTBOUND));
+}

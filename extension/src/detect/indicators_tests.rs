@@ -267,3 +267,50 @@ fn an_exiting_shell_without_a_command_line_is_judged_by_the_functions_habits() {
     let mut t = Tracker::default();
     assert!(feed(&mut t, &f, &process(10, "/usr/bin/dash", "")).is_empty());
 }
+
+fn program(exe: &str) -> Observation {
+    Observation::Program { exe: exe.into() }
+}
+
+#[test]
+fn a_program_seen_only_by_the_file_watch_is_judged_like_a_process() {
+    let mut f = Familiar::default();
+    f.learn(&[program("/usr/bin/gzip")]);
+    let mut t = Tracker::default();
+    assert!(feed(&mut t, &f, &program("/usr/bin/gzip")).is_empty());
+    assert_eq!(
+        feed(&mut t, &f, &program("/usr/bin/id")),
+        vec![Indicator::UnknownBinary]
+    );
+    assert_eq!(
+        feed(&mut t, &f, &program("/tmp/.x/payload")),
+        vec![Indicator::ExecFromTmp]
+    );
+    // A shell without a command line: new for a function that runs none...
+    assert_eq!(
+        feed(&mut t, &f, &program("/usr/bin/dash")),
+        vec![Indicator::ShellSpawned]
+    );
+    // ...familiar for one whose shell commands are known (its shape cannot be checked).
+    let mut runs_shells = Familiar::default();
+    runs_shells.learn(&[process(
+        1,
+        "/usr/bin/dash",
+        "sh -c gzip -6 -c /tmp/in/a.bin",
+    )]);
+    let mut t = Tracker::default();
+    assert!(feed(&mut t, &runs_shells, &program("/usr/bin/dash")).is_empty());
+}
+
+#[test]
+fn a_process_still_running_from_earlier_is_persistence_with_its_name() {
+    let (mut t, f) = (Tracker::default(), Familiar::default());
+    let planted = Observation::StillRunning {
+        pid: 77,
+        exe: "/usr/bin/python3.11".into(),
+        cmdline: "python3 /tmp/.X11-unix/.sd".into(),
+    };
+    assert_eq!(feed(&mut t, &f, &planted), vec![Indicator::StillRunning]);
+    assert_eq!(Indicator::StillRunning.class(), Class::Persistence);
+    assert_eq!(t.get(Indicator::StillRunning).unwrap().evidence.len(), 1);
+}

@@ -98,3 +98,69 @@ fn a_big_job_alone_is_not_an_alert_but_the_same_jump_in_egress_is() {
     assert!(a.score >= DEFAULT_THRESHOLD, "{a:?}");
     assert_eq!(a.class, Class::ExfiltrationEgress);
 }
+
+#[test]
+fn an_unsupported_model_verdict_counts_less() {
+    let m = ModelOutput {
+        class: Some((Class::CredentialTheft, 0.75)),
+        anomaly: 0.1,
+        contributions: vec![(idx::NET_TX, 1.0)],
+    };
+    let quiet = model_trust(&[], &[0.0; N], false);
+    assert_eq!(quiet, UNSUPPORTED_MODEL);
+    let a = assess(
+        &[],
+        &[0.0; N],
+        Some(&m.clone().discounted(quiet)),
+        DEFAULT_THRESHOLD,
+    );
+    assert!(a.score < DEFAULT_THRESHOLD, "{}", a.score);
+    // Supported by a rare action, a deviation or an indicator: counted in full.
+    assert_eq!(model_trust(&[], &[0.0; N], true), 1.0);
+    assert_eq!(model_trust(&[], &z_with(idx::NET_TX, 4.0), false), 1.0);
+    // A volume feature's z counts at a third: 4 is not enough there.
+    assert_eq!(
+        model_trust(&[], &z_with(idx::DURATION_MS, 4.0), false),
+        UNSUPPORTED_MODEL
+    );
+    let hit = Weighted {
+        class: Class::ExfiltrationEgress,
+        weight: 0.15,
+        feature: idx::NEW_ENDPOINTS,
+        background: false,
+    };
+    assert_eq!(model_trust(&[hit], &[0.0; N], false), 1.0);
+    let a = assess(&[], &[0.0; N], Some(&m), DEFAULT_THRESHOLD);
+    assert_eq!(a.class, Class::CredentialTheft);
+    // A sure model needs no support.
+    let sure = ModelOutput {
+        class: Some((Class::CredentialTheft, 0.95)),
+        ..m
+    };
+    let a = assess(
+        &[],
+        &[0.0; N],
+        Some(&sure.discounted(quiet)),
+        DEFAULT_THRESHOLD,
+    );
+    assert!(a.score >= DEFAULT_THRESHOLD);
+}
+
+#[test]
+fn a_background_indicator_names_the_finding_only_when_nothing_else_does() {
+    let still = Weighted {
+        class: Class::Persistence,
+        weight: 0.85,
+        feature: idx::FOREIGN_PROCESSES,
+        background: true,
+    };
+    let a = assess(
+        &[still],
+        &z_with(idx::NET_TX, 30.0),
+        None,
+        DEFAULT_THRESHOLD,
+    );
+    assert_eq!(a.class, Class::ExfiltrationEgress);
+    let a = assess(&[still], &[0.0; N], None, DEFAULT_THRESHOLD);
+    assert_eq!(a.class, Class::Persistence);
+}
