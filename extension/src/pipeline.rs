@@ -198,11 +198,21 @@ impl Pipeline {
         self.release_programs(st);
         let health = self.health.clone();
         if let Some(watch) = self.filewatch.as_mut() {
+            let mut queued = Vec::new();
             guard(&health, "filewatch", || {
-                watch.drain_now(&mut st.observations);
+                watch.drain_now(&mut queued);
                 watch.new_invocation();
             });
+            // Files stay with the invocation that wrote them. A program still queued is
+            // the next invocation's: while an invocation runs Warden reads the watch at
+            // once, so what waits here was run after the thaw, by a runtime that got the
+            // INVOKE before Warden did.
+            let (programs, files): (Vec<_>, Vec<_>) = queued
+                .into_iter()
+                .partition(|o| matches!(o, Observation::Program { .. }));
+            st.observations.extend(files);
             self.publish(st);
+            st.programs = programs;
         }
         if let Some(sampler) = self.sampler.as_mut() {
             let unnamed = sampler.unnamed_tasks();
@@ -356,6 +366,8 @@ impl Pipeline {
     ) {
         st.closed = self.assembler.open_request().map(str::to_string);
         self.close_sampling(st, &snapshot);
+        // No next invocation: what was still queued is the last one's.
+        self.release_programs(st);
         let now = st.clock.now();
         let health = self.health.clone();
         guard(&health, "assembler", || {

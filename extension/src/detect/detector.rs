@@ -264,6 +264,9 @@ impl Detector {
             self.familiar.learn(&r.evidence);
             return None;
         }
+        if !warmed && only_habits(&tracker) && noisy_or_parts(&a) < self.cfg.threshold {
+            self.familiar.note_repeated(&r.evidence);
+        }
         if live
             .as_ref()
             .is_some_and(|l| already_reported(l, &tracker, &a, self.cfg.threshold, warmed))
@@ -357,6 +360,21 @@ struct Parts<'a> {
     evidence: Vec<Observation>,
     model: Option<ModelView>,
     related: Vec<String>,
+}
+
+/// Only "not seen before" program indicators fired (what a function's own habits trigger).
+fn only_habits(t: &Tracker) -> bool {
+    t.hits.iter().all(|h| {
+        matches!(
+            h.indicator,
+            Indicator::ShellSpawned | Indicator::UnknownBinary
+        )
+    })
+}
+
+/// The score without the indicators.
+fn noisy_or_parts(a: &Assessment) -> f32 {
+    1.0 - (1.0 - a.baseline) * (1.0 - a.model)
 }
 
 fn weighted(t: &Tracker, warmed: bool) -> Vec<Weighted> {

@@ -9,7 +9,7 @@
 //! appears in a command line), payloads, and the command lines of processes that start and
 //! end between two sampler ticks.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,9 @@ use crate::sources::sampler::Observation;
 const MAX_FAMILIAR: usize = 256;
 /// Most evidence items kept per indicator.
 const MAX_EVIDENCE: usize = 2;
+/// Invocations in which a new environment must repeat a program or shell command (and
+/// nothing else) before it counts as a habit (see [`Familiar::note_repeated`]).
+pub const HABIT_REPEATS: u8 = 3;
 
 /// A rule that fired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -113,9 +116,61 @@ pub struct Familiar {
     /// still counts as a new shell.
     shell_shapes: HashSet<String>,
     destinations: HashSet<SocketAddr>,
+    /// Programs and shell shapes reported but repeated, with their invocation counts.
+    repeats: HashMap<String, u8>,
+    /// The function runs shells whose command lines could not be read (too short-lived).
+    runs_shells: bool,
 }
 
 impl Familiar {
+    /// A new environment without a profile reports every program and shell command it has
+    /// not seen. When an invocation raised nothing but that, its programs and shapes are
+    /// counted here, and one repeated in [`HABIT_REPEATS`] invocations becomes familiar: a
+    /// function that shells out by design stops being reported after a few invocations,
+    /// while each of those (and every command of another shape) was reported. The detector
+    /// calls this only during the baseline's warm-up.
+    pub fn note_repeated(&mut self, evidence: &[Observation]) {
+        let mut keys: Vec<(bool, String)> = Vec::new();
+        for obs in evidence {
+            let key = match obs {
+                Observation::Process {
+                    exe,
+                    cmdline,
+                    alive_at_end: false,
+                    ..
+                } if is_shell(exe) => (true, command_shape(cmdline)),
+                // A shell seen without its command line: "runs shells", shape unknown.
+                Observation::Program { exe } if is_shell(exe) => (true, String::new()),
+                Observation::Process {
+                    exe,
+                    alive_at_end: false,
+                    ..
+                } => (false, exe.clone()),
+                Observation::Program { exe } if !is_shell(exe) => (false, exe.clone()),
+                _ => continue,
+            };
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        for (shell, key) in keys {
+            if self.repeats.len() >= MAX_FAMILIAR && !self.repeats.contains_key(&key) {
+                continue;
+            }
+            let n = self.repeats.entry(key.clone()).or_default();
+            *n = n.saturating_add(1);
+            if *n >= HABIT_REPEATS {
+                if shell && key.is_empty() {
+                    self.runs_shells = true;
+                } else if shell {
+                    self.add_shell_shape(&key);
+                } else {
+                    self.add_exe(&key);
+                }
+            }
+        }
+    }
+
     /// Adds an executable (full path, or a base name that matches any directory).
     pub fn add_exe(&mut self, exe: &str) {
         // An unreadable executable is not an identity.
@@ -142,7 +197,8 @@ impl Familiar {
     pub fn knows_shell(&self, exe: &str, cmdline: &str) -> bool {
         // A shell caught while it exits has no command line left: for a function known to
         // run shell commands, nothing says this one is different.
-        let unreadable = cmdline.trim().is_empty() && !self.shell_shapes.is_empty();
+        let unreadable =
+            cmdline.trim().is_empty() && (self.runs_shells || !self.shell_shapes.is_empty());
         unreadable || self.knows_exe(exe) || self.shell_shapes.contains(&command_shape(cmdline))
     }
 

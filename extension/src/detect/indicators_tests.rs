@@ -314,3 +314,38 @@ fn a_process_still_running_from_earlier_is_persistence_with_its_name() {
     assert_eq!(Indicator::StillRunning.class(), Class::Persistence);
     assert_eq!(t.get(Indicator::StillRunning).unwrap().evidence.len(), 1);
 }
+
+#[test]
+fn a_command_repeated_in_a_new_environment_becomes_a_habit_after_three_invocations() {
+    let mut f = Familiar::default();
+    let own = [
+        process(
+            10,
+            "/usr/bin/dash",
+            "sh -c gzip -6 -c /tmp/in/a1.bin | wc -c",
+        ),
+        program("/usr/bin/dash"),
+        program("/usr/bin/gzip"),
+    ];
+    for n in 0..HABIT_REPEATS {
+        let mut t = Tracker::default();
+        let fired = own.iter().flat_map(|o| feed(&mut t, &f, o)).count();
+        assert!(fired > 0, "invocation {n} is still reported");
+        f.note_repeated(&own);
+    }
+    let mut t = Tracker::default();
+    for o in &own {
+        assert!(feed(&mut t, &f, o).is_empty(), "{o:?} is a habit now");
+    }
+    // Another command through the same shell is not.
+    let injected = process(
+        11,
+        "/usr/bin/dash",
+        "sh -c gzip -6 -c /tmp/in/a1.bin; id | wc -c",
+    );
+    assert_eq!(feed(&mut t, &f, &injected), vec![Indicator::ShellSpawned]);
+    assert_eq!(
+        feed(&mut t, &f, &program("/usr/bin/id")),
+        vec![Indicator::UnknownBinary]
+    );
+}
