@@ -40,19 +40,27 @@ pub fn moved_features(class: &str) -> &'static [usize] {
             NEW_PROCESSES,
             SHELLS,
         ],
+        // Fetched (curl, wget) or unpacked into /tmp, then run.
         "dropper" => &[
             EXEC_FROM_TMP,
             TMP_FILES_CREATED,
             TMP_BYTES_DELTA,
             NET_RX,
+            TCP_OUTBOUND,
+            NEW_ENDPOINTS,
             TASKS_CREATED,
             NEW_PROCESSES,
             EXECS,
             SHELLS,
         ],
+        // A beacon loop, or a script dropped in /tmp and run detached; it calls home.
         "persistence" => &[
             LEFT_RUNNING,
             FOREIGN_PROCESSES,
+            EXEC_FROM_TMP,
+            TMP_FILES_CREATED,
+            TCP_OUTBOUND,
+            NEW_ENDPOINTS,
             TASKS_CREATED,
             NEW_PROCESSES,
             SHELLS,
