@@ -168,7 +168,8 @@ impl DiagSocket {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let tv = libc::timeval {
             tv_sec: 0,
-            tv_usec: RECV_TIMEOUT.as_micros() as libc::suseconds_t,
+            // The field's type differs between libcs: let it be inferred.
+            tv_usec: RECV_TIMEOUT.as_micros().try_into().unwrap_or(0),
         };
         // SAFETY: setsockopt reads `tv` for the given size.
         let set = unsafe {
