@@ -128,7 +128,10 @@ def describe(f):
     for ev in f["evidence"][:2]:
         what = {"process": lambda v: f"process {v.get('exe')}: {v.get('cmdline', '')[:60]}",
                 "endpoint": lambda v: f"{v.get('proto')} {'listener' if v.get('listen') else 'connection'} {v.get('addr')}",
-                "tmp_file": lambda v: f"/tmp file {v.get('path')} {v.get('action')}"}.get(ev["kind"], str)
+                "tmp_file": lambda v: f"/tmp file {v.get('path')} {v.get('action')}",
+                "program": lambda v: f"program run {v.get('exe')}",
+                "still_running": lambda v: f"still running from earlier: {v.get('exe')}: {v.get('cmdline', '')[:60]}",
+                }.get(ev["kind"], str)
         lines.append(f"     evidence: {what(ev)}")
     return lines
 
@@ -136,12 +139,17 @@ def describe(f):
 def show(title, events, report, findings):
     print(f"\n== {title}")
     invocations = [r for r in report if r.get("type") == "invocation"]
-    tally = {"attacks": 0, "found": 0, "benign": 0, "flagged": 0}
+    tally = {"attacks": 0, "found": 0, "benign": 0, "flagged": 0, "planted": 0}
     quiet = 0
     for (label, _, attack), inv in zip(events, invocations):
         found = findings.get(inv["request_id"], [])
         tally["attacks" if attack else "benign"] += 1
-        tally["found" if attack else "flagged"] += bool(found)
+        # After the persistence attack, its process is still there: reported, not a false alarm.
+        planted = bool(found) and all("still_running" in f["indicators"] for f in found)
+        if attack:
+            tally["found"] += bool(found)
+        else:
+            tally["planted" if planted else "flagged"] += bool(found)
         if not attack and not found:
             quiet += 1
             continue
@@ -157,7 +165,8 @@ def show(title, events, report, findings):
     if quiet:
         print(f"{quiet} benign invocation(s): no finding")
     print(f"-- attacks found: {tally['found']}/{tally['attacks']}; "
-          f"benign invocations with a finding: {tally['flagged']}/{tally['benign']}")
+          f"benign invocations with a finding: {tally['flagged']}/{tally['benign']} "
+          f"(and {tally['planted']} reporting the process the persistence attack left running)")
     return tally
 
 
@@ -178,7 +187,8 @@ def main():
     summary = [r for r in report if r.get("type") == "summary"]
     print("\n== summary")
     print(f"attacks found: {sum(t['found'] for t in totals)}/{sum(t['attacks'] for t in totals)}; "
-          f"benign invocations with a finding: {sum(t['flagged'] for t in totals)}/{sum(t['benign'] for t in totals)}")
+          f"benign invocations with a finding: {sum(t['flagged'] for t in totals)}/{sum(t['benign'] for t in totals)} "
+          f"(and {sum(t['planted'] for t in totals)} reporting the process the persistence attack left running)")
     print(f"the attacker's host received {received['bytes']} bytes on {received['connections']} connections")
     if summary:
         s = summary[0]
