@@ -188,6 +188,10 @@ impl Pipeline {
             self.publish(st);
         }
         st.armed = self.sampler.is_some();
+        if !st.armed {
+            // No tick to wait for: the programs queued at the thaw go out now.
+            self.release_programs(st);
+        }
         st.ticks = 0;
         st.last_tick = None;
         self.emit_ready(st);

@@ -182,6 +182,53 @@ fn shutdown_right_after_an_invocation_still_emits_its_record() {
     assert_eq!(init.len(), 1, "the init phase has its own record");
 }
 
+/// The programs an invocation ran, as the file watch named them.
+fn programs(record: &Value) -> Vec<String> {
+    record["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "program")
+        .filter_map(|e| e["exe"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn short_lived_programs_are_named_in_their_own_invocation_with_or_without_the_sampler() {
+    if !warden_sandbox::isolation::available() {
+        eprintln!("needs root for the sandbox's own /usr; skipping");
+        return;
+    }
+    for sampler_ms in ["20", "0"] {
+        let events = [
+            json!({"delay_ms": 20}),
+            json!({"spawn": ["id"]}),
+            json!({"delay_ms": 20}),
+            json!({"spawn": ["uname", "-a"]}),
+            json!({"delay_ms": 20}),
+        ];
+        let run = with_warden(Sandbox::python_probe())
+            .env("WARDEN_SAMPLER_MS", sampler_ms)
+            .run(&events);
+        run.assert_ok();
+        let recs = records(&run);
+        let ran: Vec<Vec<String>> = (0..events.len())
+            .map(|i| programs(record_of(&run, &recs, i)))
+            .collect();
+        let base = |v: &[String]| -> Vec<String> {
+            v.iter()
+                .map(|p| p.rsplit('/').next().unwrap_or(p).to_string())
+                .collect()
+        };
+        assert_eq!(base(&ran[1]), ["id"], "sampler {sampler_ms} ms: {ran:?}");
+        assert_eq!(base(&ran[3]), ["uname"], "sampler {sampler_ms} ms: {ran:?}");
+        for i in [0, 2, 4] {
+            assert!(ran[i].is_empty(), "sampler {sampler_ms} ms: {ran:?}");
+        }
+        assert_eq!(n(record_of(&run, &recs, 1), "programs_run"), 1);
+    }
+}
+
 #[test]
 fn timeout_and_crash_are_recorded() {
     let run = with_warden(Sandbox::python_probe())
