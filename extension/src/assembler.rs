@@ -43,8 +43,6 @@ pub struct AssemblerConfig {
 
 /// Most still-running processes named in one record.
 const MAX_STILL_RUNNING: usize = 2;
-/// Longest command line kept for a still-running process.
-const STILL_RUNNING_CMDLINE: usize = 256;
 
 /// What is known so far about one record.
 #[derive(Debug, Default)]
@@ -543,23 +541,12 @@ impl Assembler {
     }
 
     fn still_running(&self, pid: u32) -> Observation {
+        use crate::sources::procfs::reader::{read_cmdline, read_exe};
         let dir = self.cfg.proc_root.join(pid.to_string());
-        let exe = std::fs::read_link(dir.join("exe"))
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let mut cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
-        cmdline.truncate(STILL_RUNNING_CMDLINE);
-        while cmdline.last() == Some(&0) {
-            cmdline.pop();
-        }
-        let cmdline: Vec<u8> = cmdline
-            .into_iter()
-            .map(|b| if b == 0 { b' ' } else { b })
-            .collect();
         Observation::StillRunning {
             pid,
-            exe,
-            cmdline: String::from_utf8_lossy(&cmdline).into_owned(),
+            exe: read_exe(&dir.join("exe")).unwrap_or_default(),
+            cmdline: read_cmdline(&dir.join("cmdline"), &mut Vec::new()).unwrap_or_default(),
         }
     }
 

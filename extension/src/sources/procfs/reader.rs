@@ -342,27 +342,39 @@ impl ProcReader {
     /// Target of `/proc/[pid]/exe`.
     pub fn exe(&mut self, pid: u32) -> Option<String> {
         self.set_path(format_args!("{pid}/exe"));
-        let target = std::fs::read_link(&self.path).ok()?;
-        Some(target.to_string_lossy().into_owned())
+        read_exe(Path::new(&self.path))
     }
 
     fn cmdline(&mut self, pid: u32) -> Option<String> {
         self.set_path(format_args!("{pid}/cmdline"));
-        self.bytes.clear();
-        let file = File::open(&self.path).ok()?;
-        file.take(CMDLINE_MAX as u64)
-            .read_to_end(&mut self.bytes)
-            .ok()?;
-        while self.bytes.last() == Some(&0) {
-            self.bytes.pop();
-        }
-        for b in &mut self.bytes {
-            if *b == 0 {
-                *b = b' ';
-            }
-        }
-        Some(String::from_utf8_lossy(&self.bytes).into_owned())
+        read_cmdline(Path::new(&self.path), &mut self.bytes)
     }
+}
+
+/// The target of a `/proc/[pid]/exe` link.
+pub fn read_exe(link: &Path) -> Option<String> {
+    let target = std::fs::read_link(link).ok()?;
+    Some(target.to_string_lossy().into_owned())
+}
+
+/// A `/proc/[pid]/cmdline` file as text: arguments joined by spaces, at most
+/// [`CMDLINE_MAX`] bytes; `buf` is scratch space.
+pub fn read_cmdline(file: &Path, buf: &mut Vec<u8>) -> Option<String> {
+    buf.clear();
+    File::open(file)
+        .ok()?
+        .take(CMDLINE_MAX as u64)
+        .read_to_end(buf)
+        .ok()?;
+    while buf.last() == Some(&0) {
+        buf.pop();
+    }
+    for b in buf.iter_mut() {
+        if *b == 0 {
+            *b = b' ';
+        }
+    }
+    Some(String::from_utf8_lossy(buf).into_owned())
 }
 
 /// Warden's own CPU time (user + system) in microseconds.
