@@ -266,11 +266,17 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    #[tokio::test]
-    async fn reports_a_file_even_if_deleted_before_reading() {
-        let dir = std::env::temp_dir().join(format!("warden-tmpwatch-{}", std::process::id()));
+    /// An empty directory of this test's own under the system temp dir.
+    fn fresh_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("warden-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn reports_a_file_even_if_deleted_before_reading() {
+        let dir = fresh_dir("tmpwatch");
         let mut w = FileWatch::new(&dir).unwrap();
         std::fs::write(dir.join("dropper"), b"#!/bin/sh\n").unwrap();
         std::fs::remove_file(dir.join("dropper")).unwrap();
@@ -300,8 +306,7 @@ mod tests {
 
     #[tokio::test]
     async fn names_a_program_run_from_a_watched_directory_once_per_invocation() {
-        let base = std::env::temp_dir().join(format!("warden-progwatch-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
+        let base = fresh_dir("progwatch");
         let (scratch, bin) = (base.join("tmp"), base.join("bin"));
         std::fs::create_dir_all(&scratch).unwrap();
         std::fs::create_dir_all(&bin).unwrap();
@@ -350,9 +355,7 @@ mod tests {
 
     #[tokio::test]
     async fn names_an_executable_run_from_the_scratch_tree_but_not_a_file_read_there() {
-        let dir = std::env::temp_dir().join(format!("warden-tmpexec-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = fresh_dir("tmpexec");
         let mut w = FileWatch::new(&dir).unwrap();
         std::fs::write(dir.join("data.bin"), b"not a program").unwrap();
         let _ = std::fs::read(dir.join("data.bin")).unwrap();
