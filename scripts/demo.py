@@ -105,6 +105,9 @@ def run(function_args, name, events):
             continue
         if isinstance(value, dict) and "warden_finding" in value:
             findings.setdefault(value.get("request_id"), []).append(value)
+            # The first errors of a probing burst are reported by the finding that names it.
+            for earlier in value.get("earlier_requests", []):
+                findings.setdefault(earlier, []).append({**value, "reported_with": value.get("request_id")})
     report = [json.loads(l) for l in open(report_file) if l.strip()]
     return report, findings
 
@@ -161,6 +164,9 @@ def show(title, events, report, findings):
             print("   (no finding)")
         # The most severe first: a real-time finding and the end-of-invocation one may both exist.
         for f in sorted(found, key=lambda f: -f["score"])[:2]:
+            if f.get("reported_with"):
+                print(f"   reported later, with the {f['class']} burst finding of {f['reported_with'][:8]}...")
+                continue
             print("\n".join(describe(f)))
     if quiet:
         print(f"{quiet} benign invocation(s): no finding")

@@ -133,6 +133,9 @@ impl Pipeline {
                         // Let the /next request that follows the INVOKE go out first.
                         tokio::task::yield_now().await;
                         self.on_invoke(&mut st, &request_id, snapshot, unix_ms);
+                        // The INVOKE's snapshot has just read what a tick reads: the first
+                        // tick comes one period later, not at once.
+                        sampler_timer.reset();
                     }
                     Some(Command::Shutdown { reason, deadline_ms, snapshot }) => {
                         self.on_shutdown(&mut st, &reason, deadline_ms, snapshot, &mut telemetry).await;

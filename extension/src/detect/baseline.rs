@@ -258,6 +258,11 @@ impl Baseline {
             .max(f.rel_scale * self.median[i].abs())
     }
 
+    /// The median of feature `i`, in vector units.
+    pub fn median(&self, i: usize) -> f32 {
+        self.median.get(i).copied().unwrap_or(0.0)
+    }
+
     /// Robust z-scores `(x − median) / scale`; all 0 while warming up.
     pub fn normalise(&self, x: &[f32; N]) -> [f32; N] {
         let mut z = [0.0; N];

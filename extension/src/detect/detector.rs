@@ -5,11 +5,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::baseline::{Baseline, BaselineProfile, ProfileError};
+use super::burst::ErrorBursts;
 use super::explain;
 use super::finding::{BaselineView, Finding, ModelView, FINDING_VERSION};
 use super::indicators::{Familiar, Indicator, Tracker};
+use super::memory::MemoryCarry;
 use super::score::{assess, model_trust, severity, Assessment, Weighted, DEFAULT_THRESHOLD};
-use super::scorer::{ModelOutput, Scorer};
+use super::scorer::{Class, ModelOutput, Scorer};
 use super::vector::{idx, raw_values, transform, N, VECTOR_VERSION};
 use crate::features::{FeatureRecord, RecordKind, SCHEMA_VERSION};
 use crate::health::{Counter, Health};
@@ -19,11 +21,6 @@ use crate::sources::sampler::Observation;
 const MAX_LIVE: usize = 16;
 /// Most evidence items in one finding.
 const MAX_FINDING_EVIDENCE: usize = 8;
-/// Probing comes in bursts: an error invocation is part of one when at least
-/// `ERROR_BURST.0` of the environment's last `ERROR_BURST.1` invocations (itself included)
-/// ended in an error. Ordinary functions with occasional errors stay well below.
-pub const ERROR_BURST: (usize, usize) = (3, 20);
-
 /// Detector settings.
 #[derive(Debug, Clone)]
 pub struct DetectorConfig {
@@ -103,8 +100,10 @@ pub struct Detector {
     next_id: u64,
     last_score: Option<f32>,
     last_verdict: Option<Verdict>,
-    /// Whether each of the last invocations ended in an error, newest last.
-    recent_errors: VecDeque<bool>,
+    /// The last invocations' errors, for probing bursts.
+    bursts: ErrorBursts,
+    /// Memory figures of the last invocation, to tell who raised them.
+    memory: MemoryCarry,
 }
 
 impl Detector {
@@ -125,7 +124,8 @@ impl Detector {
             next_id: 1,
             last_score: None,
             last_verdict: None,
-            recent_errors: VecDeque::with_capacity(ERROR_BURST.1),
+            bursts: ErrorBursts::default(),
+            memory: MemoryCarry::default(),
         }
     }
 
@@ -204,6 +204,7 @@ impl Detector {
             evidence,
             model: None,
             related,
+            earlier_requests: Vec::new(),
         };
         Some(self.finding(&a, parts))
     }
@@ -232,12 +233,15 @@ impl Detector {
         for (i, v) in x.iter_mut().enumerate() {
             *v = transform(i, raw[i]);
         }
+        self.memory.settle(&mut x, &self.baseline);
         let z = self.baseline.normalise(&x);
         let mut tracker = Tracker::default();
         for obs in &r.evidence {
             tracker.feed(obs, &self.familiar, &self.cfg.tmp_prefix);
         }
-        if self.error_burst(raw[idx::STATUS_ERROR] > 0.0) {
+        let error = raw[idx::STATUS_ERROR] > 0.0;
+        let burst = self.bursts.note(r.request_id.as_deref(), error);
+        if burst {
             tracker.add(Indicator::ErrorBurst);
         }
         if r.gauges.persisting_processes > 0 {
@@ -264,9 +268,19 @@ impl Detector {
             self.familiar.learn(&r.evidence);
             return None;
         }
+        if a.class == Class::Probing && !burst {
+            // A lone error: held until a burst names it (see `burst`).
+            return None;
+        }
         if !warmed && only_habits(&tracker) && noisy_or_parts(&a) < self.cfg.threshold {
             self.familiar.note_repeated(&r.evidence);
         }
+        let earlier_requests = if a.class == Class::Probing {
+            self.bursts.take_unreported()
+        } else {
+            Vec::new()
+        };
+        self.bursts.mark_reported();
         if live
             .as_ref()
             .is_some_and(|l| already_reported(l, &tracker, &a, self.cfg.threshold, warmed))
@@ -295,17 +309,9 @@ impl Detector {
             evidence,
             model,
             related,
+            earlier_requests,
         };
         Some(self.finding(&a, parts))
-    }
-
-    /// Notes whether this invocation ended in an error; true when it is one of a burst.
-    fn error_burst(&mut self, error: bool) -> bool {
-        if self.recent_errors.len() == ERROR_BURST.1 {
-            self.recent_errors.pop_front();
-        }
-        self.recent_errors.push_back(error);
-        error && self.recent_errors.iter().filter(|e| **e).count() >= ERROR_BURST.0
     }
 
     fn model(&self, x: &[f32; N], z: &[f32; N]) -> Option<ModelOutput> {
@@ -342,6 +348,7 @@ impl Detector {
                 learned: self.baseline.learned(),
             },
             related: p.related,
+            earlier_requests: p.earlier_requests,
             actions: Vec::new(),
             feature_schema: SCHEMA_VERSION,
             vector_version: VECTOR_VERSION,
@@ -360,6 +367,7 @@ struct Parts<'a> {
     evidence: Vec<Observation>,
     model: Option<ModelView>,
     related: Vec<String>,
+    earlier_requests: Vec<String>,
 }
 
 /// Only "not seen before" program indicators fired (what a function's own habits trigger).

@@ -203,22 +203,88 @@ fn a_model_is_used_when_given_and_its_absence_is_counted() {
 #[test]
 fn an_error_is_probing_only_as_part_of_a_burst() {
     let mut d = Detector::new(DetectorConfig::default(), Arc::new(Health::default()), 0);
-    let error = |seq: u64| {
-        let mut r = record(seq);
-        r.status = crate::sources::telemetry::events::Status::Error;
-        r
-    };
     for seq in 1..=30 {
         d.record(&record(seq), 0);
     }
-    assert!(d.record(&error(31), 0).is_none(), "one error is ordinary");
-    for seq in 32..=40 {
-        d.record(&record(seq), 0);
+    for seq in [31, 37, 43] {
+        assert!(d.record(&error(seq), 0).is_none(), "scattered error {seq}");
+        for ok in seq + 1..seq + 6 {
+            d.record(&record(ok), 0);
+        }
     }
-    assert!(d.record(&error(41), 0).is_none(), "two in twenty too");
+    assert!(d.record(&error(50), 0).is_none());
+    d.record(&record(51), 0);
+    assert!(d.record(&error(52), 0).is_none());
     let f = d
-        .record(&error(42), 0)
-        .expect("a third error in twenty is a burst");
+        .record(&error(53), 0)
+        .expect("a third error in five is a burst");
     assert_eq!(f.class, Class::Probing);
     assert!(f.indicators.contains(&Indicator::ErrorBurst));
+    assert_eq!(f.earlier_requests, ["req-50", "req-52"]);
+    let next = d.record(&error(54), 0).expect("the burst goes on");
+    assert!(next.earlier_requests.is_empty(), "named once");
+}
+
+fn error(seq: u64) -> FeatureRecord {
+    let mut r = record(seq);
+    r.status = crate::sources::telemetry::events::Status::Error;
+    r
+}
+
+/// A model that calls everything probing.
+struct SaysProbing;
+
+impl Scorer for SaysProbing {
+    fn score(&self, _raw: &[f32; N], _z: &[f32; N]) -> ModelOutput {
+        ModelOutput {
+            class: Some((Class::Probing, 0.99)),
+            anomaly: 0.9,
+            contributions: vec![(idx::STATUS_ERROR, 1.0)],
+        }
+    }
+}
+
+#[test]
+fn a_lone_error_the_model_calls_probing_is_held_until_a_burst_names_it() {
+    let mut d = Detector::new(DetectorConfig::default(), Arc::new(Health::default()), 0)
+        .with_scorer(Some(Arc::new(SaysProbing)));
+    assert!(d.record(&error(1), 0).is_none(), "held");
+    d.record(&record(2), 0);
+    d.record(&record(3), 0);
+    d.record(&record(4), 0);
+    d.record(&record(5), 0);
+    d.record(&record(6), 0);
+    assert!(
+        d.record(&error(7), 0).is_none(),
+        "the first error left the window"
+    );
+    assert!(d.record(&error(8), 0).is_none());
+    let f = d.record(&error(9), 0).expect("burst");
+    assert_eq!(f.class, Class::Probing);
+    assert_eq!(f.earlier_requests, ["req-7", "req-8"]);
+}
+
+#[test]
+fn memory_an_earlier_invocation_raised_is_not_blamed_on_the_next() {
+    let mut d = Detector::new(DetectorConfig::default(), Arc::new(Health::default()), 0);
+    for seq in 1..=40 {
+        assert_eq!(d.record(&record(seq), 0), None);
+    }
+    let big = |seq: u64| {
+        let mut r = record(seq);
+        r.platform.max_memory_used_mb = Some(400);
+        r.gauges.rss_kb = 300_000;
+        r
+    };
+    let f = d
+        .record(&big(41), 0)
+        .expect("the invocation that raised memory");
+    assert!(f
+        .explanation
+        .iter()
+        .any(|e| e.feature == "max_memory_used_mb" || e.feature == "rss_kb"));
+    assert_eq!(d.record(&big(42), 0), None, "it stayed up, nothing new");
+    let mut higher = big(43);
+    higher.platform.max_memory_used_mb = Some(800);
+    assert!(d.record(&higher, 0).is_some(), "raised again");
 }

@@ -122,6 +122,10 @@ pub struct Finding {
     pub baseline: BaselineView,
     /// Ids of earlier findings for the same invocation.
     pub related: Vec<String>,
+    /// Earlier invocations this finding also reports: the first errors of a probing
+    /// burst, held until the burst showed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_requests: Vec<String>,
     /// The audit trail: one entry per response action considered (docs/responses.md).
     pub actions: Vec<ActionRecord>,
     /// Feature record schema version.

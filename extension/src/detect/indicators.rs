@@ -51,7 +51,7 @@ pub enum Indicator {
     CredentialAccess,
     /// A connection to a destination the function is not known to use.
     UnknownDestination,
-    /// An error invocation in a burst of them (see `detector::ERROR_BURST`).
+    /// An error invocation in a burst of them (see `burst::ERROR_BURST`).
     ErrorBurst,
 }
 

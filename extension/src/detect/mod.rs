@@ -6,10 +6,12 @@
 //! - [`scorer`]: the interface of the optional shipped model, and the attack classes.
 
 pub mod baseline;
+pub mod burst;
 pub mod detector;
 pub mod explain;
 pub mod finding;
 pub mod indicators;
+pub mod memory;
 pub mod redact;
 pub mod score;
 pub mod scorer;

@@ -122,6 +122,7 @@ pub fn finding_of(class: super::Class, severity: super::finding::Severity) -> su
             learned: 30,
         },
         related: Vec::new(),
+        earlier_requests: Vec::new(),
         actions: Vec::new(),
         feature_schema: crate::features::SCHEMA_VERSION,
         vector_version: super::VECTOR_VERSION,

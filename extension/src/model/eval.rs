@@ -178,31 +178,49 @@ fn detector_predictions(
             None => d,
         }
     };
-    rows.iter()
-        .map(|row| {
-            let env = envs
-                .entry(row.scope.as_str())
-                .or_insert_with(|| (fresh(row), 0));
-            if row.cold || row.seq <= env.1 {
-                env.0 = fresh(row);
+    let mut predictions: Vec<Prediction> = Vec::with_capacity(rows.len());
+    // Where each invocation's row is, so that a burst finding can name earlier ones.
+    let mut at: HashMap<(&str, &str), usize> = HashMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        let env = envs
+            .entry(row.scope.as_str())
+            .or_insert_with(|| (fresh(row), 0));
+        if row.cold || row.seq <= env.1 {
+            env.0 = fresh(row);
+        }
+        env.1 = row.seq;
+        if let Some(id) = row.record.request_id.as_deref() {
+            at.insert((row.scope.as_str(), id), i);
+        }
+        let finding = env.0.record(&row.record, row.record.start_unix_ms);
+        let verdict = env.0.last_verdict().cloned();
+        let Some(f) = finding else {
+            predictions.push(Prediction {
+                label: BENIGN.to_string(),
+                top_feature: None,
+                verdict,
+            });
+            continue;
+        };
+        let label = f.class.as_str().to_string();
+        let top_feature = f.explanation.first().map(|e| e.feature.clone());
+        // Held errors of a probing burst are reported by the finding that names the burst.
+        for id in &f.earlier_requests {
+            let Some(&j) = at.get(&(row.scope.as_str(), id.as_str())) else {
+                continue;
+            };
+            if predictions[j].label == BENIGN {
+                predictions[j].label = label.clone();
+                predictions[j].top_feature = top_feature.clone();
             }
-            env.1 = row.seq;
-            let finding = env.0.record(&row.record, row.record.start_unix_ms);
-            let verdict = env.0.last_verdict().cloned();
-            match finding {
-                Some(f) => Prediction {
-                    label: f.class.as_str().to_string(),
-                    top_feature: f.explanation.first().map(|e| e.feature.clone()),
-                    verdict,
-                },
-                None => Prediction {
-                    label: BENIGN.to_string(),
-                    top_feature: None,
-                    verdict,
-                },
-            }
-        })
-        .collect()
+        }
+        predictions.push(Prediction {
+            label,
+            top_feature,
+            verdict,
+        });
+    }
+    predictions
 }
 
 /// How one row was scored (`warden eval --rows`).

@@ -180,6 +180,7 @@ fn finding(severity: Severity, evidence: Vec<Observation>) -> Finding {
             learned: 0,
         },
         related: vec![],
+        earlier_requests: vec![],
         actions: vec![],
         feature_schema: 1,
         vector_version: 1,

@@ -62,6 +62,13 @@ pub fn asff(f: &Finding, t: &Target) -> AwsSecurityFinding {
     if let Some(r) = &f.request_id {
         b = b.product_fields("warden/request_id", r);
     }
+    if !f.earlier_requests.is_empty() {
+        // ProductFields values are strings of at most 2048 characters.
+        b = b.product_fields(
+            "warden/earlier_requests",
+            truncate(&f.earlier_requests.join(","), 2048),
+        );
+    }
     b.build()
 }
 
