@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::clock;
 use crate::config::RuntimeKind;
+use crate::freezer::Freezer;
 use crate::procs::{self, Cgroup, LineSink, Spec};
 use crate::report::Invocation;
 use crate::state::{Outcome, PendingInvoke, Shared};
@@ -67,6 +68,8 @@ pub struct Engine {
     env: Vec<(String, String)>,
     frozen: watch::Sender<bool>,
     cgroup: Option<Cgroup>,
+    /// Freezes without signals where the machine allows it (see `freezer`).
+    freezer: Option<Freezer>,
     roles: Arc<Mutex<HashMap<u32, Role>>>,
     initialized: bool,
     runtime_output: procs::Output,
@@ -75,17 +78,23 @@ pub struct Engine {
 impl Engine {
     pub fn new(shared: Arc<Shared>, layout: Layout, frozen: watch::Sender<bool>) -> Engine {
         let env = crate::environment::lambda_env(&shared.config, &layout);
-        let cgroup = if layout_is_isolated(&layout) {
+        let isolated = layout_is_isolated(&layout);
+        let cgroup = if isolated {
             Cgroup::create(shared.config.memory_mb)
         } else {
             None
         };
+        let freezer = if isolated { Freezer::create() } else { None };
+        if isolated && freezer.is_none() {
+            eprintln!("[sandbox] no cgroup v2 freezer here: freezing with SIGSTOP/SIGCONT");
+        }
         Engine {
             shared,
             layout,
             env,
             frozen,
             cgroup,
+            freezer,
             roles: Arc::default(),
             initialized: false,
             runtime_output: procs::Output::default(),
@@ -145,7 +154,7 @@ impl Engine {
                 }
             }
         } else {
-            procs::thaw();
+            self.thaw();
             let _ = self.frozen.send(false);
         }
 
@@ -380,7 +389,21 @@ impl Engine {
 
     fn freeze(&self) {
         let _ = self.frozen.send(true);
-        procs::freeze();
+        match &self.freezer {
+            Some(f) => f.freeze(),
+            None => {
+                procs::freeze();
+            }
+        }
+    }
+
+    fn thaw(&self) {
+        match &self.freezer {
+            Some(f) => f.thaw(),
+            None => {
+                procs::thaw();
+            }
+        }
     }
 
     /// The init phase: extensions start and register, then the runtime starts; init ends when
@@ -582,6 +605,7 @@ impl Engine {
             cwd: &cwd,
             on_stdout: sink(false),
             on_stderr: sink(true),
+            cgroup: self.freezer.as_ref().map(Freezer::fd),
         })?;
         self.roles
             .lock()
@@ -593,7 +617,7 @@ impl Engine {
     /// Tears the environment down after a timeout or crash; the next invoke re-inits.
     async fn reset(&mut self, reason: Reason) {
         let _ = self.frozen.send(false);
-        procs::thaw();
+        self.thaw();
         let runtime_pid = self.shared.lock().runtime.pid;
         if let Some(pid) = runtime_pid {
             procs::signal(pid, libc::SIGKILL);
@@ -612,7 +636,7 @@ impl Engine {
         }
         let deadline = Instant::now() + SHUTDOWN_LIMIT;
         let _ = self.frozen.send(false);
-        procs::thaw();
+        self.thaw();
         let runtime_pid = self.shared.lock().runtime.pid;
         if let Some(pid) = runtime_pid {
             procs::signal(pid, libc::SIGTERM);

@@ -14,6 +14,7 @@ pub mod config;
 pub mod engine;
 pub mod environment;
 pub mod forward;
+pub mod freezer;
 pub mod harness;
 pub mod isolation;
 pub mod moto;

@@ -34,6 +34,8 @@ pub struct Spec<'a> {
     pub cwd: &'a Path,
     pub on_stdout: LineSink,
     pub on_stderr: LineSink,
+    /// Start it in this cgroup v2 group (a directory descriptor, see `freezer`).
+    pub cgroup: Option<RawFd>,
 }
 
 /// Reaps every child (orphans included: the sandbox is their subreaper or PID 1) and reports
@@ -99,6 +101,9 @@ fn unread_bytes(fd: RawFd) -> libc::c_int {
 
 /// Starts a process with piped output.
 pub fn spawn(spec: Spec<'_>) -> Result<Started, SpawnError> {
+    if let Some(group) = spec.cgroup {
+        return spawn_in_group(spec, group);
+    }
     let mut cmd = Command::new(spec.program);
     cmd.args(spec.args)
         .env_clear()
@@ -123,6 +128,25 @@ pub fn spawn(spec: Spec<'_>) -> Result<Started, SpawnError> {
     // The reaper owns waiting; dropping `Child` neither waits nor kills.
     Ok(Started {
         pid: child.id(),
+        output,
+    })
+}
+
+fn spawn_in_group(spec: Spec<'_>, group: RawFd) -> Result<Started, SpawnError> {
+    let failed = |source| SpawnError::Start {
+        program: spec.program.to_path_buf(),
+        source,
+    };
+    let child = crate::freezer::Launch::new(spec.program, spec.args, spec.env, spec.cwd)
+        .and_then(|l| l.start(Some(group)))
+        .map_err(failed)?;
+    let mut output = Output::default();
+    output.fds.push(child.stdout.as_raw_fd());
+    output.fds.push(child.stderr.as_raw_fd());
+    pump(child.stdout, spec.on_stdout, output.busy.clone());
+    pump(child.stderr, spec.on_stderr, output.busy.clone());
+    Ok(Started {
+        pid: child.pid,
         output,
     })
 }
