@@ -413,11 +413,13 @@ fn is_runtime(exe: &str) -> bool {
     RUNTIMES.iter().any(|r| base.starts_with(r))
 }
 
-/// A command line with what varies from call to call taken out: every digit becomes `0`,
-/// and a word holding a path keeps only its directory (`/tmp/in/a1.bin` → `/tmp/in/*`).
-/// Shell operators, options and command names stay, so an appended `; curl …` changes the
-/// shape.
+/// A command line with what varies from call to call taken out: secrets are redacted (as in
+/// the records a profile is learned from), every digit becomes `0`, and a word holding a path
+/// keeps only its directory (`/tmp/in/a1.bin` → `/tmp/in/*`). Shell operators, options and
+/// command names stay, so an appended `; curl …` changes the shape.
 pub fn command_shape(cmdline: &str) -> String {
+    let redacted = redact::redact(cmdline);
+    let cmdline = redacted.text.as_str();
     let mut out = String::with_capacity(cmdline.len().min(256));
     for (n, word) in cmdline.split_ascii_whitespace().enumerate() {
         if n > 0 {

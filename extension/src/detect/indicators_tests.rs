@@ -160,6 +160,18 @@ fn a_runtime_forking_itself_is_not_an_unknown_binary() {
 }
 
 #[test]
+fn a_secret_in_a_command_is_redacted_in_its_shape_so_a_rotated_one_matches() {
+    let with = |token: &str| {
+        command_shape(&format!(
+            "/bin/sh -c curl -H 'Authorization: Bearer {token}' https://api/x"
+        ))
+    };
+    let shape = with("eyJhbGciOiJIUzI1NiJ9abcDEF123");
+    assert!(!shape.contains("eyJ"), "{shape}");
+    assert_eq!(shape, with("eyJhbGciOiJSUzI1NiJ9xyzUVW987"));
+}
+
+#[test]
 fn command_shapes_keep_the_command_and_drop_what_varies() {
     assert_eq!(
         command_shape(

@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use super::RecordSink;
+use crate::detect::redact;
 use crate::features::{FeatureRecord, SCHEMA_VERSION};
 use crate::health::HealthSnapshot;
 
@@ -36,6 +37,14 @@ impl<W: Write> JsonLines<W> {
     }
 }
 
+fn redacted(record: &FeatureRecord) -> FeatureRecord {
+    let mut clean = record.clone();
+    for obs in &mut clean.evidence {
+        *obs = redact::observation(obs).0;
+    }
+    clean
+}
+
 /// The stdout sink.
 pub fn stdout() -> JsonLines<std::io::Stdout> {
     JsonLines::new(std::io::stdout())
@@ -44,7 +53,14 @@ pub fn stdout() -> JsonLines<std::io::Stdout> {
 impl<W: Write> RecordSink for JsonLines<W> {
     fn record(&mut self, record: &FeatureRecord) {
         self.line.clear();
-        if serde_json::to_writer(&mut self.line, record).is_ok() {
+        // Records leave the sandbox (CloudWatch Logs): their evidence is redacted as a
+        // finding's is. The detector has scored the raw record already.
+        let written = if record.evidence.is_empty() {
+            serde_json::to_writer(&mut self.line, record)
+        } else {
+            serde_json::to_writer(&mut self.line, &redacted(record))
+        };
+        if written.is_ok() {
             self.write_line();
         }
     }
@@ -55,5 +71,30 @@ impl<W: Write> RecordSink for JsonLines<W> {
         if serde_json::to_writer(&mut self.line, &line).is_ok() {
             self.write_line();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::sampler::Observation;
+
+    #[test]
+    fn records_leave_with_their_evidence_redacted() {
+        let mut r = crate::detect::testing::record(1);
+        r.evidence.push(Observation::Process {
+            pid: 7,
+            ppid: 1,
+            exe: "/usr/bin/curl".into(),
+            cmdline: "curl -u admin:hunter2 --token=AKIAIOSFODNN7EXAMPLE https://x".into(),
+            exec: false,
+            alive_at_end: false,
+        });
+        let mut sink = JsonLines::new(Vec::new());
+        sink.record(&r);
+        let line = String::from_utf8(sink.into_inner()).unwrap();
+        assert!(line.contains("[REDACTED]"), "{line}");
+        assert!(!line.contains("AKIAIOSFODNN7EXAMPLE"), "{line}");
+        assert!(line.contains("/usr/bin/curl"));
     }
 }
