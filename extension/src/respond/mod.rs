@@ -267,6 +267,14 @@ impl Responder {
                         plan.files.insert(p);
                     }
                 }
+                // An executable opened under the scratch dir (the file watch sees the exec
+                // before any tick names the process).
+                Observation::Program { exe } => {
+                    let p = PathBuf::from(exe);
+                    if recycle::inside(&p, &self.scratch) {
+                        plan.files.insert(p);
+                    }
+                }
                 Observation::Process {
                     pid, exe, cmdline, ..
                 }

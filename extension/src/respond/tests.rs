@@ -342,6 +342,12 @@ fn recycle_plans_files_under_the_scratch_dir_and_processes() {
                 exec: true,
                 alive_at_end: false,
             },
+            Observation::Program {
+                exe: "/tmp/.bin/miner".into(),
+            },
+            Observation::Program {
+                exe: "/usr/bin/id".into(),
+            },
         ],
     );
     r.respond(&mut f);
@@ -350,7 +356,11 @@ fn recycle_plans_files_under_the_scratch_dir_and_processes() {
     assert_eq!(
         a.target,
         Some(Target::Environment {
-            files: vec!["/tmp/.run.sh".into(), "/tmp/.x".into()],
+            files: vec![
+                "/tmp/.bin/miner".into(),
+                "/tmp/.run.sh".into(),
+                "/tmp/.x".into()
+            ],
             pids: vec![4242, 4243]
         })
     );

@@ -173,15 +173,18 @@ fn recycle_gives_the_next_invocation_a_fresh_environment_without_the_dropped_fil
     run.assert_ok();
     let ctx = context(&run);
     let recycles = actions_of(&run, 1, "recycle");
-    let taken = recycles
+    let taken: Vec<&Value> = recycles
         .iter()
-        .find(|a| a["outcome"] == "taken")
-        .unwrap_or_else(|| panic!("no recycle/taken: {recycles:#?}\n{ctx}"));
+        .filter(|a| a["outcome"] == "taken")
+        .collect();
+    assert!(!taken.is_empty(), "no recycle/taken: {recycles:#?}\n{ctx}");
+    // Which of the invocation's real-time findings names the file first depends on what a
+    // tick saw first (the shell mid-exec, or the script); the plan is their union.
     assert!(
-        taken["target"]["files"]
+        taken.iter().any(|a| a["target"]["files"]
             .as_array()
-            .is_some_and(|f| f.contains(&json!("/tmp/.dropped"))),
-        "{taken:#}"
+            .is_some_and(|f| f.contains(&json!("/tmp/.dropped")))),
+        "{taken:#?}\n{ctx}"
     );
     // The attacked invocation still answered; Warden's exit then ended the environment.
     let attacked = &run.invocations[1];
