@@ -89,6 +89,13 @@ struct State {
     observations: Vec<Observation>,
     /// Programs reported by the file watch, held for the next tick (see `on_programs`).
     programs: Vec<Observation>,
+    /// When the last INVOKE was handled.
+    armed_at: Option<Instant>,
+    /// The environment was frozen since that INVOKE: whatever runs now belongs to the next
+    /// invocation, whose INVOKE is not handled yet.
+    thawed: bool,
+    /// Programs run after a thaw, before its INVOKE: the next invocation's.
+    next_programs: Vec<Observation>,
     /// The invocation the last INVOKE closed.
     closed: Option<String>,
 }
@@ -116,6 +123,9 @@ impl Pipeline {
             last_tick: None,
             observations: Vec::with_capacity(16),
             programs: Vec::new(),
+            armed_at: None,
+            thawed: false,
+            next_programs: Vec::new(),
             closed: None,
         };
         let mut sampler_timer = interval(self.sampler_interval);
@@ -153,6 +163,7 @@ impl Pipeline {
                         crate::warn!("file watch stopped: {e}");
                         self.filewatch = None;
                     }
+                    self.note_thaw(&mut st, Instant::now());
                     self.on_programs(&mut st);
                     self.publish(&mut st);
                 },
@@ -191,6 +202,8 @@ impl Pipeline {
             self.publish(st);
         }
         st.armed = self.sampler.is_some();
+        st.armed_at = Some(Instant::now());
+        st.thawed = false;
         if !st.armed {
             // No tick to wait for: the programs queued at the thaw go out now.
             self.release_programs(st);
@@ -221,6 +234,7 @@ impl Pipeline {
             self.publish(st);
             st.programs = programs;
         }
+        st.programs.append(&mut st.next_programs);
         if let Some(sampler) = self.sampler.as_mut() {
             let unnamed = sampler.unnamed_tasks();
             let mut end = Vec::new();
@@ -291,16 +305,26 @@ impl Pipeline {
     }
 
     fn on_tick(&mut self, st: &mut State, at: Instant) {
-        let gap = st.last_tick.map(|t| at.saturating_duration_since(t));
-        st.last_tick = Some(at);
-        // A long gap means the environment was frozen and has just thawed: the INVOKE that
-        // thawed it may not be processed yet, so this tick could be blamed on the wrong
-        // invocation. Skip it; the next one comes an interval later.
-        if gap.is_some_and(|g| g > (self.sampler_interval * 4).max(Duration::from_millis(50))) {
+        // After a freeze the INVOKE that thawed the environment may not be processed yet, so
+        // this tick could be blamed on the wrong invocation. Skip it; the next one comes an
+        // interval later.
+        if self.note_thaw(st, at) {
             return;
         }
+        st.last_tick = Some(at);
         self.sample(st);
         self.publish(st);
+    }
+
+    /// Notes a thaw: sampling is armed, yet nothing happened for longer than a tick could be
+    /// late (the environment was frozen). True when thawed.
+    fn note_thaw(&self, st: &mut State, now: Instant) -> bool {
+        let last = st.last_tick.or(st.armed_at);
+        let limit = (self.sampler_interval * 4).max(Duration::from_millis(50));
+        if st.armed && last.is_some_and(|t| now.saturating_duration_since(t) > limit) {
+            st.thawed = true;
+        }
+        st.thawed
     }
 
     /// A program was just run. The watch sees the exec as it starts, when /proc still shows
@@ -316,7 +340,12 @@ impl Pipeline {
             .drain(..)
             .partition(|o| matches!(o, Observation::Program { .. }));
         st.observations = rest;
-        st.programs.extend(programs);
+        if st.thawed {
+            // Run by the runtime for the invocation whose INVOKE comes next.
+            st.next_programs.extend(programs);
+        } else {
+            st.programs.extend(programs);
+        }
     }
 
     /// Publishes the programs held for a tick (the sampler stops, or the tick came).
