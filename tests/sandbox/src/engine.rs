@@ -168,11 +168,13 @@ impl Engine {
             clock::epoch_ms() / 1000,
             &uuid::Uuid::new_v4().simple().to_string()[..24]
         );
-        self.dispatch(&request_id, deadline_ms, &trace_id, payload);
+        // platform.start goes out before the runtime can run: a handler that prints at once
+        // must find its invocation already started in the telemetry stream, as on Lambda.
         self.shared.telemetry.emit(
             "platform.start",
             json!({"requestId": request_id, "version": "$LATEST", "tracing": {"type": "X-Amzn-Trace-Id", "value": trace_id}}),
         );
+        self.dispatch(&request_id, deadline_ms, &trace_id, payload);
 
         let responded = self
             .shared
@@ -472,6 +474,8 @@ impl Engine {
             })
             .await;
         let duration_ms = ms_since(started);
+        // What the runtime printed while initialising belongs before the init phase's end.
+        self.runtime_output.drain(LOG_DRAIN_LIMIT);
         let failure = self.init_outcome(ready);
         let status = if failure.is_some() {
             "error"

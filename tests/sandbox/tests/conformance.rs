@@ -74,6 +74,13 @@ fn cold_start_then_warm_invokes_with_documented_telemetry() {
         let done = position(&t, "platform.runtimeDone", id);
         let report = position(&t, "platform.report", id);
         assert!(start < done && done < report, "order of invocation {i}");
+        // What the handler printed sits between its start and its runtimeDone, even when it
+        // prints at once: an extension that keys text logs by the last start relies on it.
+        let printed = t[start..done]
+            .iter()
+            .filter(|r| r["type"] == "function")
+            .count();
+        assert_eq!(printed, [2, 1, 0][i], "log lines of invocation {i}: {t:#?}");
         let done = &t[done]["record"];
         assert_eq!(done["status"], "success");
         assert!(done["metrics"]["producedBytes"].as_u64().unwrap() > 0);
