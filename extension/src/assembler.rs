@@ -153,7 +153,7 @@ impl Assembler {
         unix_ms: u64,
         now: Duration,
     ) {
-        self.close_open(&snapshot, now, None);
+        self.close_open(&snapshot, now, None, false);
         if self.baseline.is_none() {
             self.baseline = Some(snapshot.pids.clone());
         }
@@ -177,10 +177,16 @@ impl Assembler {
             "failure" => Some(Status::Failure),
             _ => None,
         };
-        self.close_open(&snapshot, now, status);
+        self.close_open(&snapshot, now, status, true);
     }
 
-    fn close_open(&mut self, snapshot: &CounterSnapshot, now: Duration, status: Option<Status>) {
+    fn close_open(
+        &mut self,
+        snapshot: &CounterSnapshot,
+        now: Duration,
+        status: Option<Status>,
+        runtime_stopped: bool,
+    ) {
         let target = match self.open.take() {
             Some(id) => self
                 .pending
@@ -189,7 +195,10 @@ impl Assembler {
             None => self.init.as_mut().filter(|p| p.end.is_none()),
         };
         if let Some(p) = target {
-            p.end = Some(snapshot.clone());
+            p.end = Some(match (&p.start, runtime_stopped) {
+                (Some(start), true) => snapshot.without_stopped_runtime(start),
+                _ => snapshot.clone(),
+            });
             p.since = Some(now);
             if p.status.is_none() {
                 p.status = status;

@@ -356,3 +356,37 @@ fn a_process_foreign_at_two_ends_in_a_row_is_persisting_and_named() {
     });
     assert!(named, "{:?}", by_id("r2").evidence);
 }
+
+#[test]
+fn the_record_shutdown_closes_keeps_the_gauges_of_the_stopped_runtime() {
+    let (mut a, _) = assembler();
+    let mut start = snap(1);
+    (start.processes, start.threads, start.open_fds) = (2, 5, 9);
+    (start.rss_kb, start.rss_peak_kb) = (15_000, 16_000);
+    a.invoke("r1", start, 1_000, ms(0));
+    // Lambda stopped the runtime before SHUTDOWN; a process the invocation left grew.
+    let mut end = snap(2);
+    (end.processes, end.threads, end.open_fds) = (1, 1, 3);
+    (end.rss_kb, end.rss_peak_kb) = (20_000, 1_000);
+    end.pids = vec![1, 42];
+    a.shutdown("SPINDOWN", end, ms(10));
+    let r = a.flush(ms(20)).into_iter().find(|r| r.seq == 1).unwrap();
+    let g = &r.gauges;
+    assert_eq!((g.processes, g.threads, g.open_fds), (2, 5, 9));
+    assert_eq!((g.rss_kb, g.rss_peak_kb), (20_000, 16_000));
+    assert_eq!(
+        (r.counters.processes_delta, r.counters.open_fds_delta),
+        (0, 0)
+    );
+    assert_eq!(r.counters.cpu_user_ms, 100, "counters are the end's");
+    assert_eq!(g.foreign_processes, 1, "pid 42 still runs and is named");
+
+    // Closed by the next INVOKE, the runtime is still there: gauges are read as they are.
+    let (mut b, _) = assembler();
+    b.invoke("r1", snap(1), 1_000, ms(0));
+    let mut next = snap(2);
+    next.processes = 1;
+    b.invoke("r2", next, 2_000, ms(10));
+    let r = b.flush(ms(20)).into_iter().find(|r| r.seq == 1).unwrap();
+    assert_eq!(r.gauges.processes, 1);
+}

@@ -41,6 +41,22 @@ pub struct CounterSnapshot {
     pub pids: Vec<u32>,
 }
 
+impl CounterSnapshot {
+    /// At SHUTDOWN Lambda has already stopped the runtime, so the gauges of live processes
+    /// would describe an environment without it: each keeps the larger of this reading and
+    /// the invocation's start. Pids stay as read, so what still runs is still named.
+    pub fn without_stopped_runtime(&self, start: &CounterSnapshot) -> CounterSnapshot {
+        CounterSnapshot {
+            processes: self.processes.max(start.processes),
+            threads: self.threads.max(start.threads),
+            open_fds: self.open_fds.max(start.open_fds),
+            rss_kb: self.rss_kb.max(start.rss_kb),
+            rss_peak_kb: self.rss_peak_kb.max(start.rss_peak_kb),
+            ..self.clone()
+        }
+    }
+}
+
 /// What happened between two snapshots, in final units.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct CounterDelta {
