@@ -8,6 +8,7 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
+use warden::sources::procfs::own_traffic::{note_connect, OwnTraffic};
 use warden::sources::procfs::ProcReader;
 use warden::sources::scratch::ScratchProbe;
 
@@ -29,9 +30,28 @@ fn snapshot(c: &mut Criterion) {
     g.finish();
 }
 
+/// What the own-traffic reading adds to a snapshot when Warden sends to AWS: nothing while
+/// it holds no connection, one listing of its fds while it holds a kept-alive one.
+fn own_traffic(c: &mut Criterion) {
+    let mut g = c.benchmark_group("own_traffic_read");
+    let mut own = OwnTraffic::new(None);
+    own.read();
+    g.bench_function("no_connection_held", |b| b.iter(|| black_box(own.read())));
+
+    // A connection to this machine's non-loopback address stands in for the AWS endpoint.
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    probe.connect("192.0.2.1:9").unwrap();
+    let listener = std::net::TcpListener::bind((probe.local_addr().unwrap().ip(), 0)).unwrap();
+    note_connect();
+    let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let _server = listener.accept().unwrap();
+    g.bench_function("one_connection_held", |b| b.iter(|| black_box(own.read())));
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = common::quick();
-    targets = snapshot
+    targets = snapshot, own_traffic
 }
 criterion_main!(benches);

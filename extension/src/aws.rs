@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns, ResolveDnsError};
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use aws_types::region::Region;
@@ -49,7 +51,12 @@ pub fn sdk_config(env: &AwsEnv) -> Result<SdkConfig, AwsError> {
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
         .operation_timeout(ATTEMPT_TIMEOUT)
         .build();
+    // The SDK's default HTTPS client (rustls, aws-lc), with a resolver that counts.
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+        .build_with_resolver(CountingResolver);
     let mut builder = SdkConfig::builder()
+        .http_client(http)
         .region(Region::new(region.clone()))
         .credentials_provider(SharedCredentialsProvider::new(credentials))
         .retry_config(RetryConfig::disabled())
@@ -59,4 +66,32 @@ pub fn sdk_config(env: &AwsEnv) -> Result<SdkConfig, AwsError> {
         builder = builder.endpoint_url(url.clone());
     }
     Ok(builder.build())
+}
+
+/// Resolves as the SDK's default client does (the system resolver, off the runtime's
+/// threads) and notes each resolution: the HTTP client resolves once per connection it
+/// opens, so Warden's own connections can be left out of the function's counters.
+#[derive(Debug, Clone, Copy)]
+struct CountingResolver;
+
+impl ResolveDns for CountingResolver {
+    fn resolve_dns<'a>(&'a self, name: &'a str) -> DnsFuture<'a> {
+        let name = name.to_string();
+        DnsFuture::new(async move {
+            let found = tokio::task::spawn_blocking(move || {
+                std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), 0))
+                    .map(|addrs| addrs.map(|a| a.ip()).collect::<Vec<_>>())
+            })
+            .await;
+            match found {
+                Ok(Ok(ips)) => {
+                    // Noted as late as possible: the connection follows at once.
+                    crate::sources::procfs::own_traffic::note_connect();
+                    Ok(ips)
+                }
+                Ok(Err(e)) => Err(ResolveDnsError::new(e)),
+                Err(join) => Err(ResolveDnsError::new(std::io::Error::other(join))),
+            }
+        })
+    }
 }

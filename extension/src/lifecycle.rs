@@ -286,6 +286,9 @@ async fn run_on(
     let responses = Shared::default();
     let scratch = ScratchProbe::new(&config.tmp_dir);
     let mut reader = ProcReader::new(&config.proc_root, self_pid);
+    if config.outputs.uses_network() {
+        reader.track_own_traffic(Some(config.telemetry_port));
+    }
     let first = reader.snapshot(&scratch);
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (tel_tx, tel_rx) = mpsc::channel(TELEMETRY_QUEUE);

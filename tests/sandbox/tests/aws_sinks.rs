@@ -78,8 +78,25 @@ fn metrics_and_findings_reach_cloudwatch_security_hub_and_eventbridge() {
         .env("WARDEN_METRICS", "api")
         .env("WARDEN_SECURITY_HUB", "1")
         .env("WARDEN_EVENT_BUS", "default")
+        .env("WARDEN_RECORDS", "1")
         .run(&events);
     run.assert_ok();
+    // The function never connects out; Warden's own connections to the AWS server (findings
+    // are sent while the attacks run) are counted apart, not as the function's.
+    let records: Vec<Value> = run
+        .stdout_json_with("warden_schema")
+        .into_iter()
+        .filter(|r| r["kind"] == "invoke")
+        .collect();
+    assert_eq!(records.len(), events.len());
+    for r in &records {
+        assert_eq!(r["tcp_outbound_opens"], 0, "{r}");
+    }
+    let own: i64 = records
+        .iter()
+        .map(|r| r["warden_tcp_opens"].as_i64().unwrap_or(0))
+        .sum();
+    assert!(own >= 1, "Warden's own connections: {records:#?}");
     let logged = findings(&run);
     assert!(logged.len() >= 2, "both attacks found: {logged:#?}");
     let ids: Vec<&str> = logged.iter().filter_map(|f| f["id"].as_str()).collect();

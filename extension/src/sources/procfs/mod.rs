@@ -5,6 +5,7 @@
 
 pub mod files;
 pub mod netlink;
+pub mod own_traffic;
 pub mod parse;
 pub mod reader;
 pub mod snapshot;

@@ -9,6 +9,7 @@ use std::path::Path;
 pub use super::files::HotFile;
 use super::files::{HotDir, PidCache, PidFiles};
 use super::netlink::DiagSocket;
+use super::own_traffic::OwnTraffic;
 use super::parse::{self, Socket};
 use super::snapshot::CounterSnapshot;
 use crate::sources::scratch::ScratchProbe;
@@ -88,6 +89,8 @@ pub struct ProcReader {
     /// The last snapshot's pid allocator value and its live pids: while the allocator has
     /// not moved, no process can have started, so the listing of /proc is not needed.
     listed: Option<(u32, Vec<u32>)>,
+    /// Warden's own outside connections, read only when Warden makes any.
+    own_traffic: Option<OwnTraffic>,
 }
 
 impl ProcReader {
@@ -112,6 +115,7 @@ impl ProcReader {
             diag,
             diag_sockets: Vec::new(),
             listed: None,
+            own_traffic: None,
             root: root_text,
             self_pid,
             path: String::with_capacity(64),
@@ -119,6 +123,12 @@ impl ProcReader {
             bytes: Vec::with_capacity(512),
             errors: 0,
         }
+    }
+
+    /// Reads Warden's own outside connections at each snapshot, so that counter differences
+    /// leave them out; connections accepted on `listening_port` are the platform's.
+    pub fn track_own_traffic(&mut self, listening_port: Option<u16>) {
+        self.own_traffic = Some(OwnTraffic::new(listening_port));
     }
 
     /// Reads that failed unexpectedly since the last call (then resets to zero).
@@ -224,6 +234,9 @@ impl ProcReader {
             s.own_rss_kb = parse::parse_statm_rss(statm).map_or(0, |pages| pages * self.page_kb);
         }
         s.tmp = scratch.measure();
+        if let Some(own) = &mut self.own_traffic {
+            s.own_net = own.read();
+        }
         s
     }
 

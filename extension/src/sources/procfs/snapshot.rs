@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::own_traffic::OwnNet;
 use crate::sources::scratch::TmpUsage;
 
 /// Cumulative counters and gauges of every sandbox process except Warden itself.
@@ -39,6 +40,8 @@ pub struct CounterSnapshot {
     pub own_rss_kb: u64,
     /// Live process ids (sorted), Warden excluded.
     pub pids: Vec<u32>,
+    /// Warden's own connections to outside the sandbox (zero unless it makes any).
+    pub own_net: OwnNet,
 }
 
 impl CounterSnapshot {
@@ -96,6 +99,13 @@ pub struct CounterDelta {
     pub processes_delta: i64,
     /// Warden's own CPU in the interval, microseconds.
     pub warden_cpu_us: u64,
+    /// Bytes of Warden's own AWS requests on the wire (sent and received), left out of
+    /// `net_tx_bytes` and `net_rx_bytes`.
+    #[serde(default)]
+    pub warden_net_bytes: u64,
+    /// Connections Warden opened itself, left out of `tcp_active_opens`.
+    #[serde(default)]
+    pub warden_tcp_opens: u64,
 }
 
 impl CounterSnapshot {
@@ -105,7 +115,12 @@ impl CounterSnapshot {
         let d = |a: u64, b: u64| a.saturating_sub(b);
         let signed = |a: u64, b: u64| a as i64 - b as i64;
         let (s, p) = (&self.snmp, &prev.snmp);
-        let active = d(s.tcp_active_opens, p.tcp_active_opens);
+        // Warden's own requests go out on the function's network: left out of its counters.
+        let (own, own_prev) = (&self.own_net, &prev.own_net);
+        let own_opens = d(own.connects, own_prev.connects);
+        let own_tx = d(own.wire_tx_bytes(), own_prev.wire_tx_bytes());
+        let own_rx = d(own.wire_rx_bytes(), own_prev.wire_rx_bytes());
+        let active = d(s.tcp_active_opens, p.tcp_active_opens).saturating_sub(own_opens);
         let passive = d(s.tcp_passive_opens, p.tcp_passive_opens);
         CounterDelta {
             cpu_user_ms: ms(d(self.cpu_user_ticks, prev.cpu_user_ticks)),
@@ -114,18 +129,21 @@ impl CounterSnapshot {
             tcp_active_opens: active,
             tcp_passive_opens: passive,
             tcp_outbound_opens: active.saturating_sub(passive),
-            tcp_out_segs: d(s.tcp_out_segs, p.tcp_out_segs),
+            tcp_out_segs: d(s.tcp_out_segs, p.tcp_out_segs)
+                .saturating_sub(d(own.segs_out, own_prev.segs_out)),
             tcp_retrans_segs: d(s.tcp_retrans_segs, p.tcp_retrans_segs),
             udp_in_datagrams: d(s.udp_in_datagrams, p.udp_in_datagrams),
             udp_out_datagrams: d(s.udp_out_datagrams, p.udp_out_datagrams),
-            net_rx_bytes: d(self.net.rx_bytes, prev.net.rx_bytes),
-            net_tx_bytes: d(self.net.tx_bytes, prev.net.tx_bytes),
+            net_rx_bytes: d(self.net.rx_bytes, prev.net.rx_bytes).saturating_sub(own_rx),
+            net_tx_bytes: d(self.net.tx_bytes, prev.net.tx_bytes).saturating_sub(own_tx),
             lo_bytes: d(self.net.lo_tx_bytes, prev.net.lo_tx_bytes),
             tmp_bytes_delta: signed(self.tmp.bytes, prev.tmp.bytes),
             tmp_files_delta: signed(self.tmp.files, prev.tmp.files),
             open_fds_delta: signed(self.open_fds.into(), prev.open_fds.into()),
             processes_delta: signed(self.processes.into(), prev.processes.into()),
             warden_cpu_us: d(self.own_cpu_us, prev.own_cpu_us),
+            warden_net_bytes: own_tx + own_rx,
+            warden_tcp_opens: own_opens,
         }
     }
 }
