@@ -177,7 +177,9 @@ impl Assembler {
             "failure" => Some(Status::Failure),
             _ => None,
         };
-        self.close_open(&snapshot, now, status, true);
+        // Lambda stops the runtime before SHUTDOWN; Warden's own recycle comes before that.
+        let runtime_stopped = reason != crate::pipeline::RECYCLE_REASON;
+        self.close_open(&snapshot, now, status, runtime_stopped);
     }
 
     fn close_open(

@@ -57,6 +57,10 @@ const FLUSH_GRACE: Duration = Duration::from_millis(1_800);
 const DONE_KEPT: usize = 8;
 /// Yields after a runtimeDone before a held INVOKE looks for a pending recycle.
 const SETTLE_YIELDS: usize = 4;
+/// Longest a recycle waits for the last record and queued findings to go out.
+const RECYCLE_FLUSH: Duration = Duration::from_millis(500);
+/// Beyond the flush's own deadline, for the pipeline to answer.
+const FLUSH_SLACK: Duration = Duration::from_millis(100);
 
 /// Why the extension stopped before a normal SHUTDOWN.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +157,10 @@ struct Recycler {
     done: watch::Receiver<VecDeque<String>>,
     /// Tells the lifecycle loop to end.
     recycled: Arc<Notify>,
+    /// Set once a recycle has begun: the pipeline ending then does not end Warden first.
+    recycling: Arc<AtomicBool>,
+    /// The pipeline, told to flush before Warden exits.
+    commands: mpsc::Sender<Command>,
 }
 
 impl Recycler {
@@ -171,20 +179,42 @@ impl Recycler {
             }
         }
         if let Some(plan) = self.responses.gate.take() {
-            self.execute(plan).await;
+            self.recycling.store(true, Ordering::SeqCst);
+            // The invocation's closing reading, before the clean-up changes what it reads.
+            let snapshot = ProcReader::new(&self.proc_root, std::process::id())
+                .snapshot(&ScratchProbe::new(&self.tmp_dir));
+            let cleaned = clean(
+                &plan,
+                &self.tmp_dir,
+                &self.proc_root,
+                &self.responses.platform,
+            );
+            self.flush(snapshot).await;
+            self.exit(plan, cleaned).await;
             // Never back to /event/next: the lifecycle loop ends the process.
             std::future::pending::<()>().await;
         }
         Ok(())
     }
 
-    async fn execute(&self, plan: Plan) {
-        let c = clean(
-            &plan,
-            &self.tmp_dir,
-            &self.proc_root,
-            &self.responses.platform,
-        );
+    /// Has the pipeline emit the last record and deliver what is queued, as at SHUTDOWN
+    /// (bounded): the environment ends with Warden's exit.
+    async fn flush(&self, snapshot: CounterSnapshot) {
+        let (flushed, done) = oneshot::channel();
+        let deadline_ms =
+            unix_ms() + (RECYCLE_FLUSH + crate::pipeline::SHUTDOWN_MARGIN).as_millis() as u64;
+        let command = Command::Shutdown {
+            reason: crate::pipeline::RECYCLE_REASON.to_string(),
+            deadline_ms,
+            snapshot,
+            flushed: Some(flushed),
+        };
+        if self.commands.send(command).await.is_ok() {
+            let _ = tokio::time::timeout(RECYCLE_FLUSH + FLUSH_SLACK, done).await;
+        }
+    }
+
+    async fn exit(&self, plan: Plan, c: crate::respond::recycle::Cleaned) {
         crate::warn!(
             "recycle for {}: removed {:?}, killed {:?}{}; asking Lambda for a new environment",
             plan.findings.join(", "),
@@ -255,6 +285,7 @@ impl Handler {
                     reason: e.shutdown_reason,
                     deadline_ms: e.deadline_ms,
                     snapshot,
+                    flushed: None,
                 }
             }
         };
@@ -295,13 +326,14 @@ async fn run_on(
     let shutdown_seen = Arc::new(Notify::new());
     let shutdown_started = Arc::new(AtomicBool::new(false));
     let recycled = Arc::new(Notify::new());
+    let recycling = Arc::new(AtomicBool::new(false));
     let (done_tx, done_watch) = watch::channel(VecDeque::new());
     let recycle =
         config.outputs.response.uses(crate::config::Action::Recycle) && !config.outputs.dry_run;
     let handler = Handler {
         reader,
         scratch,
-        commands: cmd_tx,
+        commands: cmd_tx.clone(),
         health: health.clone(),
         shutdown_seen: shutdown_seen.clone(),
         shutdown_started: shutdown_started.clone(),
@@ -316,6 +348,8 @@ async fn run_on(
                 proc_root: config.proc_root.clone(),
                 done: done_watch,
                 recycled: recycled.clone(),
+                recycling: recycling.clone(),
+                commands: cmd_tx,
             })
         }),
     };
@@ -398,6 +432,10 @@ async fn run_on(
                     return Ok(());
                 }
                 return Err(LifecycleError::Api(error));
+            }
+            Step::PipelineEnded(true) if recycling.load(Ordering::SeqCst) => {
+                // The recycle's own flush: its exit follows.
+                done = None;
             }
             Step::PipelineEnded(true) => return Ok(()),
             Step::Recycled => return Err(LifecycleError::Recycled),

@@ -23,6 +23,8 @@ use crate::sources::telemetry::TelemetryEvent;
 
 /// Time kept free before the SHUTDOWN deadline.
 pub const SHUTDOWN_MARGIN: Duration = Duration::from_millis(300);
+/// The reason of the shutdown Warden gives itself before it exits to recycle the environment.
+pub const RECYCLE_REASON: &str = "RECYCLE";
 
 /// A lifecycle event with the snapshot taken when it arrived.
 #[derive(Debug)]
@@ -44,6 +46,8 @@ pub enum Command {
         deadline_ms: u64,
         /// Snapshot taken on receipt.
         snapshot: CounterSnapshot,
+        /// Told when everything is flushed (a recycle waits for it before Warden exits).
+        flushed: Option<oneshot::Sender<()>>,
     },
 }
 
@@ -147,8 +151,11 @@ impl Pipeline {
                         // tick comes one period later, not at once.
                         sampler_timer.reset();
                     }
-                    Some(Command::Shutdown { reason, deadline_ms, snapshot }) => {
+                    Some(Command::Shutdown { reason, deadline_ms, snapshot, flushed }) => {
                         self.on_shutdown(&mut st, &reason, deadline_ms, snapshot, &mut telemetry).await;
+                        if let Some(flushed) = flushed {
+                            let _ = flushed.send(());
+                        }
                         break;
                     }
                     None => break,
@@ -411,7 +418,14 @@ impl Pipeline {
         });
         let left = Duration::from_millis(deadline_ms.saturating_sub(unix_ms()))
             .saturating_sub(SHUTDOWN_MARGIN);
-        let until = Instant::now() + self.shutdown_wait.min(left);
+        // A recycle ends the environment before Lambda reports the invocation: no report
+        // is coming.
+        let wait = if reason == RECYCLE_REASON {
+            Duration::ZERO
+        } else {
+            self.shutdown_wait.min(left)
+        };
+        let until = Instant::now() + wait;
         // Wait only for what is still missing: the last invocation's runtimeDone/report.
         while !self.assembler.settled() {
             tokio::select! {
@@ -421,6 +435,10 @@ impl Pipeline {
                 },
                 _ = sleep_until(until) => break,
             }
+        }
+        // What has arrived already goes in, waited for or not (a recycle's runtimeDone).
+        while let Ok(events) = telemetry.try_recv() {
+            self.on_telemetry(st, events);
         }
         let now = st.clock.now();
         let records = guard(&health, "assembler", || self.assembler.flush(now)).unwrap_or_default();

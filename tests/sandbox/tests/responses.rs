@@ -165,13 +165,31 @@ fn recycle_gives_the_next_invocation_a_fresh_environment_without_the_dropped_fil
         return;
     }
     let dropper = json!({"delay_ms": 100, "exec_tmp": {"path": "/tmp/.dropped", "script": "#!/bin/sh\nsleep 0.3\necho ok\n"}});
-    let run = warden(Sandbox::python_probe(), "low=recycle").run(&[
-        json!({}),
-        dropper,
-        json!({"exists": ["/tmp/.dropped"]}),
-    ]);
+    let run = warden(Sandbox::python_probe(), "low=recycle")
+        .env("WARDEN_RECORDS", "1")
+        .run(&[json!({}), dropper, json!({"exists": ["/tmp/.dropped"]})]);
     run.assert_ok();
     let ctx = context(&run);
+    // The environment ends with Warden's exit, and still every invocation has its record:
+    // the attacked one's is flushed before the exit, with what the invocation did.
+    let records: Vec<Value> = run
+        .stdout_json_with("warden_schema")
+        .into_iter()
+        .filter(|r| r["kind"] == "invoke")
+        .collect();
+    let attacked_id = &run.invocations[1]["request_id"];
+    let attacked_record = records
+        .iter()
+        .find(|r| &r["request_id"] == attacked_id)
+        .unwrap_or_else(|| panic!("no record of the recycled invocation\n{ctx}"));
+    assert_eq!(attacked_record["status"], "success", "{attacked_record}");
+    assert!(
+        attacked_record["evidence"].as_array().is_some_and(|e| e
+            .iter()
+            .any(|o| o["kind"] == "program" && o["exe"] == "/tmp/.dropped")),
+        "{attacked_record}"
+    );
+    assert_eq!(records.len(), 3, "{ctx}");
     let recycles = actions_of(&run, 1, "recycle");
     let taken: Vec<&Value> = recycles
         .iter()
