@@ -181,8 +181,11 @@ impl Recycler {
         if let Some(plan) = self.responses.gate.take() {
             self.recycling.store(true, Ordering::SeqCst);
             // The invocation's closing reading, before the clean-up changes what it reads.
-            let snapshot = ProcReader::new(&self.proc_root, std::process::id())
-                .snapshot(&ScratchProbe::new(&self.tmp_dir));
+            let snapshot = std::panic::catch_unwind(|| {
+                ProcReader::new(&self.proc_root, std::process::id())
+                    .snapshot(&ScratchProbe::new(&self.tmp_dir))
+            })
+            .unwrap_or_default();
             let cleaned = clean(
                 &plan,
                 &self.tmp_dir,
