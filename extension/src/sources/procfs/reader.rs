@@ -199,6 +199,11 @@ impl ProcReader {
             last_pid: self.last_pid(),
             ..CounterSnapshot::default()
         };
+        // Before the interface counters: what Warden's sockets counted by then, the interfaces
+        // had counted too, so taking it off never takes off the function's bytes.
+        if let Some(own) = &mut self.own_traffic {
+            s.own_net = own.read();
+        }
         if let Some(snmp) = self.snmp.read().map(parse::parse_snmp) {
             s.snmp = snmp.unwrap_or_default();
         }
@@ -234,9 +239,6 @@ impl ProcReader {
             s.own_rss_kb = parse::parse_statm_rss(statm).map_or(0, |pages| pages * self.page_kb);
         }
         s.tmp = scratch.measure();
-        if let Some(own) = &mut self.own_traffic {
-            s.own_net = own.read();
-        }
         s
     }
 
