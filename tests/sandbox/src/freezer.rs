@@ -223,18 +223,7 @@ impl Launch {
         let (fail_r, fail_w) = pipe()?;
         let null =
             open_fd(Path::new("/dev/null"), libc::O_RDONLY).ok_or_else(io::Error::last_os_error)?;
-        let argv: Vec<*const libc::c_char> = self
-            .argv
-            .iter()
-            .map(|a| a.as_ptr())
-            .chain(std::iter::once(std::ptr::null()))
-            .collect();
-        let envp: Vec<*const libc::c_char> = self
-            .envp
-            .iter()
-            .map(|e| e.as_ptr())
-            .chain(std::iter::once(std::ptr::null()))
-            .collect();
+        let (argv, envp) = (null_terminated(&self.argv), null_terminated(&self.envp));
         let mut args = CloneArgs {
             exit_signal: libc::SIGCHLD as u64,
             ..CloneArgs::default()
@@ -317,4 +306,13 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: both descriptors were just created and are owned from here on.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The pointer array `execve` takes: each string, then a null.
+fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
 }

@@ -225,19 +225,33 @@ mod tests {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
     /// A non-loopback address of this machine, if it has one.
+    /// (Says so when there is none: the test then skips.)
     fn outside_address() -> Option<IpAddr> {
         // Connecting a UDP socket sends nothing; it picks the route's source address.
-        let probe = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-        probe.connect("192.0.2.1:9").ok()?;
-        let ip = probe.local_addr().ok()?.ip();
-        (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+        let found = std::net::UdpSocket::bind("0.0.0.0:0")
+            .and_then(|probe| probe.connect("192.0.2.1:9").map(|_| probe))
+            .and_then(|probe| probe.local_addr())
+            .ok()
+            .map(|a| a.ip())
+            .filter(|ip| !ip.is_loopback() && !ip.is_unspecified());
+        if found.is_none() {
+            eprintln!("no non-loopback address; skipping");
+        }
+        found
+    }
+
+    /// A connection to `ip` noted as Warden's: its connecting end and its accepted end.
+    fn noted_connection(ip: IpAddr) -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind((ip, 0)).unwrap();
+        note_connect();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        (client, listener.accept().unwrap().0)
     }
 
     #[test]
     fn counts_a_connection_to_a_non_loopback_peer_once_and_its_bytes() {
         let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let Some(ip) = outside_address() else {
-            eprintln!("no non-loopback address; skipping");
             return;
         };
         let listener = TcpListener::bind((ip, 0)).unwrap();
@@ -295,14 +309,10 @@ mod tests {
     fn leaves_connections_accepted_on_the_listening_port_out() {
         let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let Some(ip) = outside_address() else {
-            eprintln!("no non-loopback address; skipping");
             return;
         };
-        let listener = TcpListener::bind((ip, 0)).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        note_connect();
-        let mut client = TcpStream::connect((ip, port)).unwrap();
-        let (mut accepted, _) = listener.accept().unwrap();
+        let (mut client, mut accepted) = noted_connection(ip);
+        let port = accepted.local_addr().unwrap().port();
         let mut own = OwnTraffic::new(Some(port));
         let mut both = OwnTraffic::new(None);
         let (before, before_both) = (own.read(), both.read());
@@ -323,7 +333,6 @@ mod tests {
     fn reads_nothing_while_no_connection_is_noted_or_held() {
         let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let Some(ip) = outside_address() else {
-            eprintln!("no non-loopback address; skipping");
             return;
         };
         let mut own = OwnTraffic::new(None);
