@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::clock;
 use crate::config::RuntimeKind;
+use crate::environment::Layout;
 use crate::freezer::Freezer;
 use crate::procs::{self, Cgroup, LineSink, Spec};
 use crate::report::Invocation;
@@ -21,16 +22,6 @@ const INIT_LIMIT: Duration = Duration::from_secs(10);
 const SHUTDOWN_LIMIT: Duration = Duration::from_millis(2_000);
 const RUNTIME_SIGTERM_GRACE: Duration = Duration::from_millis(300);
 const LOG_DRAIN_LIMIT: Duration = Duration::from_millis(300);
-
-/// Where the engine finds things: inside the namespaces layer and code sit at /opt and
-/// /var/task; without isolation they stay where they are on the host.
-pub struct Layout {
-    pub opt: PathBuf,
-    pub task_root: PathBuf,
-    pub python: PathBuf,
-    pub api_addr: String,
-    pub host_ip: Option<String>,
-}
 
 #[derive(Clone, PartialEq, Eq)]
 enum Role {
@@ -624,7 +615,7 @@ impl Engine {
         self.thaw();
         let runtime_pid = self.shared.lock().runtime.pid;
         if let Some(pid) = runtime_pid {
-            procs::signal(pid, libc::SIGKILL);
+            procs::signal(pid, procs::Signal::KILL);
         }
         self.shutdown_extensions(reason, Instant::now() + SHUTDOWN_LIMIT)
             .await;
@@ -643,10 +634,10 @@ impl Engine {
         self.thaw();
         let runtime_pid = self.shared.lock().runtime.pid;
         if let Some(pid) = runtime_pid {
-            procs::signal(pid, libc::SIGTERM);
+            procs::signal(pid, procs::Signal::TERM);
             let grace = Instant::now() + RUNTIME_SIGTERM_GRACE;
             self.shared.wait_until(grace, |s| s.runtime.exited).await;
-            procs::signal(pid, libc::SIGKILL);
+            procs::signal(pid, procs::Signal::KILL);
         }
         self.shutdown_extensions(Reason::Spindown, deadline).await;
         self.finish();

@@ -1,7 +1,19 @@
-//! The environment variables Lambda gives the runtime and every extension.
+//! The environment the runtime and every extension see: where things sit ([`Layout`]) and
+//! the variables Lambda gives them.
+
+use std::path::PathBuf;
 
 use crate::config::{RunConfig, RuntimeKind};
-use crate::engine::Layout;
+
+/// Where the engine finds things: inside the namespaces layer and code sit at /opt and
+/// /var/task; without isolation they stay where they are on the host.
+pub struct Layout {
+    pub opt: PathBuf,
+    pub task_root: PathBuf,
+    pub python: PathBuf,
+    pub api_addr: String,
+    pub host_ip: Option<String>,
+}
 
 /// Lambda's reserved variables, then the user's `--env` values (which may override the
 /// non-reserved ones, as function configuration does).

@@ -14,10 +14,16 @@
 use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use rustix::fs::{Mode, OFlags};
+use rustix::pipe::PipeFlags;
+use rustix::process::{Pid, WaitOptions};
+
+use crate::sys;
 
 /// Longest wait for every process to be frozen (a process in uninterruptible sleep delays it).
 const FREEZE_WAIT: Duration = Duration::from_millis(200);
@@ -50,8 +56,8 @@ impl Freezer {
     }
 
     fn open(dir: PathBuf) -> Option<Freezer> {
-        let dir_fd = open_fd(&dir, libc::O_RDONLY | libc::O_DIRECTORY)?;
-        let freeze_fd = open_fd(&dir.join("cgroup.freeze"), libc::O_WRONLY)?;
+        let dir_fd = open_fd(&dir, OFlags::RDONLY | OFlags::DIRECTORY).ok()?;
+        let freeze_fd = open_fd(&dir.join("cgroup.freeze"), OFlags::WRONLY).ok()?;
         Some(Freezer {
             events: dir.join("cgroup.events"),
             dir,
@@ -68,9 +74,9 @@ impl Freezer {
         match child.start(Some(self.fd())) {
             Ok(started) => {
                 // The sandbox's reaper may not run yet: wait for this child here.
-                let mut status = 0;
-                // SAFETY: waitpid on our own child, writing only `status`.
-                unsafe { libc::waitpid(started.pid as libc::pid_t, &mut status, 0) };
+                if let Some(pid) = Pid::from_raw(started.pid as i32) {
+                    let _ = rustix::process::waitpid(Some(pid), WaitOptions::empty());
+                }
                 true
             }
             Err(_) => false,
@@ -78,8 +84,8 @@ impl Freezer {
     }
 
     /// The group's directory descriptor, for [`Launch::start`].
-    pub fn fd(&self) -> RawFd {
-        self.dir_fd.as_raw_fd()
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.dir_fd.as_fd()
     }
 
     /// Stops every process of the group and waits (bounded) until they all are.
@@ -97,14 +103,7 @@ impl Freezer {
     }
 
     fn write_freeze(&self, value: &[u8]) {
-        // SAFETY: writing a byte string to a descriptor we own.
-        unsafe {
-            libc::write(
-                self.freeze_fd.as_raw_fd(),
-                value.as_ptr().cast(),
-                value.len(),
-            )
-        };
+        let _ = rustix::io::write(&self.freeze_fd, value);
     }
 
     fn frozen(&self) -> bool {
@@ -147,31 +146,13 @@ fn cgroup2_root() -> Option<PathBuf> {
     })
 }
 
-fn open_fd(path: &Path, flags: libc::c_int) -> Option<OwnedFd> {
-    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: plain open(2); the descriptor is owned from here on.
-    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) };
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+fn open_fd(path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        path,
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
-
-/// `struct clone_args` up to `cgroup` (CLONE_ARGS_SIZE_VER2).
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
-
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// A process ready to start: everything the child needs is prepared beforehand, because
 /// between `clone3` and `execve` a child of a multi-threaded process may not allocate.
@@ -217,54 +198,22 @@ impl Launch {
 
     /// Starts the process, in the cgroup `group` (a directory descriptor) when given, with
     /// stdin from /dev/null and stdout and stderr on pipes.
-    pub fn start(&self, group: Option<RawFd>) -> io::Result<Child> {
+    pub fn start(&self, group: Option<BorrowedFd<'_>>) -> io::Result<Child> {
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         let (fail_r, fail_w) = pipe()?;
-        let null =
-            open_fd(Path::new("/dev/null"), libc::O_RDONLY).ok_or_else(io::Error::last_os_error)?;
-        let (argv, envp) = (null_terminated(&self.argv), null_terminated(&self.envp));
-        let mut args = CloneArgs {
-            exit_signal: libc::SIGCHLD as u64,
-            ..CloneArgs::default()
+        let null = open_fd(Path::new("/dev/null"), OFlags::RDONLY)?;
+        let exec = sys::Exec {
+            program: &self.program,
+            argv: &self.argv,
+            envp: &self.envp,
+            cwd: &self.cwd,
+            stdin: null.as_fd(),
+            stdout: out_w.as_fd(),
+            stderr: err_w.as_fd(),
+            failure: fail_w.as_fd(),
         };
-        if let Some(fd) = group {
-            args.flags |= CLONE_INTO_CGROUP;
-            args.cgroup = fd as u64;
-        }
-        // SAFETY: an empty signal set, filled by sigemptyset before use.
-        let mut no_signals: libc::sigset_t = unsafe { std::mem::zeroed() };
-        unsafe { libc::sigemptyset(&mut no_signals) };
-        // SAFETY: clone3 without CLONE_VM forks this process. The child only makes raw
-        // system calls on memory prepared above (no allocation, no locks) and ends in
-        // execve or _exit.
-        let pid = unsafe {
-            libc::syscall(
-                libc::SYS_clone3,
-                &mut args as *mut CloneArgs,
-                std::mem::size_of::<CloneArgs>(),
-            )
-        };
-        if pid == 0 {
-            // SAFETY: see above; every pointer refers to memory this process prepared.
-            unsafe {
-                libc::sigprocmask(libc::SIG_SETMASK, &no_signals, std::ptr::null_mut());
-                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-                let ok = libc::dup2(null.as_raw_fd(), 0) >= 0
-                    && libc::dup2(out_w.as_raw_fd(), 1) >= 0
-                    && libc::dup2(err_w.as_raw_fd(), 2) >= 0
-                    && libc::chdir(self.cwd.as_ptr()) == 0;
-                if ok {
-                    libc::execve(self.program.as_ptr(), argv.as_ptr(), envp.as_ptr());
-                }
-                let errno = *libc::__errno_location();
-                libc::write(fail_w.as_raw_fd(), (&errno as *const libc::c_int).cast(), 4);
-                libc::_exit(127);
-            }
-        }
-        if pid < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let pid = sys::clone_exec(&exec, group)?;
         drop((out_w, err_w, fail_w, null));
         // The failure pipe closes at a successful execve (close-on-exec); otherwise it holds
         // the child's errno.
@@ -274,7 +223,7 @@ impl Launch {
             return Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)));
         }
         Ok(Child {
-            pid: pid as u32,
+            pid,
             stdout: File::from(out_r),
             stderr: File::from(err_r),
         })
@@ -299,20 +248,5 @@ fn resolve(program: &Path, env: &[(String, String)]) -> PathBuf {
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two descriptors into `fds`.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors were just created and are owned from here on.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// The pointer array `execve` takes: each string, then a null.
-fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
-    strings
-        .iter()
-        .map(|s| s.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect()
+    Ok(rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?)
 }

@@ -1,6 +1,10 @@
 //! Test helpers: lay out a layer and a function, run the `warden-sandbox` binary on them, and
 //! read back what happened. Used by this crate's conformance tests and by the extension's tests.
 
+// Test-support code, called only from tests: a failed setup step should stop the test at once
+// with a message, which is what `expect` does.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

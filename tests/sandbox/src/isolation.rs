@@ -2,15 +2,19 @@
 //! the code at /var/task, a fresh /tmp, and an optional veth link to the host.
 
 use std::ffi::CString;
-use std::io::Write;
-use std::os::fd::{FromRawFd, RawFd};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use rustix::io::FdFlags;
+use rustix::mount::MountFlags;
+use rustix::pipe::PipeFlags;
 
 use crate::config::RunConfig;
+use crate::sys;
 
 pub const CONFIG_VAR: &str = "WARDEN_SANDBOX_CONFIG";
 pub const SYNC_VAR: &str = "WARDEN_SANDBOX_SYNC_FD";
@@ -20,8 +24,7 @@ const TMP_SIZE: &str = "size=512m,mode=1777";
 
 /// Whether this machine lets us build namespaces (root and util-linux's unshare).
 pub fn available() -> bool {
-    // SAFETY: geteuid has no side effects.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = rustix::process::geteuid().is_root();
     root && Command::new("unshare")
         .arg("--version")
         .stdout(Stdio::null())
@@ -68,7 +71,7 @@ pub fn launch(cfg: &RunConfig) -> Result<i32> {
     .arg(&exe)
     .arg("__engine")
     .env(CONFIG_VAR, serde_json::to_string(cfg)?)
-    .env(SYNC_VAR, read_fd.to_string());
+    .env(SYNC_VAR, read_fd.as_raw_fd().to_string());
     if cfg.host_link {
         let chosen = (0..20)
             .map(HostLink::pick)
@@ -78,16 +81,10 @@ pub fn launch(cfg: &RunConfig) -> Result<i32> {
         link = Some(chosen);
     }
     // If we die, unshare dies, and its --kill-child takes the whole sandbox with it.
-    // SAFETY: prctl only changes the child's own attributes.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-            Ok(())
-        });
-    }
+    sys::kill_with_parent(&mut cmd);
     let mut child = cmd.spawn().context("starting unshare")?;
-    // SAFETY: closing our copy of the read end; the child has its own.
-    unsafe { libc::close(read_fd) };
+    // Our copy of the read end: the child has its own.
+    drop(read_fd);
     let pid = child.id();
     wait_for_new_netns(pid)?;
     let mut forwarders = None;
@@ -95,8 +92,7 @@ pub fn launch(cfg: &RunConfig) -> Result<i32> {
         connect_host_link(pid, link)?;
         forwarders = Some(crate::forward::start(&link.host_ip, &cfg.forwards)?);
     }
-    // SAFETY: we own write_fd; File takes it over and closes it on drop.
-    let mut sync = unsafe { std::fs::File::from_raw_fd(write_fd) };
+    let mut sync = std::fs::File::from(write_fd);
     let _ = sync.write_all(b"g");
     drop(sync);
     let status = child.wait().context("waiting for the sandbox")?;
@@ -110,16 +106,12 @@ pub fn launch(cfg: &RunConfig) -> Result<i32> {
     Ok(status.code().unwrap_or(1))
 }
 
-fn sync_pipe() -> Result<(RawFd, RawFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills the two-element array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        bail!("pipe: {}", std::io::Error::last_os_error());
-    }
+fn sync_pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)
+        .map_err(|e| anyhow::anyhow!("pipe: {}", std::io::Error::from(e)))?;
     // The read end must survive exec into unshare and the engine.
-    // SAFETY: fcntl on an fd we just created.
-    unsafe { libc::fcntl(fds[0], libc::F_SETFD, 0) };
-    Ok((fds[0], fds[1]))
+    let _ = rustix::io::fcntl_setfd(&read, FdFlags::empty());
+    Ok((read, write))
 }
 
 /// unshare creates the network namespace a moment after it starts; the veth must not be
@@ -212,38 +204,38 @@ pub fn wait_for_go() {
     else {
         return;
     };
+    let Some(fd) = sys::take_inherited_fd(fd) else {
+        return;
+    };
+    // One byte from the inherited pipe; dropping the file closes it.
     let mut byte = [0u8; 1];
-    // SAFETY: reading one byte from the inherited pipe, then closing it.
-    unsafe {
-        libc::read(fd, byte.as_mut_ptr().cast(), 1);
-        libc::close(fd);
-    }
+    let _ = std::fs::File::from(fd).read(&mut byte);
 }
 
 /// Engine side: builds the microVM-like file system view. Returns the python path to use.
 pub fn setup_mounts(cfg: &RunConfig, host_ip: Option<&str>) -> Result<PathBuf> {
     std::fs::create_dir_all(STAGING).context("creating the staging directory")?;
-    mount(None, Path::new(STAGING), Some("tmpfs"), 0, Some("size=1m"))?;
+    mount_fs(
+        "none",
+        Path::new(STAGING),
+        "tmpfs",
+        MountFlags::empty(),
+        "size=1m",
+    )?;
     let host_tmp = Path::new(STAGING).join("host-tmp");
     std::fs::create_dir_all(&host_tmp)?;
-    mount(
-        Some(Path::new("/tmp")),
-        &host_tmp,
-        None,
-        libc::MS_BIND | libc::MS_REC,
-        None,
-    )?;
+    bind(Path::new("/tmp"), &host_tmp, true)?;
 
     bind_read_only(&cfg.function, Path::new("/var/task"))?;
     match cfg.layers.as_slice() {
         [] => {
             std::fs::create_dir_all("/opt")?;
-            mount(
-                None,
+            mount_fs(
+                "none",
                 Path::new("/opt"),
-                Some("tmpfs"),
-                libc::MS_RDONLY,
-                Some("size=1m"),
+                "tmpfs",
+                MountFlags::RDONLY,
+                "size=1m",
             )?;
         }
         [one] => bind_read_only(one, Path::new("/opt"))?,
@@ -256,26 +248,26 @@ pub fn setup_mounts(cfg: &RunConfig, host_ip: Option<&str>) -> Result<PathBuf> {
                 .collect();
             std::fs::create_dir_all("/opt")?;
             let data = format!("lowerdir={}", lower.join(":"));
-            mount(
-                Some(Path::new("overlay")),
+            mount_fs(
+                "overlay",
                 Path::new("/opt"),
-                Some("overlay"),
-                libc::MS_RDONLY,
-                Some(&data),
+                "overlay",
+                MountFlags::RDONLY,
+                &data,
             )?;
         }
     }
-    mount(None, Path::new("/tmp"), Some("tmpfs"), 0, Some(TMP_SIZE))?;
+    mount_fs(
+        "none",
+        Path::new("/tmp"),
+        "tmpfs",
+        MountFlags::empty(),
+        TMP_SIZE,
+    )?;
     for share in &cfg.shares {
         if let Ok(rel) = share.strip_prefix("/tmp") {
             std::fs::create_dir_all(share)?;
-            mount(
-                Some(&host_tmp.join(rel)),
-                share,
-                None,
-                libc::MS_BIND | libc::MS_REC,
-                None,
-            )?;
+            bind(&host_tmp.join(rel), share, true)?;
         }
     }
     private_program_dirs();
@@ -285,13 +277,7 @@ pub fn setup_mounts(cfg: &RunConfig, host_ip: Option<&str>) -> Result<PathBuf> {
         text.push_str(&format!("{ip} host.sandbox\n"));
     }
     std::fs::write(&hosts, text)?;
-    mount(
-        Some(&hosts),
-        Path::new("/etc/hosts"),
-        None,
-        libc::MS_BIND,
-        None,
-    )?;
+    bind(&hosts, Path::new("/etc/hosts"), false)?;
     Ok(match cfg.python.strip_prefix("/tmp") {
         Ok(rel) => host_tmp.join(rel),
         Err(_) => cfg.python.clone(),
@@ -315,13 +301,7 @@ fn private_program_dirs() {
             continue;
         }
         let data = format!("lowerdir={}:{dir}", empty.display());
-        if let Err(e) = mount(
-            Some(Path::new("overlay")),
-            path,
-            Some("overlay"),
-            libc::MS_RDONLY,
-            Some(&data),
-        ) {
+        if let Err(e) = mount_fs("overlay", path, "overlay", MountFlags::RDONLY, &data) {
             eprintln!("[sandbox] {dir} stays shared with the host: {e:#}");
         }
     }
@@ -329,55 +309,37 @@ fn private_program_dirs() {
 
 fn bind_read_only(source: &Path, target: &Path) -> Result<()> {
     std::fs::create_dir_all(target).with_context(|| format!("creating {}", target.display()))?;
-    mount(
-        Some(source),
-        target,
-        None,
-        libc::MS_BIND | libc::MS_REC,
-        None,
-    )?;
-    mount(
-        None,
-        target,
-        None,
-        libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY,
-        None,
-    )
+    bind(source, target, true)?;
+    rustix::mount::mount_remount(target, MountFlags::BIND | MountFlags::RDONLY, "")
+        .map_err(|e| mount_error(target, e))
 }
 
-fn mount(
-    source: Option<&Path>,
+/// Mounts a file system of type `fstype` (tmpfs, overlay) from `source` at `target`, with
+/// the options `data`.
+fn mount_fs(
+    source: &str,
     target: &Path,
-    fstype: Option<&str>,
-    flags: libc::c_ulong,
-    data: Option<&str>,
+    fstype: &str,
+    flags: MountFlags,
+    data: &str,
 ) -> Result<()> {
-    let c = |s: &str| CString::new(s).context("path with a NUL byte");
-    let source = c(&source
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "none".into()))?;
-    let target_c = c(&target.to_string_lossy())?;
-    let fstype = fstype.map(c).transpose()?;
-    let data = data.map(c).transpose()?;
-    // SAFETY: every pointer is a valid NUL-terminated string or null, alive for the call.
-    let rc = unsafe {
-        libc::mount(
-            source.as_ptr(),
-            target_c.as_ptr(),
-            fstype.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
-            flags,
-            data.as_ref()
-                .map_or(std::ptr::null(), |s| s.as_ptr().cast()),
-        )
+    let data = CString::new(data).context("path with a NUL byte")?;
+    rustix::mount::mount(source, target, fstype, flags, data.as_c_str())
+        .map_err(|e| mount_error(target, e))
+}
+
+/// Makes `source` visible at `target` too, with what is mounted below it when `recursive`.
+fn bind(source: &Path, target: &Path, recursive: bool) -> Result<()> {
+    let done = if recursive {
+        rustix::mount::mount_bind_recursive(source, target)
+    } else {
+        rustix::mount::mount_bind(source, target)
     };
-    if rc != 0 {
-        bail!(
-            "mount {}: {}",
-            target.display(),
-            std::io::Error::last_os_error()
-        );
-    }
-    Ok(())
+    done.map_err(|e| mount_error(target, e))
+}
+
+fn mount_error(target: &Path, e: rustix::io::Errno) -> anyhow::Error {
+    anyhow::anyhow!("mount {}: {}", target.display(), std::io::Error::from(e))
 }
 
 /// Brings up the loopback interface of the new network namespace.

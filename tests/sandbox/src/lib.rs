@@ -5,7 +5,8 @@
 //! freeze, reset, shutdown); `api` serves the Runtime, Extensions and Telemetry APIs over
 //! `state`; `telemetry` buffers and delivers events; `procs` spawns, reaps, freezes and kills
 //! processes; `report` writes what happened. `harness` is for tests that drive the binary;
-//! `moto` runs a local AWS API server for tests of AWS calls.
+//! `moto` runs a local AWS API server for tests of AWS calls. `sys` holds the few system
+//! calls no safe wrapper offers: the only `unsafe` code of the crate.
 
 pub mod api;
 pub mod cli;
@@ -22,4 +23,5 @@ pub mod procs;
 pub mod report;
 pub mod runner;
 pub mod state;
+mod sys;
 pub mod telemetry;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use warden_sandbox::config::RunConfig;
-use warden_sandbox::engine::Layout;
+use warden_sandbox::environment::Layout;
 use warden_sandbox::{cli, isolation, runner};
 
 fn main() -> ExitCode {

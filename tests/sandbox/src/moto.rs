@@ -3,6 +3,10 @@
 //! through `--host-link --host-forward PORT` at `http://host.sandbox:PORT`, and read results
 //! back with boto3 (tests/aws/aws_client.py), a client that is not Warden.
 
+// Test-support code, called only from tests: a failed setup step should stop the test at once
+// with a message, which is what `expect` does.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};

@@ -2,16 +2,24 @@
 //! memory accounting.
 
 use std::collections::{HashMap, HashSet};
+use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use rustix::event::{PollFd, PollFlags};
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+use rustix::process::{Pid, WaitOptions};
 use tokio::sync::mpsc;
+
+/// The signals the sandbox sends its processes.
+pub use rustix::process::Signal;
 
 /// Receives one line of a process's output (without the newline).
 pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
@@ -35,31 +43,29 @@ pub struct Spec<'a> {
     pub on_stdout: LineSink,
     pub on_stderr: LineSink,
     /// Start it in this cgroup v2 group (a directory descriptor, see `freezer`).
-    pub cgroup: Option<RawFd>,
+    pub cgroup: Option<BorrowedFd<'a>>,
 }
 
 /// Reaps every child (orphans included: the sandbox is their subreaper or PID 1) and reports
 /// exits on a channel, so nothing is left as a zombie and nobody else calls waitpid.
-pub fn start_reaper() -> mpsc::UnboundedReceiver<(u32, ExitStatus)> {
+pub fn start_reaper() -> std::io::Result<mpsc::UnboundedReceiver<(u32, ExitStatus)>> {
     let (tx, rx) = mpsc::unbounded_channel();
-    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER only changes this process's own attributes.
-    unsafe {
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    }
+    // The value only has to be non-zero: the kernel reads it as a flag.
+    let _ = rustix::process::set_child_subreaper(Some(Pid::INIT));
     std::thread::Builder::new()
         .name("reaper".into())
         .spawn(move || loop {
-            let mut status: libc::c_int = 0;
-            // SAFETY: waitpid writes only into `status`.
-            let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
-            if pid > 0 {
-                let _ = tx.send((pid as u32, ExitStatus::from_raw(status)));
-            } else {
-                std::thread::sleep(Duration::from_millis(5));
+            match rustix::process::wait(WaitOptions::empty()) {
+                Ok(Some((pid, status))) => {
+                    let _ = tx.send((
+                        pid.as_raw_nonzero().get() as u32,
+                        ExitStatus::from_raw(status.as_raw()),
+                    ));
+                }
+                _ => std::thread::sleep(Duration::from_millis(5)),
             }
-        })
-        .expect("spawning the reaper thread");
-    rx
+        })?;
+    Ok(rx)
 }
 
 /// A started process: its pid and a handle on its output pumps.
@@ -71,7 +77,8 @@ pub struct Started {
 /// Tells whether everything a process wrote so far has been read and handed to the sinks.
 #[derive(Clone, Default)]
 pub struct Output {
-    fds: Vec<RawFd>,
+    /// The read ends of the pipes, while their pumps hold them open.
+    pipes: Vec<Weak<File>>,
     busy: Arc<AtomicUsize>,
 }
 
@@ -81,7 +88,10 @@ impl Output {
     pub fn drain(&self, within: Duration) {
         let until = Instant::now() + within;
         while Instant::now() < until {
-            let unread = self.fds.iter().any(|&fd| unread_bytes(fd) > 0);
+            let unread = self
+                .pipes
+                .iter()
+                .any(|pipe| pipe.upgrade().is_some_and(|p| unread_bytes(&*p) > 0));
             if !unread && self.busy.load(Ordering::SeqCst) == 0 {
                 return;
             }
@@ -90,13 +100,9 @@ impl Output {
     }
 }
 
-fn unread_bytes(fd: RawFd) -> libc::c_int {
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int; a closed fd just fails.
-    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) } != 0 {
-        return 0;
-    }
-    n
+/// Bytes waiting in a pipe; 0 when that cannot be told.
+fn unread_bytes(pipe: impl AsFd) -> u64 {
+    rustix::io::ioctl_fionread(pipe).unwrap_or(0)
 }
 
 /// Starts a process with piped output.
@@ -118,12 +124,10 @@ pub fn spawn(spec: Spec<'_>) -> Result<Started, SpawnError> {
     })?;
     let mut output = Output::default();
     if let Some(out) = child.stdout.take() {
-        output.fds.push(out.as_raw_fd());
-        pump(out, spec.on_stdout, output.busy.clone());
+        output.pump(File::from(OwnedFd::from(out)), spec.on_stdout);
     }
     if let Some(err) = child.stderr.take() {
-        output.fds.push(err.as_raw_fd());
-        pump(err, spec.on_stderr, output.busy.clone());
+        output.pump(File::from(OwnedFd::from(err)), spec.on_stderr);
     }
     // The reaper owns waiting; dropping `Child` neither waits nor kills.
     Ok(Started {
@@ -132,7 +136,7 @@ pub fn spawn(spec: Spec<'_>) -> Result<Started, SpawnError> {
     })
 }
 
-fn spawn_in_group(spec: Spec<'_>, group: RawFd) -> Result<Started, SpawnError> {
+fn spawn_in_group(spec: Spec<'_>, group: BorrowedFd<'_>) -> Result<Started, SpawnError> {
     let failed = |source| SpawnError::Start {
         program: spec.program.to_path_buf(),
         source,
@@ -141,17 +145,25 @@ fn spawn_in_group(spec: Spec<'_>, group: RawFd) -> Result<Started, SpawnError> {
         .and_then(|l| l.start(Some(group)))
         .map_err(failed)?;
     let mut output = Output::default();
-    output.fds.push(child.stdout.as_raw_fd());
-    output.fds.push(child.stderr.as_raw_fd());
-    pump(child.stdout, spec.on_stdout, output.busy.clone());
-    pump(child.stderr, spec.on_stderr, output.busy.clone());
+    output.pump(child.stdout, spec.on_stdout);
+    output.pump(child.stderr, spec.on_stderr);
     Ok(Started {
         pid: child.pid,
         output,
     })
 }
 
-fn pump(mut stream: impl Read + AsRawFd + Send + 'static, sink: LineSink, busy: Arc<AtomicUsize>) {
+impl Output {
+    /// Hands each line read from `pipe` to `sink`, on a thread of its own that holds the pipe
+    /// open until the writers are gone.
+    fn pump(&mut self, pipe: File, sink: LineSink) {
+        let pipe = Arc::new(pipe);
+        self.pipes.push(Arc::downgrade(&pipe));
+        pump(pipe, sink, self.busy.clone());
+    }
+}
+
+fn pump(stream: Arc<File>, sink: LineSink, busy: Arc<AtomicUsize>) {
     let _ = std::thread::Builder::new()
         .name("output".into())
         .spawn(move || {
@@ -160,9 +172,9 @@ fn pump(mut stream: impl Read + AsRawFd + Send + 'static, sink: LineSink, busy: 
             loop {
                 // Mark busy while the bytes are still in the pipe, so `drain` never sees them
                 // neither unread nor being handled.
-                wait_readable(stream.as_raw_fd());
+                wait_readable(&*stream);
                 busy.fetch_add(1, Ordering::SeqCst);
-                let n = match stream.read(&mut chunk) {
+                let n = match (&*stream).read(&mut chunk) {
                     Ok(0) | Err(_) => {
                         busy.fetch_sub(1, Ordering::SeqCst);
                         break;
@@ -185,20 +197,10 @@ fn pump(mut stream: impl Read + AsRawFd + Send + 'static, sink: LineSink, busy: 
         });
 }
 
-/// Blocks until `fd` has data, is closed, or fails; a signal just retries.
-fn wait_readable(fd: RawFd) {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    loop {
-        // SAFETY: one valid pollfd, no timeout.
-        let n = unsafe { libc::poll(&mut pfd, 1, -1) };
-        if n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return;
-        }
-    }
+/// Blocks until `pipe` has data, is closed, or fails; a signal just retries.
+fn wait_readable(pipe: impl AsFd) {
+    let mut fds = [PollFd::new(&pipe, PollFlags::IN)];
+    while let Err(Errno::INTR) = rustix::event::poll(&mut fds, None) {}
 }
 
 /// Writes whole lines to our stdout or stderr without interleaving them.
@@ -260,7 +262,7 @@ fn parent_of(pid: u32) -> Option<u32> {
 
 /// Sends `signal` to every descendant, repeating until no new process shows up (a process can
 /// fork between the listing and the signal).
-fn signal_all(signal: libc::c_int) -> usize {
+fn signal_all(signal: Signal) -> usize {
     let mut done: HashSet<u32> = HashSet::new();
     for _ in 0..5 {
         let fresh: Vec<u32> = descendants()
@@ -271,8 +273,7 @@ fn signal_all(signal: libc::c_int) -> usize {
             break;
         }
         for pid in fresh {
-            // SAFETY: kill only sends a signal.
-            unsafe { libc::kill(pid as libc::pid_t, signal) };
+            send(pid, signal);
             done.insert(pid);
         }
     }
@@ -281,16 +282,22 @@ fn signal_all(signal: libc::c_int) -> usize {
 
 /// Stops every sandbox process, as Lambda freezes the environment between invocations.
 pub fn freeze() -> usize {
-    signal_all(libc::SIGSTOP)
+    signal_all(Signal::STOP)
 }
 
 pub fn thaw() -> usize {
-    signal_all(libc::SIGCONT)
+    signal_all(Signal::CONT)
 }
 
-pub fn signal(pid: u32, signal: libc::c_int) {
-    // SAFETY: kill only sends a signal.
-    unsafe { libc::kill(pid as libc::pid_t, signal) };
+pub fn signal(pid: u32, signal: Signal) {
+    send(pid, signal);
+}
+
+/// Sends `signal` to process `pid`; a process already gone is no error.
+fn send(pid: u32, signal: Signal) {
+    if let Some(pid) = Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
 }
 
 pub fn alive(pid: u32) -> bool {
@@ -301,10 +308,10 @@ pub fn alive(pid: u32) -> bool {
 pub fn kill_all(within: Duration) {
     let until = Instant::now() + within;
     loop {
-        if signal_all(libc::SIGKILL) == 0 || Instant::now() > until {
+        if signal_all(Signal::KILL) == 0 || Instant::now() > until {
             return;
         }
-        signal_all(libc::SIGCONT);
+        signal_all(Signal::CONT);
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -341,19 +348,14 @@ fn own_rss_bytes() -> u64 {
 }
 
 fn page_size() -> u64 {
-    // SAFETY: sysconf has no side effects.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if size > 0 {
-        size as u64
-    } else {
-        4096
-    }
+    rustix::param::page_size() as u64
 }
 
 /// A cgroup-v1 memory group: enforces the memory size and measures its peak.
 pub struct Cgroup {
     dir: PathBuf,
-    procs_fd: libc::c_int,
+    /// `cgroup.procs` of the group, open for as long as the group lives.
+    procs: Option<OwnedFd>,
     /// The group the sandbox came from, to go back to before removing this one.
     home: Option<PathBuf>,
 }
@@ -372,22 +374,19 @@ impl Cgroup {
             let _ = std::fs::remove_dir(&dir);
             return None;
         }
-        let procs =
-            std::ffi::CString::new(dir.join("cgroup.procs").to_string_lossy().as_bytes()).ok()?;
-        // SAFETY: plain open(2) of a path we own; the fd lives as long as the Cgroup.
-        let procs_fd = unsafe { libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
-        if procs_fd < 0 {
+        let flags = OFlags::WRONLY | OFlags::CLOEXEC;
+        let Ok(procs) = rustix::fs::open(dir.join("cgroup.procs"), flags, Mode::empty()) else {
             let _ = std::fs::remove_dir(&dir);
             return None;
-        }
+        };
         // The sandbox joins the group itself, once, so that its children are born in it: moving
         // each child in (a write per spawn) waits for an RCU grace period on cgroup v1, ~15 ms.
         let home = memory_cgroup_of_self().map(|rel| root.join(rel.trim_start_matches('/')));
-        // SAFETY: writing "0" (this process) to the fd we just opened.
-        unsafe { libc::write(procs_fd, b"0".as_ptr().cast(), 1) };
+        // "0" is this process.
+        let _ = rustix::io::write(&procs, b"0");
         Some(Cgroup {
             dir,
-            procs_fd,
+            procs: Some(procs),
             home,
         })
     }
@@ -410,8 +409,7 @@ impl Cgroup {
 
 impl Drop for Cgroup {
     fn drop(&mut self) {
-        // SAFETY: closing the fd we opened.
-        unsafe { libc::close(self.procs_fd) };
+        drop(self.procs.take());
         if let Some(home) = &self.home {
             let _ = std::fs::write(home.join("cgroup.procs"), std::process::id().to_string());
         }

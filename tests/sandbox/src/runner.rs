@@ -10,7 +10,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::watch;
 
 use crate::config::RunConfig;
-use crate::engine::{self, Engine, Layout};
+use crate::engine::{self, Engine};
+use crate::environment::Layout;
 use crate::report::{self, Invocation, Summary};
 use crate::state::Shared;
 use crate::telemetry::Telemetry;
@@ -46,7 +47,7 @@ pub async fn run(
     files: Files,
     isolated: bool,
 ) -> Result<serde_json::Value> {
-    let exits = crate::procs::start_reaper();
+    let exits = crate::procs::start_reaper().context("starting the reaper thread")?;
     let listener = tokio::net::TcpListener::bind(&layout.api_addr)
         .await
         .with_context(|| format!("binding the Runtime API on {}", layout.api_addr))?;

@@ -3,6 +3,9 @@
 //! with the real AWS SDK over HTTP; boto3 reads them back. Faults: the server down, then
 //! back; a burst of findings against a dead endpoint.
 
+// Test code: its helpers outside `#[test]` functions stop the test on a failed step too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde_json::{json, Value};
 use warden_sandbox::harness::{bin, Run, Sandbox};
 use warden_sandbox::moto::{self, MotoServer};

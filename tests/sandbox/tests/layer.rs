@@ -2,6 +2,9 @@
 //! the sandbox (x86_64), or checked for the right ELF machine and static linkage (arm64, which
 //! this machine cannot run).
 
+// Test code: its helpers outside `#[test]` functions stop the test on a failed step too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

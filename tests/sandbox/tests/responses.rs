@@ -4,6 +4,9 @@
 //! fresh environment without the dropped file, a throttle sets the function's reserved
 //! concurrency to 0 on a local AWS API server (moto).
 
+// Test code: its helpers outside `#[test]` functions stop the test on a failed step too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Read;
 use std::net::TcpListener;
 use std::sync::mpsc;

@@ -16,6 +16,9 @@
 //! a renamed alarm metric, a dimension value never emitted) must fail the check, naming each.
 //! Where the sandbox cannot isolate (not root), only the docs/metrics.md check runs.
 
+// Test code: its helpers outside `#[test]` functions stop the test on a failed step too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Output};

@@ -2,6 +2,9 @@
 //! Lambda puts in the function's CloudWatch log group) are read back with the AWS SDK from the
 //! local AWS API server and become the function's baseline profile.
 
+// Test code: its helpers outside `#[test]` functions stop the test on a failed step too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::Command;
 
 use serde_json::{json, Value};

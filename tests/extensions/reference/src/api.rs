@@ -18,7 +18,7 @@ async fn call(request: Request<Body>, what: &str) -> Result<(), Error> {
 }
 
 /// Subscribes to the Telemetry API with HTTP delivery to our own listener.
-pub async fn subscribe(
+pub(crate) async fn subscribe(
     extension_id: &str,
     port: u16,
     types: &[&str],
@@ -43,7 +43,7 @@ pub async fn subscribe(
 }
 
 /// Reports a deliberate extension failure; the caller then exits.
-pub async fn exit_error(extension_id: &str) -> Result<(), Error> {
+pub(crate) async fn exit_error(extension_id: &str) -> Result<(), Error> {
     let request = exit_error_request(
         extension_id,
         EXIT_ERROR_TYPE,

@@ -5,12 +5,12 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Mutex;
 
-pub struct Dump {
+pub(crate) struct Dump {
     file: Mutex<File>,
 }
 
 impl Dump {
-    pub fn open(path: &Path) -> io::Result<Self> {
+    pub(crate) fn open(path: &Path) -> io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         Ok(Dump {
             file: Mutex::new(file),
@@ -18,7 +18,7 @@ impl Dump {
     }
 
     /// Writes `line` plus a newline and flushes; failures are reported, not fatal.
-    pub fn write_line(&self, line: &str) {
+    pub(crate) fn write_line(&self, line: &str) {
         let mut bytes = Vec::with_capacity(line.len() + 1);
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');

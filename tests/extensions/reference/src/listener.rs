@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Binds before subscribing, so the first batch always finds us listening.
-pub async fn start(port: u16, dump: Arc<Dump>) -> io::Result<()> {
+pub(crate) async fn start(port: u16, dump: Arc<Dump>) -> io::Result<()> {
     let listener = TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))).await?;
     tokio::spawn(async move {
         loop {

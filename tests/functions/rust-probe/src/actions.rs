@@ -1,6 +1,8 @@
 //! The probe's actions, run in a fixed order, each recorded in the response.
 
+use crate::args::{field, number};
 use crate::net;
+use crate::sys::thread_cpu;
 use serde_json::{json, Map, Value};
 use std::fs;
 use std::io::{self, Write};
@@ -41,13 +43,13 @@ const CRASH_EXIT_CODE: i32 = 3;
 static BG_STARTED: AtomicBool = AtomicBool::new(false);
 static BG_COUNT: AtomicU64 = AtomicU64::new(0);
 
-pub struct Outcome {
-    pub response: Value,
+pub(crate) struct Outcome {
+    pub(crate) response: Value,
     /// Set when the payload asked for a handled error.
-    pub failure: Option<String>,
+    pub(crate) failure: Option<String>,
 }
 
-pub fn run(payload: &Value) -> Outcome {
+pub(crate) fn run(payload: &Value) -> Outcome {
     let mut out = Map::new();
     let mut done = Vec::new();
     let mut failure = None;
@@ -124,15 +126,6 @@ fn perform(key: &str, arg: &Value, out: &mut Map<String, Value>) -> Result<(), S
 
 fn is_true(arg: &Value) -> bool {
     arg.as_bool().unwrap_or(false)
-}
-
-pub fn number(arg: &Value) -> Result<u64, String> {
-    arg.as_u64()
-        .ok_or_else(|| format!("expected a non-negative integer, got {arg}"))
-}
-
-pub fn field<'a>(arg: &'a Value, name: &str) -> Result<&'a Value, String> {
-    arg.get(name).ok_or_else(|| format!("missing field {name}"))
 }
 
 fn text<'a>(arg: &'a Value, name: &str) -> Result<&'a str, String> {
@@ -224,16 +217,6 @@ fn burn(ms: u64) -> Value {
         }
     }
     json!({ "elapsed_ms": thread_cpu().saturating_sub(start).as_millis() as u64 })
-}
-
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 fn print_lines(count: u64, to_stderr: bool) -> Value {

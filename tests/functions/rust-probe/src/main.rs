@@ -2,7 +2,9 @@
 //! and answers with what it did. Built as `bootstrap` for the `provided` runtime.
 
 mod actions;
+mod args;
 mod net;
+mod sys;
 
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! Network actions: real TCP connects, a TCP send, UDP datagrams, and the
 //! /proc/net/snmp ActiveOpens check.
 
-use crate::actions::{field, number};
+use crate::args::{field, number};
 use serde_json::{json, Value};
 use std::fs;
 use std::io::{self, Read, Write};
@@ -55,7 +55,7 @@ fn note_error(errors: &mut Vec<String>, err: &io::Error) {
     }
 }
 
-pub fn connect(arg: &Value) -> Result<Value, String> {
+pub(crate) fn connect(arg: &Value) -> Result<Value, String> {
     let target = target(arg)?;
     let attempts = count(arg)?;
     let mut connected = 0u64;
@@ -77,7 +77,7 @@ pub fn connect(arg: &Value) -> Result<Value, String> {
     }))
 }
 
-pub fn send(arg: &Value) -> Result<Value, String> {
+pub(crate) fn send(arg: &Value) -> Result<Value, String> {
     let target = target(arg)?;
     let size = usize::try_from(number(field(arg, "bytes")?)?).map_err(|err| err.to_string())?;
     let mut stream = match connect_any(&target) {
@@ -123,7 +123,7 @@ fn drain(stream: &mut TcpStream) -> u64 {
     }
 }
 
-pub fn udp(arg: &Value) -> Result<Value, String> {
+pub(crate) fn udp(arg: &Value) -> Result<Value, String> {
     let target = target(arg)?;
     let datagrams = count(arg)?;
     let addr = target.addrs[0];
@@ -145,7 +145,7 @@ pub fn udp(arg: &Value) -> Result<Value, String> {
 }
 
 /// One TCP connect between two reads of `Tcp: ActiveOpens`; returns the delta and details.
-pub fn snmp_connect(arg: &Value) -> Result<(i64, Value), String> {
+pub(crate) fn snmp_connect(arg: &Value) -> Result<(i64, Value), String> {
     let target = target(arg)?;
     let before = active_opens()?;
     let connected = connect_any(&target).map(drop);

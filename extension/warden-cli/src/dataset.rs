@@ -1,0 +1,314 @@
+//! Records for training and evaluation: labelled lines from the scenario corpus
+//! (tests/scenarios/README.md) or bare feature records (what `WARDEN_RECORDS=1` or learn mode
+//! prints), reduced to vectors and replayed through a per-environment [`Baseline`] in
+//! record order, exactly as the extension sees them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use warden_core::detect::baseline::{Baseline, BaselineProfile};
+use warden_core::detect::indicators::Familiar;
+use warden_core::features::{vector, N};
+use warden_core::model::BENIGN;
+use warden_core::schema::Class;
+use warden_core::schema::Observation;
+use warden_core::schema::{FeatureRecord, RecordKind, SCHEMA_VERSION};
+
+/// Why records could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A line is neither a labelled record nor a feature record.
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What was wrong.
+        message: String,
+    },
+    /// A label names no known class.
+    #[error("{path}:{line}: unknown label {label:?}")]
+    Label {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The label.
+        label: String,
+    },
+}
+
+/// One invocation ready for the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// `benign` or a [`Class`] name; `None` for unlabelled records.
+    pub label: Option<String>,
+    /// Function name.
+    pub function: String,
+    /// The baseline's scope: the corpus run (one execution environment) or the function.
+    pub scope: String,
+    /// Corpus seed and split, when labelled.
+    pub seed: Option<u64>,
+    /// `train` or `test`.
+    pub split: Option<String>,
+    /// Corpus stage (`attack`, `residual`) or none.
+    pub stage: Option<String>,
+    /// Position in its environment (1 = first invocation).
+    pub seq: u64,
+    /// Cold start.
+    pub cold: bool,
+    /// The vector.
+    pub raw: [f32; N],
+    /// The record itself, for scoring through the detector.
+    pub record: Box<FeatureRecord>,
+}
+
+impl Row {
+    /// An attack row (labelled, not benign).
+    pub fn is_attack(&self) -> bool {
+        self.label.as_deref().is_some_and(|l| l != BENIGN)
+    }
+}
+
+/// Lines skipped while reading, by reason.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The corpus had no feature record for the invocation.
+    pub no_record: u64,
+    /// Init-phase records.
+    pub init: u64,
+    /// Records of another schema version.
+    pub schema: u64,
+}
+
+#[derive(Default, Deserialize)]
+struct Labelled {
+    label: Option<String>,
+    function: Option<String>,
+    run: Option<String>,
+    seed: Option<u64>,
+    split: Option<String>,
+    stage: Option<String>,
+}
+
+/// Maps a corpus label to the model's class name (`benign` or [`Class::as_str`]).
+pub fn class_name(label: &str) -> Option<&'static str> {
+    let alias = match label {
+        "egress_exfiltration" => "exfiltration_egress",
+        "response_exfiltration" => "exfiltration_response",
+        other => other,
+    };
+    if alias == BENIGN {
+        return Some(BENIGN);
+    }
+    Class::parse(alias).map(Class::as_str)
+}
+
+/// Reads one JSONL file of labelled or bare records, in file order.
+pub fn read(path: &Path, skipped: &mut Skipped) -> Result<Vec<Row>, DatasetError> {
+    let io = |source| DatasetError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut rows = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(io)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Some(row) = parse_line(path, i + 1, &line, skipped)? {
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+/// Parses one line of records read from elsewhere (a CloudWatch log event): `source` names
+/// it in errors; `None` for a line that is not a record of this schema.
+pub fn parse_text(
+    source: &str,
+    line_no: usize,
+    line: &str,
+    skipped: &mut Skipped,
+) -> Result<Option<Row>, DatasetError> {
+    parse_line(Path::new(source), line_no, line, skipped)
+}
+
+fn parse_line(
+    path: &Path,
+    line_no: usize,
+    line: &str,
+    skipped: &mut Skipped,
+) -> Result<Option<Row>, DatasetError> {
+    let parse_err = |e: serde_json::Error| DatasetError::Parse {
+        path: path.to_path_buf(),
+        line: line_no,
+        message: e.to_string(),
+    };
+    let mut value: serde_json::Value = serde_json::from_str(line).map_err(parse_err)?;
+    let bare = value.get("warden_schema").is_some();
+    let record_value = if bare {
+        value.take()
+    } else {
+        value
+            .get_mut("record")
+            .map(|v| v.take())
+            .unwrap_or_default()
+    };
+    if record_value.is_null() {
+        skipped.no_record += 1;
+        return Ok(None);
+    }
+    if record_value.get("warden_schema").and_then(|v| v.as_u64()) != Some(SCHEMA_VERSION.into()) {
+        skipped.schema += 1;
+        return Ok(None);
+    }
+    let record: FeatureRecord = serde_json::from_value(record_value).map_err(parse_err)?;
+    let labelled: Labelled = if bare {
+        Labelled::default()
+    } else {
+        serde_json::from_value(value).map_err(parse_err)?
+    };
+    if record.kind == RecordKind::Init {
+        skipped.init += 1;
+        return Ok(None);
+    }
+    let label = match labelled.label {
+        Some(l) => Some(
+            class_name(&l)
+                .ok_or_else(|| DatasetError::Label {
+                    path: path.to_path_buf(),
+                    line: line_no,
+                    label: l.clone(),
+                })?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let function = labelled
+        .function
+        .unwrap_or_else(|| record.function_name.clone());
+    Ok(Some(Row {
+        label,
+        scope: labelled.run.unwrap_or_else(|| function.clone()),
+        function,
+        seed: labelled.seed,
+        split: labelled.split,
+        stage: labelled.stage,
+        seq: record.seq,
+        cold: record.cold,
+        raw: vector(&record),
+        record: Box::new(record),
+    }))
+}
+
+/// Replays rows through one baseline per environment, in order, and returns each row's
+/// z-scores. `alerted(row, z)` says whether the detector would have raised a finding; such
+/// rows are not learned, as in the extension. A new environment starts at a cold start or
+/// when the sequence number does not grow.
+pub fn replay(rows: &[Row], mut alerted: impl FnMut(usize, &[f32; N]) -> bool) -> Vec<[f32; N]> {
+    let mut envs: HashMap<&str, (Baseline, u64)> = HashMap::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let env = envs
+            .entry(row.scope.as_str())
+            .or_insert_with(|| (Baseline::new(), 0));
+        if row.cold || row.seq <= env.1 {
+            env.0 = Baseline::new();
+        }
+        env.1 = row.seq;
+        let z = env.0.normalise(&row.raw);
+        if !alerted(i, &z) {
+            env.0.observe(&row.raw);
+        }
+        out.push(z);
+    }
+    out
+}
+
+/// One baseline profile per function, learned from all its rows in order (learn mode's
+/// records span many environments; the profile is the function's history).
+pub fn profiles(rows: &[Row]) -> BTreeMap<String, BaselineProfile> {
+    let mut learned: BTreeMap<String, (Baseline, Habits)> = BTreeMap::new();
+    for row in rows.iter().filter(|r| !r.is_attack()) {
+        let (baseline, habits) = learned.entry(row.function.clone()).or_default();
+        baseline.observe(&row.raw);
+        habits.count(&row.record.evidence);
+    }
+    learned
+        .into_iter()
+        .map(|(f, (b, habits))| {
+            let mut p = b.to_profile();
+            (p.known_exes, p.shell_shapes) = habits.regular();
+            (f, p)
+        })
+        .collect()
+}
+
+/// A program or shell command enters a profile only when the function ran it in at least
+/// this many invocations...
+const HABIT_MIN_INVOCATIONS: u64 = 3;
+/// ...and in this share of them: one attack in the learning history is not taught.
+const HABIT_MIN_SHARE: f64 = 0.005;
+
+/// What a function's processes were, counted per invocation.
+#[derive(Default)]
+struct Habits {
+    invocations: u64,
+    exes: HashMap<String, u64>,
+    shapes: HashMap<String, u64>,
+}
+
+impl Habits {
+    fn count(&mut self, evidence: &[Observation]) {
+        self.invocations += 1;
+        let mut seen = Familiar::default();
+        for obs in evidence {
+            // A process still running at the end is exactly what must not be taught.
+            if matches!(
+                obs,
+                Observation::Process {
+                    alive_at_end: false,
+                    ..
+                } | Observation::Program { .. }
+            ) {
+                seen.learn(std::slice::from_ref(obs));
+            }
+        }
+        for exe in seen.exes() {
+            *self.exes.entry(exe).or_default() += 1;
+        }
+        for shape in seen.shell_shapes() {
+            *self.shapes.entry(shape).or_default() += 1;
+        }
+    }
+
+    /// The executables and shell shapes run regularly, sorted.
+    fn regular(&self) -> (Vec<String>, Vec<String>) {
+        let min =
+            HABIT_MIN_INVOCATIONS.max((HABIT_MIN_SHARE * self.invocations as f64).ceil() as u64);
+        let keep = |m: &HashMap<String, u64>| {
+            let mut v: Vec<String> = m
+                .iter()
+                .filter(|(_, n)| **n >= min)
+                .map(|(k, _)| k.clone())
+                .collect();
+            v.sort();
+            v
+        };
+        (keep(&self.exes), keep(&self.shapes))
+    }
+}

@@ -1,0 +1,106 @@
+//! How well findings are explained: the share of detected attack rows whose explanation
+//! names first a feature the attack really moves (the bar is 95%).
+
+use std::collections::BTreeMap;
+
+use super::{ClassFigures, Prediction};
+use crate::dataset::Row;
+use warden_core::features::FEATURE_NAMES;
+use warden_core::model::BENIGN;
+
+/// The features an attack class moves: a finding on it is well explained when its
+/// explanation names one of them first.
+pub fn moved_features(class: &str) -> &'static [usize] {
+    use warden_core::features::idx::*;
+    match class {
+        "command_injection" => &[NEW_PROCESSES, SHELLS, TASKS_CREATED, EXECS],
+        "reverse_shell" => &[
+            SHELLS,
+            TASKS_CREATED,
+            NEW_PROCESSES,
+            EXECS,
+            TCP_OUTBOUND,
+            NEW_ENDPOINTS,
+        ],
+        "crypto_mining" => &[
+            CPU_MS,
+            CPU_SHARE,
+            DURATION_MS,
+            MINING_PORTS,
+            TCP_OUTBOUND,
+            NEW_ENDPOINTS,
+        ],
+        "exfiltration_egress" => &[NET_TX, TCP_OUTBOUND, NEW_ENDPOINTS],
+        "exfiltration_response" => &[PRODUCED],
+        "credential_theft" => &[
+            TCP_OUTBOUND,
+            NEW_ENDPOINTS,
+            NET_TX,
+            TASKS_CREATED,
+            NEW_PROCESSES,
+            SHELLS,
+        ],
+        // Fetched (curl, wget) or unpacked into /tmp, then run.
+        "dropper" => &[
+            EXEC_FROM_TMP,
+            TMP_FILES_CREATED,
+            TMP_BYTES_DELTA,
+            NET_RX,
+            TCP_OUTBOUND,
+            NEW_ENDPOINTS,
+            TASKS_CREATED,
+            NEW_PROCESSES,
+            EXECS,
+            SHELLS,
+        ],
+        // A beacon loop, or a script dropped in /tmp and run detached; it calls home.
+        "persistence" => &[
+            LEFT_RUNNING,
+            FOREIGN_PROCESSES,
+            EXEC_FROM_TMP,
+            TMP_FILES_CREATED,
+            TCP_OUTBOUND,
+            NEW_ENDPOINTS,
+            TASKS_CREATED,
+            NEW_PROCESSES,
+            SHELLS,
+        ],
+        "denial_of_wallet" => &[DURATION_MS, CPU_MS, CPU_SHARE, STATUS_TIMEOUT],
+        "probing" => &[TRACEBACKS, ERROR_LINES, STATUS_ERROR, LOG_LINES],
+        _ => &[],
+    }
+}
+
+/// Sets each class's `explained`, `explained_share` and `top_features`.
+pub(super) fn fill(classes: &mut [ClassFigures], rows: &[Row], predictions: &[Prediction]) {
+    for c in classes.iter_mut() {
+        let moved = moved_features(&c.class);
+        c.explained = rows
+            .iter()
+            .zip(predictions)
+            .filter(|(r, p)| r.label.as_deref() == Some(c.class.as_str()) && p.label != BENIGN)
+            .filter(|(_, p)| {
+                p.top_feature
+                    .as_deref()
+                    .is_some_and(|f| moved.iter().any(|&i| FEATURE_NAMES[i] == f))
+            })
+            .count() as u64;
+        c.explained_share = if c.detected == 0 {
+            0.0
+        } else {
+            c.explained as f64 / c.detected as f64
+        };
+        let mut tops: BTreeMap<String, u64> = BTreeMap::new();
+        for (_, p) in rows
+            .iter()
+            .zip(predictions)
+            .filter(|(r, p)| r.label.as_deref() == Some(c.class.as_str()) && p.label != BENIGN)
+        {
+            let name = p.top_feature.clone().unwrap_or_else(|| "-".into());
+            *tops.entry(name).or_default() += 1;
+        }
+        c.top_features = tops.into_iter().collect();
+        c.top_features
+            .sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    }
+}

@@ -1,0 +1,361 @@
+use crate::dataset::{self, Row};
+use crate::eval::{evaluate, Mode};
+use crate::train::{train, TrainOptions};
+use std::path::Path;
+use warden_core::model::file::{self, ModelHeader, TrainingInfo};
+use warden_core::model::forest::{Forest, LEAF};
+use warden_core::model::novelty::Novelty;
+
+use warden_core::features::N;
+use warden_core::features::{idx, FEATURE_NAMES, VECTOR_VERSION};
+use warden_core::model::ModelOutput;
+use warden_core::model::*;
+use warden_core::schema::Class;
+
+/// Deterministic noise in 0..1.
+fn noise(state: &mut u64) -> f32 {
+    *state = state
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    (*state >> 40) as f32 / (1u64 << 24) as f32
+}
+
+fn row(label: &str, scope: &str, seq: u64, raw: [f32; N]) -> Row {
+    Row {
+        label: Some(label.to_string()),
+        function: scope.to_string(),
+        scope: scope.to_string(),
+        seed: Some(7),
+        split: Some("train".into()),
+        stage: None,
+        seq,
+        cold: seq == 1,
+        raw,
+        record: Box::new(warden_core::testing::record(seq)),
+    }
+}
+
+/// Two functions of benign traffic; egress exfiltration (huge tx) and probing (tracebacks).
+fn synthetic() -> Vec<Row> {
+    let mut s = 42u64;
+    let mut rows = Vec::new();
+    for scope in ["api", "batch"] {
+        for seq in 1..=60u64 {
+            let mut raw = [0f32; N];
+            raw[idx::DURATION_MS] = 50.0 + 40.0 * noise(&mut s);
+            raw[idx::CPU_MS] = 20.0 + 20.0 * noise(&mut s);
+            raw[idx::NET_TX] = 6.0 + noise(&mut s);
+            raw[idx::PRODUCED] = 5.0 + noise(&mut s);
+            let label = match seq % 15 {
+                0 => {
+                    raw[idx::NET_TX] = 16.0 + noise(&mut s);
+                    "exfiltration_egress"
+                }
+                7 => {
+                    raw[idx::TRACEBACKS] = 10.0 + 5.0 * noise(&mut s);
+                    raw[idx::STATUS_ERROR] = 1.0;
+                    "probing"
+                }
+                _ => BENIGN,
+            };
+            rows.push(row(label, scope, seq, raw));
+        }
+    }
+    rows
+}
+
+fn small_opts(seed: u64) -> TrainOptions {
+    TrainOptions {
+        seed,
+        trees: 8,
+        max_depth: 6,
+        data: "synthetic".into(),
+        ..TrainOptions::default()
+    }
+}
+
+fn trained() -> ShippedModel {
+    train(&synthetic(), &small_opts(3)).expect("trains")
+}
+
+#[test]
+fn file_round_trip_keeps_model_and_scores() {
+    let model = trained();
+    let bytes = model.to_bytes().expect("encodes");
+    let loaded = ShippedModel::from_bytes(&bytes).expect("decodes");
+    assert_eq!(loaded.header(), model.header());
+    assert_eq!(loaded.forest(), model.forest());
+    assert_eq!(loaded.novelty(), model.novelty());
+    assert_eq!(loaded.sha256().len(), 64);
+    for r in synthetic() {
+        assert_eq!(
+            loaded.score(&r.raw, &[0.0; N]),
+            model.score(&r.raw, &[0.0; N])
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("warden-model-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("model.bin");
+    model.save(&path).expect("saves");
+    assert_eq!(
+        ShippedModel::load(&path).expect("loads").forest(),
+        model.forest()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Scores `raw` as the 61st invocation of the synthetic "api" function.
+fn score_after_history(model: &ShippedModel, raw: [f32; N]) -> ModelOutput {
+    let mut rows = synthetic();
+    rows.push(row(BENIGN, "api", 61, raw));
+    let zs = dataset::replay(&rows, |i, _| rows[i].is_attack());
+    let z = zs.last().expect("a row");
+    model.score(&raw, z)
+}
+
+#[test]
+fn trained_model_separates_synthetic_classes() {
+    let model = trained();
+    let mut raw = [0f32; N];
+    raw[idx::DURATION_MS] = 70.0;
+    raw[idx::CPU_MS] = 30.0;
+    raw[idx::NET_TX] = 6.5;
+    raw[idx::PRODUCED] = 5.5;
+    assert_eq!(score_after_history(&model, raw).class, None);
+    raw[idx::NET_TX] = 17.0;
+    let out = score_after_history(&model, raw);
+    assert_eq!(out.class.map(|c| c.0), Some(Class::ExfiltrationEgress));
+    assert_eq!(out.contributions.first().map(|c| c.0), Some(idx::NET_TX));
+    assert!(out.anomaly > 0.5, "{}", out.anomaly);
+}
+
+#[test]
+fn training_is_deterministic_for_a_seed() {
+    let a = trained().to_bytes().expect("encodes");
+    let b = trained().to_bytes().expect("encodes");
+    assert_eq!(a, b);
+    let other = train(&synthetic(), &small_opts(4)).expect("trains");
+    assert_ne!(other.to_bytes().expect("encodes"), a);
+}
+
+#[test]
+fn missing_file_is_a_typed_error() {
+    let err = ShippedModel::load(Path::new("/nonexistent/warden/model.bin")).unwrap_err();
+    assert!(matches!(err, ModelError::Missing(_)), "{err}");
+}
+
+#[test]
+fn truncated_file_is_rejected() {
+    let bytes = trained().to_bytes().expect("encodes");
+    for cut in [bytes.len() - 1, bytes.len() / 2, 20] {
+        let err = ShippedModel::from_bytes(&bytes[..cut]).unwrap_err();
+        assert!(matches!(err, ModelError::Truncated), "cut {cut}: {err}");
+    }
+}
+
+#[test]
+fn corrupt_byte_fails_the_digest() {
+    let bytes = trained().to_bytes().expect("encodes");
+    let mut bad = bytes.clone();
+    let at = bytes.len() - 100;
+    bad[at] ^= 0x40;
+    assert!(matches!(
+        ShippedModel::from_bytes(&bad),
+        Err(ModelError::DigestMismatch)
+    ));
+    let mut bad = bytes;
+    bad[0] = b'X';
+    assert!(matches!(
+        ShippedModel::from_bytes(&bad),
+        Err(ModelError::NotAModel)
+    ));
+}
+
+/// Re-encodes a trained model with a changed header (a valid digest over the change).
+fn with_header(change: impl FnOnce(&mut ModelHeader)) -> Result<ShippedModel, ModelError> {
+    let model = trained();
+    let mut header = model.header().clone();
+    change(&mut header);
+    let mut w = codec::Writer::default();
+    model.forest().write(&mut w);
+    model.novelty().write(&mut w);
+    ShippedModel::from_bytes(&file::encode(&header, &w.finish())?)
+}
+
+#[test]
+fn mismatched_vector_is_rejected() {
+    let err = with_header(|h| h.vector_version = VECTOR_VERSION + 1).unwrap_err();
+    assert!(matches!(err, ModelError::VectorVersion { .. }), "{err}");
+    let err = with_header(|h| h.feature_names.swap(0, 1)).unwrap_err();
+    assert!(matches!(err, ModelError::FeatureNames), "{err}");
+    let err = with_header(|h| {
+        h.feature_names.pop();
+    })
+    .unwrap_err();
+    assert!(matches!(err, ModelError::FeatureNames), "{err}");
+    let err = with_header(|h| h.feature_transforms[0] = "Cubed".into()).unwrap_err();
+    assert!(matches!(err, ModelError::FeatureTransforms), "{err}");
+    let err = with_header(|h| h.classes[1] = "time_travel".into()).unwrap_err();
+    assert!(matches!(err, ModelError::UnknownClass(_)), "{err}");
+}
+
+#[test]
+fn out_of_range_payload_is_rejected() {
+    let model = trained();
+    let mut forest = model.forest().clone();
+    let split = forest
+        .feature
+        .iter()
+        .position(|f| *f != LEAF)
+        .expect("a split");
+    forest.left[split] = forest.len() as u32 + 5;
+    let mut w = codec::Writer::default();
+    forest.write(&mut w);
+    model.novelty().write(&mut w);
+    let bytes = file::encode(model.header(), &w.finish()).expect("encodes");
+    assert!(matches!(
+        ShippedModel::from_bytes(&bytes),
+        Err(ModelError::Invalid(_))
+    ));
+}
+
+/// One tree: raw `net_tx_bytes` above 10 is egress exfiltration; novelty never fires.
+fn stump() -> ShippedModel {
+    let forest = Forest {
+        n_inputs: INPUTS,
+        n_classes: 2,
+        roots: vec![0],
+        feature: vec![(N + idx::NET_TX) as u16, LEAF, LEAF],
+        threshold: vec![10.0, 0.0, 0.0],
+        left: vec![1, 0, 1],
+        right: vec![2, 0, 0],
+        attack_share: vec![0.5, 0.0, 1.0],
+        importance: (0..INPUTS)
+            .map(|i| if i == N + idx::NET_TX { 1.0 } else { 0.0 })
+            .collect(),
+    };
+    let novelty = Novelty {
+        mean: vec![0.0; INPUTS],
+        scale: vec![1.0; INPUTS],
+        components: Vec::new(),
+        quantile: 1e30,
+    };
+    let header = ModelHeader {
+        vector_version: VECTOR_VERSION,
+        feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+        feature_transforms: file::transforms(),
+        classes: vec![BENIGN.into(), "exfiltration_egress".into()],
+        benign_threshold: 0.5,
+        training: TrainingInfo {
+            corpus_seeds: vec![1],
+            functions: vec!["api".into()],
+            ..TrainingInfo::default()
+        },
+    };
+    ShippedModel::new(header, forest, novelty).expect("valid")
+}
+
+#[test]
+fn eval_computes_recall_precision_and_false_positives() {
+    let tx = |v: f32| {
+        let mut raw = [0f32; N];
+        raw[idx::NET_TX] = v;
+        raw
+    };
+    let mut rows = Vec::new();
+    for i in 0..10 {
+        rows.push(row(BENIGN, "api", i + 1, tx(5.0)));
+    }
+    rows.push(row(BENIGN, "other", 1, tx(12.0)));
+    for i in 0..3 {
+        rows.push(row("exfiltration_egress", "api", 11 + i, tx(15.0)));
+    }
+    rows.push(row("exfiltration_egress", "api", 14, tx(3.0)));
+    let r = evaluate(
+        &stump(),
+        &rows,
+        Mode::Model {
+            anomaly_threshold: 0.9,
+        },
+    );
+    assert_eq!(r.rows, 15);
+    assert_eq!(r.benign, 11);
+    assert_eq!(r.false_positives, 1);
+    assert!((r.false_positive_rate - 1.0 / 11.0).abs() < 1e-12);
+    assert_eq!(r.confusion, vec![vec![10, 1], vec![1, 3]]);
+    let exfil = &r.classes[1];
+    assert_eq!((exfil.support, exfil.detected, exfil.correct), (4, 3, 3));
+    assert!((exfil.recall - 0.75).abs() < 1e-12);
+    assert!((exfil.precision - 0.75).abs() < 1e-12);
+    let other = r
+        .functions
+        .iter()
+        .find(|f| f.function == "other")
+        .expect("row");
+    assert!(other.held_out);
+    assert_eq!(other.false_positives, 1);
+    assert_eq!(r.overlapping_seeds, Vec::<u64>::new());
+    assert_eq!(r.seeds, vec![7]);
+}
+
+/// The example record of docs/features.md.
+fn example_record() -> serde_json::Value {
+    let doc = include_str!("../../../docs/features.md");
+    let line = doc
+        .lines()
+        .find(|l| l.starts_with("{\"warden_schema\""))
+        .expect("example in docs/features.md");
+    serde_json::from_str(line).expect("example parses")
+}
+
+#[test]
+fn reads_labelled_bare_and_missing_records() {
+    let record = example_record();
+    let labelled = serde_json::json!({
+        "label": "egress_exfiltration", "function": "session-api", "run": "attack/x/0",
+        "seed": 5, "split": "train", "stage": "attack", "record": record,
+    });
+    let missing = serde_json::json!({"label": "benign", "function": "f", "record": null});
+    let mut init = record.clone();
+    init["kind"] = "init".into();
+    let mut other = record.clone();
+    other["warden_schema"] = 99.into();
+    let lines = [labelled, record.clone(), missing, init, other]
+        .iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = std::env::temp_dir().join(format!("warden-records-{}.jsonl", std::process::id()));
+    std::fs::write(&path, lines).expect("writes");
+    let mut skipped = dataset::Skipped::default();
+    let rows = dataset::read(&path, &mut skipped).expect("reads");
+    std::fs::remove_file(&path).ok();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].label.as_deref(), Some("exfiltration_egress"));
+    assert_eq!(rows[0].scope, "attack/x/0");
+    assert_eq!(rows[0].seed, Some(5));
+    assert_eq!(rows[1].label, None);
+    assert_eq!(rows[1].function, "python-probe");
+    assert_eq!(rows[0].raw, rows[1].raw);
+    assert_eq!((skipped.no_record, skipped.init, skipped.schema), (1, 1, 1));
+}
+
+#[test]
+fn unknown_label_is_an_error() {
+    let line = serde_json::json!({"label": "time_travel", "record": example_record()});
+    let path = std::env::temp_dir().join(format!("warden-label-{}.jsonl", std::process::id()));
+    std::fs::write(&path, line.to_string()).expect("writes");
+    let err = dataset::read(&path, &mut dataset::Skipped::default()).unwrap_err();
+    std::fs::remove_file(&path).ok();
+    assert!(matches!(err, dataset::DatasetError::Label { .. }), "{err}");
+}
+
+#[test]
+fn profiles_learn_each_function_from_benign_rows() {
+    let rows = synthetic();
+    let profiles = dataset::profiles(&rows);
+    assert_eq!(profiles.keys().collect::<Vec<_>>(), ["api", "batch"]);
+    let api = &profiles["api"];
+    assert_eq!(api.invocations, 52);
+    assert!(api.median[idx::NET_TX] < 8.0, "{}", api.median[idx::NET_TX]);
+}

@@ -1,0 +1,153 @@
+//! The `warden` offline CLI end to end: train on labelled records, evaluate, refuse the
+//! test split for training and a corrupt model for evaluation.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test and bench code: fail loudly
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{json, Value};
+
+fn warden(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(args)
+        .output()
+        .expect("runs warden")
+}
+
+/// The example record of docs/features.md.
+fn example() -> Value {
+    let doc = include_str!("../../../docs/features.md");
+    let line = doc
+        .lines()
+        .find(|l| l.starts_with("{\"warden_schema\""))
+        .expect("example record");
+    serde_json::from_str(line).expect("parses")
+}
+
+/// One labelled line: benign invocations vary a little; exfiltration sends 40 MB.
+fn line(i: u64, run: u64, label: &str, seed: u64, split: &str) -> Value {
+    let mut r = example();
+    r["seq"] = json!(i + 1);
+    r["cold"] = json!(i == 0);
+    r["duration_ms"] = json!(150.0 + (i * 37 % 60) as f64);
+    r["cpu_user_ms"] = json!(100 + (i * 13 % 5) * 10);
+    r["net_tx_bytes"] = json!(4000 + (i * 7919 % 3000));
+    if label != "benign" {
+        r["net_tx_bytes"] = json!(40_000_000 + i * 1000);
+        r["tcp_outbound_opens"] = json!(1);
+    }
+    json!({"label": label, "function": "python-probe", "run": format!("r{run}"),
+           "seed": seed, "split": split, "record": r})
+}
+
+fn corpus(dir: &Path, name: &str, seed: u64, split: &str) -> PathBuf {
+    let mut lines = Vec::new();
+    for run in 0..3 {
+        for i in 0..40 {
+            let label = if i > 20 && i % 6 == 0 {
+                "egress_exfiltration"
+            } else {
+                "benign"
+            };
+            lines.push(line(i, run, label, seed, split).to_string());
+        }
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, lines.join("\n")).expect("writes corpus");
+    path
+}
+
+fn scratch() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("warden-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+#[test]
+fn train_then_eval_round_trip() {
+    let dir = scratch().join("round-trip");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let train = corpus(&dir, "train.jsonl", 1, "train");
+    let test = corpus(&dir, "test.jsonl", 2, "test");
+    let (a, b) = (dir.join("a.bin"), dir.join("b.bin"));
+    for out in [&a, &b] {
+        let o = warden(&[
+            "train",
+            "--records",
+            s(&train),
+            "--out",
+            s(out),
+            "--seed",
+            "9",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let bytes = std::fs::read(&a).expect("model");
+    assert_eq!(
+        bytes,
+        std::fs::read(&b).expect("model"),
+        "same seed, same file"
+    );
+    assert!(bytes.len() < 1 << 20);
+
+    let o = warden(&[
+        "eval",
+        "--records",
+        s(&test),
+        "--model",
+        s(&a),
+        "--model-only",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: Value = serde_json::from_slice(&o.stdout).expect("JSON report");
+    assert_eq!(report["rows"], 120);
+    assert_eq!(report["mode"], "model");
+    assert_eq!(report["benign"], 111);
+    assert_eq!(report["overlapping_seeds"], json!([]));
+    let exfil = &report["classes"][1];
+    assert_eq!(exfil["class"], "exfiltration_egress");
+    assert_eq!(exfil["support"], 9);
+    assert_eq!(exfil["recall"], 1.0);
+
+    let o = warden(&["eval", "--records", s(&test), "--model", s(&a)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("mode           detector"), "{text}");
+    assert!(text.contains("confusion"), "{text}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn refuses_test_split_and_corrupt_model() {
+    let dir = scratch().join("refuse");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let test = corpus(&dir, "test.jsonl", 2, "test");
+    let model = dir.join("m.bin");
+    let o = warden(&["train", "--records", s(&test), "--out", s(&model)]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("test split"));
+    assert!(!model.exists());
+
+    let o = warden(&[
+        "train",
+        "--records",
+        s(&test),
+        "--out",
+        s(&model),
+        "--allow-test-split",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut bytes = std::fs::read(&model).expect("model");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&model, bytes).expect("writes");
+    let o = warden(&["eval", "--records", s(&test), "--model", s(&model)]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("SHA-256"));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,0 +1,596 @@
+//! The invocation assembler: joins INVOKE snapshots, telemetry and observations by request
+//! id and emits one [`FeatureRecord`] per invocation, plus one for the init phase.
+//!
+//! Invocation N is *closed* by the snapshot at INVOKE N+1 (or at SHUTDOWN); it is
+//! *emitted* once its `platform.report` has arrived, or when `report_wait` of awake time
+//! has passed since it closed. Time is passed in (`now`, awake time since start), so the
+//! logic is deterministic under test.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::health::{Counter, Health};
+use crate::schema::CounterDelta;
+use crate::schema::LogStats;
+use crate::schema::Observation;
+use crate::schema::{
+    FeatureRecord, ObservationCounts, PlatformFigures, RecordKind, MAX_EVIDENCE, SCHEMA_VERSION,
+};
+use crate::schema::{ShutdownReason, Status};
+use crate::sources::procfs::CounterSnapshot;
+use crate::sources::telemetry::events::{Phase, TelemetryEvent};
+
+/// How many emitted request ids are remembered to recognise late telemetry.
+const RECENT: usize = 64;
+
+/// Fixed inputs of the assembler.
+#[derive(Debug, Clone)]
+pub struct AssemblerConfig {
+    /// Wait for late platform telemetry after an invocation closed.
+    pub report_wait: Duration,
+    /// Most invocations held at once.
+    pub max_pending: usize,
+    /// USER_HZ for CPU ticks.
+    pub ticks_per_sec: u64,
+    /// Function name for the records.
+    pub function_name: String,
+    /// Function version for the records.
+    pub function_version: String,
+    /// Scratch directory, to spot executables run from it.
+    pub tmp_dir: String,
+    /// Where /proc is, to name processes that outlive invocations.
+    pub proc_root: std::path::PathBuf,
+}
+
+/// Most still-running processes named in one record.
+const MAX_STILL_RUNNING: usize = 2;
+
+/// What is known so far about one record.
+#[derive(Debug, Default)]
+struct Pending {
+    kind: Option<RecordKind>,
+    request_id: Option<String>,
+    seq: u64,
+    start_unix_ms: u64,
+    start: Option<CounterSnapshot>,
+    end: Option<CounterSnapshot>,
+    /// Awake time at which the record was closed (or first heard of, for telemetry-only).
+    since: Option<Duration>,
+    complete: bool,
+    status: Option<Status>,
+    error_type: Option<String>,
+    initialization_type: Option<String>,
+    platform: PlatformFigures,
+    log: LogStats,
+    extension_log_lines: u64,
+    unknown_telemetry: u64,
+    observed: ObservationCounts,
+    evidence: Vec<Observation>,
+    evidence_dropped: u64,
+    sampler_ticks: u64,
+    unnamed_tasks: u64,
+}
+
+/// The assembler; see the module docs.
+#[derive(Debug)]
+pub struct Assembler {
+    cfg: AssemblerConfig,
+    health: Arc<Health>,
+    init: Option<Pending>,
+    pending: Vec<Pending>,
+    /// Request id of the invocation in flight (INVOKE seen, not yet closed).
+    open: Option<String>,
+    /// Where function logs go: the last `platform.start` in the telemetry stream.
+    log_owner: Option<String>,
+    recent: VecDeque<String>,
+    baseline: Option<Vec<u32>>,
+    /// Foreign pids at the last record's end (sorted): one still there at the next end has
+    /// outlived an invocation.
+    last_foreign: Vec<u32>,
+    /// The same for the record before it.
+    earlier_foreign: Vec<u32>,
+    seq: u64,
+    ready: Vec<FeatureRecord>,
+}
+
+impl Assembler {
+    /// An assembler whose init record starts from `snapshot` (taken when Warden started).
+    pub fn new(
+        mut cfg: AssemblerConfig,
+        health: Arc<Health>,
+        snapshot: CounterSnapshot,
+        unix_ms: u64,
+    ) -> Assembler {
+        if !cfg.tmp_dir.ends_with('/') {
+            cfg.tmp_dir.push('/');
+        }
+        let init = Pending {
+            kind: Some(RecordKind::Init),
+            start_unix_ms: unix_ms,
+            start: Some(snapshot),
+            ..Pending::default()
+        };
+        Assembler {
+            cfg,
+            health,
+            init: Some(init),
+            pending: Vec::new(),
+            open: None,
+            log_owner: None,
+            recent: VecDeque::with_capacity(RECENT),
+            baseline: None,
+            last_foreign: Vec::new(),
+            earlier_foreign: Vec::new(),
+            seq: 0,
+            ready: Vec::new(),
+        }
+    }
+
+    /// The request id of the invocation in flight.
+    pub fn open_request(&self) -> Option<&str> {
+        self.open.as_deref()
+    }
+
+    /// Records waiting for telemetry (the init record included).
+    pub fn pending_len(&self) -> usize {
+        self.pending.len() + usize::from(self.init.is_some())
+    }
+
+    /// Whether a record other than the one in flight waits for telemetry or its timeout:
+    /// only then does the pipeline need its housekeeping timer.
+    pub fn waiting(&self) -> bool {
+        self.init.is_some()
+            || self
+                .pending
+                .iter()
+                .any(|p| p.request_id.as_deref() != self.open.as_deref())
+    }
+
+    /// INVOKE: closes the previous invocation (or init) with `snapshot`, opens a new one.
+    pub fn invoke(
+        &mut self,
+        request_id: &str,
+        snapshot: CounterSnapshot,
+        unix_ms: u64,
+        now: Duration,
+    ) {
+        self.close_open(&snapshot, now, None, false);
+        if self.baseline.is_none() {
+            self.baseline = Some(snapshot.pids.clone());
+        }
+        self.seq += 1;
+        let seq = self.seq;
+        let p = self.entry(request_id, now);
+        p.kind = Some(RecordKind::Invoke);
+        p.seq = seq;
+        p.start_unix_ms = unix_ms;
+        p.start = Some(snapshot);
+        p.since = None;
+        self.open = Some(request_id.to_string());
+        self.evict_over_cap(now);
+    }
+
+    /// SHUTDOWN: closes what is open. `reason` (timeout, failure) stands in for a missing
+    /// runtimeDone status.
+    pub fn shutdown(&mut self, reason: &ShutdownReason, snapshot: CounterSnapshot, now: Duration) {
+        let status = match reason {
+            ShutdownReason::Timeout => Some(Status::Timeout),
+            ShutdownReason::Failure => Some(Status::Failure),
+            _ => None,
+        };
+        // Lambda stops the runtime before SHUTDOWN; Warden's own recycle comes before that.
+        let runtime_stopped = reason.runtime_stopped();
+        self.close_open(&snapshot, now, status, runtime_stopped);
+    }
+
+    fn close_open(
+        &mut self,
+        snapshot: &CounterSnapshot,
+        now: Duration,
+        status: Option<Status>,
+        runtime_stopped: bool,
+    ) {
+        let target = match self.open.take() {
+            Some(id) => self
+                .pending
+                .iter_mut()
+                .find(|p| p.request_id.as_deref() == Some(id.as_str())),
+            None => self.init.as_mut().filter(|p| p.end.is_none()),
+        };
+        if let Some(p) = target {
+            p.end = Some(match (&p.start, runtime_stopped) {
+                (Some(start), true) => snapshot.without_stopped_runtime(start),
+                _ => snapshot.clone(),
+            });
+            p.since = Some(now);
+            if p.status.is_none() {
+                p.status = status;
+            }
+        }
+    }
+
+    /// Adds one sampler or /tmp observation to the record in flight (or to init).
+    pub fn observe(&mut self, obs: Observation) {
+        let Some(p) = current(&self.open, &mut self.pending, &mut self.init) else {
+            return;
+        };
+        p.observed.count(&obs, &self.cfg.tmp_dir);
+        if p.evidence.len() < MAX_EVIDENCE {
+            p.evidence.push(obs);
+        } else {
+            p.evidence_dropped += 1;
+            self.health.add(Counter::ObservationsDropped, 1);
+        }
+    }
+
+    /// Adds an observation to the record of `request_id` while it waits for telemetry (or
+    /// to the one in flight when that record is gone).
+    pub fn observe_for(&mut self, request_id: &str, obs: Observation) {
+        let tmp_dir = &self.cfg.tmp_dir;
+        match self
+            .pending
+            .iter_mut()
+            .find(|p| p.request_id.as_deref() == Some(request_id))
+        {
+            Some(p) if p.evidence.len() < MAX_EVIDENCE => {
+                p.observed.count(&obs, tmp_dir);
+                p.evidence.push(obs);
+            }
+            Some(p) => {
+                p.observed.count(&obs, tmp_dir);
+                p.evidence_dropped += 1;
+                self.health.add(Counter::ObservationsDropped, 1);
+            }
+            None => self.observe(obs),
+        }
+    }
+
+    /// Adds observations reported when an invocation ends (processes left running): they
+    /// belong to the invocation being closed, so call this before [`Assembler::invoke`].
+    pub fn observe_end(&mut self, obs: Vec<Observation>) {
+        for o in obs {
+            self.observe(o);
+        }
+    }
+
+    /// Sampler bookkeeping for the record in flight.
+    pub fn sampler_stats(&mut self, ticks: u64, unnamed_tasks: u64) {
+        if let Some(p) = current(&self.open, &mut self.pending, &mut self.init) {
+            p.sampler_ticks += ticks;
+            p.unnamed_tasks = unnamed_tasks;
+        }
+    }
+
+    fn entry(&mut self, request_id: &str, now: Duration) -> &mut Pending {
+        let index = match self
+            .pending
+            .iter()
+            .position(|p| p.request_id.as_deref() == Some(request_id))
+        {
+            Some(i) => i,
+            None => {
+                self.pending.push(Pending {
+                    kind: Some(RecordKind::Invoke),
+                    request_id: Some(request_id.to_string()),
+                    since: Some(now),
+                    ..Pending::default()
+                });
+                self.pending.len() - 1
+            }
+        };
+        &mut self.pending[index]
+    }
+
+    /// The record for telemetry about `request_id`; `None` (counted) if already emitted.
+    fn for_request(&mut self, request_id: &str, now: Duration) -> Option<&mut Pending> {
+        if self.recent.iter().any(|r| r == request_id) {
+            self.health.add(Counter::TelemetryLate, 1);
+            return None;
+        }
+        Some(self.entry(request_id, now))
+    }
+
+    fn log_target(&mut self, request_id: Option<&str>, now: Duration) -> Option<&mut Pending> {
+        match request_id.or(self.log_owner.as_deref()).map(str::to_string) {
+            Some(id) => self.for_request(&id, now),
+            None => self.init.as_mut(),
+        }
+    }
+
+    /// Adds one telemetry event.
+    pub fn telemetry(&mut self, event: TelemetryEvent, now: Duration) {
+        match event {
+            TelemetryEvent::Start { request_id } => {
+                self.for_request(&request_id, now);
+                self.log_owner = Some(request_id);
+            }
+            TelemetryEvent::RuntimeDone(r) => {
+                if let Some(p) = self.for_request(&r.request_id, now) {
+                    p.status = Some(r.status);
+                    p.error_type = r.error_type.or(p.error_type.take());
+                    let f = &mut p.platform;
+                    f.runtime_duration_ms = r.duration_ms;
+                    f.produced_bytes = r.produced_bytes;
+                    f.response_latency_ms = r.response_latency_ms;
+                    f.response_duration_ms = r.response_duration_ms;
+                    f.runtime_overhead_ms = r.runtime_overhead_ms;
+                }
+            }
+            TelemetryEvent::Report(r) => {
+                if let Some(p) = self.for_request(&r.request_id, now) {
+                    if r.status != Status::Unknown {
+                        p.status = Some(r.status);
+                    }
+                    p.error_type = r.error_type.or(p.error_type.take());
+                    let f = &mut p.platform;
+                    f.duration_ms = Some(r.duration_ms);
+                    f.billed_duration_ms = r.billed_duration_ms;
+                    f.memory_size_mb = r.memory_size_mb;
+                    f.max_memory_used_mb = r.max_memory_used_mb;
+                    f.init_duration_ms = r.init_duration_ms;
+                    f.restore_duration_ms = r.restore_duration_ms;
+                    p.complete = true;
+                }
+            }
+            TelemetryEvent::FunctionLog { request_id, stats } => {
+                if let Some(p) = self.log_target(request_id.as_deref(), now) {
+                    p.log.add(&stats);
+                }
+            }
+            TelemetryEvent::ExtensionLog { stats } => {
+                if let Some(p) = self.log_target(None, now) {
+                    p.extension_log_lines += stats.lines;
+                }
+            }
+            TelemetryEvent::Unknown { .. } => {
+                if let Some(p) = self.log_target(None, now) {
+                    p.unknown_telemetry += 1;
+                }
+            }
+            TelemetryEvent::LogsDropped { records, .. } => {
+                self.health.note(
+                    Counter::TelemetryDropped,
+                    format_args!("Lambda dropped {records} telemetry records (subscriber lagging)"),
+                );
+                self.health
+                    .add(Counter::TelemetryDropped, records.saturating_sub(1));
+            }
+            event => self.phase_event(event),
+        }
+    }
+
+    fn phase_event(&mut self, event: TelemetryEvent) {
+        let Some(init) = self.init.as_mut() else {
+            // A phase event after init was emitted (an init retried at invoke): counted.
+            self.health.add(Counter::TelemetryLate, 1);
+            return;
+        };
+        match event {
+            TelemetryEvent::PhaseStart {
+                initialization_type,
+                ..
+            } => {
+                init.initialization_type = initialization_type.or(init.initialization_type.take());
+            }
+            TelemetryEvent::PhaseRuntimeDone {
+                status, error_type, ..
+            } => {
+                init.status = Some(status);
+                init.error_type = error_type;
+            }
+            TelemetryEvent::PhaseReport {
+                phase,
+                status,
+                error_type,
+                duration_ms,
+            } => {
+                if status != Status::Unknown {
+                    init.status = Some(status);
+                }
+                init.error_type = error_type.or(init.error_type.take());
+                match phase {
+                    Phase::Init => init.platform.duration_ms = duration_ms,
+                    Phase::Restore => init.platform.restore_duration_ms = duration_ms,
+                }
+                init.complete = true;
+            }
+            _ => {}
+        }
+    }
+
+    fn evict_over_cap(&mut self, now: Duration) {
+        while self.pending.len() > self.cfg.max_pending {
+            let oldest = self.pending.remove(0);
+            self.health.note(
+                Counter::PendingDropped,
+                format_args!(
+                    "more than {} invocations pending; emitting the oldest early",
+                    self.cfg.max_pending
+                ),
+            );
+            self.emit(oldest, now);
+        }
+    }
+
+    /// Emits what is ready: complete and closed, or waited long enough.
+    pub fn poll(&mut self, now: Duration) -> Vec<FeatureRecord> {
+        let wait = self.cfg.report_wait;
+        let due = |p: &Pending| {
+            let closed = p.end.is_some() || p.start.is_none();
+            let waited = p.since.is_some_and(|s| now.saturating_sub(s) >= wait);
+            closed && (p.complete || waited)
+        };
+        if self.init.as_ref().is_some_and(due) {
+            if let Some(init) = self.init.take() {
+                self.emit(init, now);
+            }
+        }
+        let mut i = 0;
+        while i < self.pending.len() {
+            if due(&self.pending[i])
+                && self.open.as_deref() != self.pending[i].request_id.as_deref()
+            {
+                let p = self.pending.remove(i);
+                self.emit(p, now);
+            } else {
+                i += 1;
+            }
+        }
+        std::mem::take(&mut self.ready)
+    }
+
+    /// Emits everything, complete or not (SHUTDOWN after the last wait).
+    pub fn flush(&mut self, now: Duration) -> Vec<FeatureRecord> {
+        if let Some(init) = self.init.take() {
+            self.emit(init, now);
+        }
+        for p in std::mem::take(&mut self.pending) {
+            self.emit(p, now);
+        }
+        self.open = None;
+        std::mem::take(&mut self.ready)
+    }
+
+    /// True when nothing waits for telemetry any more.
+    pub fn settled(&self) -> bool {
+        self.init.as_ref().is_none_or(|p| p.complete) && self.pending.iter().all(|p| p.complete)
+    }
+
+    fn emit(&mut self, p: Pending, _now: Duration) {
+        if let Some(id) = &p.request_id {
+            if self.recent.len() == RECENT {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(id.clone());
+        }
+        self.health.add(Counter::RecordsEmitted, 1);
+        if !p.complete {
+            self.health.add(Counter::RecordsIncomplete, 1);
+        }
+        let record = self.build(p);
+        self.ready.push(record);
+    }
+
+    fn build(&mut self, p: Pending) -> FeatureRecord {
+        let counters = match (&p.start, &p.end) {
+            (Some(s), Some(e)) => e.delta_since(s, self.cfg.ticks_per_sec),
+            _ => CounterDelta::default(),
+        };
+        let mut platform = p.platform;
+        if let (Some(d), Some(r)) = (platform.duration_ms, platform.runtime_duration_ms) {
+            platform.post_runtime_ms = Some((d - r).max(0.0));
+        }
+        let gauges = p.end.as_ref().map(|e| {
+            let foreign = self.foreign(&e.pids);
+            let persisting = foreign
+                .iter()
+                .filter(|p| self.last_foreign.binary_search(p).is_ok())
+                .count() as u32;
+            let foreign_processes = foreign.len() as u32;
+            self.earlier_foreign = std::mem::replace(&mut self.last_foreign, foreign);
+            (foreign_processes, persisting, e)
+        });
+        let mut evidence = p.evidence;
+        let persisting = if gauges.is_some() {
+            self.persisting()
+        } else {
+            Vec::new()
+        };
+        for &pid in persisting.iter().take(MAX_STILL_RUNNING) {
+            if evidence.len() < crate::schema::MAX_EVIDENCE {
+                evidence.push(self.still_running(pid));
+            }
+        }
+        let gauges =
+            gauges.map(
+                |(foreign_processes, persisting_processes, e)| crate::schema::EndGauges {
+                    processes: e.processes,
+                    foreign_processes,
+                    persisting_processes,
+                    threads: e.threads,
+                    open_fds: e.open_fds,
+                    rss_kb: e.rss_kb,
+                    rss_peak_kb: e.rss_peak_kb,
+                    tmp_bytes: e.tmp.bytes,
+                    tmp_files: e.tmp.files,
+                    warden_rss_kb: e.own_rss_kb,
+                },
+            );
+        FeatureRecord {
+            warden_schema: SCHEMA_VERSION,
+            kind: p.kind.unwrap_or(RecordKind::Invoke),
+            request_id: p.request_id,
+            function_name: self.cfg.function_name.clone(),
+            function_version: self.cfg.function_version.clone(),
+            seq: p.seq,
+            cold: p.seq == 1,
+            start_unix_ms: p.start_unix_ms,
+            complete: p.complete,
+            status: p.status.unwrap_or(Status::Unknown),
+            error_type: p.error_type,
+            initialization_type: p.initialization_type,
+            platform,
+            log: p.log,
+            extension_log_lines: p.extension_log_lines,
+            unknown_telemetry: p.unknown_telemetry,
+            counters,
+            gauges: gauges.unwrap_or_default(),
+            observed: p.observed,
+            unnamed_tasks: p.unnamed_tasks,
+            sampler_ticks: p.sampler_ticks,
+            evidence,
+            evidence_dropped: p.evidence_dropped,
+        }
+    }
+
+    /// Foreign pids of the last two record ends: processes that outlived an invocation.
+    fn persisting(&self) -> Vec<u32> {
+        self.last_foreign
+            .iter()
+            .copied()
+            .filter(|p| self.earlier_foreign.binary_search(p).is_ok())
+            .collect()
+    }
+
+    fn still_running(&self, pid: u32) -> Observation {
+        use crate::sources::procfs::reader::{read_cmdline, read_exe};
+        let dir = self.cfg.proc_root.join(pid.to_string());
+        Observation::StillRunning {
+            pid,
+            exe: read_exe(&dir.join("exe")).unwrap_or_default(),
+            cmdline: read_cmdline(&dir.join("cmdline"), &mut Vec::new()).unwrap_or_default(),
+        }
+    }
+
+    /// Live pids that were not there at the first INVOKE, sorted.
+    fn foreign(&self, pids: &[u32]) -> Vec<u32> {
+        let mut out: Vec<u32> = match &self.baseline {
+            Some(base) => pids
+                .iter()
+                .copied()
+                .filter(|p| base.binary_search(p).is_err())
+                .collect(),
+            None => Vec::new(),
+        };
+        out.sort_unstable();
+        out
+    }
+}
+
+/// The record in flight: the open invocation, or init before the first INVOKE.
+fn current<'a>(
+    open: &Option<String>,
+    pending: &'a mut [Pending],
+    init: &'a mut Option<Pending>,
+) -> Option<&'a mut Pending> {
+    match open {
+        Some(id) => pending
+            .iter_mut()
+            .find(|p| p.request_id.as_deref() == Some(id.as_str())),
+        None => init.as_mut(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

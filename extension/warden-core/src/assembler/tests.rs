@@ -1,0 +1,393 @@
+use super::*;
+use crate::schema::ShutdownReason;
+use crate::schema::TmpAction;
+use crate::sources::telemetry::events::{Report, RuntimeDone};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn config() -> AssemblerConfig {
+    AssemblerConfig {
+        report_wait: ms(1000),
+        max_pending: 4,
+        ticks_per_sec: 100,
+        function_name: "orders".into(),
+        function_version: "$LATEST".into(),
+        tmp_dir: "/tmp".into(),
+        proc_root: "/nonexistent-proc".into(),
+    }
+}
+
+/// A snapshot whose counters are all derived from `n`, so deltas are easy to predict.
+fn snap(n: u64) -> CounterSnapshot {
+    let mut s = CounterSnapshot {
+        cpu_user_ticks: n * 10,
+        last_pid: Some(100 + n as u32),
+        processes: 2,
+        pids: vec![1, 10, 11],
+        ..CounterSnapshot::default()
+    };
+    s.snmp.tcp_active_opens = n * 3;
+    s.net.tx_bytes = n * 1000;
+    s
+}
+
+fn assembler() -> (Assembler, Arc<Health>) {
+    let health = Arc::new(Health::default());
+    (
+        Assembler::new(config(), health.clone(), snap(0), 1_000),
+        health,
+    )
+}
+
+fn runtime_done(id: &str, status: Status) -> TelemetryEvent {
+    TelemetryEvent::RuntimeDone(RuntimeDone {
+        request_id: id.into(),
+        status,
+        error_type: None,
+        duration_ms: Some(20.0),
+        produced_bytes: Some(8),
+        response_latency_ms: None,
+        response_duration_ms: None,
+        runtime_overhead_ms: None,
+        time_unix_ms: None,
+    })
+}
+
+fn report(id: &str) -> TelemetryEvent {
+    TelemetryEvent::Report(Report {
+        request_id: id.into(),
+        status: Status::Success,
+        error_type: None,
+        duration_ms: 20.5,
+        billed_duration_ms: Some(21),
+        memory_size_mb: Some(128),
+        max_memory_used_mb: Some(40),
+        init_duration_ms: None,
+        restore_duration_ms: None,
+    })
+}
+
+fn log(text: &str) -> TelemetryEvent {
+    TelemetryEvent::FunctionLog {
+        request_id: None,
+        stats: LogStats::of_text(text),
+    }
+}
+
+#[test]
+fn init_record_from_init_report_and_first_snapshot() {
+    let (mut a, _) = assembler();
+    a.telemetry(
+        TelemetryEvent::PhaseStart {
+            phase: Phase::Init,
+            initialization_type: Some("on-demand".into()),
+        },
+        ms(1),
+    );
+    a.telemetry(log("Traceback (most recent call last):"), ms(1));
+    a.invoke("r1", snap(2), 2_000, ms(10));
+    a.telemetry(
+        TelemetryEvent::PhaseReport {
+            phase: Phase::Init,
+            status: Status::Success,
+            error_type: None,
+            duration_ms: Some(120.0),
+        },
+        ms(11),
+    );
+    let out = a.poll(ms(12));
+    assert_eq!(out.len(), 1);
+    let init = &out[0];
+    assert_eq!(init.kind, RecordKind::Init);
+    assert_eq!(
+        (init.seq, init.complete, init.status),
+        (0, true, Status::Success)
+    );
+    assert_eq!(init.initialization_type.as_deref(), Some("on-demand"));
+    assert_eq!(init.platform.duration_ms, Some(120.0));
+    assert_eq!(init.log.tracebacks, 1);
+    assert_eq!(init.counters.cpu_user_ms, 200);
+}
+
+#[test]
+fn report_arriving_during_the_next_invocation_completes_the_record() {
+    let (mut a, _) = assembler();
+    a.invoke("r1", snap(1), 1_000, ms(0));
+    a.telemetry(
+        TelemetryEvent::Start {
+            request_id: "r1".into(),
+        },
+        ms(1),
+    );
+    a.telemetry(log("ERROR: card declined\nsecond line"), ms(1));
+    a.observe(Observation::Endpoint {
+        proto: crate::schema::Proto::Tcp,
+        addr: "10.0.0.1:443".parse().unwrap(),
+        listen: false,
+    });
+    // Thaw for r2: r1 closes now; its telemetry comes after.
+    a.invoke("r2", snap(4), 2_000, ms(5));
+    assert!(a.poll(ms(6)).iter().all(|r| r.kind == RecordKind::Init));
+    a.telemetry(runtime_done("r1", Status::Success), ms(7));
+    a.telemetry(report("r1"), ms(7));
+    a.telemetry(
+        TelemetryEvent::Start {
+            request_id: "r2".into(),
+        },
+        ms(7),
+    );
+    a.telemetry(log("r2 says hi"), ms(7));
+    let out = a.poll(ms(8));
+    let r1 = out
+        .iter()
+        .find(|r| r.request_id.as_deref() == Some("r1"))
+        .unwrap();
+    assert!(r1.complete);
+    assert_eq!((r1.seq, r1.cold), (1, true));
+    assert_eq!(r1.counters.tcp_active_opens, 9);
+    assert_eq!(r1.counters.net_tx_bytes, 3000);
+    assert_eq!(r1.counters.cpu_user_ms, 300);
+    assert_eq!(
+        (r1.log.lines, r1.log.error_lines),
+        (2, 1),
+        "r2's log is not r1's"
+    );
+    assert_eq!(r1.observed.new_endpoints, 1);
+    assert_eq!(r1.platform.post_runtime_ms, Some(0.5));
+    assert_eq!(r1.platform.billed_duration_ms, Some(21));
+}
+
+#[test]
+fn report_only_at_shutdown() {
+    let (mut a, _) = assembler();
+    a.invoke("r1", snap(1), 1_000, ms(0));
+    a.shutdown(&ShutdownReason::Spindown, snap(2), ms(50));
+    assert!(!a.settled());
+    a.telemetry(runtime_done("r1", Status::Success), ms(60));
+    a.telemetry(report("r1"), ms(60));
+    assert!(a.settled() || a.pending_len() == 2, "init may still wait");
+    let out = a.flush(ms(61));
+    let r1 = out.iter().find(|r| r.kind == RecordKind::Invoke).unwrap();
+    assert!(r1.complete);
+    assert_eq!(r1.counters.tcp_active_opens, 3);
+}
+
+#[test]
+fn shutdown_without_report_still_emits_with_counters() {
+    let (mut a, health) = assembler();
+    a.invoke("r1", snap(1), 1_000, ms(0));
+    a.observe(Observation::TmpFile {
+        path: "/tmp/x".into(),
+        action: TmpAction::Created,
+        size: Some(3),
+    });
+    a.shutdown(&ShutdownReason::Spindown, snap(3), ms(10));
+    let out = a.flush(ms(20));
+    let r1 = out.iter().find(|r| r.kind == RecordKind::Invoke).unwrap();
+    assert!(!r1.complete);
+    assert_eq!(r1.status, Status::Unknown);
+    assert_eq!(r1.counters.tcp_active_opens, 6);
+    assert_eq!(r1.observed.tmp_files_created, 1);
+    assert!(health.get(Counter::RecordsIncomplete) >= 1);
+}
+
+#[test]
+fn timeout_status_from_runtime_done_or_shutdown_reason() {
+    let (mut a, _) = assembler();
+    a.invoke("r1", snap(1), 1_000, ms(0));
+    a.telemetry(runtime_done("r1", Status::Timeout), ms(3000));
+    a.shutdown(&ShutdownReason::Timeout, snap(2), ms(3001));
+    let out = a.flush(ms(3002));
+    assert_eq!(
+        out.iter().find(|r| r.seq == 1).unwrap().status,
+        Status::Timeout
+    );
+
+    let (mut b, _) = assembler();
+    b.invoke("r1", snap(1), 1_000, ms(0));
+    b.shutdown(&ShutdownReason::Timeout, snap(2), ms(3001));
+    let out = b.flush(ms(3002));
+    assert_eq!(
+        out.iter().find(|r| r.seq == 1).unwrap().status,
+        Status::Timeout
+    );
+}
+
+#[test]
+fn crash_is_a_failure_with_its_error_type() {
+    let (mut a, _) = assembler();
+    a.invoke("r1", snap(1), 1_000, ms(0));
+    let mut crash = runtime_done("r1", Status::Failure);
+    if let TelemetryEvent::RuntimeDone(r) = &mut crash {
+        r.error_type = Some("Runtime.ExitError".into());
+    }
+    a.telemetry(crash, ms(5));
+    a.shutdown(&ShutdownReason::Failure, snap(2), ms(6));
+    let r = a.flush(ms(7)).into_iter().find(|r| r.seq == 1).unwrap();
+    assert_eq!(
+        (r.status, r.error_type.as_deref()),
+        (Status::Failure, Some("Runtime.ExitError"))
+    );
+}
+
+#[test]
+fn missing_report_is_emitted_after_the_wait() {
+    let (mut a, _) = assembler();
+    a.invoke("r1", snap(1), 1_000, ms(0));
+    a.invoke("r2", snap(2), 2_000, ms(100));
+    assert!(a.poll(ms(1099)).iter().all(|r| r.seq != 1));
+    let out = a.poll(ms(1100));
+    let r1 = out
+        .iter()
+        .find(|r| r.seq == 1)
+        .expect("r1 emitted after 1000 ms");
+    assert!(!r1.complete);
+    assert_eq!(
+        a.open_request(),
+        Some("r2"),
+        "the open invocation is never emitted by poll"
+    );
+}
+
+#[test]
+fn pending_is_bounded() {
+    let (mut a, health) = assembler();
+    for i in 0..10u64 {
+        a.invoke(&format!("r{i}"), snap(i), i, ms(i));
+    }
+    assert!(a.pending_len() <= 5, "cap 4 + init");
+    assert_eq!(health.get(Counter::PendingDropped), 6);
+    let emitted = a.poll(ms(11)).len() + a.flush(ms(12)).len();
+    assert_eq!(
+        emitted, 11,
+        "every invocation and init emitted exactly once"
+    );
+}
+
+#[test]
+fn late_telemetry_after_emission_is_counted_not_resurrected() {
+    let (mut a, health) = assembler();
+    a.invoke("r1", snap(1), 1_000, ms(0));
+    a.invoke("r2", snap(2), 1_000, ms(1));
+    a.poll(ms(5000));
+    a.telemetry(report("r1"), ms(5001));
+    assert_eq!(health.get(Counter::TelemetryLate), 1);
+    assert!(a.poll(ms(5002)).is_empty());
+}
+
+#[test]
+fn foreign_processes_and_left_running() {
+    let (mut a, _) = assembler();
+    a.invoke("r1", snap(1), 1_000, ms(0));
+    a.observe_end(vec![Observation::Process {
+        pid: 50,
+        ppid: 1,
+        exe: "/tmp/miner".into(),
+        cmdline: "/tmp/miner".into(),
+        exec: false,
+        alive_at_end: true,
+    }]);
+    let mut end = snap(2);
+    end.pids = vec![1, 10, 11, 50];
+    a.invoke("r2", end, 2_000, ms(1));
+    let r1 = a.flush(ms(2)).into_iter().find(|r| r.seq == 1).unwrap();
+    assert_eq!(r1.gauges.foreign_processes, 1);
+    assert_eq!(r1.observed.processes_left_running, 1);
+    assert_eq!(r1.evidence.len(), 1);
+}
+
+#[test]
+fn only_closed_records_need_the_housekeeping_timer() {
+    let (mut a, _) = assembler();
+    assert!(a.waiting(), "init waits for its report");
+    a.telemetry(
+        TelemetryEvent::PhaseReport {
+            phase: Phase::Init,
+            status: Status::Success,
+            error_type: None,
+            duration_ms: Some(120.0),
+        },
+        ms(5),
+    );
+    a.invoke("r1", snap(1), 2_000, ms(10));
+    assert_eq!(a.poll(ms(10)).len(), 1);
+    assert!(!a.waiting(), "only the invocation in flight");
+    a.invoke("r2", snap(2), 3_000, ms(20));
+    assert!(a.waiting(), "r1 closed, waiting for its report");
+    a.telemetry(report("r1"), ms(25));
+    assert_eq!(a.poll(ms(25)).len(), 1);
+    assert!(!a.waiting());
+}
+
+#[test]
+fn a_process_foreign_at_two_ends_in_a_row_is_persisting_and_named() {
+    let (mut a, _) = assembler();
+    // Our own pid stands in for the planted process: /proc can name it.
+    let me = std::process::id();
+    let mut cfg = config();
+    cfg.proc_root = "/proc".into();
+    a.cfg = cfg;
+    // Each INVOKE's snapshot is the end of the invocation before it.
+    let ends = [
+        vec![1, 10, 11, 60],
+        vec![1, 10, 11, me, 61],
+        vec![1, 10, 11, me],
+    ];
+    a.invoke("r0", snap(0), 1_000, ms(0));
+    for (n, pids) in ends.iter().enumerate() {
+        let mut end = snap(n as u64 + 1);
+        end.pids = pids.clone();
+        a.invoke(&format!("r{}", n + 1), end, 1_000, ms(n as u64));
+    }
+    let records = a.flush(ms(10));
+    let by_id = |id: &str| {
+        records
+            .iter()
+            .find(|r| r.request_id.as_deref() == Some(id))
+            .unwrap()
+    };
+    // 60 and 61 each appear at one end only (a race, not a daemon); `me` at two.
+    assert_eq!(by_id("r0").gauges.persisting_processes, 0);
+    assert_eq!(by_id("r1").gauges.persisting_processes, 0);
+    assert_eq!(by_id("r2").gauges.persisting_processes, 1);
+    let named = by_id("r2").evidence.iter().any(|o| {
+        matches!(o, Observation::StillRunning { pid, exe, .. } if *pid == me && !exe.is_empty())
+    });
+    assert!(named, "{:?}", by_id("r2").evidence);
+}
+
+#[test]
+fn the_record_shutdown_closes_keeps_the_gauges_of_the_stopped_runtime() {
+    let (mut a, _) = assembler();
+    let mut start = snap(1);
+    (start.processes, start.threads, start.open_fds) = (2, 5, 9);
+    (start.rss_kb, start.rss_peak_kb) = (15_000, 16_000);
+    a.invoke("r1", start, 1_000, ms(0));
+    // Lambda stopped the runtime before SHUTDOWN; a process the invocation left grew.
+    let mut end = snap(2);
+    (end.processes, end.threads, end.open_fds) = (1, 1, 3);
+    (end.rss_kb, end.rss_peak_kb) = (20_000, 1_000);
+    end.pids = vec![1, 42];
+    a.shutdown(&ShutdownReason::Spindown, end, ms(10));
+    let r = a.flush(ms(20)).into_iter().find(|r| r.seq == 1).unwrap();
+    let g = &r.gauges;
+    assert_eq!((g.processes, g.threads, g.open_fds), (2, 5, 9));
+    assert_eq!((g.rss_kb, g.rss_peak_kb), (20_000, 16_000));
+    assert_eq!(
+        (r.counters.processes_delta, r.counters.open_fds_delta),
+        (0, 0)
+    );
+    assert_eq!(r.counters.cpu_user_ms, 100, "counters are the end's");
+    assert_eq!(g.foreign_processes, 1, "pid 42 still runs and is named");
+
+    // Closed by the next INVOKE, the runtime is still there: gauges are read as they are.
+    let (mut b, _) = assembler();
+    b.invoke("r1", snap(1), 1_000, ms(0));
+    let mut next = snap(2);
+    next.processes = 1;
+    b.invoke("r2", next, 2_000, ms(10));
+    let r = b.flush(ms(20)).into_iter().find(|r| r.seq == 1).unwrap();
+    assert_eq!(r.gauges.processes, 1);
+}

@@ -1,0 +1,434 @@
+//! The detector: indicators in real time from sampler observations, and full scoring
+//! (indicators, baseline, model) when an invocation's record is assembled.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use super::baseline::{Baseline, BaselineProfile, ProfileError};
+use super::burst::ErrorBursts;
+use super::explain;
+use super::indicators::{Familiar, Tracker};
+use super::memory::MemoryCarry;
+use super::score::{assess, model_trust, severity, Assessment, Weighted, DEFAULT_THRESHOLD};
+use crate::features::{idx, raw_values, transform, N, VECTOR_VERSION};
+use crate::health::{Counter, Health};
+use crate::model::{ModelOutput, Scorer};
+use crate::schema::Observation;
+use crate::schema::{BaselineView, Class, Finding, Indicator, ModelView, FINDING_VERSION};
+use crate::schema::{FeatureRecord, RecordKind, SCHEMA_VERSION};
+
+/// Invocations whose real-time state is kept (records can lag behind by a few).
+const MAX_LIVE: usize = 16;
+/// Most evidence items in one finding.
+const MAX_FINDING_EVIDENCE: usize = 8;
+/// Detector settings.
+#[derive(Debug, Clone)]
+pub struct DetectorConfig {
+    /// Alert threshold on the combined score.
+    pub threshold: f32,
+    /// Function name.
+    pub function_name: String,
+    /// Function version.
+    pub function_version: String,
+    /// Scratch directory with a trailing `/`.
+    pub tmp_prefix: String,
+    /// Executables the function is known to run (paths or base names).
+    pub known_exes: Vec<String>,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            threshold: DEFAULT_THRESHOLD,
+            function_name: String::new(),
+            function_version: String::new(),
+            tmp_prefix: "/tmp/".into(),
+            known_exes: Vec::new(),
+        }
+    }
+}
+
+/// Real-time state of one invocation.
+struct Live {
+    request_id: String,
+    tracker: Tracker,
+    emitted: Vec<Indicator>,
+    finding_ids: Vec<String>,
+    classes: Vec<crate::schema::Class>,
+}
+
+/// The live state of `request_id`, created if new (the oldest is dropped beyond
+/// [`MAX_LIVE`]).
+fn live_entry<'a>(live: &'a mut VecDeque<Live>, request_id: &str) -> &'a mut Live {
+    if let Some(p) = live.iter().position(|l| l.request_id == request_id) {
+        return &mut live[p];
+    }
+    if live.len() >= MAX_LIVE {
+        live.pop_front();
+    }
+    live.push_back(Live {
+        request_id: request_id.to_string(),
+        tracker: Tracker::default(),
+        emitted: Vec::new(),
+        finding_ids: Vec::new(),
+        classes: Vec::new(),
+    });
+    let last = live.len() - 1;
+    &mut live[last]
+}
+
+/// How the last invocation record was scored (for evaluation and debugging).
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// Score, class and the parts behind them.
+    pub assessment: Assessment,
+    /// Indicators that fired.
+    pub indicators: Vec<Indicator>,
+    /// The baseline's z-scores.
+    pub z: [f32; N],
+}
+
+/// See the module docs.
+pub struct Detector {
+    cfg: DetectorConfig,
+    baseline: Baseline,
+    familiar: Familiar,
+    scorer: Option<Arc<dyn Scorer>>,
+    health: Arc<Health>,
+    live: VecDeque<Live>,
+    id_base: String,
+    next_id: u64,
+    last_score: Option<f32>,
+    last_verdict: Option<Verdict>,
+    /// The last invocations' errors, for probing bursts.
+    bursts: ErrorBursts,
+    /// Memory figures of the last invocation, to tell who raised them.
+    memory: MemoryCarry,
+}
+
+impl Detector {
+    /// A detector with an empty baseline and no model.
+    pub fn new(cfg: DetectorConfig, health: Arc<Health>, now_ms: u64) -> Detector {
+        let mut familiar = Familiar::default();
+        for exe in &cfg.known_exes {
+            familiar.add_exe(exe);
+        }
+        Detector {
+            cfg,
+            baseline: Baseline::new(),
+            familiar,
+            scorer: None,
+            health,
+            live: VecDeque::with_capacity(MAX_LIVE),
+            id_base: format!("wf-{now_ms:x}-{:x}", std::process::id()),
+            next_id: 1,
+            last_score: None,
+            last_verdict: None,
+            bursts: ErrorBursts::default(),
+            memory: MemoryCarry::default(),
+        }
+    }
+
+    /// Uses a model for scoring (none: baseline and rules alone).
+    pub fn with_scorer(mut self, scorer: Option<Arc<dyn Scorer>>) -> Detector {
+        self.scorer = scorer;
+        self
+    }
+
+    /// Seeds the baseline from a profile trained offline.
+    pub fn with_profile(mut self, profile: &BaselineProfile) -> Result<Detector, ProfileError> {
+        self.baseline = Baseline::from_profile(profile)?;
+        for exe in &profile.known_exes {
+            self.familiar.add_exe(exe);
+        }
+        for shape in &profile.shell_shapes {
+            self.familiar.add_shell_shape(shape);
+        }
+        Ok(self)
+    }
+
+    /// The baseline (for inspection and `learn` tooling).
+    pub fn baseline(&self) -> &Baseline {
+        &self.baseline
+    }
+
+    /// One sampler observation during invocation `request_id`: a real-time finding when an
+    /// indicator strong enough on its own fires for the first time in the invocation.
+    pub fn observe(
+        &mut self,
+        request_id: Option<&str>,
+        obs: &Observation,
+        now_ms: u64,
+    ) -> Option<Finding> {
+        let request_id = request_id?;
+        let (threshold, warmed) = (self.cfg.threshold, self.baseline.warmed_up());
+        let live = live_entry(&mut self.live, request_id);
+        let fired = live.tracker.feed(obs, &self.familiar, &self.cfg.tmp_prefix);
+        let strong: Vec<Indicator> = fired
+            .into_iter()
+            .filter(|i| i.weight(warmed) >= threshold && !live.emitted.contains(i))
+            .collect();
+        if strong.is_empty() {
+            return None;
+        }
+        live.emitted.extend(&strong);
+        let hits = weighted(&live.tracker, warmed);
+        let evidence: Vec<Observation> = live
+            .tracker
+            .hits
+            .iter()
+            .filter(|h| strong.contains(&h.indicator))
+            .flat_map(|h| h.evidence.iter())
+            .fold(Vec::new(), |mut out: Vec<Observation>, e| {
+                if out.len() < MAX_FINDING_EVIDENCE && !out.contains(e) {
+                    out.push(e.clone());
+                }
+                out
+            });
+        let indicators = live.tracker.hits.iter().map(|h| h.indicator).collect();
+        let counts = indicator_counts(&live.tracker);
+        let related = live.finding_ids.clone();
+        let a = assess(&hits, &[0.0; N], None, threshold);
+        let id = format!("{}-{}", self.id_base, self.next_id);
+        self.next_id += 1;
+        live.finding_ids.push(id.clone());
+        live.classes.push(a.class);
+        let explanation = explain::realtime(&a, &counts, &self.baseline);
+        let parts = Parts {
+            id,
+            now_ms,
+            request_id: Some(request_id),
+            realtime: true,
+            indicators,
+            explanation,
+            evidence,
+            model: None,
+            related,
+            earlier_requests: Vec::new(),
+        };
+        Some(self.finding(&a, parts))
+    }
+
+    /// The combined score of the last invocation record scored (none for init records).
+    pub fn last_score(&self) -> Option<f32> {
+        self.last_score
+    }
+
+    /// How the last invocation record was scored (none for init records).
+    pub fn last_verdict(&self) -> Option<&Verdict> {
+        self.last_verdict.as_ref()
+    }
+
+    /// A finished record: full scoring; learns it when it raised nothing.
+    pub fn record(&mut self, r: &FeatureRecord, now_ms: u64) -> Option<Finding> {
+        self.last_score = None;
+        self.last_verdict = None;
+        if r.kind == RecordKind::Init || r.warden_schema != SCHEMA_VERSION {
+            self.familiar.learn(&r.evidence);
+            return None;
+        }
+        let warmed = self.baseline.warmed_up();
+        let raw = raw_values(r);
+        let mut x = [0f32; N];
+        for (i, v) in x.iter_mut().enumerate() {
+            *v = transform(i, raw[i]);
+        }
+        self.memory.settle(&mut x, &self.baseline);
+        let z = self.baseline.normalise(&x);
+        let mut tracker = Tracker::default();
+        for obs in &r.evidence {
+            tracker.feed(obs, &self.familiar, &self.cfg.tmp_prefix);
+        }
+        let error = raw[idx::STATUS_ERROR] > 0.0;
+        let burst = self.bursts.note(r.request_id.as_deref(), error);
+        if burst {
+            tracker.add(Indicator::ErrorBurst);
+        }
+        if r.gauges.persisting_processes > 0 {
+            tracker.add(Indicator::StillRunning);
+        }
+        let hits = weighted(&tracker, warmed);
+        let model = self.model(&x, &z);
+        let rare = self.baseline.rare_presence(&x).is_some();
+        let trust = model_trust(&hits, &z, rare);
+        let weighed = model.clone().map(|m| m.discounted(trust));
+        let a = assess(&hits, &z, weighed.as_ref(), self.cfg.threshold);
+        self.last_score = Some(round3(a.score));
+        self.last_verdict = Some(Verdict {
+            assessment: a.clone(),
+            indicators: tracker.hits.iter().map(|h| h.indicator).collect(),
+            z,
+        });
+        let live = r.request_id.as_deref().and_then(|id| {
+            let pos = self.live.iter().position(|l| l.request_id == id)?;
+            self.live.remove(pos)
+        });
+        if a.score < self.cfg.threshold {
+            self.baseline.observe(&x);
+            self.familiar.learn(&r.evidence);
+            return None;
+        }
+        if a.class == Class::Probing && !burst {
+            // A lone error: held until a burst names it (see `burst`).
+            return None;
+        }
+        if !warmed && only_habits(&tracker) && noisy_or_parts(&a) < self.cfg.threshold {
+            self.familiar.note_repeated(&r.evidence);
+        }
+        let earlier_requests = if a.class == Class::Probing {
+            self.bursts.take_unreported()
+        } else {
+            Vec::new()
+        };
+        self.bursts.mark_reported();
+        if live
+            .as_ref()
+            .is_some_and(|l| already_reported(l, &tracker, &a, self.cfg.threshold, warmed))
+        {
+            return None;
+        }
+        let related = live.map(|l| l.finding_ids).unwrap_or_default();
+        let evidence = explain::evidence(&tracker, r, a.class, MAX_FINDING_EVIDENCE);
+        let explanation =
+            explain::record(&a, &raw, &z, &indicator_counts(&tracker), &self.baseline);
+        let indicators = tracker.hits.iter().map(|h| h.indicator).collect();
+        let id = format!("{}-{}", self.id_base, self.next_id);
+        self.next_id += 1;
+        let model = model.map(|m| ModelView {
+            class: m.class.map(|(c, _)| c),
+            probability: round3(m.class.map_or(0.0, |(_, p)| p)),
+            anomaly: round3(m.anomaly),
+        });
+        let parts = Parts {
+            id,
+            now_ms,
+            request_id: r.request_id.as_deref(),
+            realtime: false,
+            indicators,
+            explanation,
+            evidence,
+            model,
+            related,
+            earlier_requests,
+        };
+        Some(self.finding(&a, parts))
+    }
+
+    fn model(&self, x: &[f32; N], z: &[f32; N]) -> Option<ModelOutput> {
+        match &self.scorer {
+            Some(s) => Some(s.score(x, z)),
+            None => {
+                self.health.note(
+                    Counter::ScoredWithoutModel,
+                    format_args!("no usable model: scoring with baseline and rules alone"),
+                );
+                None
+            }
+        }
+    }
+
+    fn finding(&self, a: &Assessment, p: Parts<'_>) -> Finding {
+        Finding {
+            warden_finding: FINDING_VERSION,
+            id: p.id,
+            time_unix_ms: p.now_ms,
+            request_id: p.request_id.map(str::to_string),
+            function_name: self.cfg.function_name.clone(),
+            function_version: self.cfg.function_version.clone(),
+            class: a.class,
+            severity: severity(a.score, a.class),
+            score: round3(a.score),
+            realtime: p.realtime,
+            indicators: p.indicators,
+            explanation: p.explanation,
+            evidence: p.evidence,
+            model: p.model,
+            baseline: BaselineView {
+                warmed_up: self.baseline.warmed_up(),
+                learned: self.baseline.learned(),
+            },
+            related: p.related,
+            earlier_requests: p.earlier_requests,
+            actions: Vec::new(),
+            feature_schema: SCHEMA_VERSION,
+            vector_version: VECTOR_VERSION,
+        }
+    }
+}
+
+/// The parts of a finding that differ between the real-time and the record path.
+struct Parts<'a> {
+    id: String,
+    now_ms: u64,
+    request_id: Option<&'a str>,
+    realtime: bool,
+    indicators: Vec<Indicator>,
+    explanation: Vec<crate::schema::Explanation>,
+    evidence: Vec<Observation>,
+    model: Option<ModelView>,
+    related: Vec<String>,
+    earlier_requests: Vec<String>,
+}
+
+/// Only "not seen before" program indicators fired (what a function's own habits trigger).
+fn only_habits(t: &Tracker) -> bool {
+    t.hits.iter().all(|h| {
+        matches!(
+            h.indicator,
+            Indicator::ShellSpawned | Indicator::UnknownBinary
+        )
+    })
+}
+
+/// The score without the indicators.
+fn noisy_or_parts(a: &Assessment) -> f32 {
+    1.0 - (1.0 - a.baseline) * (1.0 - a.model)
+}
+
+fn weighted(t: &Tracker, warmed: bool) -> Vec<Weighted> {
+    t.hits
+        .iter()
+        .map(|h| Weighted {
+            class: h.indicator.class(),
+            weight: h.indicator.weight(warmed),
+            feature: h.indicator.feature(),
+            background: h.indicator == Indicator::StillRunning,
+        })
+        .collect()
+}
+
+/// Per feature, how many times indicators pointing at it matched.
+fn indicator_counts(t: &Tracker) -> [u32; N] {
+    let mut counts = [0u32; N];
+    for h in &t.hits {
+        let c = &mut counts[h.indicator.feature()];
+        *c = (*c).max(h.count);
+    }
+    counts
+}
+
+/// The record adds nothing to what was reported in real time: no new strong indicator,
+/// the same class, and neither baseline nor model alarmed on their own.
+fn already_reported(
+    live: &Live,
+    tracker: &Tracker,
+    a: &Assessment,
+    threshold: f32,
+    warmed: bool,
+) -> bool {
+    !live.emitted.is_empty()
+        && live.classes.contains(&a.class)
+        && a.baseline < threshold
+        && a.model < threshold
+        && tracker
+            .hits
+            .iter()
+            .all(|h| live.emitted.contains(&h.indicator) || h.indicator.weight(warmed) < threshold)
+}
+
+fn round3(v: f32) -> f32 {
+    (v * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests;

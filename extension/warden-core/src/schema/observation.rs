@@ -1,0 +1,85 @@
+//! What the sampler and the file watch observe while an invocation runs: processes,
+//! programs, endpoints and scratch files. Carried as evidence in records and findings.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Something the sampler (or the /tmp watcher) noticed during an invocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Observation {
+    /// A process that was not there when the invocation started.
+    Process {
+        /// Process id.
+        pid: u32,
+        /// Parent process id.
+        ppid: u32,
+        /// Executable path.
+        exe: String,
+        /// Command line (truncated).
+        cmdline: String,
+        /// True when this reports a new executable of a process already seen (exec).
+        exec: bool,
+        /// Still running when the invocation ended (only on end-of-invocation reports).
+        #[serde(default)]
+        alive_at_end: bool,
+    },
+    /// A connection or listener that was not there when the invocation started.
+    Endpoint {
+        /// tcp or udp.
+        proto: Proto,
+        /// Remote address and port (for a listener: the local one).
+        addr: SocketAddr,
+        /// True for a listening TCP socket (someone may connect in).
+        listen: bool,
+    },
+    /// A program run from a system program directory, seen by the file watch when the
+    /// exec opened it: names programs too short-lived for any tick (no pid, no command line).
+    Program {
+        /// Executable path.
+        exe: String,
+    },
+    /// A process an earlier invocation left, still running at this one's end.
+    StillRunning {
+        /// Process id.
+        pid: u32,
+        /// Executable path.
+        exe: String,
+        /// Command line (truncated).
+        cmdline: String,
+    },
+    /// A file created, written, moved in or deleted under the scratch directory.
+    TmpFile {
+        /// Path.
+        path: String,
+        /// created, written, moved_in or deleted.
+        action: TmpAction,
+        /// Size in bytes when known.
+        size: Option<u64>,
+    },
+}
+
+/// What happened to a /tmp file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TmpAction {
+    /// Created.
+    Created,
+    /// Closed after writing.
+    Written,
+    /// Renamed into the directory.
+    MovedIn,
+    /// Removed.
+    Deleted,
+}
+
+/// Transport of a socket table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    /// /proc/net/tcp and tcp6.
+    Tcp,
+    /// /proc/net/udp and udp6.
+    Udp,
+}

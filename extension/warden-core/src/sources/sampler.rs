@@ -1,0 +1,382 @@
+//! The in-flight sampler: names what counters cannot — new processes and new remote
+//! endpoints — while an invocation runs.
+//!
+//! Each tick is cheap when nothing happened: one read of `/proc/loadavg` (has the pid
+//! allocator moved?) and of the four socket tables. New pids are probed directly by
+//! number instead of listing /proc. A process that starts and exits between two ticks is
+//! counted by the pid counter but cannot be named; the tick interval trades cost for that.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::procfs::parse::{parse_last_pid, parse_snmp};
+use super::procfs::parse::{Snmp, Socket, TCP_LISTEN};
+use super::procfs::reader::{boot_ms, ticks_per_sec, HotFile};
+use super::procfs::{Probe, ProcReader, ProcessInfo};
+use crate::schema::{Observation, Proto};
+
+/// Most pids probed in one tick (a fork bomb must not make a tick expensive).
+pub const MAX_PROBES_PER_TICK: u32 = 64;
+/// Most sockets remembered; beyond it the set is rebuilt.
+const MAX_SEEN_SOCKETS: usize = 4096;
+/// Shortest time between two reads of the socket tables. Reading /proc/net/tcp walks the
+/// kernel's whole connection hash table (milliseconds on a large host, whatever the number
+/// of sockets), so the tables are read only after /proc/net/snmp shows new socket
+/// activity, and at most this often.
+pub const MIN_TABLE_GAP: Duration = Duration::from_millis(50);
+/// Start times have a resolution of one clock tick (10 ms): a process that started up to
+/// this long before the runtime finished may be the next invocation's.
+const START_SLACK_MS: u64 = 10;
+
+/// Endpoints that belong to the platform, not to the function.
+#[derive(Debug, Clone, Default)]
+pub struct Exclusions {
+    /// The Runtime/Extensions API address.
+    pub runtime_api: Option<SocketAddr>,
+    /// Warden's telemetry listener port (its accepted connections are the platform's).
+    pub telemetry_port: Option<u16>,
+    /// Warden makes connections of its own (AWS destinations, throttle): leave the sockets
+    /// Warden holds out of what the function is said to open.
+    pub own_sockets: bool,
+}
+
+/// Sampler state; see the module docs.
+#[derive(Debug)]
+pub struct Sampler {
+    reader: ProcReader,
+    loadavg: HotFile,
+    snmp: HotFile,
+    exclusions: Exclusions,
+    last_pid: Option<u32>,
+    known: HashSet<u32>,
+    tracked: HashMap<u32, String>,
+    seen_sockets: HashSet<u64>,
+    reported: HashSet<(Proto, SocketAddr, bool)>,
+    sockets: Vec<(Proto, Socket)>,
+    unnamed: u64,
+    /// Socket activity counters at the last table read.
+    activity: Option<(u64, u64, u64)>,
+    /// New activity seen but the tables not read yet (rate limit).
+    tables_due: bool,
+    last_table_read: Option<Instant>,
+    primed: bool,
+    /// When the invocation in flight finished (its runtimeDone time), once known.
+    ended_at: Option<u64>,
+    /// Started by the next invocation before its INVOKE was handled: reported there.
+    carried: Vec<u32>,
+    /// Alive at the INVOKE, not known before, and the previous invocation's end time
+    /// not known yet: see [`Sampler::resolve`].
+    undecided: Vec<(ProcessInfo, u64)>,
+    ticks_per_sec: u64,
+}
+
+impl Sampler {
+    /// A sampler reading `proc_root`, leaving Warden (`self_pid`) out.
+    pub fn new(proc_root: &Path, self_pid: u32, exclusions: Exclusions) -> Sampler {
+        Sampler {
+            reader: ProcReader::new(proc_root, self_pid),
+            loadavg: HotFile::open(&proc_root.join("loadavg")),
+            snmp: HotFile::open(&proc_root.join("net/snmp")),
+            exclusions,
+            last_pid: None,
+            known: HashSet::new(),
+            tracked: HashMap::new(),
+            seen_sockets: HashSet::new(),
+            reported: HashSet::new(),
+            sockets: Vec::with_capacity(64),
+            unnamed: 0,
+            activity: None,
+            tables_due: false,
+            last_table_read: None,
+            primed: false,
+            ended_at: None,
+            carried: Vec::new(),
+            undecided: Vec::new(),
+            ticks_per_sec: ticks_per_sec(),
+        }
+    }
+
+    /// Ends the previous invocation. Processes alive now that were not there when it
+    /// started are judged by their start time against the runtime's end (`runtimeDone`):
+    /// started before, they were left running by it (reported with `alive_at_end`);
+    /// started after, the next invocation started them before Warden handled its INVOKE
+    /// (the runtime gets the event at the same time as the extensions) and they are
+    /// reported there by [`Sampler::begin`]. Without the end time yet, they wait for
+    /// [`Sampler::resolve`]. `live` is the sorted pid list of the closing snapshot.
+    pub fn finish(&mut self, live: &[u32], out: &mut Vec<Observation>) {
+        self.carried.clear();
+        // Never resolved (the runtimeDone was lost): they outlived a whole invocation.
+        for (info, _) in std::mem::take(&mut self.undecided) {
+            self.tracked.insert(info.pid, info.exe);
+        }
+        // Before the first invocation there is no baseline: everything alive is the
+        // platform, the runtime and the extensions, not something an invocation left.
+        if !self.primed {
+            return;
+        }
+        let offset = boot_to_unix_ms();
+        for &pid in live {
+            let tracked = self.tracked.contains_key(&pid);
+            if self.known.contains(&pid) && !tracked {
+                continue;
+            }
+            let Probe::Process(info) = self.reader.probe(pid) else {
+                continue;
+            };
+            let started = offset.map(|o| o + info.start_ticks * 1000 / self.ticks_per_sec.max(1));
+            match (started, self.ended_at) {
+                (Some(s), Some(end)) if started_after(&info, s, end) => self.carried.push(pid),
+                (Some(s), None) => self.undecided.push((info, s)),
+                _ => out.push(process(info, false, true)),
+            }
+        }
+    }
+
+    /// The previous invocation's runtimeDone arrived after its INVOKE successor: decides
+    /// what [`Sampler::finish`] could not. `left` gets the previous invocation's leftovers,
+    /// `started` the current invocation's own processes.
+    pub fn resolve(
+        &mut self,
+        ended_at: u64,
+        left: &mut Vec<Observation>,
+        started: &mut Vec<Observation>,
+    ) {
+        for (info, s) in std::mem::take(&mut self.undecided) {
+            if started_after(&info, s, ended_at) {
+                self.tracked.insert(info.pid, info.exe.clone());
+                started.push(process(info, false, false));
+            } else {
+                left.push(process(info, false, true));
+            }
+        }
+    }
+
+    /// Whether some processes wait for the previous invocation's end time.
+    pub fn undecided(&self) -> bool {
+        !self.undecided.is_empty()
+    }
+
+    /// The invocation in flight has ended: the runtime finished at `ended_at` (unix ms,
+    /// from its runtimeDone). Also notes where the pid allocator stands.
+    pub fn mark_end(&mut self, ended_at: Option<u64>) {
+        self.ended_at = ended_at;
+        if let Some(cur) = self.loadavg.read().and_then(|t| parse_last_pid(t).ok()) {
+            self.last_pid = Some(cur);
+        }
+    }
+
+    /// Starts a new invocation: what is alive or open now is the baseline, except the
+    /// processes it has already started (appended to `out` as new).
+    pub fn begin(&mut self, live: &[u32], last_pid: Option<u32>, out: &mut Vec<Observation>) {
+        self.known.clear();
+        self.known.extend(live.iter().copied());
+        self.tracked.clear();
+        self.last_pid = last_pid;
+        self.reported.clear();
+        self.unnamed = 0;
+        self.ended_at = None;
+        for pid in std::mem::take(&mut self.carried) {
+            if let Probe::Process(info) = self.reader.probe(pid) {
+                self.tracked.insert(pid, info.exe.clone());
+                out.push(process(info, false, false));
+            }
+        }
+        // Sockets open before the first invocation are the baseline; later ones stay
+        // "seen" across invocations, so a long-lived connection is reported once.
+        if !self.primed {
+            self.primed = true;
+            self.read_tables();
+            self.seen_sockets
+                .extend(self.sockets.iter().map(|(_, s)| s.inode));
+            self.activity = self.snmp_activity();
+        }
+    }
+
+    /// Pids allocated since `begin` that were gone (or threads) before they could be named.
+    pub fn unnamed_tasks(&self) -> u64 {
+        self.unnamed
+    }
+
+    /// One sampling pass; appends what is new to `out`.
+    pub fn tick(&mut self, out: &mut Vec<Observation>) {
+        self.new_pids(out);
+        self.exec_changes(out);
+        self.new_sockets(out);
+    }
+
+    fn new_pids(&mut self, out: &mut Vec<Observation>) {
+        let Some(cur) = self.loadavg.read().and_then(|t| parse_last_pid(t).ok()) else {
+            return;
+        };
+        let prev = self.last_pid.unwrap_or(cur);
+        self.last_pid = Some(cur);
+        if cur == prev {
+            return;
+        }
+        // After a wrap only the low range is probed.
+        let first = if cur > prev { prev + 1 } else { 1 };
+        let first = first.max(cur.saturating_sub(MAX_PROBES_PER_TICK - 1));
+        for pid in first..=cur {
+            if self.known.contains(&pid) {
+                continue;
+            }
+            match self.reader.probe(pid) {
+                Probe::Process(info) => {
+                    self.known.insert(pid);
+                    self.tracked.insert(pid, info.exe.clone());
+                    out.push(process(info, false, false));
+                }
+                Probe::Thread => {}
+                Probe::Gone => self.unnamed += 1,
+            }
+        }
+    }
+
+    /// A tracked process whose executable changed has exec'd (fork, then exec).
+    fn exec_changes(&mut self, out: &mut Vec<Observation>) {
+        let pids: Vec<u32> = self.tracked.keys().copied().collect();
+        for pid in pids {
+            let Some(exe) = self.reader.exe(pid) else {
+                continue;
+            };
+            if self.tracked.get(&pid) == Some(&exe) {
+                continue;
+            }
+            if let Some(info) = self.reader.process(pid) {
+                self.tracked.insert(pid, info.exe.clone());
+                out.push(process(info, true, false));
+            }
+        }
+    }
+
+    fn snmp_activity(&mut self) -> Option<(u64, u64, u64)> {
+        self.snmp
+            .read()
+            .and_then(|t| parse_snmp(t).ok())
+            .map(|s| activity(&s))
+    }
+
+    fn read_tables(&mut self) {
+        self.sockets.clear();
+        self.reader.sockets(&mut self.sockets);
+        self.last_table_read = Some(Instant::now());
+    }
+
+    /// Whether the socket tables should be read now: new opens or datagrams since the last
+    /// read, and not read within [`MIN_TABLE_GAP`].
+    fn tables_changed(&mut self) -> bool {
+        if let Some(now) = self.snmp_activity() {
+            if self.activity != Some(now) {
+                self.activity = Some(now);
+                self.tables_due = true;
+            }
+        }
+        let rested = self
+            .last_table_read
+            .is_none_or(|t| t.elapsed() >= MIN_TABLE_GAP);
+        self.tables_due && rested
+    }
+
+    fn new_sockets(&mut self, out: &mut Vec<Observation>) {
+        if !self.tables_changed() {
+            return;
+        }
+        self.tables_due = false;
+        self.read_tables();
+        if self.seen_sockets.len() > MAX_SEEN_SOCKETS {
+            self.seen_sockets.clear();
+        }
+        if self.exclusions.own_sockets {
+            // Marked as seen, so they are never reported as the function's endpoints.
+            own_socket_inodes(&mut self.seen_sockets);
+        }
+        for &(proto, s) in &self.sockets {
+            if s.inode == 0 || !self.seen_sockets.insert(s.inode) {
+                continue;
+            }
+            let listen = proto == Proto::Tcp && s.state == TCP_LISTEN;
+            let addr = if listen { s.local } else { s.remote };
+            if !listen && (s.remote.ip().is_unspecified() || self.is_platform(&s)) {
+                continue;
+            }
+            if self.reported.insert((proto, addr, listen)) {
+                out.push(Observation::Endpoint {
+                    proto,
+                    addr,
+                    listen,
+                });
+            }
+        }
+    }
+
+    /// Both ends of the platform's own connections: the Runtime API and Warden's telemetry
+    /// listener.
+    fn is_platform(&self, s: &Socket) -> bool {
+        let api = self.exclusions.runtime_api;
+        let port = self.exclusions.telemetry_port;
+        api == Some(s.remote)
+            || api == Some(s.local)
+            || port == Some(s.local.port())
+            || port == Some(s.remote.port())
+    }
+}
+
+/// Whether a process that started at `started` (unix ms) came after a runtime that finished
+/// at `ended_at`. An orphan (adopted by init) never does: a daemon that the invocation
+/// started forks its last process just after the response, but the next invocation's
+/// processes have a living parent, the runtime.
+fn started_after(info: &ProcessInfo, started: u64, ended_at: u64) -> bool {
+    info.ppid > 1 && started + START_SLACK_MS >= ended_at
+}
+
+/// Unix ms minus boot ms now: turns a process start time into wall-clock time.
+fn boot_to_unix_ms() -> Option<u64> {
+    let boot = boot_ms()?;
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
+    unix.checked_sub(boot)
+}
+
+/// Adds the inodes of the sockets this process holds (`/proc/self/fd` links `socket:[N]`).
+fn own_socket_inodes(into: &mut HashSet<u64>) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let Ok(link) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        let link = link.to_string_lossy();
+        if let Some(n) = link
+            .strip_prefix("socket:[")
+            .and_then(|r| r.strip_suffix(']'))
+        {
+            if let Ok(inode) = n.parse() {
+                into.insert(inode);
+            }
+        }
+    }
+}
+
+/// The counters that move when a socket is opened or used for UDP.
+fn activity(s: &Snmp) -> (u64, u64, u64) {
+    (s.tcp_active_opens, s.tcp_passive_opens, s.udp_out_datagrams)
+}
+
+fn process(info: ProcessInfo, exec: bool, alive_at_end: bool) -> Observation {
+    Observation::Process {
+        pid: info.pid,
+        ppid: info.ppid,
+        exe: info.exe,
+        cmdline: info.cmdline,
+        exec,
+        alive_at_end,
+    }
+}
+
+#[cfg(test)]
+mod tests;

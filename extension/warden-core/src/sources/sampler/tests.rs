@@ -1,0 +1,318 @@
+use super::*;
+use crate::schema::Observation;
+use std::path::PathBuf;
+
+const TCP_HEADER: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+
+fn tcp_line(i: u32, local: &str, remote: &str, state: &str, inode: u64) -> String {
+    format!("   {i}: {local} {remote} {state} 00000000:00000000 00:00000000 00000000     0        0 {inode} 1 0 20 4 30 10 -1\n")
+}
+
+struct FakeProc(PathBuf);
+
+impl FakeProc {
+    fn new(name: &str) -> FakeProc {
+        let root =
+            std::env::temp_dir().join(format!("warden-sampler-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("net")).unwrap();
+        let f = FakeProc(root);
+        f.write("loadavg", "0.0 0.0 0.0 1/10 42\n");
+        f.process(1, 0, "/init");
+        f.process(42, 1, "/usr/bin/python3");
+        f
+    }
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.0.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    fn process(&self, pid: u32, ppid: u32, exe: &str) {
+        self.process_started(pid, ppid, exe, 5);
+    }
+    fn process_started(&self, pid: u32, ppid: u32, exe: &str, start_ticks: u64) {
+        self.write(
+            &format!("{pid}/status"),
+            &format!("Name:\tx\nTgid:\t{pid}\n"),
+        );
+        self.write(
+            &format!("{pid}/stat"),
+            &format!("{pid} (x) S {ppid} 0 0 0 0 0 0 0 0 0 1 1 0 0 20 0 1 0 {start_ticks} 0 0\n"),
+        );
+        self.write(&format!("{pid}/cmdline"), &format!("{exe}\0-c\0true\0"));
+        let link = self.0.join(format!("{pid}/exe"));
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(exe, link).unwrap();
+    }
+    fn snmp(&self, active_opens: u64) {
+        self.write(
+            "net/snmp",
+            &format!(
+                "Tcp: ActiveOpens PassiveOpens\nTcp: {active_opens} 0\nUdp: OutDatagrams\nUdp: 0\n"
+            ),
+        );
+    }
+    fn tcp(&self, lines: &[String]) {
+        self.write("net/tcp", &format!("{TCP_HEADER}{}", lines.concat()));
+    }
+}
+
+impl Drop for FakeProc {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn sampler(f: &FakeProc) -> Sampler {
+    let exclusions = Exclusions {
+        runtime_api: Some("127.0.0.1:9001".parse().unwrap()),
+        telemetry_port: Some(9317),
+        own_sockets: false,
+    };
+    Sampler::new(&f.0, 99, exclusions)
+}
+
+#[test]
+fn names_new_processes_and_counts_vanished_ones() {
+    let f = FakeProc::new("procs");
+    let mut s = sampler(&f);
+    s.begin(&[1, 42], Some(42), &mut Vec::new());
+    let mut out = Vec::new();
+    s.tick(&mut out);
+    assert!(out.is_empty(), "{out:?}");
+
+    // 43 came and went; 44 is a shell; 45 is a thread of 44.
+    f.process(44, 42, "/bin/sh");
+    f.write("45/status", "Name:\tt\nTgid:\t44\n");
+    f.write("loadavg", "0.0 0.0 0.0 1/10 45\n");
+    s.tick(&mut out);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let Observation::Process {
+        pid,
+        ppid,
+        exe,
+        cmdline,
+        exec,
+        ..
+    } = &out[0]
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (*pid, *ppid, exe.as_str(), *exec),
+        (44, 42, "/bin/sh", false)
+    );
+    assert_eq!(cmdline, "/bin/sh -c true");
+    assert_eq!(s.unnamed_tasks(), 1);
+
+    // The shell execs curl: reported once as an exec.
+    out.clear();
+    f.process(44, 42, "/usr/bin/curl");
+    s.tick(&mut out);
+    s.tick(&mut out);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(
+        matches!(&out[0], Observation::Process { exe, exec: true, .. } if exe == "/usr/bin/curl")
+    );
+}
+
+fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn ticks_now() -> u64 {
+    boot_ms().unwrap() * ticks_per_sec() / 1000
+}
+
+#[test]
+fn processes_left_running_are_reported_at_the_end() {
+    let f = FakeProc::new("linger");
+    let mut s = sampler(&f);
+    s.begin(&[1, 42], Some(42), &mut Vec::new());
+    f.process(50, 1, "/tmp/miner"); // started long ago (5 ticks after boot)
+    s.mark_end(Some(unix_now_ms()));
+    let mut out = Vec::new();
+    s.finish(&[1, 42, 50], &mut out);
+    assert_eq!(out.len(), 1);
+    assert!(matches!(
+        &out[0],
+        Observation::Process {
+            pid: 50,
+            alive_at_end: true,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_process_the_next_invocation_started_is_reported_there() {
+    let f = FakeProc::new("next");
+    let mut s = sampler(&f);
+    s.begin(&[1, 42], Some(42), &mut Vec::new());
+    // 50 was left by this invocation; 51 was forked by the runtime for the next one after
+    // this one's runtime finished (a second ago), before Warden handled the next INVOKE.
+    f.process(50, 1, "/tmp/miner");
+    s.mark_end(Some(unix_now_ms() - 1000));
+    f.process_started(51, 42, "/bin/sh", ticks_now());
+    let mut out = Vec::new();
+    s.finish(&[1, 42, 50, 51], &mut out);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(matches!(
+        &out[0],
+        Observation::Process {
+            pid: 50,
+            alive_at_end: true,
+            ..
+        }
+    ));
+
+    let mut started = Vec::new();
+    s.begin(&[1, 42, 50, 51], Some(51), &mut started);
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert!(matches!(
+        &started[0],
+        Observation::Process {
+            pid: 51,
+            alive_at_end: false,
+            exec: false,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn without_the_end_time_the_decision_waits_for_it() {
+    let f = FakeProc::new("undecided");
+    let mut s = sampler(&f);
+    s.begin(&[1, 42], Some(42), &mut Vec::new());
+    f.process(50, 1, "/tmp/miner");
+    f.process_started(51, 42, "/bin/sh", ticks_now());
+    let mut out = Vec::new();
+    s.finish(&[1, 42, 50, 51], &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    assert!(s.undecided());
+    s.begin(&[1, 42, 50, 51], Some(51), &mut out);
+    assert!(out.is_empty(), "{out:?}");
+
+    // The closed invocation's runtimeDone: it ended a second ago.
+    let (mut left, mut started) = (Vec::new(), Vec::new());
+    s.resolve(unix_now_ms() - 1000, &mut left, &mut started);
+    assert!(
+        matches!(
+            &left[..],
+            [Observation::Process {
+                pid: 50,
+                alive_at_end: true,
+                ..
+            }]
+        ),
+        "{left:?}"
+    );
+    assert!(
+        matches!(
+            &started[..],
+            [Observation::Process {
+                pid: 51,
+                alive_at_end: false,
+                ..
+            }]
+        ),
+        "{started:?}"
+    );
+    assert!(!s.undecided());
+}
+
+#[test]
+fn undecided_processes_never_resolved_count_as_left_running_next_time() {
+    let f = FakeProc::new("lost-end");
+    let mut s = sampler(&f);
+    s.begin(&[1, 42], Some(42), &mut Vec::new());
+    f.process(50, 1, "/tmp/miner");
+    let mut out = Vec::new();
+    s.finish(&[1, 42, 50], &mut out);
+    s.begin(&[1, 42, 50], Some(50), &mut out);
+    s.mark_end(Some(unix_now_ms()));
+    s.finish(&[1, 42, 50], &mut out);
+    assert!(
+        matches!(
+            &out[..],
+            [Observation::Process {
+                pid: 50,
+                alive_at_end: true,
+                ..
+            }]
+        ),
+        "{out:?}"
+    );
+}
+
+#[cfg(target_endian = "little")]
+#[test]
+fn new_endpoints_once_each_platform_ones_never() {
+    let f = FakeProc::new("sockets");
+    let api = "0100007F:2329"; // 127.0.0.1:9001
+    let old = tcp_line(0, "0100007F:C350", api, "01", 10);
+    f.tcp(std::slice::from_ref(&old));
+    f.snmp(1);
+    let mut s = sampler(&f);
+    s.begin(&[1, 42], Some(42), &mut Vec::new());
+    let out_conn = tcp_line(1, "0200000A:D000", "507100CB:01BB", "01", 11); // -> 203.0.113.80:443
+    let again = tcp_line(2, "0200000A:D001", "507100CB:01BB", "01", 12);
+    let api_new = tcp_line(3, "0100007F:C351", api, "01", 13);
+    let telemetry = tcp_line(4, "0100007F:2465", "0100007F:C352", "01", 14); // local :9317
+    let listener = tcp_line(5, "00000000:115C", "00000000:0000", "0A", 15); // :4444
+    f.tcp(&[old, out_conn, again, api_new, telemetry, listener]);
+    let mut out = Vec::new();
+    s.tick(&mut out);
+    assert!(
+        out.is_empty(),
+        "tables are read only after snmp shows new sockets"
+    );
+    f.snmp(5);
+    std::thread::sleep(MIN_TABLE_GAP);
+    s.tick(&mut out);
+    s.tick(&mut out);
+    assert_eq!(
+        out,
+        vec![
+            Observation::Endpoint {
+                proto: Proto::Tcp,
+                addr: "203.0.113.80:443".parse().unwrap(),
+                listen: false
+            },
+            Observation::Endpoint {
+                proto: Proto::Tcp,
+                addr: "0.0.0.0:4444".parse().unwrap(),
+                listen: true
+            },
+        ]
+    );
+}
+
+#[test]
+fn real_child_process_is_named() {
+    let mut s = Sampler::new(
+        Path::new("/proc"),
+        std::process::id(),
+        Exclusions::default(),
+    );
+    let mut live = Vec::new();
+    ProcReader::new(Path::new("/proc"), std::process::id()).list_pids(&mut live);
+    let last = ProcReader::new(Path::new("/proc"), 0).last_pid();
+    s.begin(&live, last, &mut Vec::new());
+    let mut child = std::process::Command::new("sleep")
+        .arg("2")
+        .spawn()
+        .unwrap();
+    let mut out = Vec::new();
+    s.tick(&mut out);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        out.iter().any(|o| matches!(o, Observation::Process { pid, exe, .. } if *pid == child.id() && exe.ends_with("sleep"))),
+        "{out:?}"
+    );
+}

@@ -1,0 +1,188 @@
+//! Wiring: the pipeline and the detection stage the settings ask for, built from the parts
+//! `warden-core` provides. A missing or bad model or profile is logged once and detection
+//! carries on without it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use warden_core::assembler::{Assembler, AssemblerConfig};
+use warden_core::clock::unix_ms;
+use warden_core::config::{Config, Mode, ModelChoice};
+use warden_core::detect::{BaselineProfile, Detector, DetectorConfig};
+use warden_core::health::Health;
+use warden_core::model::Scorer;
+use warden_core::pipeline::detection::DetectorSink;
+use warden_core::pipeline::Pipeline;
+use warden_core::respond::{Responder, Shared};
+use warden_core::sinks::outputs::Outputs;
+use warden_core::sinks::Sinks;
+use warden_core::sources::filewatch::{FileWatch, PROGRAM_DIRS};
+use warden_core::sources::procfs::reader::ticks_per_sec;
+use warden_core::sources::procfs::CounterSnapshot;
+use warden_core::sources::sampler::{Exclusions, Sampler};
+
+pub(crate) fn build_pipeline(
+    config: &Config,
+    health: Arc<Health>,
+    first: CounterSnapshot,
+) -> Pipeline {
+    let assembler = Assembler::new(
+        AssemblerConfig {
+            report_wait: config.report_wait,
+            max_pending: config.max_pending,
+            ticks_per_sec: ticks_per_sec(),
+            function_name: config.lambda.function_name.clone(),
+            function_version: config.lambda.function_version.clone(),
+            tmp_dir: config.tmp_dir.to_string_lossy().into_owned(),
+            proc_root: config.proc_root.clone(),
+        },
+        health.clone(),
+        first,
+        unix_ms(),
+    );
+    let exclusions = Exclusions {
+        runtime_api: config
+            .lambda
+            .runtime_api
+            .as_deref()
+            .and_then(|a| a.parse::<SocketAddr>().ok()),
+        telemetry_port: Some(config.telemetry_port),
+        own_sockets: config.outputs.uses_network(),
+    };
+    let sampler = config
+        .sampler_interval
+        .map(|_| Sampler::new(&config.proc_root, std::process::id(), exclusions));
+    let filewatch = match FileWatch::new(&config.tmp_dir) {
+        Ok(mut w) => {
+            let n = w.watch_programs(&PROGRAM_DIRS);
+            warden_core::debug!("watching {n} program directories");
+            Some(w)
+        }
+        Err(e) => {
+            warden_core::debug!("not watching {}: {e}", config.tmp_dir.display());
+            None
+        }
+    };
+    let mut sinks = Sinks::default();
+    if config.records {
+        sinks
+            .records
+            .push(Box::new(warden_core::sinks::stdout::stdout()));
+    }
+    Pipeline {
+        health,
+        assembler,
+        sampler,
+        sampler_interval: config.sampler_interval.unwrap_or(Duration::from_millis(20)),
+        filewatch,
+        sinks,
+        shutdown_wait: config.shutdown_wait,
+        forwarder: None,
+    }
+}
+
+/// The detector with its responder and AWS destinations; `None` when detection is off
+/// (`WARDEN_MODE=learn`).
+pub(crate) fn build_detector(
+    config: &Config,
+    health: &Arc<Health>,
+    responses: &Shared,
+) -> Option<DetectorSink> {
+    let detector = detector_from_config(config, health.clone())?;
+    Some(detector.with_responder(Responder::from_config(config, health.clone(), responses)))
+}
+
+/// The detector the settings ask for: `None` unless the mode is `on`. A missing or bad
+/// model or profile is logged once and detection carries on without it.
+fn detector_from_config(config: &Config, health: Arc<Health>) -> Option<DetectorSink> {
+    if config.mode != Mode::On {
+        return None;
+    }
+    let cfg = DetectorConfig {
+        threshold: config.threshold,
+        function_name: config.lambda.function_name.clone(),
+        function_version: config.lambda.function_version.clone(),
+        tmp_prefix: format!(
+            "{}/",
+            config.tmp_dir.to_string_lossy().trim_end_matches('/')
+        ),
+        known_exes: config.known_exes.clone(),
+    };
+    let mut detector = Detector::new(cfg.clone(), health.clone(), unix_ms());
+    if let Some(path) = &config.profile {
+        match load_profile(path, &cfg.function_name)
+            .and_then(|p| detector.with_profile(&p).map_err(|e| e.to_string()))
+        {
+            Ok(d) => detector = d,
+            Err(e) => {
+                warden_core::warn!("baseline profile {} not used: {e}", path.display());
+                detector = Detector::new(cfg, health.clone(), unix_ms());
+            }
+        }
+    }
+    let scorer: Option<Arc<dyn Scorer>> = match &config.model {
+        ModelChoice::Off => None,
+        choice => {
+            let path = match choice {
+                ModelChoice::File(p) => Some(p.as_path()),
+                _ => None,
+            };
+            match warden_core::model::load_default(path) {
+                Ok(m) => Some(Arc::new(m)),
+                Err(e) => {
+                    warden_core::warn!(
+                        "model not used ({e}); scoring with baseline and rules alone"
+                    );
+                    None
+                }
+            }
+        }
+    };
+    let detector = detector.with_scorer(scorer);
+    let outputs = Outputs::from_config(config, health.clone(), Box::new(std::io::stdout()));
+    Some(DetectorSink::new(detector, Box::new(std::io::stdout()), health).with_outputs(outputs))
+}
+
+/// One profile, or the function's entry of what `warden train --profile-out` writes (one
+/// profile per function name).
+fn load_profile(path: &Path, function: &str) -> Result<BaselineProfile, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    if let Ok(one) = serde_json::from_str::<BaselineProfile>(&text) {
+        return Ok(one);
+    }
+    let mut by_function: std::collections::BTreeMap<String, BaselineProfile> =
+        serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    by_function
+        .remove(function)
+        .ok_or_else(|| format!("no profile for function {function:?} in it"))
+}
+
+#[cfg(test)]
+mod profile_file_tests {
+    use super::*;
+    use warden_core::detect::Baseline;
+
+    #[test]
+    fn a_profile_file_holds_one_profile_or_one_per_function() {
+        let dir = std::env::temp_dir().join(format!("warden-profile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut b = Baseline::new();
+        for i in 0..25 {
+            b.observe(&[i as f32; warden_core::features::N]);
+        }
+        let mut p = b.to_profile();
+        p.shell_shapes = vec!["sh -c gzip -0".into()];
+        let one = dir.join("one.json");
+        std::fs::write(&one, serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(load_profile(&one, "any").unwrap(), p);
+        let map = dir.join("map.json");
+        let by_function = std::collections::BTreeMap::from([("orders".to_string(), p.clone())]);
+        std::fs::write(&map, serde_json::to_string(&by_function).unwrap()).unwrap();
+        assert_eq!(load_profile(&map, "orders").unwrap(), p);
+        let missing = load_profile(&map, "billing").unwrap_err();
+        assert!(missing.contains("billing"), "{missing}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
