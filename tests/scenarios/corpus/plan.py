@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass, field
 
 from .attacks import GENERATORS
-from .catalog import ATTACK_CLASSES, FUNCTIONS, HOLDOUT, TARGET
+from .catalog import ATTACK_CLASSES, FUNCTIONS, HOLDOUT, NEW_HABIT, TARGETS
 from .workloads import BENIGN, lognormal
 
 
@@ -76,15 +76,14 @@ def benign_runs(name, seed, scale, ports):
     return runs
 
 
-def _attack(rng, kind, ports, scale_name):
-    event, variant, expect = GENERATORS[kind](rng, ports, scale_name)
+def _attack(rng, kind, target, ports, scale_name):
+    event, variant, expect = GENERATORS[kind, target](rng, ports, scale_name)
     return Invocation(event, kind, variant, "attack", expect)
 
 
-def campaign(kind, number, seed, scale, scale_name, ports):
+def campaign(kind, target, number, seed, scale, scale_name, ports):
     """Benign warm-up, then attacks (a burst, for probing) with benign traffic between them."""
-    rng = _rng(seed, "attack", kind, str(number))
-    target = TARGET[kind]
+    rng = _rng(seed, "attack", kind, target, str(number))
     benign = BENIGN[target]
     warmup = rng.randint(*scale.warmup)
     if kind == "persistence":
@@ -95,9 +94,10 @@ def campaign(kind, number, seed, scale, scale_name, ports):
     bursts = 1 if kind == "probing" else rng.randint(*scale.attacks)
     for n in range(bursts):
         if kind == "probing":
-            out += [_attack(rng, kind, ports, scale_name) for _ in range(rng.randint(*scale.burst))]
+            out += [_attack(rng, kind, target, ports, scale_name)
+                    for _ in range(rng.randint(*scale.burst))]
         else:
-            out.append(_attack(rng, kind, ports, scale_name))
+            out.append(_attack(rng, kind, target, ports, scale_name))
         if kind == "persistence":
             # What the planted process does during the next warm invocations is its doing too.
             for _ in range(3):
@@ -112,8 +112,19 @@ def campaign(kind, number, seed, scale, scale_name, ports):
     return Run(target, f"attack/{kind}", number, pause, out)
 
 
+def campaigns_per_target(kind, scale):
+    """A class's campaigns are shared among its targets (at least one each), so that adding a
+    target does not multiply the class's share of the corpus."""
+    campaigns = scale.campaigns
+    if kind == "persistence":
+        # One plant per campaign: run more of them to match the other classes' counts.
+        campaigns *= max(1, sum(scale.attacks) // 2)
+    return max(1, -(-campaigns // len(TARGETS[kind])))
+
+
 def build(seed, scale_name, ports, split="train", holdout=HOLDOUT, only=()):
-    """Every run of the corpus, in order. `split=train` leaves the held-out functions out."""
+    """Every run of the corpus, in order. `split=train` leaves the held-out functions out:
+    their benign runs and the campaigns that go through them."""
     scale = SCALES[scale_name]
     runs = []
     for name in FUNCTIONS:
@@ -121,12 +132,11 @@ def build(seed, scale_name, ports, split="train", holdout=HOLDOUT, only=()):
             continue
         runs += benign_runs(name, seed, scale, ports)
     for kind in ATTACK_CLASSES:
-        campaigns = scale.campaigns
-        if kind == "persistence":
-            # One plant per campaign: run more of them to match the other classes' counts.
-            campaigns *= max(1, sum(scale.attacks) // 2)
-        for number in range(campaigns):
-            runs.append(campaign(kind, number, seed, scale, scale_name, ports))
+        for target in TARGETS[kind]:
+            if split == "train" and target in holdout:
+                continue
+            for number in range(campaigns_per_target(kind, scale)):
+                runs.append(campaign(kind, target, number, seed, scale, scale_name, ports))
     if only:
         runs = [r for r in runs if _selected(r, only)]
     return runs
@@ -134,4 +144,5 @@ def build(seed, scale_name, ports, split="train", holdout=HOLDOUT, only=()):
 
 def _selected(run, only):
     kind = run.scenario.split("/", 1)[-1]
-    return any(o in (run.function, kind, run.scenario.split("/")[0]) for o in only)
+    habit = ("new-habit",) if run.function in NEW_HABIT else ()
+    return any(o in (run.function, kind, run.scenario.split("/")[0], *habit) for o in only)

@@ -57,8 +57,10 @@ class Tools:
         return layer
 
     def function_dir(self, name):
+        """The code directory: the function's own under functions/ (a Python handler, or a
+        custom runtime's `bootstrap`), or a scratch one with a workspace binary as bootstrap."""
         spec = FUNCTIONS[name]
-        if spec.runtime == "python":
+        if not spec.bootstrap:
             return self.root / "tests" / "scenarios" / "functions" / name
         binary = self.rust_probe if spec.bootstrap == "rust-probe" else newest(self.root, spec.bootstrap)
         if not binary:
@@ -163,5 +165,6 @@ def labelled(outcome, run, seed, split, index):
     sandbox["error_type"] = (report.get("error") or {}).get("errorType")
     return {"label": inv.label, "attack": inv.label != "benign", "variant": inv.variant,
             "stage": inv.stage, "function": run.function, "runtime": FUNCTIONS[run.function].runtime,
+            "language": FUNCTIONS[run.function].language, "new_habit": FUNCTIONS[run.function].new_habit,
             "scenario": run.scenario, "run": run.name, "index": index, "seed": seed, "split": split,
             "request_id": report.get("request_id"), "sandbox": sandbox, "record": outcome.record}

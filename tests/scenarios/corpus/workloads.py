@@ -161,10 +161,84 @@ def customer_export(rng, ports):
     return api_event(rng, "GET", "/customers/export", query=query)
 
 
+# --- new habits: custom runtimes and a shell pipeline per call ---------------------------
+CATEGORIES = ("books", "toys", "garden", "kitchen", "office", "sports")
+
+
+def order_batch(rng):
+    """An order batch as a marketplace export sends it: lines with category and warehouse."""
+    items = [{"sku": f"SKU-{rng.randint(1, 399):04d}", "category": rng.choice(CATEGORIES),
+              "warehouse": rng.choice(("DUB1", "FRA2", "IAD5", "NRT1")),
+              "qty": lognormal(rng, 2, 0.9, 1, 60), "price": round(rng.uniform(1, 300), 2)}
+             for _ in range(lognormal(rng, 12, 1.0, 1, 400))]
+    return {"batch_id": f"b-{rng.getrandbits(40):010x}", "min_qty": rng.choice((1, 1, 1, 2, 5)),
+            "items": items}
+
+
+def bash_runtime(rng, ports):
+    batch = order_batch(rng)
+    batch["group_by"] = rng.choice(("category", "category", "warehouse", "sku"))
+    if rng.random() < 0.02:
+        batch["items"][0]["price"] = str(batch["items"][0]["price"])  # jq fails: function error
+    return batch
+
+
+# Merchants' confirmation templates (None: the function's default one).
+NODE_TEMPLATES = (
+    None, None,
+    "Hi {{customer.name.split(' ')[0]}}, we got your {{lines}} {{plural(lines, 'line')}}: "
+    "{{money(total, currency)}}.",
+    "{{upper(customer.tier)}} order {{orderId}} ships {{ships(2)}}",
+    "Order {{orderId}} for {{customer.email}}: {{items.map((i) => i.qty + ' x ' + i.sku).join(', ')}}",
+    "Total {{money(total, currency)}} incl. {{money(tax, currency)}} tax. Thank you!",
+)
+
+
+def node_order(rng):
+    """A valid order for node-api (no template, no webhook)."""
+    items = [{"sku": f"SKU-{rng.randint(1, 399):04d}", "qty": lognormal(rng, 1.5, 0.8, 1, 40)}
+             for _ in range(lognormal(rng, 3, 0.7, 1, 40))]
+    return {"customer_id": f"C{rng.randint(1, 99999):05d}",
+            "currency": rng.choice(("EUR", "EUR", "USD", "GBP", "CHF")), "items": items}
+
+
+def node_api(rng, ports):
+    order = node_order(rng)
+    template = rng.choice(NODE_TEMPLATES)
+    if template:
+        order["template"] = template
+    if rng.random() < 0.3:
+        order["notify"] = True  # the merchant's fulfilment webhook (the host's `hooks`)
+    roll = rng.random()
+    if roll < 0.04:
+        order["items"][0]["qty"] = rng.choice((0, -2, 250))  # client bug: 400
+    elif roll < 0.05:
+        order["currency"] = "JPY"  # not offered: 400
+    elif roll < 0.06:
+        order["template"] = "Hi {{customer.nmae.split(' ')[0]}}!"  # typo: TypeError, a 502
+    return api_event(rng, "POST", "/orders", body=order)
+
+
+def pdf_url(rng, ports, tenant=None):
+    tenant = tenant or rng.choice(("acme", "acme", "globex", "initech", "umbrella"))
+    pages = lognormal(rng, 4, 0.9, 1, 120)
+    return (f"http://host.sandbox:{ports['docs']}/docs/{tenant}/{pages}/"
+            f"{rng.choice(('inv', 'po', 'cn'))}-{rng.randint(1, 99999):05d}.pdf")
+
+
+def pdf_convert(rng, ports):
+    # 2% point at a tenant the bucket no longer has: a 404 page, which is not a PDF (422).
+    url = pdf_url(rng, ports, "legacy" if rng.random() < 0.02 else None)
+    return {"document": {"id": f"doc-{rng.getrandbits(40):010x}", "url": url,
+                         "content_type": "application/pdf"},
+            "requested_by": f"u{rng.getrandbits(24):06x}"}
+
+
 BENIGN = {
     "thumbnailer": thumbnailer, "orders-api": orders_api, "webhook-forwarder": webhook_forwarder,
     "nightly-batch": nightly_batch, "report-builder": report_builder,
     "checksum-service": checksum_service, "metrics-shipper": metrics_shipper,
     "doc-convert": doc_convert, "session-api": session_api, "pricing-rules": pricing_rules,
-    "customer-export": customer_export,
+    "customer-export": customer_export, "bash-runtime": bash_runtime, "node-api": node_api,
+    "pdf-convert": pdf_convert,
 }
