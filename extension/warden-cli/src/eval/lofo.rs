@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::{assemble, predict, Context, Mode, Prediction, Report, RowResult, Setting};
 use crate::dataset::{self, Row};
 use crate::train::{train, TrainError, TrainOptions};
+use warden_core::model::ShippedModel;
 
 /// One fold.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -92,10 +93,16 @@ pub fn leave_one_function_out(
             data: format!("{} (leave-one-function-out: without {function})", opts.data),
             ..opts.clone()
         };
-        let model = train(&fold, &fold_opts).map_err(|source| LofoError::Train {
+        let fail = |source| LofoError::Train {
             function: function.to_string(),
             source,
-        })?;
+        };
+        let model = train(&fold, &fold_opts).map_err(fail)?;
+        // Scored as the file `warden train` would write, loaded (and with its digest).
+        let model = model
+            .to_bytes()
+            .and_then(|b| ShippedModel::from_bytes(&b))
+            .map_err(|e| fail(e.into()))?;
         let profiles = dataset::profiles(&fold);
         let trained = &model.header().training;
         assert!(
