@@ -66,7 +66,8 @@ enum Command {
         /// Write per-function baseline profiles (JSON) learned from the benign/unlabelled rows.
         #[arg(long)]
         profile_out: Option<PathBuf>,
-        /// Accept rows whose split is `test` (refused by default).
+        /// Accept rows whose split is `test` (refused by default, for the model and the
+        /// profiles).
         #[arg(long)]
         allow_test_split: bool,
     },
@@ -150,6 +151,10 @@ fn main() -> Result<()> {
                 }
                 rows.extend(read);
             }
+            // Profiles are training too: the test split is refused for them as for the model.
+            if !allow_test_split && rows.iter().any(|r| r.split.as_deref() == Some("test")) {
+                bail!("records include the test split; train on --split train records");
+            }
             if let Some(path) = profile_out {
                 let profiles = dataset::profiles(&rows);
                 let json = serde_json::to_string_pretty(&profiles)?;
@@ -157,9 +162,6 @@ fn main() -> Result<()> {
                 eprintln!("warden: {} profiles → {}", profiles.len(), path.display());
             }
             let Some(out) = out else { return Ok(()) };
-            if !allow_test_split && rows.iter().any(|r| r.split.as_deref() == Some("test")) {
-                bail!("records include the test split; train on --split train records");
-            }
             let opts = TrainOptions {
                 seed,
                 trees,

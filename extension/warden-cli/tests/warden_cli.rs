@@ -132,6 +132,18 @@ fn refuses_test_split_and_corrupt_model() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("test split"));
     assert!(!model.exists());
+    // Profiles are learned from the training split only, too.
+    let profiles = dir.join("profiles.json");
+    let o = warden(&[
+        "train",
+        "--records",
+        s(&test),
+        "--profile-out",
+        s(&profiles),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("test split"));
+    assert!(!profiles.exists());
 
     let o = warden(&[
         "train",
