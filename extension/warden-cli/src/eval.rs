@@ -9,8 +9,16 @@
 //!   ([`dataset::replay`]); a row is flagged when the forest names a class, or else when the
 //!   novelty score reaches the threshold (reported as `anomaly`); flagged rows are not
 //!   learned by the baseline.
+//!
+//! And three settings ([`Setting`]): the detector without profiles (every environment learns
+//! from scratch), with the profiles of `warden train --profile-out`, and
+//! [`lofo::leave_one_function_out`], where each function is scored by a model and profiles
+//! trained without it. [`bars`] holds the figures against the bars of "detection that holds on
+//! functions Warden has never seen".
 
+pub mod bars;
 pub mod explained;
+pub mod lofo;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -25,10 +33,50 @@ use warden_core::features::FEATURE_NAMES;
 use warden_core::health::Health;
 use warden_core::model::Scorer;
 use warden_core::model::{ShippedModel, BENIGN};
-use warden_core::schema::Class;
+use warden_core::schema::{Class, Indicator, Severity};
 
 /// Prediction name for a novelty-only flag.
 pub const ANOMALY: &str = "anomaly";
+
+/// An environment's first invocations, where the rules of the issue differ: benign flags are
+/// counted after them, and a high or critical finding in them needs a hard indicator. (The
+/// same length as the baseline's warm-up, `detect::baseline::WARMUP`, but a bar of its own.)
+pub const FIRST_INVOCATIONS: u64 = 20;
+
+/// Indicators that are evidence on their own: a finding of high or critical severity during
+/// an environment's first invocations must have one of them.
+// Moves to warden_core::schema::Indicator::is_hard
+pub fn is_hard(i: Indicator) -> bool {
+    matches!(
+        i,
+        Indicator::ShellWithConnection
+            | Indicator::ExecFromTmp
+            | Indicator::MiningPort
+            | Indicator::CredentialAccess
+    )
+}
+
+/// Where the model and profiles that scored the rows come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// One model and no profile: every environment learns from scratch.
+    NoProfile,
+    /// One model, and each function's detector seeded from its profile when it has one.
+    WithProfiles,
+    /// Each function scored by a model and profiles trained without it ([`lofo`]).
+    LeaveOneFunctionOut,
+}
+
+impl Setting {
+    /// The name the report gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Setting::NoProfile => "no profile",
+            Setting::WithProfiles => "with profiles",
+            Setting::LeaveOneFunctionOut => "leave-one-function-out",
+        }
+    }
+}
 
 /// Figures for one true class.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,36 +93,86 @@ pub struct ClassFigures {
     pub correct: u64,
     /// `correct / support`.
     pub class_recall: f64,
+    /// Class accuracy, `correct / detected`: of the rows flagged, the share whose finding
+    /// (detector mode) or forest (model mode) names this class (0 when none was flagged).
+    pub class_accuracy: f64,
     /// Rows predicted as this class.
     pub predicted: u64,
     /// `correct / predicted` (1 when nothing was predicted).
     pub precision: f64,
-    /// Of the detected rows, those whose explanation names first a feature this class
-    /// moves ([`explained::moved_features`]).
-    pub explained: u64,
-    /// `explained / detected`.
-    pub explained_share: f64,
+    /// Explained first: of the detected rows, those whose explanation's first item is a
+    /// feature this class moves ([`explained::moved_features`]; an indicator counts through
+    /// the feature it points at).
+    pub explained_first: u64,
+    /// `explained_first / detected`.
+    pub explained_first_share: f64,
     /// How often each feature came first in the explanations of detected rows.
     pub top_features: Vec<(String, u64)>,
 }
 
-/// False positives on one benign function.
+/// One function: false positives, and the rules of an environment's first invocations.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FunctionFigures {
     /// Function name.
     pub function: String,
-    /// The model never saw it in training.
+    /// The model that scored it never saw it in training.
     pub held_out: bool,
+    /// Its detectors started from a profile of it.
+    pub profiled: bool,
     /// Benign invocations.
     pub benign: u64,
     /// Of those, flagged.
     pub false_positives: u64,
+    /// Benign invocations after their environment's first [`FIRST_INVOCATIONS`] (`seq` above
+    /// it).
+    pub benign_after_first: u64,
+    /// Of those, flagged.
+    pub flagged_after_first: u64,
+    /// `flagged_after_first / benign_after_first`.
+    pub flagged_after_first_rate: f64,
+    /// Findings of high or critical severity, made on a record of the environment's first
+    /// [`FIRST_INVOCATIONS`], without a hard indicator ([`is_hard`]); any label (detector
+    /// mode only).
+    pub high_without_hard_first: u64,
+    /// Of those, on benign rows.
+    pub high_without_hard_first_benign: u64,
+}
+
+/// The attack classes together, and the functions together.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Overall {
+    /// Attack rows.
+    pub attacks: u64,
+    /// Of those, flagged.
+    pub detected: u64,
+    /// `detected / attacks`.
+    pub recall: f64,
+    /// Of the detected, flagged as their own class.
+    pub correct: u64,
+    /// `correct / detected`.
+    pub class_accuracy: f64,
+    /// Of the detected, explained first by a feature their class moves.
+    pub explained_first: u64,
+    /// `explained_first / detected`.
+    pub explained_first_share: f64,
+    /// Benign rows after their environment's first [`FIRST_INVOCATIONS`].
+    pub benign_after_first: u64,
+    /// Of those, flagged.
+    pub flagged_after_first: u64,
+    /// `flagged_after_first / benign_after_first`.
+    pub flagged_after_first_rate: f64,
+    /// High or critical findings without a hard indicator in the first invocations.
+    pub high_without_hard_first: u64,
+    /// Of those, on benign rows.
+    pub high_without_hard_first_benign: u64,
 }
 
 /// The evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
-    /// SHA-256 of the model file.
+    /// Which setting produced it: `leave-one-function-out`, `no profile` or `with profiles`.
+    pub evaluation: String,
+    /// SHA-256 of the model file (leave-one-function-out: see `folds`).
     pub model_sha256: String,
     /// Rows scored.
     pub rows: u64,
@@ -94,8 +192,14 @@ pub struct Report {
     pub false_positives: u64,
     /// `false_positives / benign`.
     pub false_positive_rate: f64,
-    /// Benign figures per function.
+    /// The attack classes together, the functions together.
+    pub overall: Overall,
+    /// Figures per function (every function with a labelled row).
     pub functions: Vec<FunctionFigures>,
+    /// The bars of the issue, met or not.
+    pub bars: Vec<bars::Bar>,
+    /// Leave-one-function-out: one entry per fold.
+    pub folds: Vec<lofo::FoldFigures>,
     /// Column names of the confusion table: benign, the classes, anomaly.
     pub predicted_labels: Vec<String>,
     /// One row per entry of `classes`: counts per predicted label.
@@ -125,6 +229,24 @@ pub(super) struct Prediction {
     pub(super) top_feature: Option<String>,
     /// Detector mode: how the row was scored.
     pub(super) verdict: Option<Verdict>,
+    /// Detector mode: the finding made on this row's own record (none for a row flagged
+    /// only because a later finding named it).
+    pub(super) finding: Option<Made>,
+}
+
+/// What a finding said, as far as the evaluation needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Made {
+    pub(super) class: Class,
+    pub(super) severity: Severity,
+    pub(super) indicators: Vec<Indicator>,
+}
+
+impl Made {
+    /// High or critical, without a hard indicator.
+    fn high_without_hard(&self) -> bool {
+        self.severity >= Severity::High && !self.indicators.iter().any(|i| is_hard(*i))
+    }
 }
 
 /// Model-only predictions and the model's scoring time per row (µs).
@@ -152,6 +274,7 @@ fn model_predictions(
                 .first()
                 .map(|(f, _)| FEATURE_NAMES[*f].to_string()),
             verdict: None,
+            finding: None,
         };
         flagged
     });
@@ -210,6 +333,7 @@ fn detector_predictions(
                 label: BENIGN.to_string(),
                 top_feature: None,
                 verdict,
+                finding: None,
             });
             continue;
         };
@@ -229,6 +353,11 @@ fn detector_predictions(
             label,
             top_feature,
             verdict,
+            finding: Some(Made {
+                class: f.class,
+                severity: f.severity,
+                indicators: f.indicators,
+            }),
         });
     }
     predictions
@@ -249,6 +378,8 @@ pub struct RowResult {
     pub predicted: String,
     /// Feature the explanation names first.
     pub top_feature: Option<String>,
+    /// Detector mode: severity of the finding made on this row's record.
+    pub severity: Option<Severity>,
     /// Detector mode: combined score and its parts (indicators, baseline, model).
     pub score: Option<[f32; 4]>,
     /// Detector mode: indicators that fired.
@@ -277,6 +408,7 @@ fn row_result(row: &Row, p: &Prediction) -> RowResult {
         label: row.label.clone(),
         predicted: p.label.clone(),
         top_feature: p.top_feature.clone(),
+        severity: p.finding.as_ref().map(|f| f.severity),
         score: v.map(|v| {
             let a = &v.assessment;
             [a.score, a.indicators, a.baseline, a.model]
@@ -304,18 +436,76 @@ pub fn evaluate_rows(
     mode: Mode,
     profiles: &Profiles,
 ) -> (Report, Vec<RowResult>) {
-    let threshold = match mode {
-        Mode::Model { anomaly_threshold } => anomaly_threshold,
-        Mode::Detector => 0.5,
+    let (predictions, latencies) = predict(model, rows, mode, profiles);
+    let detector = mode == Mode::Detector;
+    let setting = if detector && !profiles.is_empty() {
+        Setting::WithProfiles
+    } else {
+        Setting::NoProfile
     };
-    let (model_only, mut latencies) = model_predictions(model, rows, threshold);
+    let trained = &model.header().training.functions;
+    let held_out = |f: &str| !trained.iter().any(|t| t == f);
+    let profiled = |f: &str| detector && profiles.contains_key(f);
+    let context = Context {
+        setting,
+        model_sha256: model.sha256().to_string(),
+        trained_seeds: model.header().training.corpus_seeds.clone(),
+        held_out: &held_out,
+        profiled: &profiled,
+        folds: Vec::new(),
+    };
+    assemble(rows, &predictions, latencies, mode, context)
+}
+
+/// Each row's prediction, and the model's scoring time per row (µs, unsorted).
+pub(super) fn predict(
+    model: &ShippedModel,
+    rows: &[Row],
+    mode: Mode,
+    profiles: &Profiles,
+) -> (Vec<Prediction>, Vec<f64>) {
+    let (model_only, latencies) = model_predictions(model, rows, mode.anomaly_threshold());
     let predictions = match mode {
         Mode::Model { .. } => model_only,
         Mode::Detector => detector_predictions(model, rows, profiles),
     };
+    (predictions, latencies)
+}
+
+impl Mode {
+    /// Model mode's novelty threshold (detector mode: the model's own half-point).
+    fn anomaly_threshold(self) -> f32 {
+        match self {
+            Mode::Model { anomaly_threshold } => anomaly_threshold,
+            Mode::Detector => 0.5,
+        }
+    }
+}
+
+/// What the report says about the model and profiles behind the predictions.
+pub(super) struct Context<'a> {
+    pub(super) setting: Setting,
+    pub(super) model_sha256: String,
+    /// Corpus seeds the model(s) were trained on.
+    pub(super) trained_seeds: Vec<u64>,
+    /// The model that scored this function never saw it.
+    pub(super) held_out: &'a dyn Fn(&str) -> bool,
+    /// The function's detectors started from its profile.
+    pub(super) profiled: &'a dyn Fn(&str) -> bool,
+    pub(super) folds: Vec<lofo::FoldFigures>,
+}
+
+/// The report over `rows` and their `predictions` (same order).
+pub(super) fn assemble(
+    rows: &[Row],
+    predictions: &[Prediction],
+    mut latencies: Vec<f64>,
+    mode: Mode,
+    context: Context<'_>,
+) -> (Report, Vec<RowResult>) {
     let labelled: Vec<(&Row, &str)> = rows
         .iter()
-        .zip(&predictions)
+        .zip(predictions)
         .filter_map(|(r, p)| r.label.as_ref().map(|_| (r, p.label.as_str())))
         .collect();
     let predicted_labels = predicted_labels(&labelled);
@@ -326,23 +516,26 @@ pub fn evaluate_rows(
         confusion[t][position(&predicted_labels, p)] += 1;
     }
     let mut classes = class_figures(&true_labels, &predicted_labels, &confusion);
-    explained::fill(&mut classes, rows, &predictions);
+    explained::fill(&mut classes, rows, predictions);
     let benign = classes.first().map_or(0, |c| c.support);
     let false_positives = classes.first().map_or(0, |c| c.detected);
     let seeds = seeds(rows);
-    let trained = &model.header().training.corpus_seeds;
     latencies.sort_by(f64::total_cmp);
     let per_row = rows
         .iter()
-        .zip(&predictions)
+        .zip(predictions)
         .map(|(r, p)| row_result(r, p))
         .collect();
+    let functions = function_figures(rows, predictions, &context);
+    let overall = overall(&classes, &functions);
+    let bars = bars::judge(context.setting, mode, &classes, &functions);
     let report = Report {
-        model_sha256: model.sha256().to_string(),
+        evaluation: context.setting.as_str().to_string(),
+        model_sha256: context.model_sha256,
         rows: labelled.len() as u64,
         overlapping_seeds: seeds
             .iter()
-            .filter(|s| trained.contains(s))
+            .filter(|s| context.trained_seeds.contains(s))
             .copied()
             .collect(),
         seeds,
@@ -350,12 +543,15 @@ pub fn evaluate_rows(
             Mode::Detector => "detector".into(),
             Mode::Model { .. } => "model".into(),
         },
-        anomaly_threshold: threshold,
+        anomaly_threshold: mode.anomaly_threshold(),
         classes,
         benign,
         false_positives,
         false_positive_rate: ratio(false_positives, benign),
-        functions: function_figures(model, &labelled),
+        overall,
+        functions,
+        bars,
+        folds: context.folds,
         predicted_labels,
         confusion,
         latency_median_us: quantile(&latencies, 0.5),
@@ -416,39 +612,89 @@ fn class_figures(
                 recall: ratio(detected, support),
                 correct,
                 class_recall: ratio(correct, support),
+                class_accuracy: ratio(correct, detected),
                 predicted,
                 precision: if predicted == 0 {
                     1.0
                 } else {
                     ratio(correct, predicted)
                 },
-                explained: 0,
-                explained_share: 0.0,
+                explained_first: 0,
+                explained_first_share: 0.0,
                 top_features: Vec::new(),
             }
         })
         .collect()
 }
 
-fn function_figures(model: &ShippedModel, labelled: &[(&Row, &str)]) -> Vec<FunctionFigures> {
-    let mut by_function: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    for (row, p) in labelled {
-        if row.label.as_deref() == Some(BENIGN) {
-            let e = by_function.entry(row.function.as_str()).or_default();
-            e.0 += 1;
-            e.1 += u64::from(*p != BENIGN);
+fn function_figures(
+    rows: &[Row],
+    predictions: &[Prediction],
+    context: &Context<'_>,
+) -> Vec<FunctionFigures> {
+    let mut by_function: BTreeMap<&str, FunctionFigures> = BTreeMap::new();
+    for (row, p) in rows.iter().zip(predictions) {
+        let Some(label) = row.label.as_deref() else {
+            continue;
+        };
+        let f = by_function
+            .entry(row.function.as_str())
+            .or_insert_with(|| FunctionFigures {
+                function: row.function.clone(),
+                held_out: (context.held_out)(&row.function),
+                profiled: (context.profiled)(&row.function),
+                benign: 0,
+                false_positives: 0,
+                benign_after_first: 0,
+                flagged_after_first: 0,
+                flagged_after_first_rate: 0.0,
+                high_without_hard_first: 0,
+                high_without_hard_first_benign: 0,
+            });
+        let benign = label == BENIGN;
+        let flagged = p.label != BENIGN;
+        let first = row.seq <= FIRST_INVOCATIONS;
+        if benign {
+            f.benign += 1;
+            f.false_positives += u64::from(flagged);
+            if !first {
+                f.benign_after_first += 1;
+                f.flagged_after_first += u64::from(flagged);
+            }
+        }
+        if first && p.finding.as_ref().is_some_and(Made::high_without_hard) {
+            f.high_without_hard_first += 1;
+            f.high_without_hard_first_benign += u64::from(benign);
         }
     }
-    let trained = &model.header().training.functions;
     by_function
-        .into_iter()
-        .map(|(f, (benign, fp))| FunctionFigures {
-            function: f.to_string(),
-            held_out: !trained.iter().any(|t| t == f),
-            benign,
-            false_positives: fp,
+        .into_values()
+        .map(|mut f| {
+            f.flagged_after_first_rate = ratio(f.flagged_after_first, f.benign_after_first);
+            f
         })
         .collect()
+}
+
+fn overall(classes: &[ClassFigures], functions: &[FunctionFigures]) -> Overall {
+    let mut o = Overall::default();
+    for c in classes.iter().filter(|c| c.class != BENIGN) {
+        o.attacks += c.support;
+        o.detected += c.detected;
+        o.correct += c.correct;
+        o.explained_first += c.explained_first;
+    }
+    for f in functions {
+        o.benign_after_first += f.benign_after_first;
+        o.flagged_after_first += f.flagged_after_first;
+        o.high_without_hard_first += f.high_without_hard_first;
+        o.high_without_hard_first_benign += f.high_without_hard_first_benign;
+    }
+    o.recall = ratio(o.detected, o.attacks);
+    o.class_accuracy = ratio(o.correct, o.detected);
+    o.explained_first_share = ratio(o.explained_first, o.detected);
+    o.flagged_after_first_rate = ratio(o.flagged_after_first, o.benign_after_first);
+    o
 }
 
 fn seeds(rows: &[Row]) -> Vec<u64> {
@@ -458,7 +704,7 @@ fn seeds(rows: &[Row]) -> Vec<u64> {
     s
 }
 
-fn ratio(a: u64, b: u64) -> f64 {
+pub(super) fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 {
         0.0
     } else {

@@ -2,7 +2,9 @@
 //!
 //! - `warden train --records FILE.jsonl... --out model.bin --seed N [--profile-out FILE]`
 //! - `warden train --log-group /aws/lambda/F --profile-out FILE` (records from CloudWatch Logs)
-//! - `warden eval --records FILE.jsonl... --model model.bin [--json]`
+//! - `warden eval --records FILE.jsonl... --model model.bin [--profiles FILE] [--json]`
+//! - `warden eval --leave-one-out --train-records TRAIN.jsonl... --records TEST.jsonl...
+//!   [--seed N] [--json]`
 
 use std::path::{Path, PathBuf};
 
@@ -64,7 +66,8 @@ enum Command {
         /// Write per-function baseline profiles (JSON) learned from the benign/unlabelled rows.
         #[arg(long)]
         profile_out: Option<PathBuf>,
-        /// Accept rows whose split is `test` (refused by default).
+        /// Accept rows whose split is `test` (refused by default, for the model and the
+        /// profiles).
         #[arg(long)]
         allow_test_split: bool,
     },
@@ -87,8 +90,19 @@ enum Command {
         #[arg(long, default_value = "scripts/scenarios")]
         scenarios: PathBuf,
         /// Model file.
-        #[arg(long)]
-        model: PathBuf,
+        #[arg(long, required_unless_present = "leave_one_out")]
+        model: Option<PathBuf>,
+        /// Leave one function out: for each function of --records, train a model (as `warden
+        /// train` does, --seed) and profiles on the --train-records of every other function,
+        /// and score the function's rows with them; one report over all folds.
+        #[arg(long, requires = "train_records", conflicts_with_all = ["model", "profiles"])]
+        leave_one_out: bool,
+        /// With --leave-one-out: JSONL of labelled training records (no `test` split).
+        #[arg(long = "train-records", requires = "leave_one_out")]
+        train_records: Vec<PathBuf>,
+        /// With --leave-one-out: seed of each fold's forest (`warden train --seed`).
+        #[arg(long, default_value_t = 1, requires = "leave_one_out")]
+        seed: u64,
         /// Evaluate the model alone instead of the extension's detector (rules, baseline
         /// and model combined).
         #[arg(long)]
@@ -137,6 +151,10 @@ fn main() -> Result<()> {
                 }
                 rows.extend(read);
             }
+            // Profiles are training too: the test split is refused for them as for the model.
+            if !allow_test_split && rows.iter().any(|r| r.split.as_deref() == Some("test")) {
+                bail!("records include the test split; train on --split train records");
+            }
             if let Some(path) = profile_out {
                 let profiles = dataset::profiles(&rows);
                 let json = serde_json::to_string_pretty(&profiles)?;
@@ -144,9 +162,6 @@ fn main() -> Result<()> {
                 eprintln!("warden: {} profiles → {}", profiles.len(), path.display());
             }
             let Some(out) = out else { return Ok(()) };
-            if !allow_test_split && rows.iter().any(|r| r.split.as_deref() == Some("test")) {
-                bail!("records include the test split; train on --split train records");
-            }
             let opts = TrainOptions {
                 seed,
                 trees,
@@ -183,8 +198,10 @@ fn main() -> Result<()> {
             scale,
             corpus_seed,
             scenarios,
+            leave_one_out,
+            train_records,
+            seed,
         } => {
-            let model = ShippedModel::load(&model)?;
             let mut records = records;
             if live {
                 records.push(run_corpus(&scenarios, &scale, corpus_seed)?);
@@ -195,11 +212,19 @@ fn main() -> Result<()> {
             } else {
                 eval::Mode::Detector
             };
-            let profiles = match profiles {
-                Some(path) => read_profiles(&path)?,
-                None => eval::Profiles::new(),
+            let (r, per_row) = if leave_one_out {
+                leave_one_out_eval(&train_records, &rows, seed, mode)?
+            } else {
+                let Some(model) = model else {
+                    bail!("--model is needed without --leave-one-out");
+                };
+                let model = ShippedModel::load(&model)?;
+                let profiles = match profiles {
+                    Some(path) => read_profiles(&path)?,
+                    None => eval::Profiles::new(),
+                };
+                eval::evaluate_rows(&model, &rows, mode, &profiles)
             };
-            let (r, per_row) = eval::evaluate_rows(&model, &rows, mode, &profiles);
             if let Some(path) = rows_out {
                 let mut text = String::new();
                 for row in &per_row {
@@ -216,6 +241,45 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `warden eval --leave-one-out`: each fold trained as `warden train --seed SEED` trains.
+fn leave_one_out_eval(
+    train_records: &[PathBuf],
+    test: &[Row],
+    seed: u64,
+    mode: eval::Mode,
+) -> Result<(eval::Report, Vec<eval::RowResult>)> {
+    let train_rows = read_all(train_records)?;
+    if train_rows
+        .iter()
+        .any(|r| r.split.as_deref() == Some("test"))
+    {
+        bail!("--train-records include the test split; train on --split train records");
+    }
+    let opts = TrainOptions {
+        seed,
+        data: describe(train_records),
+        ..TrainOptions::default()
+    };
+    let progress = |k: usize, n: usize, f: &eval::lofo::FoldFigures| {
+        eprintln!(
+            "warden: fold {k}/{n} without {}: trained on {} rows ({} labelled) of {} functions, scored {} rows, {:.1} s",
+            f.function,
+            f.train_rows,
+            f.train_labelled,
+            f.train_functions.len(),
+            f.test_rows,
+            f.seconds
+        );
+    };
+    Ok(eval::lofo::leave_one_function_out(
+        &train_rows,
+        test,
+        &opts,
+        mode,
+        progress,
+    )?)
 }
 
 /// Runs the scenario corpus in the sandbox (`scripts/scenarios --split test --check`) with

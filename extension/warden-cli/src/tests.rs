@@ -359,3 +359,282 @@ fn profiles_learn_each_function_from_benign_rows() {
     assert_eq!(api.invocations, 52);
     assert!(api.median[idx::NET_TX] < 8.0, "{}", api.median[idx::NET_TX]);
 }
+
+/// A third function whose attack class (exfiltration in the response) exists only in its own
+/// rows: only a model trained on them can name it.
+fn odd(seed: u64, split: &str) -> Vec<Row> {
+    let mut s = seed;
+    (1..=60u64)
+        .map(|seq| {
+            let mut raw = [0f32; N];
+            raw[idx::DURATION_MS] = 50.0 + 40.0 * noise(&mut s);
+            raw[idx::CPU_MS] = 20.0 + 20.0 * noise(&mut s);
+            raw[idx::NET_TX] = 6.0 + noise(&mut s);
+            raw[idx::PRODUCED] = 5.0 + noise(&mut s);
+            let label = if seq % 10 == 0 {
+                raw[idx::PRODUCED] = 18.0 + noise(&mut s);
+                "exfiltration_response"
+            } else {
+                BENIGN
+            };
+            let mut r = row(label, "odd", seq, raw);
+            r.split = Some(split.into());
+            r
+        })
+        .collect()
+}
+
+fn class<'a>(r: &'a crate::eval::Report, name: &str) -> &'a crate::eval::ClassFigures {
+    r.classes
+        .iter()
+        .find(|c| c.class == name)
+        .expect("class in the report")
+}
+
+#[test]
+fn leave_one_out_never_trains_on_the_held_out_function() {
+    use crate::eval::lofo::leave_one_function_out;
+    let mut train_rows = synthetic();
+    train_rows.extend(odd(11, "train"));
+    let test_rows = odd(99, "test");
+    let mode = Mode::Model {
+        anomaly_threshold: 2.0,
+    };
+    // In sample, the model names the odd function's attacks...
+    let in_sample = train(&train_rows, &small_opts(3)).expect("trains");
+    let r = evaluate(&in_sample, &test_rows, mode);
+    let exfil = class(&r, "exfiltration_response");
+    assert_eq!(exfil.support, 6);
+    assert!(exfil.correct >= 5, "{exfil:?}");
+    // ...its fold cannot: the class is nowhere else.
+    let mut folds = 0;
+    let (r, per_row) =
+        leave_one_function_out(&train_rows, &test_rows, &small_opts(3), mode, |k, n, _| {
+            folds += 1;
+            assert_eq!((k, n), (1, 1));
+        })
+        .expect("evaluates");
+    assert_eq!(folds, 1);
+    assert_eq!(per_row.len(), test_rows.len());
+    assert_eq!(r.evaluation, "leave-one-function-out");
+    assert_eq!(class(&r, "exfiltration_response").correct, 0);
+    let fold = &r.folds[0];
+    assert_eq!(fold.function, "odd");
+    assert_eq!(fold.train_rows, 120, "only api's and batch's rows");
+    assert_eq!(fold.train_functions, ["api", "batch"]);
+    assert_eq!(
+        fold.profiles,
+        ["api", "batch"],
+        "profiles of the other functions only"
+    );
+    assert!(r.functions.iter().all(|f| f.held_out && !f.profiled));
+}
+
+#[test]
+fn leave_one_out_pools_every_function_in_record_order() {
+    use crate::eval::lofo::leave_one_function_out;
+    let mut train_rows = synthetic();
+    train_rows.extend(odd(11, "train"));
+    let mut test_rows = odd(99, "test");
+    test_rows.extend(synthetic());
+    let (r, per_row) = leave_one_function_out(
+        &train_rows,
+        &test_rows,
+        &small_opts(3),
+        Mode::Detector,
+        |_, _, _| {},
+    )
+    .expect("evaluates");
+    let folds: Vec<(&str, u64, u64)> = r
+        .folds
+        .iter()
+        .map(|f| (f.function.as_str(), f.train_rows, f.test_rows))
+        .collect();
+    assert_eq!(
+        folds,
+        [("api", 120, 60), ("batch", 120, 60), ("odd", 120, 60)]
+    );
+    for f in &r.folds {
+        assert!(!f.train_functions.contains(&f.function), "{f:?}");
+        assert!(!f.profiles.contains(&f.function), "{f:?}");
+        assert_eq!(f.profiles.len(), 2, "the other functions' profiles");
+        assert_eq!(
+            f.model_sha256.len(),
+            64,
+            "the fold's model as its file is loaded"
+        );
+    }
+    assert_eq!(r.rows, 180);
+    let order: Vec<(&str, u64)> = per_row
+        .iter()
+        .map(|p| (p.function.as_str(), p.seq))
+        .collect();
+    let expected: Vec<(&str, u64)> = test_rows
+        .iter()
+        .map(|p| (p.function.as_str(), p.seq))
+        .collect();
+    assert_eq!(order, expected);
+    assert!(r.functions.iter().all(|f| f.held_out && !f.profiled));
+}
+
+#[test]
+fn class_accuracy_counts_a_detected_row_of_the_wrong_class() {
+    let tx = |v: f32| {
+        let mut raw = [0f32; N];
+        raw[idx::NET_TX] = v;
+        raw
+    };
+    let mut rows: Vec<Row> = (1..=10).map(|i| row(BENIGN, "api", i, tx(5.0))).collect();
+    for i in 0..3 {
+        rows.push(row("exfiltration_egress", "api", 11 + i, tx(15.0)));
+    }
+    // Probing that the stump calls egress: detected, but as the wrong class.
+    rows.push(row("probing", "api", 14, tx(15.0)));
+    let r = evaluate(
+        &stump(),
+        &rows,
+        Mode::Model {
+            anomaly_threshold: 0.9,
+        },
+    );
+    assert_eq!(r.evaluation, "no profile");
+    let probing = class(&r, "probing");
+    assert_eq!((probing.detected, probing.correct), (1, 0));
+    assert_eq!(probing.recall, 1.0);
+    assert_eq!(probing.class_accuracy, 0.0);
+    let exfil = class(&r, "exfiltration_egress");
+    assert_eq!(exfil.class_accuracy, 1.0);
+    assert!((r.overall.class_accuracy - 0.75).abs() < 1e-12);
+    assert_eq!(r.overall.recall, 1.0);
+    let bar = r
+        .bars
+        .iter()
+        .find(|b| b.name.starts_with("class accuracy"))
+        .expect("bar");
+    assert!(bar.applies && !bar.met, "{bar:?}");
+    assert_eq!(bar.at.as_deref(), Some("probing"));
+    let recall = r
+        .bars
+        .iter()
+        .find(|b| b.name.starts_with("recall"))
+        .expect("bar");
+    assert!(
+        !recall.applies,
+        "recall's bar is on leave-one-function-out figures"
+    );
+}
+
+#[test]
+fn hard_indicators_are_the_four_of_the_issue() {
+    use crate::eval::is_hard;
+    use warden_core::schema::Indicator::*;
+    for i in [
+        ShellWithConnection,
+        ExecFromTmp,
+        MiningPort,
+        CredentialAccess,
+    ] {
+        assert!(is_hard(i), "{i:?}");
+    }
+    for i in [
+        ShellSpawned,
+        UnknownBinary,
+        LeftRunning,
+        StillRunning,
+        ListenerOpened,
+        UnknownDestination,
+        ErrorBurst,
+    ] {
+        assert!(!is_hard(i), "{i:?}");
+    }
+}
+
+#[test]
+fn first_twenty_rules_count_by_seq_severity_and_hard_indicators() {
+    use crate::eval::{assemble, Context, Made, Prediction, Setting};
+    use warden_core::schema::{Indicator, Severity};
+    let flag = |class: Class, severity: Severity, indicators: Vec<Indicator>| Prediction {
+        label: class.as_str().to_string(),
+        finding: Some(Made {
+            class,
+            severity,
+            indicators,
+        }),
+        ..Prediction::default()
+    };
+    let quiet = || Prediction {
+        label: BENIGN.to_string(),
+        ..Prediction::default()
+    };
+    let mut rows = Vec::new();
+    let mut predictions = Vec::new();
+    for seq in 1..=40u64 {
+        rows.push(row(BENIGN, "api", seq, [0.0; N]));
+        predictions.push(match seq {
+            // High without a hard indicator, in the first 20 (20 included).
+            5 | 20 => flag(Class::ExfiltrationEgress, Severity::High, vec![]),
+            // High, but with a hard indicator.
+            6 => flag(
+                Class::Dropper,
+                Severity::Critical,
+                vec![Indicator::ShellSpawned, Indicator::ExecFromTmp],
+            ),
+            // Not high.
+            7 => flag(
+                Class::CommandInjection,
+                Severity::Medium,
+                vec![Indicator::ShellSpawned],
+            ),
+            // After the first 20: counted as flagged, never as high without hard.
+            21 => flag(Class::ExfiltrationEgress, Severity::High, vec![]),
+            // Named by a later finding: flagged, no finding of its own.
+            30 => Prediction {
+                label: "probing".into(),
+                ..Prediction::default()
+            },
+            _ => quiet(),
+        });
+    }
+    // An attack in another environment's first invocations, found by the model alone.
+    let mut attack = row("exfiltration_egress", "api", 3, [0.0; N]);
+    attack.scope = "api-2".into();
+    rows.push(attack);
+    predictions.push(flag(
+        Class::ExfiltrationEgress,
+        Severity::High,
+        vec![Indicator::UnknownDestination],
+    ));
+    let no = |_: &str| false;
+    let yes = |_: &str| true;
+    let context = Context {
+        setting: Setting::NoProfile,
+        model_sha256: "test".into(),
+        trained_seeds: Vec::new(),
+        held_out: &yes,
+        profiled: &no,
+        folds: Vec::new(),
+    };
+    let (r, _) = assemble(&rows, &predictions, Vec::new(), Mode::Detector, context);
+    let api = &r.functions[0];
+    assert_eq!(r.functions.len(), 1);
+    assert_eq!((api.benign, api.false_positives), (40, 6));
+    assert_eq!((api.benign_after_first, api.flagged_after_first), (20, 2));
+    assert!((api.flagged_after_first_rate - 0.1).abs() < 1e-12);
+    assert_eq!(
+        (
+            api.high_without_hard_first,
+            api.high_without_hard_first_benign
+        ),
+        (3, 2)
+    );
+    assert_eq!(r.overall.high_without_hard_first, 3);
+    let [fp, high, ..] = &r.bars[..] else {
+        panic!("bars: {:?}", r.bars)
+    };
+    assert!(fp.applies && !fp.met, "{fp:?}");
+    assert_eq!(fp.at.as_deref(), Some("api"));
+    assert!(high.applies && !high.met && high.value == 3.0, "{high:?}");
+    let text = crate::report::text(&r);
+    assert!(text.contains("evaluation     no profile"), "{text}");
+    assert!(text.contains("[NOT MET]"), "{text}");
+}

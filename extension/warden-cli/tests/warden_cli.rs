@@ -132,6 +132,18 @@ fn refuses_test_split_and_corrupt_model() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("test split"));
     assert!(!model.exists());
+    // Profiles are learned from the training split only, too.
+    let profiles = dir.join("profiles.json");
+    let o = warden(&[
+        "train",
+        "--records",
+        s(&test),
+        "--profile-out",
+        s(&profiles),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("test split"));
+    assert!(!profiles.exists());
 
     let o = warden(&[
         "train",
@@ -149,5 +161,166 @@ fn refuses_test_split_and_corrupt_model() {
     let o = warden(&["eval", "--records", s(&test), "--model", s(&model)]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("SHA-256"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// [`corpus`] for several functions: each function's lines, named after it.
+fn corpus_of(dir: &Path, name: &str, seed: u64, split: &str, functions: &[&str]) -> PathBuf {
+    let one = corpus(dir, name, seed, split);
+    let text = std::fs::read_to_string(&one).expect("reads corpus");
+    let mut lines = Vec::new();
+    for f in functions {
+        for l in text.lines() {
+            let mut v: Value = serde_json::from_str(l).expect("line");
+            v["function"] = json!(f);
+            v["run"] = json!(format!("{f}/{}", v["run"].as_str().expect("run")));
+            lines.push(v.to_string());
+        }
+    }
+    std::fs::write(&one, lines.join("\n")).expect("writes corpus");
+    one
+}
+
+#[test]
+fn leave_one_out_scores_each_function_with_a_fold_that_never_saw_it() {
+    let dir = scratch().join("lofo");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let train = corpus_of(&dir, "train.jsonl", 1, "train", &["alpha", "beta"]);
+    let test = corpus_of(&dir, "test.jsonl", 2, "test", &["alpha", "beta"]);
+    let o = warden(&[
+        "eval",
+        "--leave-one-out",
+        "--train-records",
+        s(&train),
+        "--records",
+        s(&test),
+        "--seed",
+        "9",
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("fold 1/2 without alpha"), "{stderr}");
+    assert!(stderr.contains("fold 2/2 without beta"), "{stderr}");
+    let report: Value = serde_json::from_slice(&o.stdout).expect("JSON report");
+    assert_eq!(report["evaluation"], "leave-one-function-out");
+    assert_eq!(report["rows"], 240);
+    let folds = report["folds"].as_array().expect("folds");
+    assert_eq!(folds.len(), 2);
+    for (fold, (held_out, other)) in folds.iter().zip([("alpha", "beta"), ("beta", "alpha")]) {
+        assert_eq!(fold["function"], held_out);
+        assert_eq!(fold["train_rows"], 120, "{fold}");
+        assert_eq!(fold["train_functions"], json!([other]));
+        assert_eq!(fold["profiles"], json!([other]));
+        assert_eq!(fold["test_rows"], 120);
+    }
+    for f in report["functions"].as_array().expect("functions") {
+        assert_eq!(f["held_out"], true, "{f}");
+        assert_eq!(f["profiled"], false, "{f}");
+    }
+    let exfil = &report["classes"][1];
+    assert_eq!(exfil["class"], "exfiltration_egress");
+    assert_eq!(exfil["support"], 18);
+    assert!(exfil["class_accuracy"].is_number(), "{exfil}");
+    assert!(exfil["explained_first_share"].is_number(), "{exfil}");
+    assert_eq!(report["bars"].as_array().expect("bars").len(), 5);
+    assert_eq!(report["bars"][2]["applies"], true, "recall counts in LOFO");
+
+    let o = warden(&[
+        "eval",
+        "--leave-one-out",
+        "--train-records",
+        s(&train),
+        "--records",
+        s(&test),
+        "--seed",
+        "9",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("evaluation     leave-one-function-out"),
+        "{text}"
+    );
+    assert!(text.contains("class acc"), "{text}");
+    assert!(text.contains("expl. first"), "{text}");
+    assert!(text.contains("\nbars\n"), "{text}");
+    assert!(text.contains("\nfolds"), "{text}");
+
+    // The test split is refused for training, and a model has no place here.
+    let o = warden(&[
+        "eval",
+        "--leave-one-out",
+        "--train-records",
+        s(&test),
+        "--records",
+        s(&test),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("test split"));
+    let o = warden(&[
+        "eval",
+        "--leave-one-out",
+        "--train-records",
+        s(&train),
+        "--records",
+        s(&test),
+        "--model",
+        s(&dir.join("m.bin")),
+    ]);
+    assert!(!o.status.success());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn the_report_names_its_setting() {
+    let dir = scratch().join("setting");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let train = corpus_of(&dir, "train.jsonl", 1, "train", &["alpha", "beta"]);
+    let test = corpus_of(&dir, "test.jsonl", 2, "test", &["alpha", "beta"]);
+    let (model, profiles) = (dir.join("m.bin"), dir.join("profiles.json"));
+    let o = warden(&[
+        "train",
+        "--records",
+        s(&train),
+        "--out",
+        s(&model),
+        "--profile-out",
+        s(&profiles),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let eval = |extra: &[&str]| -> Value {
+        let mut args = vec![
+            "eval",
+            "--records",
+            s(&test),
+            "--model",
+            s(&model),
+            "--json",
+        ];
+        args.extend(extra);
+        let o = warden(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).expect("JSON report")
+    };
+    let r = eval(&[]);
+    assert_eq!(r["evaluation"], "no profile");
+    assert_eq!(
+        r["bars"][2]["applies"], false,
+        "recall's bar is on LOFO figures"
+    );
+    let r = eval(&["--profiles", s(&profiles)]);
+    assert_eq!(r["evaluation"], "with profiles");
+    for f in r["functions"].as_array().expect("functions") {
+        assert_eq!(f["profiled"], true, "{f}");
+        assert_eq!(f["held_out"], false, "{f}");
+    }
+    // Every function has a profile: the no-profile bar has nothing to judge.
+    assert_eq!(r["bars"][0]["applies"], false, "{}", r["bars"][0]);
+    let r = eval(&["--profiles", s(&profiles), "--model-only"]);
+    assert_eq!(
+        r["evaluation"], "no profile",
+        "the model alone uses no profile"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -1,5 +1,6 @@
-//! How well findings are explained: the share of detected attack rows whose explanation
-//! names first a feature the attack really moves (the bar is 95%).
+//! How well findings are explained: "explained first", the share of detected attack rows
+//! whose explanation's first item is a feature the attack really moves (the bar is 95%). An
+//! explanation item is always a feature; an indicator appears as the feature it points at.
 
 use std::collections::BTreeMap;
 
@@ -71,11 +72,11 @@ pub fn moved_features(class: &str) -> &'static [usize] {
     }
 }
 
-/// Sets each class's `explained`, `explained_share` and `top_features`.
+/// Sets each class's `explained_first`, `explained_first_share` and `top_features`.
 pub(super) fn fill(classes: &mut [ClassFigures], rows: &[Row], predictions: &[Prediction]) {
     for c in classes.iter_mut() {
         let moved = moved_features(&c.class);
-        c.explained = rows
+        c.explained_first = rows
             .iter()
             .zip(predictions)
             .filter(|(r, p)| r.label.as_deref() == Some(c.class.as_str()) && p.label != BENIGN)
@@ -85,11 +86,7 @@ pub(super) fn fill(classes: &mut [ClassFigures], rows: &[Row], predictions: &[Pr
                     .is_some_and(|f| moved.iter().any(|&i| FEATURE_NAMES[i] == f))
             })
             .count() as u64;
-        c.explained_share = if c.detected == 0 {
-            0.0
-        } else {
-            c.explained as f64 / c.detected as f64
-        };
+        c.explained_first_share = super::ratio(c.explained_first, c.detected);
         let mut tops: BTreeMap<String, u64> = BTreeMap::new();
         for (_, p) in rows
             .iter()
