@@ -49,6 +49,7 @@ counters! {
     SubscribeErrors => "subscribe_errors_total": "Telemetry API subscriptions or listener binds that failed.",
     FindingsEmitted => "findings_emitted_total": "Findings written.",
     FindingsDropped => "findings_dropped_total": "Findings that could not be written.",
+    FindingsSummarised => "findings_summarised_total": "Findings not written while the environment learns: they showed only habits already reported.",
     ScoredWithoutModel => "scored_without_model_total": "Invocations scored by baseline and rules alone (no usable model).",
     SinkErrors => "sink_errors_total": "Failed deliveries to CloudWatch, Security Hub or EventBridge (each is retried).",
     MetricsDropped => "metrics_dropped_total": "Metric datums given up (full queue, or still unsent at shutdown).",

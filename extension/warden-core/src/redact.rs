@@ -201,6 +201,7 @@ pub fn observation(obs: &Observation) -> (Observation, bool) {
             cmdline,
             exec,
             alive_at_end,
+            stdio_socket,
         } => {
             let c = redact(cmdline);
             let e = redact(exe);
@@ -211,6 +212,7 @@ pub fn observation(obs: &Observation) -> (Observation, bool) {
                 cmdline: c.text,
                 exec: *exec,
                 alive_at_end: *alive_at_end,
+                stdio_socket: *stdio_socket,
             };
             (redacted, c.credential_hint || e.credential_hint)
         }

@@ -69,6 +69,7 @@ pub fn process(pid: u32, exe: &str, cmdline: &str) -> Observation {
         cmdline: cmdline.into(),
         exec: false,
         alive_at_end: false,
+        stdio_socket: false,
     }
 }
 
@@ -81,6 +82,7 @@ pub fn left_running(pid: u32, exe: &str, cmdline: &str) -> Observation {
         cmdline: cmdline.into(),
         exec: false,
         alive_at_end: true,
+        stdio_socket: false,
     }
 }
 

@@ -288,6 +288,7 @@ fn foreign_processes_and_left_running() {
         cmdline: "/tmp/miner".into(),
         exec: false,
         alive_at_end: true,
+        stdio_socket: false,
     }]);
     let mut end = snap(2);
     end.pids = vec![1, 10, 11, 50];

@@ -7,18 +7,26 @@ use std::sync::Arc;
 use super::baseline::{Baseline, BaselineProfile, ProfileError};
 use super::burst::ErrorBursts;
 use super::explain;
-use super::indicators::{Familiar, Tracker};
+use super::indicators::{Familiar, Habit, Tracker};
 use super::memory::MemoryCarry;
 use super::score::{assess, model_trust, severity, Assessment, Weighted, DEFAULT_THRESHOLD};
 use crate::features::{idx, raw_values, transform, N, VECTOR_VERSION};
 use crate::health::{Counter, Health};
 use crate::model::{ModelOutput, Scorer};
 use crate::schema::Observation;
-use crate::schema::{BaselineView, Class, Finding, Indicator, ModelView, FINDING_VERSION};
+use crate::schema::{
+    BaselineView, Class, Finding, Indicator, ModelView, Severity, FINDING_VERSION,
+};
 use crate::schema::{FeatureRecord, RecordKind, SCHEMA_VERSION};
 
 /// Invocations whose real-time state is kept (records can lag behind by a few).
 const MAX_LIVE: usize = 16;
+/// An environment without a profile is learning its function's habits for this many
+/// invocations: until then, findings without a hard indicator are low severity and
+/// summarised, one per new habit (docs/detection.md, "Learning period").
+pub const LEARNING_INVOCATIONS: u64 = 20;
+/// Most habits remembered as already reported during the learning period.
+const MAX_REPORTED: usize = 512;
 /// Most evidence items in one finding.
 const MAX_FINDING_EVIDENCE: usize = 8;
 /// Detector settings.
@@ -104,6 +112,12 @@ pub struct Detector {
     bursts: ErrorBursts,
     /// Memory figures of the last invocation, to tell who raised them.
     memory: MemoryCarry,
+    /// Invocation records scored in this environment.
+    scored: u64,
+    /// A profile seeded the detector: no learning period.
+    profiled: bool,
+    /// Habits already reported during the learning period (each is reported once).
+    reported: std::collections::HashSet<Habit>,
 }
 
 impl Detector {
@@ -126,7 +140,16 @@ impl Detector {
             last_verdict: None,
             bursts: ErrorBursts::default(),
             memory: MemoryCarry::default(),
+            scored: 0,
+            profiled: false,
+            reported: std::collections::HashSet::new(),
         }
+    }
+
+    /// Whether the environment is still learning its function's habits: no profile, and
+    /// fewer than [`LEARNING_INVOCATIONS`] invocations scored.
+    pub fn learning(&self) -> bool {
+        !self.profiled && self.scored < LEARNING_INVOCATIONS
     }
 
     /// Uses a model for scoring (none: baseline and rules alone).
@@ -144,6 +167,7 @@ impl Detector {
         for shape in &profile.shell_shapes {
             self.familiar.add_shell_shape(shape);
         }
+        self.profiled = true;
         Ok(self)
     }
 
@@ -162,11 +186,15 @@ impl Detector {
     ) -> Option<Finding> {
         let request_id = request_id?;
         let (threshold, warmed) = (self.cfg.threshold, self.baseline.warmed_up());
+        let learning = self.learning();
         let live = live_entry(&mut self.live, request_id);
         let fired = live.tracker.feed(obs, &self.familiar, &self.cfg.tmp_prefix);
+        // While the environment learns, only hard indicators are worth a real-time alert:
+        // the rest is summarised from the record, once per new habit.
         let strong: Vec<Indicator> = fired
             .into_iter()
             .filter(|i| i.weight(warmed) >= threshold && !live.emitted.contains(i))
+            .filter(|i| i.is_hard() || !learning)
             .collect();
         if strong.is_empty() {
             return None;
@@ -199,6 +227,7 @@ impl Detector {
             now_ms,
             request_id: Some(request_id),
             realtime: true,
+            quiet: false,
             indicators,
             explanation,
             evidence,
@@ -263,6 +292,24 @@ impl Detector {
             let pos = self.live.iter().position(|l| l.request_id == id)?;
             self.live.remove(pos)
         });
+        let learning = self.learning();
+        self.scored += 1;
+        let hard_evidence: Vec<Observation> = tracker
+            .hits
+            .iter()
+            .filter(|h| h.indicator.is_hard())
+            .flat_map(|h| h.evidence.iter().cloned())
+            .collect();
+        let hard = tracker.hits.iter().any(|h| h.indicator.is_hard());
+        // Judged against what was familiar before it; then it counts towards habits, reported
+        // or not (no deadlock: a function that shells out by design is learned while it is
+        // being reported).
+        let unfamiliar: Vec<Habit> = Habit::of(&r.evidence)
+            .into_iter()
+            .filter(|h| !self.familiar.knows(h))
+            .collect();
+        self.familiar
+            .note_invocation(&r.evidence, if hard { &hard_evidence } else { &[] });
         if a.score < self.cfg.threshold {
             self.baseline.observe(&x);
             self.familiar.learn(&r.evidence);
@@ -272,9 +319,23 @@ impl Detector {
             // A lone error: held until a burst names it (see `burst`).
             return None;
         }
-        if !warmed && only_habits(&tracker) && noisy_or_parts(&a) < self.cfg.threshold {
-            self.familiar.note_repeated(&r.evidence);
+        if learning && !hard && a.baseline < self.cfg.threshold && !unfamiliar.is_empty() {
+            // One finding per new habit: an invocation that shows only habits reported before
+            // adds nothing while the environment learns.
+            if unfamiliar.iter().all(|h| self.reported.contains(h)) {
+                self.health.add(Counter::FindingsSummarised, 1);
+                return None;
+            }
+            for h in unfamiliar {
+                if self.reported.len() < MAX_REPORTED {
+                    self.reported.insert(h);
+                }
+            }
         }
+        // Without a hard indicator, a finding made while the environment learns, or one that
+        // only the model's vote carried, is low severity.
+        let model_alone = a.indicators < self.cfg.threshold && a.baseline < self.cfg.threshold;
+        let quiet = !hard && (learning || model_alone);
         let earlier_requests = if a.class == Class::Probing {
             self.bursts.take_unreported()
         } else {
@@ -304,6 +365,7 @@ impl Detector {
             now_ms,
             request_id: r.request_id.as_deref(),
             realtime: false,
+            quiet,
             indicators,
             explanation,
             evidence,
@@ -336,7 +398,11 @@ impl Detector {
             function_name: self.cfg.function_name.clone(),
             function_version: self.cfg.function_version.clone(),
             class: a.class,
-            severity: severity(a.score, a.class),
+            severity: if p.quiet {
+                Severity::Low
+            } else {
+                severity(a.score, a.class)
+            },
             score: round3(a.score),
             realtime: p.realtime,
             indicators: p.indicators,
@@ -362,27 +428,14 @@ struct Parts<'a> {
     now_ms: u64,
     request_id: Option<&'a str>,
     realtime: bool,
+    /// Low severity whatever the score (see `record`).
+    quiet: bool,
     indicators: Vec<Indicator>,
     explanation: Vec<crate::schema::Explanation>,
     evidence: Vec<Observation>,
     model: Option<ModelView>,
     related: Vec<String>,
     earlier_requests: Vec<String>,
-}
-
-/// Only "not seen before" program indicators fired (what a function's own habits trigger).
-fn only_habits(t: &Tracker) -> bool {
-    t.hits.iter().all(|h| {
-        matches!(
-            h.indicator,
-            Indicator::ShellSpawned | Indicator::UnknownBinary
-        )
-    })
-}
-
-/// The score without the indicators.
-fn noisy_or_parts(a: &Assessment) -> f32 {
-    1.0 - (1.0 - a.baseline) * (1.0 - a.model)
 }
 
 fn weighted(t: &Tracker, warmed: bool) -> Vec<Weighted> {

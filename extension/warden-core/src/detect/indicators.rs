@@ -22,9 +22,14 @@ use crate::schema::Observation;
 const MAX_FAMILIAR: usize = 256;
 /// Most evidence items kept per indicator.
 const MAX_EVIDENCE: usize = 2;
-/// Invocations in which a new environment must repeat a program or shell command (and
-/// nothing else) before it counts as a habit (see [`Familiar::note_repeated`]).
+/// Invocations in which a new environment must repeat a program, shell command or
+/// destination, in at least half its invocations since, before it counts as a habit (see
+/// [`Familiar::note_invocation`]).
 pub const HABIT_REPEATS: u8 = 3;
+/// Invocations after which something seen becomes a habit however sparse it is.
+pub const HABIT_ALWAYS: u32 = 8;
+/// Most candidate habits tracked at once.
+const MAX_CANDIDATES: usize = 512;
 
 impl Indicator {
     /// The class it points to.
@@ -34,7 +39,11 @@ impl Indicator {
             Indicator::ExecFromTmp => Class::Dropper,
             Indicator::LeftRunning | Indicator::StillRunning => Class::Persistence,
             Indicator::MiningPort => Class::CryptoMining,
-            Indicator::ShellWithConnection => Class::ReverseShell,
+            // A shell and a connection in one invocation say "injected command that talks
+            // out"; only a shell wired to the socket is a reverse shell.
+            Indicator::ShellWithConnection | Indicator::ReconCommand => Class::CommandInjection,
+            Indicator::ShellOverSocket => Class::ReverseShell,
+            Indicator::ReturningDestination => Class::Persistence,
             Indicator::ListenerOpened => Class::Anomaly,
             Indicator::CredentialAccess => Class::CredentialTheft,
             Indicator::UnknownDestination => Class::ExfiltrationEgress,
@@ -58,6 +67,9 @@ impl Indicator {
             Indicator::UnknownDestination if warmed => 0.3,
             Indicator::UnknownDestination => 0.15,
             Indicator::ErrorBurst => 0.8,
+            Indicator::ShellOverSocket => 0.97,
+            Indicator::ReconCommand => 0.9,
+            Indicator::ReturningDestination => 0.85,
         }
     }
 
@@ -73,12 +85,16 @@ impl Indicator {
             Indicator::ShellWithConnection | Indicator::UnknownDestination => idx::NEW_ENDPOINTS,
             Indicator::ListenerOpened => idx::LISTENERS,
             Indicator::ErrorBurst => idx::STATUS_ERROR,
+            Indicator::ShellOverSocket => idx::SHELLS,
+            Indicator::ReconCommand => idx::NEW_PROCESSES,
+            Indicator::ReturningDestination => idx::NEW_ENDPOINTS,
         }
     }
 }
 
 /// What the function is known to run and talk to: learned from invocations that raised
-/// nothing, or given (profile, `WARDEN_KNOWN_EXES`).
+/// nothing, from habits (see [`Familiar::note_invocation`]), or given (profile,
+/// `WARDEN_KNOWN_EXES`).
 #[derive(Debug, Clone, Default)]
 pub struct Familiar {
     exes: HashSet<String>,
@@ -87,56 +103,145 @@ pub struct Familiar {
     /// still counts as a new shell.
     shell_shapes: HashSet<String>,
     destinations: HashSet<SocketAddr>,
-    /// Programs and shell shapes reported but repeated, with their invocation counts.
-    repeats: HashMap<String, u8>,
+    /// Programs, shell shapes and destinations seen but not yet habits.
+    candidates: HashMap<Habit, Candidate>,
+    /// What invocations with a hard indicator did: never learned.
+    tainted: HashSet<Habit>,
+    /// Invocations noted so far.
+    invocations: u64,
     /// The function runs shells whose command lines could not be read (too short-lived).
     runs_shells: bool,
 }
 
-impl Familiar {
-    /// A new environment without a profile reports every program and shell command it has
-    /// not seen. When an invocation raised nothing but that, its programs and shapes are
-    /// counted here, and one repeated in [`HABIT_REPEATS`] invocations becomes familiar: a
-    /// function that shells out by design stops being reported after a few invocations,
-    /// while each of those (and every command of another shape) was reported. The detector
-    /// calls this only during the baseline's warm-up.
-    pub fn note_repeated(&mut self, evidence: &[Observation]) {
-        let mut keys: Vec<(bool, String)> = Vec::new();
+/// One thing a function may do again and again.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Habit {
+    /// A program, by executable path.
+    Program(String),
+    /// A shell command, by [`command_shape`]; empty when the command line was not seen.
+    Shell(String),
+    /// A remote address and port.
+    Destination(SocketAddr),
+}
+
+/// How often a candidate habit has been seen.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    /// Invocations it was seen in.
+    seen: u32,
+    /// The environment's invocation number when it was first seen.
+    first: u64,
+}
+
+impl Habit {
+    /// The habits an invocation's evidence shows (each once).
+    pub fn of(evidence: &[Observation]) -> Vec<Habit> {
+        let mut out: Vec<Habit> = Vec::new();
         for obs in evidence {
-            let key = match obs {
+            let habit = match obs {
                 Observation::Process {
                     exe,
                     cmdline,
                     alive_at_end: false,
                     ..
-                } if is_shell(exe) => (true, command_shape(cmdline)),
+                } if is_shell(exe) => Habit::Shell(command_shape(cmdline)),
                 // A shell seen without its command line: "runs shells", shape unknown.
-                Observation::Program { exe } if is_shell(exe) => (true, String::new()),
+                Observation::Program { exe } if is_shell(exe) => Habit::Shell(String::new()),
                 Observation::Process {
                     exe,
                     alive_at_end: false,
                     ..
-                } => (false, exe.clone()),
-                Observation::Program { exe } if !is_shell(exe) => (false, exe.clone()),
+                } if !exe.is_empty() => Habit::Program(exe.clone()),
+                Observation::Program { exe } => Habit::Program(exe.clone()),
+                Observation::Endpoint {
+                    addr,
+                    listen: false,
+                    ..
+                } => Habit::Destination(*addr),
                 _ => continue,
             };
-            if !keys.contains(&key) {
-                keys.push(key);
+            if !out.contains(&habit) {
+                out.push(habit);
             }
         }
-        for (shell, key) in keys {
-            if self.repeats.len() >= MAX_FAMILIAR && !self.repeats.contains_key(&key) {
+        out
+    }
+}
+
+impl Familiar {
+    /// Notes one scored invocation's habits, whatever its score: the rule that lets a new
+    /// environment learn a function that shells out (or forks helpers, or calls a partner)
+    /// by design, while it is still reporting it (docs/detection.md, "Habits").
+    ///
+    /// - An invocation with a hard indicator teaches nothing. What the hard indicators point
+    ///   at (`hard_evidence`), and the destinations it contacted that were neither familiar
+    ///   nor seen in an ordinary invocation before, are tainted: never learned, and a tainted
+    ///   destination contacted again is itself an indicator.
+    /// - Otherwise each program, shell shape and destination it shows counts once. One seen
+    ///   in [`HABIT_REPEATS`] invocations, in at least half of the environment's invocations
+    ///   since it first appeared, becomes familiar; so does one seen in [`HABIT_ALWAYS`]
+    ///   invocations however sparse. An attack repeated now and then among ordinary
+    ///   invocations stays below the share, and each repeat is reported.
+    pub fn note_invocation(&mut self, evidence: &[Observation], hard_evidence: &[Observation]) {
+        self.invocations += 1;
+        let now = self.invocations;
+        let hard = !hard_evidence.is_empty();
+        let named = Habit::of(hard_evidence);
+        for habit in Habit::of(evidence) {
+            if hard {
+                let new_destination = matches!(habit, Habit::Destination(_))
+                    && !self.knows(&habit)
+                    && !self.candidates.contains_key(&habit);
+                if (named.contains(&habit) || new_destination) && self.tainted.len() < MAX_FAMILIAR
+                {
+                    self.candidates.remove(&habit);
+                    self.tainted.insert(habit);
+                }
                 continue;
             }
-            let n = self.repeats.entry(key.clone()).or_default();
-            *n = n.saturating_add(1);
-            if *n >= HABIT_REPEATS {
-                if shell && key.is_empty() {
-                    self.runs_shells = true;
-                } else if shell {
-                    self.add_shell_shape(&key);
-                } else {
-                    self.add_exe(&key);
+            if self.tainted.contains(&habit) || self.knows(&habit) {
+                continue;
+            }
+            if self.candidates.len() >= MAX_CANDIDATES && !self.candidates.contains_key(&habit) {
+                continue;
+            }
+            let c = self.candidates.entry(habit.clone()).or_insert(Candidate {
+                seen: 0,
+                first: now,
+            });
+            c.seen += 1;
+            let span = now - c.first + 1;
+            let habitual = c.seen >= u32::from(HABIT_REPEATS) && u64::from(c.seen) * 2 >= span;
+            if habitual || c.seen >= HABIT_ALWAYS {
+                self.candidates.remove(&habit);
+                self.add(&habit);
+            }
+        }
+    }
+
+    /// Whether a habit is already familiar.
+    pub fn knows(&self, habit: &Habit) -> bool {
+        match habit {
+            Habit::Program(exe) => self.knows_exe(exe),
+            Habit::Shell(shape) if shape.is_empty() => self.runs_shells,
+            Habit::Shell(shape) => self.shell_shapes.contains(shape),
+            Habit::Destination(addr) => self.destinations.contains(addr),
+        }
+    }
+
+    /// Whether an invocation with a hard indicator contacted this destination.
+    pub fn is_tainted_destination(&self, addr: &SocketAddr) -> bool {
+        self.tainted.contains(&Habit::Destination(*addr))
+    }
+
+    fn add(&mut self, habit: &Habit) {
+        match habit {
+            Habit::Program(exe) => self.add_exe(exe),
+            Habit::Shell(shape) if shape.is_empty() => self.runs_shells = true,
+            Habit::Shell(shape) => self.add_shell_shape(shape),
+            Habit::Destination(addr) => {
+                if self.destinations.len() < MAX_FAMILIAR {
+                    self.destinations.insert(*addr);
                 }
             }
         }
@@ -195,6 +300,12 @@ impl Familiar {
     /// Learns what an accepted invocation did.
     pub fn learn(&mut self, evidence: &[Observation]) {
         for obs in evidence {
+            if Habit::of(std::slice::from_ref(obs))
+                .first()
+                .is_some_and(|h| self.tainted.contains(h))
+            {
+                continue;
+            }
             match obs {
                 Observation::Process { exe, cmdline, .. } if is_shell(exe) => {
                     self.add_shell_shape(&command_shape(cmdline))
@@ -251,6 +362,7 @@ impl Tracker {
                 cmdline,
                 exec,
                 alive_at_end,
+                stdio_socket,
                 ..
             } => {
                 if *alive_at_end {
@@ -259,6 +371,9 @@ impl Tracker {
                     self.process(
                         exe, cmdline, *exec, &clean, familiar, tmp_prefix, &mut fired,
                     );
+                }
+                if (*stdio_socket && is_interpreter(exe)) || wires_socket(cmdline) {
+                    self.hit(Indicator::ShellOverSocket, &[&clean], &mut fired);
                 }
                 if credential_hint {
                     self.hit(Indicator::CredentialAccess, &[&clean], &mut fired);
@@ -270,6 +385,9 @@ impl Tracker {
             Observation::Endpoint { addr, .. } => {
                 if is_mining_port(addr.port()) {
                     self.hit(Indicator::MiningPort, &[&clean], &mut fired);
+                }
+                if familiar.is_tainted_destination(addr) {
+                    self.hit(Indicator::ReturningDestination, &[&clean], &mut fired);
                 }
                 if !familiar.knows_destination(addr) {
                     self.hit(Indicator::UnknownDestination, &[&clean], &mut fired);
@@ -321,6 +439,9 @@ impl Tracker {
         }
         if exe.starts_with(tmp_prefix) || (is_interpreter(exe) && script_in(cmdline, tmp_prefix)) {
             self.hit(Indicator::ExecFromTmp, &[clean], fired);
+        }
+        if is_recon(exe, cmdline) {
+            self.hit(Indicator::ReconCommand, &[clean], fired);
         }
         if is_shell(exe) {
             if !familiar.knows_shell(exe, cmdline) {
@@ -410,6 +531,64 @@ pub fn command_shape(cmdline: &str) -> String {
         }
     }
     out
+}
+
+/// Programs whose only use in a function is finding out who it runs as: recon wherever
+/// they run.
+const RECON_PROGRAMS: [&str; 2] = ["id", "whoami"];
+/// Commands that are recon when a shell command line runs them (a script may call `uname -m`
+/// through its own logic, but not next to an injected `;`).
+const RECON_COMMANDS: [&str; 7] = ["id", "whoami", "uname", "hostname", "printenv", "ps", "env"];
+
+/// A reconnaissance command: one of [`RECON_PROGRAMS`] run directly, or one of
+/// [`RECON_COMMANDS`] where a shell command line starts a command (`…; id`, `$(whoami)`,
+/// `&& uname -a`), or a search or listing of the file system root or the task root.
+/// `env` counts only on its own (printing the environment), not as `env VAR=1 prog`.
+fn is_recon(exe: &str, cmdline: &str) -> bool {
+    let base = exe.rsplit('/').next().unwrap_or(exe);
+    if RECON_PROGRAMS.contains(&base) {
+        return true;
+    }
+    if !is_shell(exe) {
+        return false;
+    }
+    let normalised: String = cmdline
+        .chars()
+        .map(|c| if ";|&()`{}\n$".contains(c) { '\n' } else { c })
+        .collect();
+    normalised.lines().any(|segment| {
+        let words: Vec<&str> = segment.split_ascii_whitespace().collect();
+        // `sh -c CMD ARGS`: CMD starts a command too.
+        let command = match words.as_slice() {
+            [shell, "-c", rest @ ..] if is_shell(shell) => rest,
+            all => all,
+        };
+        let Some((first, args)) = command.split_first() else {
+            return false;
+        };
+        let name = first.rsplit('/').next().unwrap_or(first);
+        match name {
+            "env" => args.iter().all(|a| a.starts_with('-')),
+            "find" => args.first().is_some_and(|a| *a == "/"),
+            "ls" | "cat" => args
+                .iter()
+                .any(|a| *a == "/" || a.starts_with("/var/task") || *a == "/etc/passwd"),
+            _ => RECON_COMMANDS.contains(&name),
+        }
+    })
+}
+
+/// A command line that wires a program to a socket: bash's `/dev/tcp`, or netcat running
+/// a program for whoever connects.
+fn wires_socket(cmdline: &str) -> bool {
+    let nc = cmdline
+        .split_ascii_whitespace()
+        .next()
+        .map(|w| w.rsplit('/').next().unwrap_or(w))
+        .is_some_and(|w| matches!(w, "nc" | "ncat" | "netcat"));
+    cmdline.contains("/dev/tcp/")
+        || cmdline.contains("/dev/udp/")
+        || (nc && (cmdline.contains(" -e ") || cmdline.contains(" -c ")))
 }
 
 /// Programs that run a script named on their command line: shells and language runtimes.

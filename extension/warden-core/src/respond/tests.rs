@@ -197,6 +197,7 @@ fn process(pid: u32) -> Observation {
         cmdline: "sh -c ...".into(),
         exec: false,
         alive_at_end: false,
+        stdio_socket: false,
     }
 }
 
@@ -344,6 +345,7 @@ fn recycle_plans_files_under_the_scratch_dir_and_processes() {
                 cmdline: "/bin/sh /tmp/.run.sh".into(),
                 exec: true,
                 alive_at_end: false,
+                stdio_socket: false,
             },
             Observation::Program {
                 exe: "/tmp/.bin/miner".into(),

@@ -225,6 +225,31 @@ pub enum Indicator {
     UnknownDestination,
     /// An error invocation in a burst of them (see `burst::ERROR_BURST`).
     ErrorBurst,
+    /// A shell (or another program) whose standard input or output is a network socket.
+    ShellOverSocket,
+    /// A reconnaissance command: who am I (`id`, `whoami`), where am I (`uname`,
+    /// `hostname`, listing the task root), what is here (`env`, `ps`, a search from `/`).
+    ReconCommand,
+    /// A destination contacted again, after an invocation with a hard indicator introduced
+    /// it: what an attack left behind keeps calling out (a beacon thread or timer).
+    ReturningDestination,
+}
+
+impl Indicator {
+    /// A hard indicator is an attack on its own, whatever the function's habits: it keeps
+    /// its full severity from the first invocation, and what its invocation did is never
+    /// learned as a habit (docs/detection.md, "Habits").
+    pub fn is_hard(self) -> bool {
+        matches!(
+            self,
+            Indicator::ShellOverSocket
+                | Indicator::ExecFromTmp
+                | Indicator::MiningPort
+                | Indicator::CredentialAccess
+                | Indicator::ReconCommand
+                | Indicator::ReturningDestination
+        )
+    }
 }
 
 #[cfg(test)]

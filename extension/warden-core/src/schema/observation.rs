@@ -24,6 +24,10 @@ pub enum Observation {
         /// Still running when the invocation ended (only on end-of-invocation reports).
         #[serde(default)]
         alive_at_end: bool,
+        /// Its standard input or output was a socket when it was seen: a program wired to a
+        /// network connection (a reverse or bind shell), not one the function piped.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        stdio_socket: bool,
     },
     /// A connection or listener that was not there when the invocation started.
     Endpoint {

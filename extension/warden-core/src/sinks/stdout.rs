@@ -89,6 +89,7 @@ mod tests {
             cmdline: "curl -u admin:hunter2 --token=AKIAIOSFODNN7EXAMPLE https://x".into(),
             exec: false,
             alive_at_end: false,
+            stdio_socket: false,
         });
         let mut sink = JsonLines::new(Vec::new());
         sink.record(&r);

@@ -375,6 +375,7 @@ fn process(info: ProcessInfo, exec: bool, alive_at_end: bool) -> Observation {
         cmdline: info.cmdline,
         exec,
         alive_at_end,
+        stdio_socket: info.stdio_socket,
     }
 }
 

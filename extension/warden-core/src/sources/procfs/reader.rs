@@ -43,6 +43,8 @@ pub struct ProcessInfo {
     pub cmdline: String,
     /// Start time, clock ticks after boot.
     pub start_ticks: u64,
+    /// Its standard input or output is a socket.
+    pub stdio_socket: bool,
 }
 
 /// Result of looking up one pid.
@@ -342,6 +344,16 @@ impl ProcReader {
             exe: self.exe(pid).unwrap_or_default(),
             cmdline: self.cmdline(pid).unwrap_or_default(),
             start_ticks: stat.start_ticks,
+            stdio_socket: self.stdio_socket(pid),
+        })
+    }
+
+    /// Whether descriptor 0 or 1 of `pid` is a socket (a shell wired to a connection).
+    fn stdio_socket(&mut self, pid: u32) -> bool {
+        (0..2).any(|fd| {
+            self.set_path(format_args!("{pid}/fd/{fd}"));
+            std::fs::read_link(Path::new(&self.path))
+                .is_ok_and(|t| t.as_os_str().as_encoded_bytes().starts_with(b"socket:"))
         })
     }
 
