@@ -43,19 +43,6 @@ pub const ANOMALY: &str = "anomaly";
 /// same length as the baseline's warm-up, `detect::baseline::WARMUP`, but a bar of its own.)
 pub const FIRST_INVOCATIONS: u64 = 20;
 
-/// Indicators that are evidence on their own: a finding of high or critical severity during
-/// an environment's first invocations must have one of them.
-// Moves to warden_core::schema::Indicator::is_hard
-pub fn is_hard(i: Indicator) -> bool {
-    matches!(
-        i,
-        Indicator::ShellWithConnection
-            | Indicator::ExecFromTmp
-            | Indicator::MiningPort
-            | Indicator::CredentialAccess
-    )
-}
-
 /// Where the model and profiles that scored the rows come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Setting {
@@ -245,7 +232,7 @@ pub(super) struct Made {
 impl Made {
     /// High or critical, without a hard indicator.
     fn high_without_hard(&self) -> bool {
-        self.severity >= Severity::High && !self.indicators.iter().any(|i| is_hard(*i))
+        self.severity >= Severity::High && !self.indicators.iter().any(|i| i.is_hard())
     }
 }
 

@@ -525,31 +525,6 @@ fn class_accuracy_counts_a_detected_row_of_the_wrong_class() {
 }
 
 #[test]
-fn hard_indicators_are_the_four_of_the_issue() {
-    use crate::eval::is_hard;
-    use warden_core::schema::Indicator::*;
-    for i in [
-        ShellWithConnection,
-        ExecFromTmp,
-        MiningPort,
-        CredentialAccess,
-    ] {
-        assert!(is_hard(i), "{i:?}");
-    }
-    for i in [
-        ShellSpawned,
-        UnknownBinary,
-        LeftRunning,
-        StillRunning,
-        ListenerOpened,
-        UnknownDestination,
-        ErrorBurst,
-    ] {
-        assert!(!is_hard(i), "{i:?}");
-    }
-}
-
-#[test]
 fn first_twenty_rules_count_by_seq_severity_and_hard_indicators() {
     use crate::eval::{assemble, Context, Made, Prediction, Setting};
     use warden_core::schema::{Indicator, Severity};

@@ -146,6 +146,17 @@ impl Detector {
         }
     }
 
+    /// Whether a habit was reported during the learning period. A shell caught without its
+    /// command line is the same news as any shell command reported before.
+    fn was_reported(&self, habit: &Habit) -> bool {
+        match habit {
+            Habit::Shell(shape) if shape.is_empty() => {
+                self.reported.iter().any(|h| matches!(h, Habit::Shell(_)))
+            }
+            other => self.reported.contains(other),
+        }
+    }
+
     /// Whether the environment is still learning its function's habits: no profile, and
     /// fewer than [`LEARNING_INVOCATIONS`] invocations scored.
     pub fn learning(&self) -> bool {
@@ -322,7 +333,7 @@ impl Detector {
         if learning && !hard && a.baseline < self.cfg.threshold && !unfamiliar.is_empty() {
             // One finding per new habit: an invocation that shows only habits reported before
             // adds nothing while the environment learns.
-            if unfamiliar.iter().all(|h| self.reported.contains(h)) {
+            if unfamiliar.iter().all(|h| self.was_reported(h)) {
                 self.health.add(Counter::FindingsSummarised, 1);
                 return None;
             }

@@ -517,7 +517,10 @@ pub fn command_shape(cmdline: &str) -> String {
         if n > 0 {
             out.push(' ');
         }
+        // A URL keeps its scheme and host: the path is the argument that varies.
+        let url = if n > 0 { url_origin(word) } else { None };
         let word = match word.rfind('/') {
+            _ if url.is_some() => url.unwrap_or(word),
             // The shell's own path (`/bin/sh` or `/usr/bin/dash`) is the exe's business.
             Some(_) if n == 0 => word.rsplit('/').next().unwrap_or(word),
             Some(i) if i + 1 < word.len() => &word[..=i],
@@ -526,11 +529,18 @@ pub fn command_shape(cmdline: &str) -> String {
         for c in word.chars() {
             out.push(if c.is_ascii_digit() { '0' } else { c });
         }
-        if word.ends_with('/') && n > 0 {
-            out.push('*');
+        if (word.ends_with('/') || url.is_some()) && n > 0 {
+            out.push_str(if url.is_some() { "/*" } else { "*" });
         }
     }
     out
+}
+
+/// `scheme://host[:port]` of a word that holds a URL.
+fn url_origin(word: &str) -> Option<&str> {
+    let start = word.find("://")? + 3;
+    let end = word[start..].find('/').map_or(word.len(), |i| start + i);
+    Some(&word[..end])
 }
 
 /// Programs whose only use in a function is finding out who it runs as: recon wherever

@@ -461,3 +461,19 @@ fn what_a_hard_indicator_brought_is_never_learned_and_its_destination_returns() 
     );
     assert!(fired.contains(&Indicator::UnknownDestination), "{fired:?}");
 }
+
+#[test]
+fn a_url_in_a_command_keeps_only_its_origin_in_the_shape() {
+    assert_eq!(
+        command_shape(
+            "sh -c curl -sS -m 10 http://docs.sandbox:8081/t/acme/inv-1.pdf | ./bin/converter -"
+        ),
+        command_shape(
+            "sh -c curl -sS -m 10 http://docs.sandbox:8081/t/globex/q-77.pdf | ./bin/converter -"
+        ),
+    );
+    assert_ne!(
+        command_shape("sh -c curl -sS http://docs.sandbox:8081/a.pdf"),
+        command_shape("sh -c curl -sS http://evil.example:8081/a.pdf"),
+    );
+}
