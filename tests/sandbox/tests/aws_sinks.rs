@@ -16,10 +16,12 @@ fn benign(i: usize) -> Value {
     json!({"delay_ms": 10 + (i * 7) % 20, "log_lines": i % 2, "response_bytes": 200 + (i * 37) % 200})
 }
 
-/// A shell and a payload run from /tmp: two high-severity findings.
+/// A shell running a reconnaissance command and a payload run from /tmp: two high-severity
+/// findings. (A shell alone is a new habit: low severity while a new environment learns, and
+/// not forwarded.)
 fn attacks() -> Vec<Value> {
     vec![
-        json!({"delay_ms": 100, "spawn": ["sh", "-c", "sleep 0.3"]}),
+        json!({"delay_ms": 100, "spawn": ["sh", "-c", "id >/dev/null; sleep 0.3"]}),
         json!({"delay_ms": 100, "exec_tmp": {"path": "/tmp/.x", "script": "#!/bin/sh\nsleep 0.2\necho ok\n"}}),
     ]
 }
