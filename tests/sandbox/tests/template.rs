@@ -69,7 +69,7 @@ fn run_extension() -> Run {
     let mut events: Vec<Value> = (0..4).map(benign).collect();
     // Attacks start 100 ms in, as a handler would after its own start-up work
     // (docs/features.md).
-    events.push(json!({"delay_ms": 100, "spawn": ["sh", "-c", "sleep 0.3"]}));
+    events.push(json!({"delay_ms": 100, "spawn": ["sh", "-c", "id >/dev/null; sleep 0.3"]}));
     events.push(benign(4));
     let shell = json!({"host": "host.sandbox", "port": port, "wait_ms": 800});
     events.push(json!({"delay_ms": 100, "reverse_shell": shell}));
