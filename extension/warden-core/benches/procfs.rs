@@ -43,7 +43,7 @@ fn own_traffic(c: &mut Criterion) {
     let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
     probe.connect("192.0.2.1:9").unwrap();
     let listener = std::net::TcpListener::bind((probe.local_addr().unwrap().ip(), 0)).unwrap();
-    note_connect();
+    note_connect(&[]);
     let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let _server = listener.accept().unwrap();
     g.bench_function("one_connection_held", |b| b.iter(|| black_box(own.read())));

@@ -86,7 +86,7 @@ impl ResolveDns for CountingResolver {
             match found {
                 Ok(Ok(ips)) => {
                     // Noted as late as possible: the connection follows at once.
-                    crate::sources::procfs::own_traffic::note_connect();
+                    crate::sources::procfs::own_traffic::note_connect(&ips);
                     Ok(ips)
                 }
                 Ok(Err(e)) => Err(ResolveDnsError::new(e)),

@@ -202,6 +202,7 @@ pub fn observation(obs: &Observation) -> (Observation, bool) {
             exec,
             alive_at_end,
             stdio_socket,
+            runtime_fork,
         } => {
             let c = redact(cmdline);
             let e = redact(exe);
@@ -213,6 +214,7 @@ pub fn observation(obs: &Observation) -> (Observation, bool) {
                 exec: *exec,
                 alive_at_end: *alive_at_end,
                 stdio_socket: *stdio_socket,
+                runtime_fork: *runtime_fork,
             };
             (redacted, c.credential_hint || e.credential_hint)
         }

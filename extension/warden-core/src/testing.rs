@@ -70,6 +70,7 @@ pub fn process(pid: u32, exe: &str, cmdline: &str) -> Observation {
         exec: false,
         alive_at_end: false,
         stdio_socket: false,
+        runtime_fork: false,
     }
 }
 
@@ -83,6 +84,7 @@ pub fn left_running(pid: u32, exe: &str, cmdline: &str) -> Observation {
         exec: false,
         alive_at_end: true,
         stdio_socket: false,
+        runtime_fork: false,
     }
 }
 

@@ -289,6 +289,7 @@ fn foreign_processes_and_left_running() {
         exec: false,
         alive_at_end: true,
         stdio_socket: false,
+        runtime_fork: false,
     }]);
     let mut end = snap(2);
     end.pids = vec![1, 10, 11, 50];

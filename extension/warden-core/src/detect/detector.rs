@@ -330,9 +330,21 @@ impl Detector {
             // A lone error: held until a burst names it (see `burst`).
             return None;
         }
-        if learning && !hard && a.baseline < self.cfg.threshold && !unfamiliar.is_empty() {
+        // Something planted that keeps running or calling out is news at every invocation,
+        // not only the first time.
+        let ongoing = [Indicator::Beaconing, Indicator::StillRunning]
+            .into_iter()
+            .any(|i| tracker.get(i).is_some());
+        if learning
+            && !hard
+            && !ongoing
+            && a.baseline < self.cfg.threshold
+            && a.model < self.cfg.threshold
+            && !unfamiliar.is_empty()
+        {
             // One finding per new habit: an invocation that shows only habits reported before
-            // adds nothing while the environment learns.
+            // adds nothing while the environment learns. A baseline or model alarm is news of
+            // its own (a second upload to a destination reported once is still an upload).
             if unfamiliar.iter().all(|h| self.was_reported(h)) {
                 self.health.add(Counter::FindingsSummarised, 1);
                 return None;
@@ -450,15 +462,32 @@ struct Parts<'a> {
 }
 
 fn weighted(t: &Tracker, warmed: bool) -> Vec<Weighted> {
+    // While a process planted by an earlier invocation runs, the shells, programs and
+    // destinations that are new in this one are more likely its doing than the function's:
+    // they name the class only with the planted process (persistence), unless something
+    // else does. Hard indicators keep naming their own class.
+    let planted = t.get(Indicator::StillRunning).is_some();
     t.hits
         .iter()
         .map(|h| Weighted {
             class: h.indicator.class(),
             weight: h.indicator.weight(warmed),
             feature: h.indicator.feature(),
-            background: h.indicator == Indicator::StillRunning,
+            background: h.indicator == Indicator::StillRunning
+                || (planted && is_planted_doing(h.indicator)),
         })
         .collect()
+}
+
+/// Soft indicators a planted process makes in the invocations after it was planted.
+fn is_planted_doing(indicator: Indicator) -> bool {
+    matches!(
+        indicator,
+        Indicator::ShellSpawned
+            | Indicator::UnknownBinary
+            | Indicator::ShellWithConnection
+            | Indicator::UnknownDestination
+    )
 }
 
 /// Per feature, how many times indicators pointing at it matched.

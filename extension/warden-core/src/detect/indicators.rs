@@ -28,6 +28,11 @@ const MAX_EVIDENCE: usize = 2;
 pub const HABIT_REPEATS: u8 = 3;
 /// Invocations after which something seen becomes a habit however sparse it is.
 pub const HABIT_ALWAYS: u32 = 8;
+/// Consecutive invocations, the first included, that a destination first contacted in the
+/// middle of an environment's life must be contacted in to be `beaconing`. A function's own
+/// occasional partner (called by one request in three, say) rarely makes such a run right
+/// after it first appears; a planted beacon does at every thaw.
+pub const BEACON_RUN: u32 = 3;
 /// Most candidate habits tracked at once.
 const MAX_CANDIDATES: usize = 512;
 
@@ -43,7 +48,7 @@ impl Indicator {
             // out"; only a shell wired to the socket is a reverse shell.
             Indicator::ShellWithConnection | Indicator::ReconCommand => Class::CommandInjection,
             Indicator::ShellOverSocket => Class::ReverseShell,
-            Indicator::ReturningDestination => Class::Persistence,
+            Indicator::ReturningDestination | Indicator::Beaconing => Class::Persistence,
             Indicator::ListenerOpened => Class::Anomaly,
             Indicator::CredentialAccess => Class::CredentialTheft,
             Indicator::UnknownDestination => Class::ExfiltrationEgress,
@@ -70,6 +75,9 @@ impl Indicator {
             Indicator::ShellOverSocket => 0.97,
             Indicator::ReconCommand => 0.9,
             Indicator::ReturningDestination => 0.85,
+            // Above the alert threshold on its own, and above an unknown destination's
+            // weight so that the class follows the cadence.
+            Indicator::Beaconing => 0.7,
         }
     }
 
@@ -87,7 +95,7 @@ impl Indicator {
             Indicator::ErrorBurst => idx::STATUS_ERROR,
             Indicator::ShellOverSocket => idx::SHELLS,
             Indicator::ReconCommand => idx::NEW_PROCESSES,
-            Indicator::ReturningDestination => idx::NEW_ENDPOINTS,
+            Indicator::ReturningDestination | Indicator::Beaconing => idx::NEW_ENDPOINTS,
         }
     }
 }
@@ -122,6 +130,16 @@ pub enum Habit {
     Shell(String),
     /// A remote address and port.
     Destination(SocketAddr),
+}
+
+/// A destination that appeared in the middle of an environment's life and has been
+/// contacted in every invocation since: a function's own partners show from its first
+/// invocation (or come and go with its requests), while a planted beacon starts late and
+/// then calls out at every thaw. Such a destination is learned only after
+/// [`HABIT_ALWAYS`] invocations, not [`HABIT_REPEATS`], and each one meanwhile is
+/// `beaconing` (docs/detection.md, "Habits").
+fn beacon_like(habit: &Habit, c: &Candidate, now: u64) -> bool {
+    matches!(habit, Habit::Destination(_)) && c.first > 1 && u64::from(c.seen) == now - c.first + 1
 }
 
 /// How often a candidate habit has been seen.
@@ -199,7 +217,11 @@ impl Familiar {
                 }
                 continue;
             }
-            if self.tainted.contains(&habit) || self.knows(&habit) {
+            // A destination learned at once from a quiet invocation keeps its count while it
+            // is a candidate: its cadence is what tells a beacon.
+            if self.tainted.contains(&habit)
+                || (self.knows(&habit) && !self.candidates.contains_key(&habit))
+            {
                 continue;
             }
             if self.candidates.len() >= MAX_CANDIDATES && !self.candidates.contains_key(&habit) {
@@ -211,7 +233,9 @@ impl Familiar {
             });
             c.seen += 1;
             let span = now - c.first + 1;
-            let habitual = c.seen >= u32::from(HABIT_REPEATS) && u64::from(c.seen) * 2 >= span;
+            let habitual = c.seen >= u32::from(HABIT_REPEATS)
+                && u64::from(c.seen) * 2 >= span
+                && !beacon_like(&habit, c, now);
             if habitual || c.seen >= HABIT_ALWAYS {
                 self.candidates.remove(&habit);
                 self.add(&habit);
@@ -227,6 +251,21 @@ impl Familiar {
             Habit::Shell(shape) => self.shell_shapes.contains(shape),
             Habit::Destination(addr) => self.destinations.contains(addr),
         }
+    }
+
+    /// Whether contacting `addr` now makes a beacon's cadence: it was first contacted after
+    /// the environment's first invocation, in every invocation since, and this is the
+    /// [`BEACON_RUN`]th in a row or later (see [`beacon_like`]); it has not become a habit
+    /// meanwhile.
+    pub fn is_beaconing(&self, addr: &SocketAddr) -> bool {
+        let habit = Habit::Destination(*addr);
+        let Some(c) = self.candidates.get(&habit) else {
+            return false;
+        };
+        // Seen in every invocation up to the last one; this one is the next.
+        c.first > 1
+            && c.seen + 1 >= BEACON_RUN
+            && u64::from(c.seen) == self.invocations - c.first + 1
     }
 
     /// Whether an invocation with a hard indicator contacted this destination.
@@ -363,13 +402,18 @@ impl Tracker {
                 exec,
                 alive_at_end,
                 stdio_socket,
+                runtime_fork,
                 ..
             } => {
                 if *alive_at_end {
                     self.hit(Indicator::LeftRunning, &[&clean], &mut fired);
                 } else {
+                    let origin = Origin {
+                        exec: *exec,
+                        runtime_fork: *runtime_fork,
+                    };
                     self.process(
-                        exe, cmdline, *exec, &clean, familiar, tmp_prefix, &mut fired,
+                        exe, cmdline, origin, &clean, familiar, tmp_prefix, &mut fired,
                     );
                 }
                 if (*stdio_socket && is_interpreter(exe)) || wires_socket(cmdline) {
@@ -388,6 +432,8 @@ impl Tracker {
                 }
                 if familiar.is_tainted_destination(addr) {
                     self.hit(Indicator::ReturningDestination, &[&clean], &mut fired);
+                } else if familiar.is_beaconing(addr) {
+                    self.hit(Indicator::Beaconing, &[&clean], &mut fired);
                 }
                 if !familiar.knows_destination(addr) {
                     self.hit(Indicator::UnknownDestination, &[&clean], &mut fired);
@@ -404,7 +450,11 @@ impl Tracker {
             Observation::Program { exe } => {
                 // Judged like a process whose command line could not be read: a shell by
                 // the function's shell habits, any other program by its familiarity.
-                self.process(exe, "", true, &clean, familiar, tmp_prefix, &mut fired);
+                let origin = Origin {
+                    exec: true,
+                    runtime_fork: false,
+                };
+                self.process(exe, "", origin, &clean, familiar, tmp_prefix, &mut fired);
                 if credential_hint {
                     self.hit(Indicator::CredentialAccess, &[&clean], &mut fired);
                 }
@@ -422,7 +472,7 @@ impl Tracker {
         &mut self,
         exe: &str,
         cmdline: &str,
-        exec: bool,
+        origin: Origin,
         clean: &Observation,
         familiar: &Familiar,
         tmp_prefix: &str,
@@ -453,7 +503,7 @@ impl Tracker {
             self.shell.get_or_insert_with(|| clean.clone());
         } else if !familiar.knows_exe(exe)
             && !exe.starts_with(tmp_prefix)
-            && (exec || !is_runtime(exe))
+            && (origin.exec || !origin.runtime_fork)
         {
             self.hit(Indicator::UnknownBinary, &[clean], fired);
         }
@@ -487,22 +537,23 @@ impl Tracker {
     }
 }
 
-/// Language runtimes: a new process running one without an exec is the runtime forking
-/// itself (multiprocessing, or the moment before it execs a command, which is judged then).
-const RUNTIMES: [&str; 8] = [
-    "python",
-    "node",
-    "java",
-    "ruby",
-    "dotnet",
-    "perl",
-    "php",
-    "bootstrap",
-];
+/// How a process came to be, as the sampler saw it.
+#[derive(Debug, Clone, Copy)]
+struct Origin {
+    /// It was seen changing its executable.
+    exec: bool,
+    /// A fork of the runtime by lineage (multiprocessing, or the moment before it execs a
+    /// command, which is judged then).
+    runtime_fork: bool,
+}
 
-fn is_runtime(exe: &str) -> bool {
+/// Language runtimes that run a script named on their command line. A name says what a
+/// program can do, never whose it is: trust comes from lineage (`runtime_fork`).
+const LANGUAGE_RUNTIMES: [&str; 7] = ["python", "node", "java", "ruby", "dotnet", "perl", "php"];
+
+fn is_language_runtime(exe: &str) -> bool {
     let base = exe.rsplit('/').next().unwrap_or(exe);
-    RUNTIMES.iter().any(|r| base.starts_with(r))
+    LANGUAGE_RUNTIMES.iter().any(|r| base.starts_with(r))
 }
 
 /// A command line with what varies from call to call taken out: secrets are redacted (as in
@@ -606,7 +657,7 @@ fn wires_socket(cmdline: &str) -> bool {
 fn is_interpreter(exe: &str) -> bool {
     const SCRIPTED: [&str; 3] = ["lua", "tclsh", "awk"];
     let base = exe.rsplit('/').next().unwrap_or(exe);
-    is_shell(exe) || is_runtime(exe) || SCRIPTED.iter().any(|s| base.starts_with(s))
+    is_shell(exe) || is_language_runtime(exe) || SCRIPTED.iter().any(|s| base.starts_with(s))
 }
 
 /// An interpreter given a script under the scratch directory: `sh /tmp/x`, `python3 /tmp/x.py`.

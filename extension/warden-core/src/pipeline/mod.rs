@@ -224,6 +224,10 @@ impl Pipeline {
 
     /// Ends sampling for the invocation being closed: processes left running are its own.
     fn close_sampling(&mut self, st: &mut State, snapshot: &CounterSnapshot) {
+        if st.armed {
+            // Its runtimeDone has not come yet: its last pass is now.
+            self.sample_final(st);
+        }
         self.release_programs(st);
         let health = self.health.clone();
         if let Some(watch) = self.filewatch.as_mut() {
@@ -271,6 +275,9 @@ impl Pipeline {
                     }
                 }
                 if st.armed && in_flight {
+                    // A last pass names what the runtime did since the last tick (a short
+                    // invocation may end before any tick comes).
+                    self.sample_final(st);
                     let unnamed = self.sampler.as_ref().map_or(0, Sampler::unnamed_tasks);
                     self.assembler.sampler_stats(st.ticks, unnamed);
                     st.ticks = 0;
@@ -378,6 +385,21 @@ impl Pipeline {
         st.observations = found;
         st.observations.append(&mut st.programs);
         st.ticks += 1;
+    }
+
+    /// The invocation's last sampling pass, at its runtimeDone: the socket tables are read
+    /// if anything opened since their last read, however recently that was.
+    fn sample_final(&mut self, st: &mut State) {
+        let health = self.health.clone();
+        let Some(sampler) = self.sampler.as_mut() else {
+            return;
+        };
+        let mut found = Vec::new();
+        if guard(&health, "sampler", || sampler.final_tick(&mut found)).is_none() {
+            self.sampler = None;
+        }
+        st.observations.extend(found);
+        self.publish(st);
     }
 
     /// Sends new observations to real-time consumers and into the record in flight.

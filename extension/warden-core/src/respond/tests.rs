@@ -198,6 +198,7 @@ fn process(pid: u32) -> Observation {
         exec: false,
         alive_at_end: false,
         stdio_socket: false,
+        runtime_fork: false,
     }
 }
 
@@ -346,6 +347,7 @@ fn recycle_plans_files_under_the_scratch_dir_and_processes() {
                 exec: true,
                 alive_at_end: false,
                 stdio_socket: false,
+                runtime_fork: false,
             },
             Observation::Program {
                 exe: "/tmp/.bin/miner".into(),

@@ -233,6 +233,10 @@ pub enum Indicator {
     /// A destination contacted again, after an invocation with a hard indicator introduced
     /// it: what an attack left behind keeps calling out (a beacon thread or timer).
     ReturningDestination,
+    /// A destination first contacted in the middle of an environment's life, then again in
+    /// every invocation since, and not familiar: the cadence of a thread, timer or patched
+    /// function planted in the runtime that calls out at every thaw.
+    Beaconing,
 }
 
 impl Indicator {

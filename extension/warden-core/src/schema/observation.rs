@@ -28,6 +28,11 @@ pub enum Observation {
         /// network connection (a reverse or bind shell), not one the function piped.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         stdio_socket: bool,
+        /// A fork of the runtime: its parent is the runtime (a process alive when the first
+        /// invocation started, or a fork of one) and it still runs the parent's executable.
+        /// Lineage, not a name: a program merely called `python` or `bootstrap` is not one.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        runtime_fork: bool,
     },
     /// A connection or listener that was not there when the invocation started.
     Endpoint {

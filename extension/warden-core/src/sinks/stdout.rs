@@ -90,6 +90,7 @@ mod tests {
             exec: false,
             alive_at_end: false,
             stdio_socket: false,
+            runtime_fork: false,
         });
         let mut sink = JsonLines::new(Vec::new());
         sink.record(&r);

@@ -14,11 +14,13 @@ use std::time::{Duration, Instant};
 use super::procfs::parse::{parse_last_pid, parse_snmp};
 use super::procfs::parse::{Snmp, Socket, TCP_LISTEN};
 use super::procfs::reader::{boot_ms, ticks_per_sec, HotFile};
-use super::procfs::{Probe, ProcReader, ProcessInfo};
+use super::procfs::{own_traffic, Probe, ProcReader, ProcessInfo};
 use crate::schema::{Observation, Proto};
 
 /// Most pids probed in one tick (a fork bomb must not make a tick expensive).
 pub const MAX_PROBES_PER_TICK: u32 = 64;
+/// Most processes remembered as the runtime's lineage.
+const MAX_LINEAGE: usize = 256;
 /// Most sockets remembered; beyond it the set is rebuilt.
 const MAX_SEEN_SOCKETS: usize = 4096;
 /// Shortest time between two reads of the socket tables. Reading /proc/net/tcp walks the
@@ -52,7 +54,15 @@ pub struct Sampler {
     last_pid: Option<u32>,
     known: HashSet<u32>,
     tracked: HashMap<u32, String>,
+    /// The runtime's lineage, pid → executable: the processes alive when the first
+    /// invocation started (what the platform started at init) and their forks that still run
+    /// the parent's executable. An exec leaves it.
+    lineage: HashMap<u32, String>,
     seen_sockets: HashSet<u64>,
+    /// Connections (local, remote) present in the socket tables at their last read, open or
+    /// closing: a closed connection has no inode, so it is told from an old one by its
+    /// addresses. Pruned to the tables at each read, so bounded by them.
+    seen_connections: HashSet<(SocketAddr, SocketAddr)>,
     reported: HashSet<(Proto, SocketAddr, bool)>,
     sockets: Vec<(Proto, Socket)>,
     unnamed: u64,
@@ -83,7 +93,9 @@ impl Sampler {
             last_pid: None,
             known: HashSet::new(),
             tracked: HashMap::new(),
+            lineage: HashMap::new(),
             seen_sockets: HashSet::new(),
+            seen_connections: HashSet::new(),
             reported: HashSet::new(),
             sockets: Vec::with_capacity(64),
             unnamed: 0,
@@ -129,7 +141,7 @@ impl Sampler {
             match (started, self.ended_at) {
                 (Some(s), Some(end)) if started_after(&info, s, end) => self.carried.push(pid),
                 (Some(s), None) => self.undecided.push((info, s)),
-                _ => out.push(process(info, false, true)),
+                _ => out.push(process(info, false, true, false)),
             }
         }
     }
@@ -146,9 +158,10 @@ impl Sampler {
         for (info, s) in std::mem::take(&mut self.undecided) {
             if started_after(&info, s, ended_at) {
                 self.tracked.insert(info.pid, info.exe.clone());
-                started.push(process(info, false, false));
+                let fork = self.note_fork(&info);
+                started.push(process(info, false, false, fork));
             } else {
-                left.push(process(info, false, true));
+                left.push(process(info, false, true, false));
             }
         }
     }
@@ -180,18 +193,43 @@ impl Sampler {
         for pid in std::mem::take(&mut self.carried) {
             if let Probe::Process(info) = self.reader.probe(pid) {
                 self.tracked.insert(pid, info.exe.clone());
-                out.push(process(info, false, false));
+                let fork = self.note_fork(&info);
+                out.push(process(info, false, false, fork));
             }
         }
         // Sockets open before the first invocation are the baseline; later ones stay
         // "seen" across invocations, so a long-lived connection is reported once.
+        self.lineage.retain(|pid, _| live.contains(pid));
         if !self.primed {
             self.primed = true;
+            self.prime_lineage(live);
             self.read_tables();
             self.seen_sockets
                 .extend(self.sockets.iter().map(|(_, s)| s.inode));
+            self.seen_connections
+                .extend(self.sockets.iter().map(|(_, s)| (s.local, s.remote)));
             self.activity = self.snmp_activity();
         }
+    }
+
+    /// Takes what runs when the first invocation starts as the runtime's lineage (Warden
+    /// is not in `live`).
+    fn prime_lineage(&mut self, live: &[u32]) {
+        for &pid in live.iter().take(MAX_LINEAGE) {
+            if let Some(exe) = self.reader.exe(pid) {
+                self.lineage.insert(pid, exe);
+            }
+        }
+    }
+
+    /// Whether a new process is a fork of the runtime (its parent is in the lineage and it
+    /// runs the parent's executable); if so it joins the lineage.
+    fn note_fork(&mut self, info: &ProcessInfo) -> bool {
+        let fork = !info.exe.is_empty() && self.lineage.get(&info.ppid) == Some(&info.exe);
+        if fork && self.lineage.len() < MAX_LINEAGE {
+            self.lineage.insert(info.pid, info.exe.clone());
+        }
+        fork
     }
 
     /// Pids allocated since `begin` that were gone (or threads) before they could be named.
@@ -203,6 +241,15 @@ impl Sampler {
     pub fn tick(&mut self, out: &mut Vec<Observation>) {
         self.new_pids(out);
         self.exec_changes(out);
+        self.new_sockets(out);
+    }
+
+    /// The last pass of an invocation: like [`Sampler::tick`], but the socket tables are
+    /// read whenever socket activity is due, [`MIN_TABLE_GAP`] or not.
+    pub fn final_tick(&mut self, out: &mut Vec<Observation>) {
+        self.new_pids(out);
+        self.exec_changes(out);
+        self.last_table_read = None;
         self.new_sockets(out);
     }
 
@@ -226,7 +273,8 @@ impl Sampler {
                 Probe::Process(info) => {
                     self.known.insert(pid);
                     self.tracked.insert(pid, info.exe.clone());
-                    out.push(process(info, false, false));
+                    let fork = self.note_fork(&info);
+                    out.push(process(info, false, false, fork));
                 }
                 Probe::Thread => {}
                 Probe::Gone => self.unnamed += 1,
@@ -246,7 +294,8 @@ impl Sampler {
             }
             if let Some(info) = self.reader.process(pid) {
                 self.tracked.insert(pid, info.exe.clone());
-                out.push(process(info, true, false));
+                self.lineage.remove(&pid);
+                out.push(process(info, true, false, false));
             }
         }
     }
@@ -292,8 +341,20 @@ impl Sampler {
             // Marked as seen, so they are never reported as the function's endpoints.
             own_socket_inodes(&mut self.seen_sockets);
         }
+        let before = std::mem::take(&mut self.seen_connections);
         for &(proto, s) in &self.sockets {
-            if s.inode == 0 || !self.seen_sockets.insert(s.inode) {
+            let tuple = (s.local, s.remote);
+            self.seen_connections.insert(tuple);
+            let new = if s.inode == 0 {
+                // Closed (TIME_WAIT and the like): what opened it is gone, but where it went
+                // is still in the table. Named once, unless it was seen open before.
+                proto == Proto::Tcp
+                    && !before.contains(&tuple)
+                    && !own_traffic::is_own_destination(s.remote.ip())
+            } else {
+                self.seen_sockets.insert(s.inode) && !before.contains(&tuple)
+            };
+            if !new {
                 continue;
             }
             let listen = proto == Proto::Tcp && s.state == TCP_LISTEN;
@@ -367,7 +428,7 @@ fn activity(s: &Snmp) -> (u64, u64, u64) {
     (s.tcp_active_opens, s.tcp_passive_opens, s.udp_out_datagrams)
 }
 
-fn process(info: ProcessInfo, exec: bool, alive_at_end: bool) -> Observation {
+fn process(info: ProcessInfo, exec: bool, alive_at_end: bool, runtime_fork: bool) -> Observation {
     Observation::Process {
         pid: info.pid,
         ppid: info.ppid,
@@ -376,6 +437,7 @@ fn process(info: ProcessInfo, exec: bool, alive_at_end: bool) -> Observation {
         exec,
         alive_at_end,
         stdio_socket: info.stdio_socket,
+        runtime_fork,
     }
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::detect::indicators::BEACON_RUN;
 use crate::features::idx;
 use crate::features::VECTOR_VERSION;
 use crate::schema::Class;
@@ -383,4 +384,24 @@ fn the_model_alone_is_low_severity() {
     let f = d.record(&record(31), 0).expect("the model's vote alone");
     assert!(f.indicators.is_empty());
     assert_eq!(f.severity, crate::schema::Severity::Low);
+}
+
+#[test]
+fn a_beacon_planted_in_a_new_environment_is_reported_at_each_thaw_as_persistence() {
+    let mut d = detector();
+    for seq in 1..=3 {
+        assert_eq!(d.record(&record(seq), 0), None, "benign {seq}");
+    }
+    // The plant and the invocations after it each call the same new destination.
+    let beacon = |seq: u64| with(record(seq), endpoint("10.9.9.7:8443"));
+    let findings: Vec<Option<Finding>> = (4..=9).map(|seq| d.record(&beacon(seq), 0)).collect();
+    assert!(d.learning());
+    for (n, f) in findings.iter().enumerate().skip(BEACON_RUN as usize - 1) {
+        let f = f
+            .as_ref()
+            .unwrap_or_else(|| panic!("beacon {n} not reported"));
+        assert_eq!(f.class, Class::Persistence, "{n}");
+        assert!(f.indicators.contains(&Indicator::Beaconing), "{n}");
+        assert_eq!(f.explanation[0].feature, "new_endpoints", "{n}");
+    }
 }

@@ -152,17 +152,35 @@ fn weights_and_features() {
 fn a_runtime_forking_itself_is_not_an_unknown_binary() {
     let f = Familiar::default();
     let mut t = Tracker::default();
-    let fork = process(
+    let mut fork = process(
         13,
         "/var/lang/bin/python3.12",
         "python -m awslambdaric handler.handler",
     );
+    if let Observation::Process { runtime_fork, .. } = &mut fork {
+        *runtime_fork = true;
+    }
     assert!(feed(&mut t, &f, &fork).is_empty());
     let mut exec = process(13, "/usr/bin/od", "od");
     if let Observation::Process { exec: e, .. } = &mut exec {
         *e = true;
     }
     assert_eq!(feed(&mut t, &f, &exec), vec![Indicator::UnknownBinary]);
+}
+
+#[test]
+fn a_program_named_like_a_runtime_is_not_trusted_for_its_name() {
+    let f = Familiar::default();
+    // Dropped outside /tmp and named to pass for the runtime, but not of its lineage.
+    for exe in ["/var/task/python3", "/opt/bin/node", "/mnt/efs/bootstrap"] {
+        let mut t = Tracker::default();
+        let named = process(21, exe, exe);
+        assert_eq!(
+            feed(&mut t, &f, &named),
+            vec![Indicator::UnknownBinary],
+            "{exe}"
+        );
+    }
 }
 
 #[test]
@@ -476,4 +494,65 @@ fn a_url_in_a_command_keeps_only_its_origin_in_the_shape() {
         command_shape("sh -c curl -sS http://docs.sandbox:8081/a.pdf"),
         command_shape("sh -c curl -sS http://evil.example:8081/a.pdf"),
     );
+}
+
+/// Feeds one invocation's destination (if any) and notes the invocation; returns what fired.
+fn invocation(f: &mut Familiar, destination: Option<&str>) -> Vec<Indicator> {
+    let evidence: Vec<Observation> = destination.into_iter().map(endpoint).collect();
+    let mut t = Tracker::default();
+    let fired = evidence.iter().flat_map(|o| feed(&mut t, f, o)).collect();
+    f.note_invocation(&evidence, &[]);
+    fired
+}
+
+#[test]
+fn a_destination_that_appears_late_and_then_returns_at_every_thaw_is_beaconing() {
+    let beacon = "10.9.9.7:8443";
+    let mut f = Familiar::default();
+    for _ in 0..4 {
+        assert!(invocation(&mut f, None).is_empty());
+    }
+    // Planted at the fifth invocation; then called at every one.
+    let runs: Vec<bool> = (0..10)
+        .map(|_| invocation(&mut f, Some(beacon)).contains(&Indicator::Beaconing))
+        .collect();
+    // Beaconing from the third in a row until it has been seen HABIT_ALWAYS times.
+    let expected: Vec<bool> = (1..=10)
+        .map(|n| (BEACON_RUN..=HABIT_ALWAYS).contains(&n))
+        .collect();
+    assert_eq!(runs, expected);
+    // Learned even from quiet invocations: the count goes on.
+    let mut f = Familiar::default();
+    invocation(&mut f, None);
+    for n in 1..=BEACON_RUN {
+        let addr = [endpoint(beacon)];
+        let mut t = Tracker::default();
+        let fired = feed(&mut t, &f, &addr[0]);
+        assert_eq!(
+            fired.contains(&Indicator::Beaconing),
+            n == BEACON_RUN,
+            "{n}"
+        );
+        f.note_invocation(&addr, &[]);
+        f.learn(&addr);
+    }
+}
+
+#[test]
+fn a_partner_from_the_first_invocation_or_an_occasional_one_is_not_beaconing() {
+    // Called by every invocation from the first: the function's own partner.
+    let mut f = Familiar::default();
+    for _ in 0..20 {
+        let fired = invocation(&mut f, Some("10.0.0.5:443"));
+        assert!(!fired.contains(&Indicator::Beaconing), "{fired:?}");
+    }
+    assert!(f.knows_destination(&"10.0.0.5:443".parse().unwrap()));
+    // Appears late, then called by one invocation in two or three.
+    let mut f = Familiar::default();
+    invocation(&mut f, None);
+    for n in 0..30 {
+        let called = n % 3 != 2;
+        let fired = invocation(&mut f, called.then_some("10.0.0.6:443"));
+        assert!(!fired.contains(&Indicator::Beaconing), "{n}: {fired:?}");
+    }
 }

@@ -33,10 +33,12 @@ const MSG_LEN: usize = 72;
 /// Size of one dump request on the wire.
 pub const REQUEST_LEN: usize = NLMSG_HDRLEN + REQ_LEN;
 
-/// TCP_TIME_WAIT and TCP_NEW_SYN_RECV: kernel-only minisockets with no owner (inode 0).
-const MINISOCKET_STATES: u32 = (1 << 6) | (1 << 12);
-/// States asked for: all but the ownerless minisockets.
-pub const STATES: u32 = !MINISOCKET_STATES;
+/// TCP_NEW_SYN_RECV: half-open inbound connections, kernel-only with no owner.
+const SYN_RECV_MINISOCKETS: u32 = 1 << 12;
+/// States asked for: all but half-open inbound connections. TIME_WAIT is kept: it is all
+/// that is left of a connection opened and closed between two reads (inode 0), and it
+/// still names where that connection went.
+pub const STATES: u32 = !SYN_RECV_MINISOCKETS;
 
 /// Why a dump failed.
 #[derive(Debug, thiserror::Error)]

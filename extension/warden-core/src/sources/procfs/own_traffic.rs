@@ -10,9 +10,10 @@
 //!   connections alive, so Warden's requests to them are mostly left out.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use crate::sys::{self, TcpTotals as SocketTotals};
 
@@ -23,9 +24,27 @@ pub const SEGMENT_OVERHEAD: u64 = 66;
 /// Connections Warden's AWS clients opened (one per host resolution).
 static CONNECTS: AtomicU64 = AtomicU64::new(0);
 
-/// Counts one connection about to be opened by Warden itself.
-pub fn note_connect() {
+/// Most addresses remembered as Warden's own destinations.
+const MAX_OWN_DESTINATIONS: usize = 64;
+/// Addresses Warden's own clients resolved: a closed connection to one of them (no socket
+/// left to tell whose it was) is taken for Warden's.
+static OWN_DESTINATIONS: Mutex<Vec<IpAddr>> = Mutex::new(Vec::new());
+
+/// Counts one connection about to be opened by Warden itself to one of `ips`.
+pub fn note_connect(ips: &[IpAddr]) {
     CONNECTS.fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut own) = OWN_DESTINATIONS.lock() {
+        for ip in ips {
+            if !own.contains(ip) && own.len() < MAX_OWN_DESTINATIONS {
+                own.push(*ip);
+            }
+        }
+    }
+}
+
+/// Whether Warden's own clients resolved `ip`.
+pub fn is_own_destination(ip: IpAddr) -> bool {
+    OWN_DESTINATIONS.lock().is_ok_and(|own| own.contains(&ip))
 }
 
 /// Cumulative totals of Warden's own outside connections.
@@ -165,7 +184,7 @@ mod tests {
     /// A connection to `ip` noted as Warden's: its connecting end and its accepted end.
     fn noted_connection(ip: IpAddr) -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind((ip, 0)).unwrap();
-        note_connect();
+        note_connect(&[]);
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         (client, listener.accept().unwrap().0)
     }
@@ -186,7 +205,7 @@ mod tests {
         });
         let mut own = OwnTraffic::new(None);
         let before = own.read();
-        note_connect();
+        note_connect(&[]);
         let mut client = TcpStream::connect(server).unwrap();
         client.write_all(&[7u8; 50_000]).unwrap();
         let mut back = [0u8; 1000];
@@ -211,7 +230,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let mut own = OwnTraffic::new(None);
         let before = own.read();
-        note_connect();
+        note_connect(&[]);
         let mut client = TcpStream::connect(addr).unwrap();
         let (_server, _) = listener.accept().unwrap();
         client.write_all(&[1u8; 10_000]).unwrap();

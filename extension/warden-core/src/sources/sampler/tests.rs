@@ -116,6 +116,50 @@ fn names_new_processes_and_counts_vanished_ones() {
     );
 }
 
+fn forks(out: &[Observation]) -> Vec<(u32, bool)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Observation::Process {
+                pid, runtime_fork, ..
+            } => Some((*pid, *runtime_fork)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_runtime_is_known_by_lineage_not_by_name() {
+    let f = FakeProc::new("lineage");
+    let mut s = sampler(&f);
+    s.begin(&[1, 42], Some(42), &mut Vec::new());
+    let mut out = Vec::new();
+    // 43 forks the runtime (same executable), 44 forks the fork: both the runtime's.
+    // 45 runs a program named like the runtime, started by the runtime: not a fork.
+    // 46 is a fork of 45: not the runtime's either.
+    f.process(43, 42, "/usr/bin/python3");
+    f.process(44, 43, "/usr/bin/python3");
+    f.process(45, 42, "/tmp/python3");
+    f.process(46, 45, "/tmp/python3");
+    f.write("loadavg", "0.0 0.0 0.0 1/10 46\n");
+    s.tick(&mut out);
+    assert_eq!(
+        forks(&out),
+        [(43, true), (44, true), (45, false), (46, false)],
+        "{out:?}"
+    );
+
+    // 43 execs a shell: it leaves the lineage, and its later forks are not the runtime's.
+    out.clear();
+    f.process(43, 42, "/bin/sh");
+    s.tick(&mut out);
+    assert_eq!(forks(&out), [(43, false)], "{out:?}");
+    out.clear();
+    f.process(47, 43, "/bin/sh");
+    f.write("loadavg", "0.0 0.0 0.0 1/10 47\n");
+    s.tick(&mut out);
+    assert_eq!(forks(&out), [(47, false)], "{out:?}");
+}
+
 fn unix_now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -290,6 +334,40 @@ fn new_endpoints_once_each_platform_ones_never() {
             },
         ]
     );
+}
+
+#[cfg(target_endian = "little")]
+#[test]
+fn a_connection_closed_between_two_reads_is_named_by_its_addresses() {
+    let f = FakeProc::new("closed");
+    // Closed before the first invocation: the baseline.
+    let old_closed = tcp_line(0, "0200000A:C000", "0300000A:1F90", "06", 0); // -> 10.0.0.3:8080
+    f.tcp(std::slice::from_ref(&old_closed));
+    f.snmp(1);
+    let mut s = sampler(&f);
+    s.begin(&[1, 42], Some(42), &mut Vec::new());
+    let mut out = Vec::new();
+    // Opened and seen open, then closed: named once, when it was open.
+    let open = tcp_line(1, "0200000A:C001", "0400000A:1F90", "01", 21); // -> 10.0.0.4:8080
+    f.tcp(&[old_closed.clone(), open]);
+    f.snmp(2);
+    std::thread::sleep(MIN_TABLE_GAP);
+    s.tick(&mut out);
+    let was_open = tcp_line(1, "0200000A:C001", "0400000A:1F90", "06", 0);
+    // Opened and closed between two reads: only its TIME_WAIT entry (no inode) is left.
+    let beat = tcp_line(2, "0200000A:C002", "0500000A:2A6B", "06", 0); // -> 10.0.0.5:10859
+    f.tcp(&[old_closed, was_open, beat]);
+    f.snmp(3);
+    std::thread::sleep(MIN_TABLE_GAP);
+    s.tick(&mut out);
+    let named: Vec<String> = out
+        .iter()
+        .filter_map(|o| match o {
+            Observation::Endpoint { addr, .. } => Some(addr.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(named, ["10.0.0.4:8080", "10.0.0.5:10859"], "{out:?}");
 }
 
 #[test]
