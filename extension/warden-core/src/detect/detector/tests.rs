@@ -379,11 +379,29 @@ fn poisoning_an_attack_repeated_is_reported_every_time() {
 }
 
 #[test]
-fn the_model_alone_is_low_severity() {
-    let mut d = warmed().with_scorer(Some(Arc::new(Fixed)));
-    let f = d.record(&record(31), 0).expect("the model's vote alone");
+fn the_model_alone_is_low_severity_once_per_class_while_learning_then_silent() {
+    let health = Arc::new(Health::default());
+    let mut d = Detector::new(DetectorConfig::default(), health.clone(), 0)
+        .with_scorer(Some(Arc::new(Fixed)));
+    // Learning: reported once, at low severity, then summarised.
+    let f = d.record(&record(1), 0).expect("the model's vote alone");
     assert!(f.indicators.is_empty());
     assert_eq!(f.severity, crate::schema::Severity::Low);
+    for seq in 2..=LEARNING_INVOCATIONS {
+        assert_eq!(d.record(&record(seq), 0), None, "{seq}");
+    }
+    assert!(!d.learning());
+    // The baseline learned those invocations all the same.
+    assert!(d.baseline().warmed_up());
+    // Past the learning period the vote alone is not reported, only counted.
+    assert_eq!(d.record(&record(LEARNING_INVOCATIONS + 1), 0), None);
+    assert_eq!(health.get(Counter::ModelVotesUnsupported), 1);
+    // With an indicator of this invocation, the model's vote counts again.
+    let attack = with(record(LEARNING_INVOCATIONS + 2), endpoint("10.9.9.9:3333"));
+    let f = d
+        .record(&attack, 0)
+        .expect("a mining port with the model's vote");
+    assert_eq!(f.class, Class::CryptoMining);
 }
 
 #[test]
