@@ -339,8 +339,10 @@ impl Detector {
             // the baseline still learns the invocation (it refuses outliers itself), so a
             // function the model misjudges does not stay unlearned for ever.
             self.baseline.observe(&x);
-            if !learning {
-                // Past the learning period the environment's own history is the judge.
+            if !learning && !self.profiled {
+                // Past the learning period the environment's own history is the judge: a
+                // function unlike any the model was trained on is not flagged for ever. With
+                // a profile the vote stays a low-severity finding.
                 self.health.add(Counter::ModelVotesUnsupported, 1);
                 return None;
             }
