@@ -488,14 +488,20 @@ fn weighted(t: &Tracker, warmed: bool) -> Vec<Weighted> {
     // they name the class only with the planted process (persistence), unless something
     // else does. Hard indicators keep naming their own class.
     let planted = t.get(Indicator::StillRunning).is_some();
+    // A payload run from /tmp that is left running is persistence, not a one-off dropper.
+    let stays = planted || t.get(Indicator::LeftRunning).is_some();
     t.hits
         .iter()
         .map(|h| Weighted {
-            class: h.indicator.class(),
+            class: match h.indicator {
+                Indicator::ExecFromTmp if stays => Class::Persistence,
+                other => other.class(),
+            },
             weight: h.indicator.weight(warmed),
             feature: h.indicator.feature(),
             background: h.indicator == Indicator::StillRunning
                 || (planted && is_planted_doing(h.indicator)),
+            hard: h.indicator.is_hard(),
         })
         .collect()
 }

@@ -119,6 +119,9 @@ pub struct Weighted {
     /// About the environment rather than this invocation (a process planted earlier still
     /// running): its class names the finding only when nothing else does.
     pub background: bool,
+    /// A hard indicator (an attack on its own): when one fired, the class follows it
+    /// rather than the model's or the baseline's.
+    pub hard: bool,
 }
 
 fn noisy_or(parts: impl IntoIterator<Item = f32>) -> f32 {
@@ -204,6 +207,15 @@ fn choose_class(
     baseline: f32,
     threshold: f32,
 ) -> Class {
+    // The strongest evidence names the class: a hard indicator over a vote or a deviation.
+    let hard: Vec<Class> = hits
+        .iter()
+        .filter(|h| h.hard && !h.background && h.weight >= threshold)
+        .map(|h| h.class)
+        .collect();
+    if let Some(c) = SPECIFICITY.into_iter().find(|c| hard.contains(c)) {
+        return c;
+    }
     let mut candidates: Vec<Class> = hits
         .iter()
         .filter(|h| h.weight >= threshold && !h.background)

@@ -423,3 +423,17 @@ fn a_beacon_planted_in_a_new_environment_is_reported_at_each_thaw_as_persistence
         assert_eq!(f.explanation[0].feature, "new_endpoints", "{n}");
     }
 }
+
+#[test]
+fn a_payload_from_tmp_left_running_is_persistence_and_one_that_ends_a_dropper() {
+    let mut d = warmed();
+    let ran = process(50, "/tmp/.b", "/tmp/.b");
+    let dropper = d
+        .record(&with(record(31), ran.clone()), 0)
+        .expect("exec from /tmp");
+    assert_eq!(dropper.class, Class::Dropper);
+    let mut stays = with(record(32), ran);
+    stays.evidence.push(left_running(50, "/tmp/.b", "/tmp/.b"));
+    let planted = d.record(&stays, 0).expect("exec from /tmp, left running");
+    assert_eq!(planted.class, Class::Persistence);
+}

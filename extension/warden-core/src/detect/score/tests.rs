@@ -30,6 +30,7 @@ fn parts_combine_by_noisy_or() {
         weight: 0.9,
         feature: idx::SHELLS,
         background: false,
+        hard: false,
     }];
     let z = z_with(idx::NET_TX, Z_HALF);
     let a = assess(&hits, &z, None, DEFAULT_THRESHOLD);
@@ -128,6 +129,7 @@ fn an_unsupported_model_verdict_counts_less() {
         weight: 0.15,
         feature: idx::NEW_ENDPOINTS,
         background: false,
+        hard: false,
     };
     assert_eq!(model_trust(&[hit], &[0.0; N], false), 1.0);
     let a = assess(&[], &[0.0; N], Some(&m), DEFAULT_THRESHOLD);
@@ -153,6 +155,7 @@ fn a_background_indicator_names_the_finding_only_when_nothing_else_does() {
         weight: 0.85,
         feature: idx::FOREIGN_PROCESSES,
         background: true,
+        hard: false,
     };
     let a = assess(
         &[still],
@@ -163,4 +166,30 @@ fn a_background_indicator_names_the_finding_only_when_nothing_else_does() {
     assert_eq!(a.class, Class::ExfiltrationEgress);
     let a = assess(&[still], &[0.0; N], None, DEFAULT_THRESHOLD);
     assert_eq!(a.class, Class::Persistence);
+}
+
+#[test]
+fn a_hard_indicator_names_the_class_over_the_model_and_the_baseline() {
+    let recon = Weighted {
+        class: Class::CommandInjection,
+        weight: 0.9,
+        feature: idx::NEW_PROCESSES,
+        background: false,
+        hard: true,
+    };
+    let model = ModelOutput {
+        class: Some((Class::Dropper, 0.9)),
+        anomaly: 0.1,
+        contributions: vec![(idx::EXEC_FROM_TMP, 1.0)],
+    };
+    let z = z_with(idx::NET_TX, 3.0 * Z_HALF);
+    let a = assess(&[recon], &z, Some(&model), DEFAULT_THRESHOLD);
+    assert_eq!(a.class, Class::CommandInjection);
+    // The same vote and deviation with a soft indicator: the more specific class wins.
+    let soft = Weighted {
+        hard: false,
+        ..recon
+    };
+    let a = assess(&[soft], &z, Some(&model), DEFAULT_THRESHOLD);
+    assert_eq!(a.class, Class::Dropper);
 }
