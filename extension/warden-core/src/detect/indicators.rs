@@ -419,7 +419,7 @@ impl Tracker {
                 if (*stdio_socket && is_interpreter(exe)) || wires_socket(cmdline) {
                     self.hit(Indicator::ShellOverSocket, &[&clean], &mut fired);
                 }
-                if credential_hint {
+                if credential_hint || reads_environment(exe, cmdline) {
                     self.hit(Indicator::CredentialAccess, &[&clean], &mut fired);
                 }
             }
@@ -637,6 +637,32 @@ fn is_recon(exe: &str, cmdline: &str) -> bool {
             _ => RECON_COMMANDS.contains(&name),
         }
     })
+}
+
+/// A program that reads the whole environment, where a function's credentials are: `env` or
+/// `printenv` with no variable named, `jq` given the `env` object or `$ENV` whole, or any
+/// command selecting every `AWS_` variable (`grep ^AWS_`, `startswith("AWS_")`). Reading one
+/// named variable (`printenv TABLE`, `env.TABLE` in jq) is configuration, not this.
+fn reads_environment(exe: &str, cmdline: &str) -> bool {
+    let base = exe.rsplit('/').next().unwrap_or(exe);
+    let mut words = cmdline.split_ascii_whitespace();
+    let program = words
+        .next()
+        .map(|w| w.rsplit('/').next().unwrap_or(w))
+        .unwrap_or(base);
+    let args: Vec<&str> = words.collect();
+    let prints_all =
+        matches!(program, "env" | "printenv") && args.iter().all(|a| a.starts_with('-'));
+    let jq_env = program == "jq"
+        && args.iter().any(|a| {
+            let filter = a.trim_matches(|c| c == '\'' || c == '"');
+            filter == "env" || filter.starts_with("env |") || filter.contains("$ENV")
+        });
+    let all_aws = cmdline.match_indices("AWS_").any(|(i, _)| {
+        // The bare prefix: what follows is not the rest of a variable's name.
+        !cmdline[i + 4..].starts_with(|c: char| c.is_ascii_uppercase())
+    });
+    prints_all || jq_env || all_aws
 }
 
 /// A command line that wires a program to a socket: bash's `/dev/tcp`, or netcat running

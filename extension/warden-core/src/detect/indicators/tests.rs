@@ -556,3 +556,37 @@ fn a_partner_from_the_first_invocation_or_an_occasional_one_is_not_beaconing() {
         assert!(!fired.contains(&Indicator::Beaconing), "{n}: {fired:?}");
     }
 }
+
+#[test]
+fn reading_the_whole_environment_is_credential_access_and_one_variable_is_not() {
+    for (exe, cmdline) in [
+        ("/usr/bin/env", "env"),
+        ("/usr/bin/printenv", "printenv"),
+        ("/usr/bin/grep", "grep ^AWS_"),
+        (
+            "/usr/bin/jq",
+            "jq -nc env | with_entries(select(.key | startswith(\"AWS_\")))",
+        ),
+        ("/usr/bin/jq", "jq -n $ENV"),
+    ] {
+        let mut t = Tracker::default();
+        let fired = feed(&mut t, &Familiar::default(), &process(30, exe, cmdline));
+        assert!(
+            fired.contains(&Indicator::CredentialAccess),
+            "{cmdline}: {fired:?}"
+        );
+    }
+    for (exe, cmdline) in [
+        ("/usr/bin/printenv", "printenv TABLE_NAME"),
+        ("/usr/bin/env", "env LANG=C sort"),
+        ("/usr/bin/jq", "jq -r env.TABLE_NAME"),
+        ("/usr/bin/grep", "grep AWS_REGION config"),
+    ] {
+        let mut t = Tracker::default();
+        let fired = feed(&mut t, &Familiar::default(), &process(31, exe, cmdline));
+        assert!(
+            !fired.contains(&Indicator::CredentialAccess),
+            "{cmdline}: {fired:?}"
+        );
+    }
+}
