@@ -48,6 +48,7 @@ impl Indicator {
             Indicator::CredentialAccess => Class::CredentialTheft,
             Indicator::UnknownDestination => Class::ExfiltrationEgress,
             Indicator::ErrorBurst => Class::Probing,
+            Indicator::Tamper => Class::Tamper,
         }
     }
 
@@ -70,6 +71,7 @@ impl Indicator {
             Indicator::ShellOverSocket => 0.97,
             Indicator::ReconCommand => 0.9,
             Indicator::ReturningDestination => 0.85,
+            Indicator::Tamper => 0.9,
         }
     }
 
@@ -88,6 +90,8 @@ impl Indicator {
             Indicator::ShellOverSocket => idx::SHELLS,
             Indicator::ReconCommand => idx::NEW_PROCESSES,
             Indicator::ReturningDestination => idx::NEW_ENDPOINTS,
+            // No feature counts tampering; the evidence names it.
+            Indicator::Tamper => idx::STATUS_ERROR,
         }
     }
 }
@@ -413,6 +417,9 @@ impl Tracker {
                 self.hit(Indicator::StillRunning, &[&clean], &mut fired);
             }
             Observation::TmpFile { .. } => {}
+            Observation::Tamper { .. } => {
+                self.hit(Indicator::Tamper, &[&clean], &mut fired);
+            }
         }
         fired
     }

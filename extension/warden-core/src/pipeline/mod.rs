@@ -23,6 +23,7 @@ use crate::sinks::Sinks;
 use crate::sources::filewatch::FileWatch;
 use crate::sources::procfs::CounterSnapshot;
 use crate::sources::sampler::Sampler;
+use crate::sources::telemetry::guard::{weight, QueueBytes};
 use crate::sources::telemetry::TelemetryEvent;
 
 /// Time kept free before the SHUTDOWN deadline.
@@ -71,6 +72,8 @@ pub struct Pipeline {
     pub shutdown_wait: Duration,
     /// AWS delivery, flushed at SHUTDOWN.
     pub forwarder: Option<crate::sinks::forward::Forwarder>,
+    /// Bytes of telemetry queued by the listener, released as batches arrive here.
+    pub telemetry_bytes: QueueBytes,
 }
 
 /// Runs `f`, catching a panic: logged once, counted, `None` returned.
@@ -259,6 +262,7 @@ impl Pipeline {
     }
 
     fn on_telemetry(&mut self, st: &mut State, events: Vec<TelemetryEvent>) {
+        self.telemetry_bytes.release(weight(&events));
         let now = st.clock.now();
         let health = self.health.clone();
         for event in events {
@@ -396,8 +400,22 @@ impl Pipeline {
         let now = st.clock.now();
         let health = self.health.clone();
         let records = guard(&health, "assembler", || self.assembler.poll(now)).unwrap_or_default();
+        self.report_tampers();
         for r in &records {
             guard(&health, "sinks", || self.sinks.record(r));
+        }
+    }
+
+    /// Tampering the assembler noticed goes to the real-time observers at once (the record
+    /// in flight already carries it), so a forged runtimeDone is reported while the
+    /// invocation still runs.
+    fn report_tampers(&mut self) {
+        let health = self.health.clone();
+        let open = self.assembler.open_request().map(str::to_string);
+        for obs in self.assembler.take_tampers() {
+            guard(&health, "observers", || {
+                self.sinks.observe(open.as_deref(), &obs)
+            });
         }
     }
 
