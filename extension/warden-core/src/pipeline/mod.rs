@@ -20,9 +20,9 @@ use crate::clock::{unix_ms, AwakeClock, HOUSEKEEPING};
 use crate::health::{Counter, Health};
 use crate::schema::{Observation, ShutdownReason};
 use crate::sinks::Sinks;
-use crate::sources::filewatch::FileWatch;
+use crate::sources::filewatch::{FileWatch, MAX_WATCHES};
 use crate::sources::procfs::CounterSnapshot;
-use crate::sources::sampler::Sampler;
+use crate::sources::sampler::{Sampler, MAX_SEEN_SOCKETS};
 use crate::sources::telemetry::guard::{weight, QueueBytes};
 use crate::sources::telemetry::TelemetryEvent;
 
@@ -247,6 +247,7 @@ impl Pipeline {
             st.programs = programs;
         }
         st.programs.append(&mut st.next_programs);
+        self.note_bounds();
         if let Some(sampler) = self.sampler.as_mut() {
             let unnamed = sampler.unnamed_tasks();
             let mut end = Vec::new();
@@ -259,6 +260,40 @@ impl Pipeline {
         }
         st.ticks = 0;
         st.armed = false;
+    }
+
+    /// Counts the bounds the sources met during the invocation being closed.
+    fn note_bounds(&mut self) {
+        let health = self.health.clone();
+        if let Some(watch) = self.filewatch.as_mut() {
+            let counts = watch.take_counts();
+            if counts.overflows > 0 {
+                health.note(
+                    Counter::WatchOverflows,
+                    format_args!("inotify queue overflowed; the scratch tree was rescanned"),
+                );
+                health.add(Counter::WatchOverflows, counts.overflows - 1);
+            }
+            if counts.limited > 0 {
+                health.note(
+                    Counter::WatchLimit,
+                    format_args!("more than {MAX_WATCHES} directories under the scratch tree; the rest are not watched"),
+                );
+                health.add(Counter::WatchLimit, counts.limited - 1);
+            }
+        }
+        if let Some(sampler) = self.sampler.as_mut() {
+            let evicted = sampler.take_evictions();
+            if evicted > 0 {
+                health.note(
+                    Counter::SocketsEvicted,
+                    format_args!(
+                        "more than {MAX_SEEN_SOCKETS} sockets seen; closed ones forgotten"
+                    ),
+                );
+                health.add(Counter::SocketsEvicted, evicted - 1);
+            }
+        }
     }
 
     fn on_telemetry(&mut self, st: &mut State, events: Vec<TelemetryEvent>) {

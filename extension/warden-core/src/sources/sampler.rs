@@ -19,8 +19,8 @@ use crate::schema::{Observation, Proto};
 
 /// Most pids probed in one tick (a fork bomb must not make a tick expensive).
 pub const MAX_PROBES_PER_TICK: u32 = 64;
-/// Most sockets remembered; beyond it the set is rebuilt.
-const MAX_SEEN_SOCKETS: usize = 4096;
+/// Most sockets remembered; beyond it, closed sockets are forgotten (see `forget_closed`).
+pub const MAX_SEEN_SOCKETS: usize = 4096;
 /// Shortest time between two reads of the socket tables. Reading /proc/net/tcp walks the
 /// kernel's whole connection hash table (milliseconds on a large host, whatever the number
 /// of sockets), so the tables are read only after /proc/net/snmp shows new socket
@@ -53,6 +53,8 @@ pub struct Sampler {
     known: HashSet<u32>,
     tracked: HashMap<u32, String>,
     seen_sockets: HashSet<u64>,
+    /// Times closed sockets were forgotten at the cap, since last taken.
+    evictions: u64,
     reported: HashSet<(Proto, SocketAddr, bool)>,
     sockets: Vec<(Proto, Socket)>,
     unnamed: u64,
@@ -84,6 +86,7 @@ impl Sampler {
             known: HashSet::new(),
             tracked: HashMap::new(),
             seen_sockets: HashSet::new(),
+            evictions: 0,
             reported: HashSet::new(),
             sockets: Vec::with_capacity(64),
             unnamed: 0,
@@ -286,7 +289,7 @@ impl Sampler {
         self.tables_due = false;
         self.read_tables();
         if self.seen_sockets.len() > MAX_SEEN_SOCKETS {
-            self.seen_sockets.clear();
+            self.forget_closed();
         }
         if self.exclusions.own_sockets {
             // Marked as seen, so they are never reported as the function's endpoints.
@@ -309,6 +312,20 @@ impl Sampler {
                 });
             }
         }
+    }
+
+    /// Forgets the sockets that are closed now. Those still open stay seen: clearing the
+    /// whole set would make every long-lived socket (another extension's listener, the
+    /// runtime's connections) look new. What is left is bounded by the sockets open.
+    fn forget_closed(&mut self) {
+        let open: HashSet<u64> = self.sockets.iter().map(|(_, s)| s.inode).collect();
+        self.seen_sockets.retain(|inode| open.contains(inode));
+        self.evictions += 1;
+    }
+
+    /// How many times closed sockets were forgotten at the cap since the last call.
+    pub fn take_evictions(&mut self) -> u64 {
+        std::mem::take(&mut self.evictions)
     }
 
     /// Both ends of the platform's own connections: the Runtime API and Warden's telemetry
