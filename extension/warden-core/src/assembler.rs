@@ -96,8 +96,9 @@ pub struct Assembler {
     recent: VecDeque<(String, Firsts)>,
     /// Telemetry for ids not announced (yet).
     held: HeldTelemetry,
-    /// Tampering noticed since the pipeline last asked, for real-time observers.
-    tampers: Vec<Observation>,
+    /// Tampering noticed since the pipeline last asked, for real-time observers, with the
+    /// request id of the record it went to.
+    tampers: Vec<(Option<String>, Observation)>,
     /// Tampering already reported for the record in flight (each kind and id once).
     tamper_seen: Vec<(TamperKind, Option<String>)>,
     baseline: Option<Vec<u32>>,
@@ -357,12 +358,19 @@ impl Assembler {
         }
     }
 
-    /// Reports tampering: into the record in flight (or the last one), and for real-time
-    /// observers ([`Assembler::take_tampers`]); each kind and id once per record.
+    /// Warden was stopped while `request_id` ran (the pipeline tells a stop from a freeze):
+    /// tampering, reported in that invocation's record.
+    pub fn stopped(&mut self, request_id: &str) {
+        self.tamper(TamperKind::Stopped, Some(request_id.to_string()));
+    }
+
+    /// Reports tampering: into the record of the request it names when that is pending, else
+    /// the record in flight (or the last one), and for real-time observers
+    /// ([`Assembler::take_tampers`]); each kind and id once per record.
     fn tamper(&mut self, what: TamperKind, request_id: Option<String>) {
         self.health.note(
             Counter::TelemetryTamper,
-            format_args!("telemetry tampering: {}", what.as_str()),
+            format_args!("tampering: {}", what.as_str()),
         );
         let key = (what, request_id);
         if self.tamper_seen.contains(&key) {
@@ -372,21 +380,35 @@ impl Assembler {
             what: key.0,
             request_id: key.1.clone(),
         };
+        let named = key.1.clone();
         self.tamper_seen.push(key);
-        self.tampers.push(obs.clone());
-        match current(&self.open, &mut self.pending, &mut self.init) {
-            Some(_) => self.observe(obs),
+        let target = named.filter(|id| {
+            self.pending
+                .iter()
+                .any(|p| p.request_id.as_deref() == Some(id.as_str()))
+        });
+        match target {
+            Some(id) => {
+                self.observe_for(&id, obs.clone());
+                self.tampers.push((Some(id), obs));
+            }
             None => {
-                if let Some(p) = self.pending.last_mut() {
-                    p.evidence.push(obs);
+                self.tampers.push((self.open.clone(), obs.clone()));
+                match current(&self.open, &mut self.pending, &mut self.init) {
+                    Some(_) => self.observe(obs),
+                    None => {
+                        if let Some(p) = self.pending.last_mut() {
+                            p.evidence.push(obs);
+                        }
+                    }
                 }
             }
         }
     }
 
-    /// Tampering noticed since the last call, for the real-time observers (the records
-    /// already carry it).
-    pub fn take_tampers(&mut self) -> Vec<Observation> {
+    /// Tampering noticed since the last call, with the request id of the record it went to,
+    /// for the real-time observers (the records already carry it).
+    pub fn take_tampers(&mut self) -> Vec<(Option<String>, Observation)> {
         std::mem::take(&mut self.tampers)
     }
 

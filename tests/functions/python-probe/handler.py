@@ -23,6 +23,7 @@ ORDER = (
     "delay_ms",
     "forge_telemetry",
     "flood_telemetry",
+    "stop_extension",
     "connect",
     "send",
     "udp",
@@ -94,6 +95,8 @@ def _perform(key, arg, out):
         out[key] = _forge_telemetry(arg)
     elif key == "flood_telemetry":
         out[key] = _flood_telemetry(arg)
+    elif key == "stop_extension":
+        out[key] = _stop_extension(arg)
     elif key == "connect":
         out[key] = _connect(arg)
     elif key == "send":
@@ -490,3 +493,40 @@ def _flood_telemetry(arg):
             closed += 1
         sock.close()
     return {"ports": ports, "opened": opened, "closed_by_server": closed, "oversized": oversized}
+
+
+def _stop_extension(arg):
+    """SIGSTOPs every process whose name is `name` (default "warden"), runs `during` (a
+    command, optional), waits `ms` (default 1500), then SIGCONTs them: an extension blinded
+    while the function works."""
+    import signal
+
+    arg = arg if isinstance(arg, dict) else {}
+    name = arg.get("name", "warden")
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as f:
+                if f.read().strip() == name:
+                    pids.append(int(entry))
+        except OSError:
+            continue
+    stopped = []
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+        except OSError:
+            pass
+    ran = None
+    if "during" in arg:
+        ran = _status(subprocess.run(_argv(arg["during"]), stdin=subprocess.DEVNULL).returncode)
+    time.sleep(_number(arg.get("ms", 1500)) / 1000.0)
+    for pid in stopped:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except OSError:
+            pass
+    return {"stopped": stopped, "during": ran}

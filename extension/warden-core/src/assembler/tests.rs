@@ -542,3 +542,30 @@ fn function_logs_naming_an_unknown_id_are_counted_not_tamper() {
     assert!(tampers(r1).is_empty());
     assert_eq!(health.get(Counter::TelemetryTamper), 0);
 }
+
+#[test]
+fn a_stop_is_reported_in_the_record_of_the_invocation_it_hid() {
+    use crate::schema::TamperKind;
+    let (mut a, _) = assembler();
+    a.invoke("r1", snap(1), 1_000, ms(0));
+    a.invoke("r2", snap(2), 2_000, ms(10));
+    // Judged when r1's runtimeDone arrives, with r2 already in flight.
+    a.stopped("r1");
+    let seen = a.take_tampers();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].0.as_deref(), Some("r1"));
+    let out = a.flush(ms(20));
+    let r1 = out
+        .iter()
+        .find(|r| r.request_id.as_deref() == Some("r1"))
+        .unwrap();
+    assert_eq!(
+        tampers(r1),
+        vec![(TamperKind::Stopped, Some("r1".to_string()))]
+    );
+    let r2 = out
+        .iter()
+        .find(|r| r.request_id.as_deref() == Some("r2"))
+        .unwrap();
+    assert!(tampers(r2).is_empty());
+}

@@ -7,6 +7,7 @@
 
 pub mod detection;
 pub mod recycle;
+pub mod stopped;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -105,6 +106,8 @@ struct State {
     thawed: bool,
     /// Programs run after a thaw, before its INVOKE: the next invocation's.
     next_programs: Vec<Observation>,
+    /// The last gap noticed while an invocation was in flight, judged at its runtimeDone.
+    gap: Option<stopped::Gap>,
     /// The invocation the last INVOKE closed.
     closed: Option<String>,
 }
@@ -135,6 +138,7 @@ impl Pipeline {
             armed_at: None,
             thawed: false,
             next_programs: Vec::new(),
+            gap: None,
             closed: None,
         };
         let mut sampler_timer = interval(self.sampler_interval);
@@ -303,6 +307,7 @@ impl Pipeline {
         for event in events {
             // runtimeDone ends the invocation's own work: sampling stops there.
             if let TelemetryEvent::RuntimeDone(r) = &event {
+                self.judge_gap(st, &r.request_id, r.time_unix_ms);
                 let in_flight = self.assembler.open_request() == Some(r.request_id.as_str());
                 if in_flight {
                     if let Some(sampler) = self.sampler.as_mut() {
@@ -325,6 +330,26 @@ impl Pipeline {
             });
         }
         self.emit_ready(st);
+    }
+
+    /// A gap noticed during `request_id` is judged by when its runtime finished: a freeze,
+    /// or Warden stopped while the function ran (tampering).
+    fn judge_gap(&mut self, st: &mut State, request_id: &str, ended_at: Option<u64>) {
+        if st.gap.as_ref().is_none_or(|g| g.request_id != request_id) {
+            return;
+        }
+        let Some(gap) = st.gap.take() else {
+            return;
+        };
+        if ended_at.is_some_and(|t| gap.was_stop(t)) {
+            let health = self.health.clone();
+            guard(&health, "assembler", || self.assembler.stopped(request_id));
+            // Not a thaw after all: what ran meanwhile is this invocation's.
+            if self.assembler.open_request() == Some(request_id) {
+                st.thawed = false;
+                st.programs.append(&mut st.next_programs);
+            }
+        }
     }
 
     /// The closed invocation's end time arrived: processes alive at the INVOKE that
@@ -369,8 +394,19 @@ impl Pipeline {
     fn note_thaw(&self, st: &mut State, now: Instant) -> bool {
         let last = st.last_tick.or(st.armed_at);
         let limit = (self.sampler_interval * 4).max(Duration::from_millis(50));
-        if st.armed && last.is_some_and(|t| now.saturating_duration_since(t) > limit) {
-            st.thawed = true;
+        if let (true, false, Some(t)) = (st.armed, st.thawed, last) {
+            let gap = now.saturating_duration_since(t);
+            if gap > limit {
+                st.thawed = true;
+                st.gap = self.assembler.open_request().map(|id| {
+                    let to = unix_ms();
+                    stopped::Gap {
+                        request_id: id.to_string(),
+                        from_unix_ms: to.saturating_sub(gap.as_millis() as u64),
+                        to_unix_ms: to,
+                    }
+                });
+            }
         }
         st.thawed
     }
@@ -446,10 +482,9 @@ impl Pipeline {
     /// invocation still runs.
     fn report_tampers(&mut self) {
         let health = self.health.clone();
-        let open = self.assembler.open_request().map(str::to_string);
-        for obs in self.assembler.take_tampers() {
+        for (request_id, obs) in self.assembler.take_tampers() {
             guard(&health, "observers", || {
-                self.sinks.observe(open.as_deref(), &obs)
+                self.sinks.observe(request_id.as_deref(), &obs)
             });
         }
     }
