@@ -186,6 +186,16 @@ fn forged_and_exhausting_telemetry_is_refused_reported_and_the_attack_still_foun
     }
 
     let health = out.health();
+    eprintln!("forge: {forged}\nflood: {flooded}");
+    for name in [
+        "telemetry_rejected_total",
+        "telemetry_tamper_total",
+        "telemetry_connections_closed_total",
+        "telemetry_too_large_total",
+        "telemetry_over_budget_total",
+    ] {
+        eprintln!("{name} = {}", health[name]);
+    }
     assert!(
         health["telemetry_rejected_total"].as_u64().unwrap() >= 3,
         "{health:#}"
