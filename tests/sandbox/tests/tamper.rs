@@ -201,7 +201,10 @@ fn forged_and_exhausting_telemetry_is_refused_reported_and_the_attack_still_foun
         "{health:#}"
     );
     assert!(
-        health["telemetry_connections_closed_total"].as_u64().unwrap() >= 1,
+        health["telemetry_connections_closed_total"]
+            .as_u64()
+            .unwrap()
+            >= 1,
         "{health:#}"
     );
     let peak = out
