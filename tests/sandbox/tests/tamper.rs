@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
-use warden_sandbox::harness::{bin, Run, Sandbox};
+use warden_sandbox::harness::{bin, repo_root, Run, Sandbox};
 
 /// Warden's resident memory must stay under this (it is a few MiB normally).
 const MAX_WARDEN_RSS_KB: i64 = 64 * 1024;
@@ -63,7 +63,11 @@ impl Outcome {
 }
 
 fn run_scenario(events: &[Value]) -> Outcome {
-    let run = Sandbox::python_probe()
+    run_function(Sandbox::python_probe(), events)
+}
+
+fn run_function(function: Sandbox, events: &[Value]) -> Outcome {
+    let run = function
         .extension("warden", bin("warden-extension"))
         .env("WARDEN_RECORDS", "1")
         .env("WARDEN_MODEL", "none")
@@ -270,6 +274,59 @@ fn stopping_warden_while_the_function_works_is_tamper_and_the_attack_still_found
     );
     // Invocations before it raise nothing: a freeze is not a stop.
     for i in 0..stop {
+        assert!(
+            out.findings_of(i).is_empty(),
+            "benign invocation {i} raised {:#?}",
+            out.findings_of(i)
+        );
+    }
+}
+
+#[test]
+fn forged_telemetry_from_a_node_function_is_refused_and_reported() {
+    if !warden_sandbox::isolation::available() {
+        eprintln!("needs root for the sandbox's namespaces; skipping");
+        return;
+    }
+    let node = Sandbox::bootstrap(repo_root().join("tests/functions/node-tamper/bootstrap"));
+    let mut events: Vec<Value> = (0..6).map(|i| json!({"delay_ms": 20 + i * 5})).collect();
+    let forge = events.len();
+    events.push(json!({
+        "forge_telemetry": {"fake_ids": 2},
+        "spawn": ["sh", "-c", "id; sleep 0.2"],
+    }));
+    for i in 0..3 {
+        events.push(json!({"delay_ms": 30 + i * 5}));
+    }
+    let out = run_function(node, &events);
+    assert!(
+        out.run.statuses().iter().all(|s| s == "success"),
+        "{:?}\n{}",
+        out.run.statuses(),
+        out.run.stderr
+    );
+    let forged = &out.response(forge)["forge_telemetry"];
+    let answers: Vec<&Value> = forged["ports"].as_object().unwrap().values().collect();
+    assert!(answers.contains(&&json!(404)), "{forged:#}");
+    assert!(!answers.contains(&&json!(200)), "{forged:#}");
+    out.has(
+        forge,
+        |f| is_tamper(f) && f["realtime"] == true,
+        "real-time tamper finding",
+    );
+    let found = |i: usize| {
+        out.findings_of(i)
+            .iter()
+            .any(|f| f["class"] == "command_injection")
+    };
+    assert!(
+        found(forge) || found(forge + 1),
+        "no command injection finding: {:#?}",
+        out.findings_of(forge)
+    );
+    assert_eq!(out.records[&out.request_id(forge)]["status"], "success");
+    assert!(out.records.keys().all(|id| !id.starts_with("forged-")));
+    for i in 0..forge {
         assert!(
             out.findings_of(i).is_empty(),
             "benign invocation {i} raised {:#?}",
