@@ -195,6 +195,7 @@ fn forged_and_exhausting_telemetry_is_refused_reported_and_the_attack_still_foun
         "telemetry_rejected_total",
         "telemetry_tamper_total",
         "telemetry_connections_closed_total",
+        "telemetry_connections_replaced_total",
         "telemetry_too_large_total",
         "telemetry_over_budget_total",
     ] {

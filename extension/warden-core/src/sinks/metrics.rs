@@ -88,6 +88,7 @@ const HEALTH_METRICS: [(&str, &[&str]); 4] = [
             "scored_without_model_total",
             "telemetry_rejected_total",
             "telemetry_connections_closed_total",
+            "telemetry_connections_replaced_total",
             "filewatch_limited_total",
             "filewatch_overflows_total",
             "seen_sockets_evicted_total",

@@ -139,7 +139,7 @@ pub async fn serve(
             Admission::Admitted(a) => a,
             Admission::Replaced(a) => {
                 shared.health.note(
-                    Counter::ConnectionsClosed,
+                    Counter::ConnectionsReplaced,
                     format_args!(
                         "more than {} telemetry connections; the oldest without a valid request closed",
                         shared.settings.max_connections
@@ -149,7 +149,7 @@ pub async fn serve(
             }
             Admission::Refused => {
                 shared.health.note(
-                    Counter::ConnectionsClosed,
+                    Counter::ConnectionsReplaced,
                     format_args!("telemetry connection refused: every slot is the platform's"),
                 );
                 continue;

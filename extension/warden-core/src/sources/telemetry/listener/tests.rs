@@ -148,7 +148,7 @@ async fn the_platform_gets_in_when_idle_connections_fill_the_table() {
         r.rx.recv().await.unwrap()[0],
         TelemetryEvent::Start { .. }
     ));
-    assert!(r.health.get(Counter::ConnectionsClosed) >= 3);
+    assert!(r.health.get(Counter::ConnectionsReplaced) >= 3);
 }
 
 #[tokio::test]
