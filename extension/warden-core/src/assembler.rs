@@ -5,6 +5,11 @@
 //! *emitted* once its `platform.report` has arrived, or when `report_wait` of awake time
 //! has passed since it closed. Time is passed in (`now`, awake time since start), so the
 //! logic is deterministic under test.
+//!
+//! Records exist only for request ids an INVOKE announced; the platform's first figures for
+//! a request are kept; what contradicts either is reported as tampering ([`provenance`]).
+
+mod provenance;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,9 +22,12 @@ use crate::schema::Observation;
 use crate::schema::{
     FeatureRecord, ObservationCounts, PlatformFigures, RecordKind, MAX_EVIDENCE, SCHEMA_VERSION,
 };
-use crate::schema::{ShutdownReason, Status};
+use crate::schema::{ShutdownReason, Status, TamperKind};
 use crate::sources::procfs::CounterSnapshot;
 use crate::sources::telemetry::events::{Phase, TelemetryEvent};
+use provenance::{from_platform, request_of, Firsts, Held, HeldTelemetry, Verdict};
+
+pub use provenance::ANNOUNCE_WINDOW;
 
 /// How many emitted request ids are remembered to recognise late telemetry.
 const RECENT: usize = 64;
@@ -70,6 +78,7 @@ struct Pending {
     evidence_dropped: u64,
     sampler_ticks: u64,
     unnamed_tasks: u64,
+    firsts: Firsts,
 }
 
 /// The assembler; see the module docs.
@@ -83,7 +92,15 @@ pub struct Assembler {
     open: Option<String>,
     /// Where function logs go: the last `platform.start` in the telemetry stream.
     log_owner: Option<String>,
-    recent: VecDeque<String>,
+    /// Request ids emitted, with the platform figures they got.
+    recent: VecDeque<(String, Firsts)>,
+    /// Telemetry for ids not announced (yet).
+    held: HeldTelemetry,
+    /// Tampering noticed since the pipeline last asked, for real-time observers, with the
+    /// request id of the record it went to.
+    tampers: Vec<(Option<String>, Observation)>,
+    /// Tampering already reported for the record in flight (each kind and id once).
+    tamper_seen: Vec<(TamperKind, Option<String>)>,
     baseline: Option<Vec<u32>>,
     /// Foreign pids at the last record's end (sorted): one still there at the next end has
     /// outlived an invocation.
@@ -119,6 +136,9 @@ impl Assembler {
             open: None,
             log_owner: None,
             recent: VecDeque::with_capacity(RECENT),
+            held: HeldTelemetry::default(),
+            tampers: Vec::new(),
+            tamper_seen: Vec::new(),
             baseline: None,
             last_foreign: Vec::new(),
             earlier_foreign: Vec::new(),
@@ -141,6 +161,7 @@ impl Assembler {
     /// only then does the pipeline need its housekeeping timer.
     pub fn waiting(&self) -> bool {
         self.init.is_some()
+            || !self.held.is_empty()
             || self
                 .pending
                 .iter()
@@ -168,6 +189,12 @@ impl Assembler {
         p.start = Some(snapshot);
         p.since = None;
         self.open = Some(request_id.to_string());
+        self.tamper_seen.clear();
+        if let Some(held) = self.held.take(request_id) {
+            for event in held.events {
+                self.apply(event, now);
+            }
+        }
         self.evict_over_cap(now);
     }
 
@@ -283,12 +310,121 @@ impl Assembler {
     }
 
     /// The record for telemetry about `request_id`; `None` (counted) if already emitted.
-    fn for_request(&mut self, request_id: &str, now: Duration) -> Option<&mut Pending> {
-        if self.recent.iter().any(|r| r == request_id) {
+    fn for_request(&mut self, request_id: &str, _now: Duration) -> Option<&mut Pending> {
+        if self.recent.iter().any(|(r, _)| r == request_id) {
             self.health.add(Counter::TelemetryLate, 1);
             return None;
         }
-        Some(self.entry(request_id, now))
+        self.pending
+            .iter_mut()
+            .find(|p| p.request_id.as_deref() == Some(request_id))
+    }
+
+    /// Whether an INVOKE announced `request_id` (its record is pending or was emitted).
+    fn announced(&self, request_id: &str) -> bool {
+        self.pending
+            .iter()
+            .any(|p| p.request_id.as_deref() == Some(request_id))
+            || self.recent.iter().any(|(r, _)| r == request_id)
+    }
+
+    /// Whether a `runtimeDone` or `report` may set the request's figures: only the first one
+    /// does; a different later one is reported.
+    fn first_figures(&mut self, event: &TelemetryEvent) -> bool {
+        let Some(id) = request_of(event).map(str::to_string) else {
+            return true;
+        };
+        let firsts = match self
+            .pending
+            .iter_mut()
+            .find(|p| p.request_id.as_deref() == Some(id.as_str()))
+        {
+            Some(p) => &mut p.firsts,
+            None => match self.recent.iter_mut().find(|(r, _)| *r == id) {
+                Some((_, f)) => f,
+                None => return true,
+            },
+        };
+        match firsts.check(event) {
+            Verdict::Apply => true,
+            Verdict::Duplicate => {
+                self.health.add(Counter::TelemetryLate, 1);
+                false
+            }
+            Verdict::Overwrite => {
+                self.tamper(TamperKind::PlatformOverwrite, Some(id));
+                false
+            }
+        }
+    }
+
+    /// Warden was stopped while `request_id` ran (the pipeline tells a stop from a freeze):
+    /// tampering, reported in that invocation's record.
+    pub fn stopped(&mut self, request_id: &str) {
+        self.tamper(TamperKind::Stopped, Some(request_id.to_string()));
+    }
+
+    /// Reports tampering: into the record of the request it names when that is pending, else
+    /// the record in flight (or the last one), and for real-time observers
+    /// ([`Assembler::take_tampers`]); each kind and id once per record.
+    fn tamper(&mut self, what: TamperKind, request_id: Option<String>) {
+        self.health.note(
+            Counter::TelemetryTamper,
+            format_args!("tampering: {}", what.as_str()),
+        );
+        let key = (what, request_id);
+        if self.tamper_seen.contains(&key) {
+            return;
+        }
+        let obs = Observation::Tamper {
+            what: key.0,
+            request_id: key.1.clone(),
+        };
+        let named = key.1.clone();
+        self.tamper_seen.push(key);
+        let target = named.filter(|id| {
+            self.pending
+                .iter()
+                .any(|p| p.request_id.as_deref() == Some(id.as_str()))
+        });
+        match target {
+            Some(id) => {
+                self.observe_for(&id, obs.clone());
+                self.tampers.push((Some(id), obs));
+            }
+            None => {
+                self.tampers.push((self.open.clone(), obs.clone()));
+                match current(&self.open, &mut self.pending, &mut self.init) {
+                    Some(_) => self.observe(obs),
+                    None => {
+                        if let Some(p) = self.pending.last_mut() {
+                            p.evidence.push(obs);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tampering noticed since the last call, with the request id of the record it went to,
+    /// for the real-time observers (the records already carry it).
+    pub fn take_tampers(&mut self) -> Vec<(Option<String>, Observation)> {
+        std::mem::take(&mut self.tampers)
+    }
+
+    /// Telemetry held for an id no INVOKE announced: the platform did not send it for this
+    /// environment. The function's log lines still count, for the record in flight.
+    fn give_up(&mut self, held: Held) {
+        if held.events.iter().any(from_platform) {
+            self.tamper(TamperKind::UnknownRequest, Some(held.id));
+        }
+        for event in held.events {
+            if let TelemetryEvent::FunctionLog { stats, .. } = event {
+                if let Some(p) = current(&self.open, &mut self.pending, &mut self.init) {
+                    p.log.add(&stats);
+                }
+            }
+        }
     }
 
     fn log_target(&mut self, request_id: Option<&str>, now: Duration) -> Option<&mut Pending> {
@@ -298,9 +434,27 @@ impl Assembler {
         }
     }
 
-    /// Adds one telemetry event.
+    /// Adds one telemetry event. Events for a request id not announced yet are held for
+    /// [`ANNOUNCE_WINDOW`] (its INVOKE may be on its way).
     pub fn telemetry(&mut self, event: TelemetryEvent, now: Duration) {
+        if let Some(id) = request_of(&event) {
+            if !self.announced(id) {
+                let id = id.to_string();
+                if let Some(evicted) = self.held.hold(&id, event, now) {
+                    self.give_up(evicted);
+                }
+                return;
+            }
+        }
+        self.apply(event, now);
+    }
+
+    fn apply(&mut self, event: TelemetryEvent, now: Duration) {
+        if !self.first_figures(&event) {
+            return;
+        }
         match event {
+            TelemetryEvent::Forged => self.tamper(TamperKind::ForgedTelemetry, None),
             TelemetryEvent::Start { request_id } => {
                 self.for_request(&request_id, now);
                 self.log_owner = Some(request_id);
@@ -415,6 +569,9 @@ impl Assembler {
 
     /// Emits what is ready: complete and closed, or waited long enough.
     pub fn poll(&mut self, now: Duration) -> Vec<FeatureRecord> {
+        for held in self.held.expired(now) {
+            self.give_up(held);
+        }
         let wait = self.cfg.report_wait;
         let due = |p: &Pending| {
             let closed = p.end.is_some() || p.start.is_none();
@@ -442,6 +599,10 @@ impl Assembler {
 
     /// Emits everything, complete or not (SHUTDOWN after the last wait).
     pub fn flush(&mut self, now: Duration) -> Vec<FeatureRecord> {
+        // No INVOKE comes any more: what is still held was never announced.
+        for held in self.held.drain() {
+            self.give_up(held);
+        }
         if let Some(init) = self.init.take() {
             self.emit(init, now);
         }
@@ -462,7 +623,7 @@ impl Assembler {
             if self.recent.len() == RECENT {
                 self.recent.pop_front();
             }
-            self.recent.push_back(id.clone());
+            self.recent.push_back((id.clone(), p.firsts));
         }
         self.health.add(Counter::RecordsEmitted, 1);
         if !p.complete {

@@ -63,6 +63,15 @@ counters! {
     ResponseKill => "response_kill_total": "Process trees killed.",
     ResponseRecycle => "response_recycle_total": "Environment recycles requested.",
     ResponseThrottle => "response_throttle_total": "Throttle calls issued.",
+    TelemetryRejected => "telemetry_rejected_total": "Requests to the telemetry listener without the subscription's path token (answered 404).",
+    TelemetryTamper => "telemetry_tamper_total": "Telemetry for a request never announced, or contradicting the platform's first figures.",
+    TelemetryTooLarge => "telemetry_too_large_total": "Telemetry bodies over the size bound (dropped).",
+    TelemetryOverBudget => "telemetry_over_budget_total": "Telemetry batches dropped because the queue held its byte budget.",
+    ConnectionsClosed => "telemetry_connections_closed_total": "Telemetry connections closed past their deadline without a valid request (slow or idle clients).",
+    ConnectionsReplaced => "telemetry_connections_replaced_total": "Telemetry connections closed to make room at the connection cap (or refused when every slot was the platform's).",
+    WatchLimit => "filewatch_limited_total": "Directories left unwatched at the inotify watch cap.",
+    WatchOverflows => "filewatch_overflows_total": "inotify queue overflows (the watched directories are rescanned).",
+    SocketsEvicted => "seen_sockets_evicted_total": "Entries evicted from the sampler's seen-socket table at its cap.",
 }
 
 /// The counters, shared by every stage.

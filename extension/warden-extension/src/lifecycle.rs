@@ -37,6 +37,7 @@ use warden_core::respond::Shared;
 use warden_core::schema::{Action, ShutdownReason};
 use warden_core::sources::procfs::{CounterSnapshot, ProcReader};
 use warden_core::sources::scratch::ScratchProbe;
+use warden_core::sources::telemetry::guard::{PathToken, QueueBytes};
 use warden_core::sources::telemetry::{listener, subscribe, TelemetryEvent};
 
 /// Name used when the executable's own name cannot be read.
@@ -262,7 +263,14 @@ async fn run_on(
     } else {
         tel_tx
     };
-    let subscribed = start_telemetry(&config, &registered.extension_id, tel_tx, &health).await;
+    let subscribed = start_telemetry(
+        &config,
+        &registered.extension_id,
+        tel_tx,
+        &health,
+        pipeline.telemetry_bytes.clone(),
+    )
+    .await;
     responses.gate.set_holding(recycle && subscribed);
 
     let (done_tx, done_rx) = oneshot::channel();
@@ -413,9 +421,20 @@ async fn start_telemetry(
     extension_id: &str,
     tx: mpsc::Sender<Vec<TelemetryEvent>>,
     health: &Arc<Health>,
+    queued: QueueBytes,
 ) -> bool {
     let Some(api) = config.lambda.runtime_api.as_deref() else {
         return false;
+    };
+    let token = match PathToken::generate() {
+        Ok(t) => t,
+        Err(e) => {
+            health.note(
+                Counter::SubscribeErrors,
+                format_args!("no telemetry path token ({e}); running without telemetry"),
+            );
+            return false;
+        }
     };
     let listener = match listener::bind(config.telemetry_port).await {
         Ok(l) => l,
@@ -430,14 +449,20 @@ async fn start_telemetry(
             return false;
         }
     };
-    tokio::spawn(listener::serve(listener, tx, health.clone()));
-    if let Err(e) = subscribe::subscribe(
-        api,
-        extension_id,
-        config.telemetry_port,
-        config.telemetry_buffer_ms,
-    )
-    .await
+    let destination = subscribe::Destination {
+        port: config.telemetry_port,
+        path: token.path(),
+    };
+    let settings = listener::Settings::new(token.clone());
+    tokio::spawn(listener::serve(
+        listener,
+        tx,
+        health.clone(),
+        settings,
+        queued,
+    ));
+    if let Err(e) =
+        subscribe::subscribe(api, extension_id, &destination, config.telemetry_buffer_ms).await
     {
         health.note(
             Counter::SubscribeErrors,

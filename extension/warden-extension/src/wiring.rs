@@ -80,6 +80,7 @@ pub(crate) fn build_pipeline(
         sinks,
         shutdown_wait: config.shutdown_wait,
         forwarder: None,
+        telemetry_bytes: Default::default(),
     }
 }
 

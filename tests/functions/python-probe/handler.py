@@ -21,6 +21,9 @@ CRASH_EXIT_CODE = 3
 # Keys in the order they are performed.
 ORDER = (
     "delay_ms",
+    "forge_telemetry",
+    "flood_telemetry",
+    "stop_extension",
     "connect",
     "send",
     "udp",
@@ -57,7 +60,12 @@ _bg_count = 0
 _detached = []
 
 
+_request_id = ""
+
+
 def handler(event, context):
+    global _request_id
+    _request_id = getattr(context, "aws_request_id", "") or ""
     payload = event if isinstance(event, dict) else {}
     out = {"pid": os.getpid()}
     done = []
@@ -83,7 +91,13 @@ def handler(event, context):
 
 
 def _perform(key, arg, out):
-    if key == "connect":
+    if key == "forge_telemetry":
+        out[key] = _forge_telemetry(arg)
+    elif key == "flood_telemetry":
+        out[key] = _flood_telemetry(arg)
+    elif key == "stop_extension":
+        out[key] = _stop_extension(arg)
+    elif key == "connect":
         out[key] = _connect(arg)
     elif key == "send":
         out[key] = _send(arg)
@@ -381,3 +395,138 @@ def _list_pids():
         pids.append({"pid": int(name), "comm": comm})
     pids.sort(key=lambda p: p["pid"])
     return pids
+
+
+# Tampering with an extension's telemetry listener, as function code could: find the
+# listening TCP ports in /proc/net (the listener's port is not secret), then POST forged
+# platform events to each, or hold connections open and send oversized bodies.
+
+
+def _listening_ports():
+    """Local ports of listening TCP sockets, except the Runtime API's."""
+    api = os.environ.get("AWS_LAMBDA_RUNTIME_API", "")
+    api_port = api.rsplit(":", 1)[-1] if ":" in api else ""
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f, None)
+                for line in f:
+                    fields = line.split()
+                    if len(fields) > 3 and fields[3] == "0A":
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        except OSError:
+            continue
+    return sorted(p for p in ports if str(p) != api_port)
+
+
+def _platform_event(kind, request_id, record):
+    record = dict(record, requestId=request_id)
+    return {"time": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()), "type": kind, "record": record}
+
+
+def _forged_batch(arg):
+    """A runtimeDone for this invocation (an error: stops the sampler, feeds an error burst)
+    and whole invocations for made-up request ids."""
+    done = {"status": "error", "errorType": "Forged", "metrics": {"durationMs": 1.0, "producedBytes": 1}}
+    batch = [_platform_event("platform.runtimeDone", _request_id, done)]
+    for i in range(_number(arg.get("fake_ids", 2))):
+        fake = f"forged-{i}-{_request_id[:8]}"
+        batch.append(_platform_event("platform.start", fake, {"version": "$LATEST"}))
+        batch.append(_platform_event("platform.runtimeDone", fake, done))
+        batch.append(_platform_event("platform.report", fake, {"status": "error", "metrics": {"durationMs": 1.0, "billedDurationMs": 1, "memorySizeMB": 128, "maxMemoryUsedMB": 40}}))
+    return json.dumps(batch).encode()
+
+
+def _post(port, path, body, timeout=CONNECT_TIMEOUT_S):
+    """One HTTP POST over a plain socket; the status code, or the error text."""
+    head = (f"POST {path} HTTP/1.1\r\nHost: sandbox.localdomain:{port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            sock.sendall(head.encode() + body)
+            answer = sock.recv(256).decode(errors="replace")
+    except OSError as err:
+        return str(err)
+    parts = answer.split(" ", 2)
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else answer[:40]
+
+
+def _forge_telemetry(arg):
+    arg = arg if isinstance(arg, dict) else {}
+    body = _forged_batch(arg)
+    paths = arg.get("paths", ["/", "/telemetry", "/2022-07-01/telemetry"])
+    answers = {}
+    for port in _listening_ports():
+        answers[str(port)] = {path: _post(port, path, body) for path in paths}
+    return {"request_id": _request_id, "ports": answers}
+
+
+def _flood_telemetry(arg):
+    """Slow clients that never finish their headers, idle connections, and bodies far over
+    any sensible size, against every listening port; returns what each port answered."""
+    arg = arg if isinstance(arg, dict) else {}
+    holds, opened = [], 0
+    ports = _listening_ports()
+    for port in ports:
+        for i in range(_number(arg.get("connections", 32))):
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=CONNECT_TIMEOUT_S)
+                if i % 2 == 0:
+                    sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")
+                holds.append(sock)
+                opened += 1
+            except OSError:
+                break
+    big = _number(arg.get("body_bytes", 16 * 1024 * 1024))
+    oversized = {str(p): _post(p, "/", b" " * big, timeout=5.0) for p in ports}
+    time.sleep(_number(arg.get("hold_ms", 500)) / 1000.0)
+    closed = 0
+    for sock in holds:
+        try:
+            sock.settimeout(0.01)
+            if sock.recv(1) == b"":
+                closed += 1
+        except socket.timeout:
+            pass
+        except OSError:
+            closed += 1
+        sock.close()
+    return {"ports": ports, "opened": opened, "closed_by_server": closed, "oversized": oversized}
+
+
+def _stop_extension(arg):
+    """SIGSTOPs every process whose name is `name` (default "warden"), runs `during` (a
+    command, optional), waits `ms` (default 1500), then SIGCONTs them: an extension blinded
+    while the function works."""
+    import signal
+
+    arg = arg if isinstance(arg, dict) else {}
+    name = arg.get("name", "warden")
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as f:
+                if f.read().strip() == name:
+                    pids.append(int(entry))
+        except OSError:
+            continue
+    stopped = []
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+        except OSError:
+            pass
+    ran = None
+    if "during" in arg:
+        ran = _status(subprocess.run(_argv(arg["during"]), stdin=subprocess.DEVNULL).returncode)
+    time.sleep(_number(arg.get("ms", 1500)) / 1000.0)
+    for pid in stopped:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except OSError:
+            pass
+    return {"stopped": stopped, "during": ran}

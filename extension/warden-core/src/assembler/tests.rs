@@ -393,3 +393,180 @@ fn the_record_shutdown_closes_keeps_the_gauges_of_the_stopped_runtime() {
     let r = b.flush(ms(20)).into_iter().find(|r| r.seq == 1).unwrap();
     assert_eq!(r.gauges.processes, 1);
 }
+
+fn start(id: &str) -> TelemetryEvent {
+    TelemetryEvent::Start {
+        request_id: id.into(),
+    }
+}
+
+fn tampers(r: &FeatureRecord) -> Vec<(crate::schema::TamperKind, Option<String>)> {
+    r.evidence
+        .iter()
+        .filter_map(|o| match o {
+            Observation::Tamper { what, request_id } => Some((*what, request_id.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn telemetry_for_a_request_never_announced_makes_no_record_and_is_tamper() {
+    use crate::schema::TamperKind;
+    let (mut a, health) = assembler();
+    a.invoke("r1", snap(1), 1_000, ms(0));
+    a.telemetry(start("r1"), ms(1));
+    // Forged for a made-up id: an error that would feed an error burst.
+    a.telemetry(start("made-up"), ms(2));
+    a.telemetry(runtime_done("made-up", Status::Error), ms(2));
+    a.telemetry(report("made-up"), ms(2));
+    assert!(
+        a.take_tampers().is_empty(),
+        "held: its INVOKE may be on its way"
+    );
+    assert!(a.poll(ms(500)).iter().all(|r| r.kind == RecordKind::Init));
+    a.poll(ms(1_002));
+    let seen = a.take_tampers();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    a.invoke("r2", snap(2), 2_000, ms(1_100));
+    a.telemetry(runtime_done("r1", Status::Success), ms(1_101));
+    a.telemetry(report("r1"), ms(1_101));
+    let out = a.flush(ms(1_200));
+    assert!(out
+        .iter()
+        .all(|r| r.request_id.as_deref() != Some("made-up")));
+    let r1 = out
+        .iter()
+        .find(|r| r.request_id.as_deref() == Some("r1"))
+        .unwrap();
+    assert_eq!(
+        tampers(r1),
+        vec![(TamperKind::UnknownRequest, Some("made-up".to_string()))]
+    );
+    assert_eq!(r1.status, Status::Success);
+    assert_eq!(health.get(Counter::TelemetryTamper), 1);
+}
+
+#[test]
+fn a_start_just_before_its_invoke_is_kept_not_reported() {
+    let (mut a, health) = assembler();
+    // The race at a thaw: the telemetry stream got ahead of the INVOKE.
+    a.telemetry(start("r1"), ms(0));
+    a.telemetry(log("r1 early line"), ms(0));
+    a.invoke("r1", snap(1), 1_000, ms(3));
+    a.telemetry(runtime_done("r1", Status::Success), ms(5));
+    a.telemetry(report("r1"), ms(5));
+    a.invoke("r2", snap(2), 2_000, ms(10));
+    let out = a.poll(ms(2_000));
+    let r1 = out
+        .iter()
+        .find(|r| r.request_id.as_deref() == Some("r1"))
+        .unwrap();
+    assert!(r1.complete);
+    assert!(tampers(r1).is_empty());
+    assert_eq!(health.get(Counter::TelemetryTamper), 0);
+    assert!(a.take_tampers().is_empty());
+}
+
+#[test]
+fn the_platforms_first_figures_win_and_a_different_second_is_tamper() {
+    use crate::schema::TamperKind;
+    let (mut a, health) = assembler();
+    a.invoke("r1", snap(1), 1_000, ms(0));
+    a.telemetry(runtime_done("r1", Status::Success), ms(1));
+    // The same batch re-sent: ignored quietly.
+    a.telemetry(runtime_done("r1", Status::Success), ms(1));
+    assert_eq!(health.get(Counter::TelemetryTamper), 0);
+    // A forged second runtimeDone: an error with other figures.
+    let mut forged = runtime_done("r1", Status::Error);
+    if let TelemetryEvent::RuntimeDone(r) = &mut forged {
+        r.produced_bytes = Some(1);
+    }
+    a.telemetry(forged, ms(2));
+    assert_eq!(a.take_tampers().len(), 1);
+    a.telemetry(report("r1"), ms(3));
+    a.invoke("r2", snap(2), 2_000, ms(10));
+    let out = a.poll(ms(11));
+    let r1 = out
+        .iter()
+        .find(|r| r.request_id.as_deref() == Some("r1"))
+        .unwrap();
+    assert_eq!(r1.status, Status::Success);
+    assert_eq!(r1.platform.produced_bytes, Some(8));
+    assert_eq!(
+        tampers(r1),
+        vec![(TamperKind::PlatformOverwrite, Some("r1".to_string()))]
+    );
+    // After emission too: a different runtimeDone for r1 is still caught.
+    a.telemetry(runtime_done("r1", Status::Timeout), ms(12));
+    assert_eq!(health.get(Counter::TelemetryTamper), 2);
+}
+
+#[test]
+fn a_refused_request_is_tamper_in_the_record_in_flight_once() {
+    use crate::schema::TamperKind;
+    let (mut a, health) = assembler();
+    a.invoke("r1", snap(1), 1_000, ms(0));
+    for _ in 0..5 {
+        a.telemetry(TelemetryEvent::Forged, ms(1));
+    }
+    assert_eq!(health.get(Counter::TelemetryTamper), 5);
+    assert_eq!(a.take_tampers().len(), 1);
+    a.invoke("r2", snap(2), 2_000, ms(10));
+    let out = a.flush(ms(20));
+    let r1 = out
+        .iter()
+        .find(|r| r.request_id.as_deref() == Some("r1"))
+        .unwrap();
+    assert_eq!(tampers(r1), vec![(TamperKind::ForgedTelemetry, None)]);
+}
+
+#[test]
+fn function_logs_naming_an_unknown_id_are_counted_not_tamper() {
+    let (mut a, health) = assembler();
+    a.invoke("r1", snap(1), 1_000, ms(0));
+    a.telemetry(
+        TelemetryEvent::FunctionLog {
+            request_id: Some("someone-else".into()),
+            stats: LogStats::of_text("ERROR printed by the function"),
+        },
+        ms(1),
+    );
+    a.poll(ms(2_000));
+    a.invoke("r2", snap(2), 2_000, ms(2_001));
+    let out = a.flush(ms(2_002));
+    let r1 = out
+        .iter()
+        .find(|r| r.request_id.as_deref() == Some("r1"))
+        .unwrap();
+    assert_eq!(r1.log.error_lines, 1);
+    assert!(tampers(r1).is_empty());
+    assert_eq!(health.get(Counter::TelemetryTamper), 0);
+}
+
+#[test]
+fn a_stop_is_reported_in_the_record_of_the_invocation_it_hid() {
+    use crate::schema::TamperKind;
+    let (mut a, _) = assembler();
+    a.invoke("r1", snap(1), 1_000, ms(0));
+    a.invoke("r2", snap(2), 2_000, ms(10));
+    // Judged when r1's runtimeDone arrives, with r2 already in flight.
+    a.stopped("r1");
+    let seen = a.take_tampers();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].0.as_deref(), Some("r1"));
+    let out = a.flush(ms(20));
+    let r1 = out
+        .iter()
+        .find(|r| r.request_id.as_deref() == Some("r1"))
+        .unwrap();
+    assert_eq!(
+        tampers(r1),
+        vec![(TamperKind::Stopped, Some("r1".to_string()))]
+    );
+    let r2 = out
+        .iter()
+        .find(|r| r.request_id.as_deref() == Some("r2"))
+        .unwrap();
+    assert!(tampers(r2).is_empty());
+}

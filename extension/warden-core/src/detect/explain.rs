@@ -132,6 +132,8 @@ fn fits(class: Class, obs: &Observation) -> bool {
         Observation::Process { .. } | Observation::Program { .. } => {
             !matches!(class, Class::ExfiltrationResponse | Class::Probing)
         }
+        // Tampering is evidence whatever the class: it says the record may be forged.
+        Observation::Tamper { .. } => true,
     }
 }
 

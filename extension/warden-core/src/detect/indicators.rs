@@ -53,6 +53,7 @@ impl Indicator {
             Indicator::CredentialAccess => Class::CredentialTheft,
             Indicator::UnknownDestination => Class::ExfiltrationEgress,
             Indicator::ErrorBurst => Class::Probing,
+            Indicator::Tamper => Class::Tamper,
         }
     }
 
@@ -78,6 +79,7 @@ impl Indicator {
             // Above the alert threshold on its own, and above an unknown destination's
             // weight so that the class follows the cadence.
             Indicator::Beaconing => 0.7,
+            Indicator::Tamper => 0.9,
         }
     }
 
@@ -96,6 +98,8 @@ impl Indicator {
             Indicator::ShellOverSocket => idx::SHELLS,
             Indicator::ReconCommand => idx::NEW_PROCESSES,
             Indicator::ReturningDestination | Indicator::Beaconing => idx::NEW_ENDPOINTS,
+            // No feature counts tampering; the evidence names it.
+            Indicator::Tamper => idx::STATUS_ERROR,
         }
     }
 }
@@ -463,6 +467,9 @@ impl Tracker {
                 self.hit(Indicator::StillRunning, &[&clean], &mut fired);
             }
             Observation::TmpFile { .. } => {}
+            Observation::Tamper { .. } => {
+                self.hit(Indicator::Tamper, &[&clean], &mut fired);
+            }
         }
         fired
     }

@@ -76,7 +76,7 @@ pub fn model_trust(hits: &[Weighted], z: &[f32; N], rare_action: bool) -> f32 {
 }
 
 /// Classes from most to least specific: the most specific one supported wins.
-const SPECIFICITY: [Class; 11] = [
+const SPECIFICITY: [Class; 12] = [
     Class::ReverseShell,
     Class::CredentialTheft,
     Class::Dropper,
@@ -86,6 +86,9 @@ const SPECIFICITY: [Class; 11] = [
     Class::ExfiltrationResponse,
     Class::DenialOfWallet,
     Class::CommandInjection,
+    // After every attack class: tampering usually comes with the attack it hides, which
+    // names the finding; before probing, since forged errors are what a probe looks like.
+    Class::Tamper,
     Class::Probing,
     Class::Anomaly,
 ];
@@ -300,7 +303,7 @@ pub fn class_features(class: Class) -> &'static [usize] {
         ],
         Class::ReverseShell => &[idx::SHELLS, idx::NEW_ENDPOINTS, idx::LISTENERS],
         Class::CredentialTheft => &[idx::NEW_PROCESSES, idx::NET_TX, idx::NEW_ENDPOINTS],
-        Class::Anomaly => &[],
+        Class::Anomaly | Class::Tamper => &[],
     }
 }
 
@@ -364,6 +367,7 @@ pub fn severity(score: f32, class: Class) -> Severity {
                 | Class::CryptoMining
                 | Class::ExfiltrationEgress
                 | Class::Persistence
+                | Class::Tamper
         );
     if direct && score >= 0.9 {
         Severity::Critical

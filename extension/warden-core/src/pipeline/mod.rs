@@ -7,6 +7,7 @@
 
 pub mod detection;
 pub mod recycle;
+pub mod stopped;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -20,9 +21,10 @@ use crate::clock::{unix_ms, AwakeClock, HOUSEKEEPING};
 use crate::health::{Counter, Health};
 use crate::schema::{Observation, ShutdownReason};
 use crate::sinks::Sinks;
-use crate::sources::filewatch::FileWatch;
+use crate::sources::filewatch::{FileWatch, MAX_WATCHES};
 use crate::sources::procfs::CounterSnapshot;
-use crate::sources::sampler::Sampler;
+use crate::sources::sampler::{Sampler, MAX_SEEN_SOCKETS};
+use crate::sources::telemetry::guard::{weight, QueueBytes};
 use crate::sources::telemetry::TelemetryEvent;
 
 /// Time kept free before the SHUTDOWN deadline.
@@ -71,6 +73,8 @@ pub struct Pipeline {
     pub shutdown_wait: Duration,
     /// AWS delivery, flushed at SHUTDOWN.
     pub forwarder: Option<crate::sinks::forward::Forwarder>,
+    /// Bytes of telemetry queued by the listener, released as batches arrive here.
+    pub telemetry_bytes: QueueBytes,
 }
 
 /// Runs `f`, catching a panic: logged once, counted, `None` returned.
@@ -102,6 +106,8 @@ struct State {
     thawed: bool,
     /// Programs run after a thaw, before its INVOKE: the next invocation's.
     next_programs: Vec<Observation>,
+    /// The last gap noticed while an invocation was in flight, judged at its runtimeDone.
+    gap: Option<stopped::Gap>,
     /// The invocation the last INVOKE closed.
     closed: Option<String>,
 }
@@ -132,6 +138,7 @@ impl Pipeline {
             armed_at: None,
             thawed: false,
             next_programs: Vec::new(),
+            gap: None,
             closed: None,
         };
         let mut sampler_timer = interval(self.sampler_interval);
@@ -248,6 +255,7 @@ impl Pipeline {
             st.programs = programs;
         }
         st.programs.append(&mut st.next_programs);
+        self.note_bounds();
         if let Some(sampler) = self.sampler.as_mut() {
             let unnamed = sampler.unnamed_tasks();
             let mut end = Vec::new();
@@ -262,12 +270,48 @@ impl Pipeline {
         st.armed = false;
     }
 
+    /// Counts the bounds the sources met during the invocation being closed.
+    fn note_bounds(&mut self) {
+        let health = self.health.clone();
+        if let Some(watch) = self.filewatch.as_mut() {
+            let counts = watch.take_counts();
+            if counts.overflows > 0 {
+                health.note(
+                    Counter::WatchOverflows,
+                    format_args!("inotify queue overflowed; the scratch tree was rescanned"),
+                );
+                health.add(Counter::WatchOverflows, counts.overflows - 1);
+            }
+            if counts.limited > 0 {
+                health.note(
+                    Counter::WatchLimit,
+                    format_args!("more than {MAX_WATCHES} directories under the scratch tree; the rest are not watched"),
+                );
+                health.add(Counter::WatchLimit, counts.limited - 1);
+            }
+        }
+        if let Some(sampler) = self.sampler.as_mut() {
+            let evicted = sampler.take_evictions();
+            if evicted > 0 {
+                health.note(
+                    Counter::SocketsEvicted,
+                    format_args!(
+                        "more than {MAX_SEEN_SOCKETS} sockets seen; closed ones forgotten"
+                    ),
+                );
+                health.add(Counter::SocketsEvicted, evicted - 1);
+            }
+        }
+    }
+
     fn on_telemetry(&mut self, st: &mut State, events: Vec<TelemetryEvent>) {
+        self.telemetry_bytes.release(weight(&events));
         let now = st.clock.now();
         let health = self.health.clone();
         for event in events {
             // runtimeDone ends the invocation's own work: sampling stops there.
             if let TelemetryEvent::RuntimeDone(r) = &event {
+                self.judge_gap(st, &r.request_id, r.time_unix_ms);
                 let in_flight = self.assembler.open_request() == Some(r.request_id.as_str());
                 if in_flight {
                     if let Some(sampler) = self.sampler.as_mut() {
@@ -293,6 +337,26 @@ impl Pipeline {
             });
         }
         self.emit_ready(st);
+    }
+
+    /// A gap noticed during `request_id` is judged by when its runtime finished: a freeze,
+    /// or Warden stopped while the function ran (tampering).
+    fn judge_gap(&mut self, st: &mut State, request_id: &str, ended_at: Option<u64>) {
+        if st.gap.as_ref().is_none_or(|g| g.request_id != request_id) {
+            return;
+        }
+        let Some(gap) = st.gap.take() else {
+            return;
+        };
+        if ended_at.is_some_and(|t| gap.was_stop(t)) {
+            let health = self.health.clone();
+            guard(&health, "assembler", || self.assembler.stopped(request_id));
+            // Not a thaw after all: what ran meanwhile is this invocation's.
+            if self.assembler.open_request() == Some(request_id) {
+                st.thawed = false;
+                st.programs.append(&mut st.next_programs);
+            }
+        }
     }
 
     /// The closed invocation's end time arrived: processes alive at the INVOKE that
@@ -337,8 +401,19 @@ impl Pipeline {
     fn note_thaw(&self, st: &mut State, now: Instant) -> bool {
         let last = st.last_tick.or(st.armed_at);
         let limit = (self.sampler_interval * 4).max(Duration::from_millis(50));
-        if st.armed && last.is_some_and(|t| now.saturating_duration_since(t) > limit) {
-            st.thawed = true;
+        if let (true, false, Some(t)) = (st.armed, st.thawed, last) {
+            let gap = now.saturating_duration_since(t);
+            if gap > limit {
+                st.thawed = true;
+                st.gap = self.assembler.open_request().map(|id| {
+                    let to = unix_ms();
+                    stopped::Gap {
+                        request_id: id.to_string(),
+                        from_unix_ms: to.saturating_sub(gap.as_millis() as u64),
+                        to_unix_ms: to,
+                    }
+                });
+            }
         }
         st.thawed
     }
@@ -418,8 +493,21 @@ impl Pipeline {
         let now = st.clock.now();
         let health = self.health.clone();
         let records = guard(&health, "assembler", || self.assembler.poll(now)).unwrap_or_default();
+        self.report_tampers();
         for r in &records {
             guard(&health, "sinks", || self.sinks.record(r));
+        }
+    }
+
+    /// Tampering the assembler noticed goes to the real-time observers at once (the record
+    /// in flight already carries it), so a forged runtimeDone is reported while the
+    /// invocation still runs.
+    fn report_tampers(&mut self) {
+        let health = self.health.clone();
+        for (request_id, obs) in self.assembler.take_tampers() {
+            guard(&health, "observers", || {
+                self.sinks.observe(request_id.as_deref(), &obs)
+            });
         }
     }
 

@@ -158,11 +158,14 @@ pub enum Class {
     Probing,
     /// Out of the ordinary, matching no known class.
     Anomaly,
+    /// Function code tampering with Warden itself: forged telemetry, records for requests
+    /// the platform never announced, an attempt to overwrite the platform's figures.
+    Tamper,
 }
 
 impl Class {
     /// Every class, in a fixed order (a model's output index may use it).
-    pub const ALL: [Class; 11] = [
+    pub const ALL: [Class; 12] = [
         Class::CommandInjection,
         Class::ReverseShell,
         Class::CryptoMining,
@@ -174,6 +177,7 @@ impl Class {
         Class::DenialOfWallet,
         Class::Probing,
         Class::Anomaly,
+        Class::Tamper,
     ];
 
     /// The serialised name.
@@ -190,6 +194,7 @@ impl Class {
             Class::DenialOfWallet => "denial_of_wallet",
             Class::Probing => "probing",
             Class::Anomaly => "anomaly",
+            Class::Tamper => "tamper",
         }
     }
 
@@ -237,6 +242,10 @@ pub enum Indicator {
     /// every invocation since, and not familiar: the cadence of a thread, timer or patched
     /// function planted in the runtime that calls out at every thaw.
     Beaconing,
+    /// Something on Warden's own channels that the platform did not send: telemetry
+    /// without the subscription's token, for a request never announced, or contradicting
+    /// the platform's figures (see `Observation::Tamper`).
+    Tamper,
 }
 
 impl Indicator {
@@ -252,6 +261,7 @@ impl Indicator {
                 | Indicator::CredentialAccess
                 | Indicator::ReconCommand
                 | Indicator::ReturningDestination
+                | Indicator::Tamper
         )
     }
 }

@@ -67,6 +67,41 @@ pub enum Observation {
         /// Size in bytes when known.
         size: Option<u64>,
     },
+    /// Something on Warden's own channels that the platform did not send.
+    Tamper {
+        /// What it was.
+        what: TamperKind,
+        /// The request id it named, when it named one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
+}
+
+/// What kind of tampering with Warden was seen (docs/threat-model.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TamperKind {
+    /// A request to the telemetry listener without the subscription's path token.
+    ForgedTelemetry,
+    /// Telemetry for a request id the Extensions API never announced.
+    UnknownRequest,
+    /// A second `platform.runtimeDone` or `platform.report` for a request, with figures
+    /// other than the platform's first ones (which are kept).
+    PlatformOverwrite,
+    /// Warden was stopped while the function ran.
+    Stopped,
+}
+
+impl TamperKind {
+    /// The serialised name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TamperKind::ForgedTelemetry => "forged_telemetry",
+            TamperKind::UnknownRequest => "unknown_request",
+            TamperKind::PlatformOverwrite => "platform_overwrite",
+            TamperKind::Stopped => "stopped",
+        }
+    }
 }
 
 /// What happened to a /tmp file.

@@ -69,7 +69,7 @@ impl ObservationCounts {
                 }
             }
             Observation::Program { .. } => self.programs_run += 1,
-            Observation::StillRunning { .. } => {}
+            Observation::StillRunning { .. } | Observation::Tamper { .. } => {}
             Observation::Endpoint { listen: true, .. } => self.listeners_opened += 1,
             Observation::Endpoint { .. } => self.new_endpoints += 1,
             Observation::TmpFile { action, .. } => match action {

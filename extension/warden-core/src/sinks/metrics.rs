@@ -69,7 +69,12 @@ pub struct Batch {
 const HEALTH_METRICS: [(&str, &[&str]); 4] = [
     (
         "TelemetryDropped",
-        &["telemetry_dropped_total", "queue_full_total"],
+        &[
+            "telemetry_dropped_total",
+            "queue_full_total",
+            "telemetry_too_large_total",
+            "telemetry_over_budget_total",
+        ],
     ),
     ("SinkErrors", &["sink_errors_total"]),
     ("FindingsDropped", &["findings_dropped_total"]),
@@ -81,6 +86,12 @@ const HEALTH_METRICS: [(&str, &[&str]); 4] = [
             "subscribe_errors_total",
             "telemetry_parse_errors_total",
             "scored_without_model_total",
+            "telemetry_rejected_total",
+            "telemetry_connections_closed_total",
+            "telemetry_connections_replaced_total",
+            "filewatch_limited_total",
+            "filewatch_overflows_total",
+            "seen_sockets_evicted_total",
         ],
     ),
 ];

@@ -86,6 +86,7 @@ pub fn asff_type(c: Class) -> &'static str {
         Class::DenialOfWallet => "Effects/Resource Consumption/Denial of Wallet",
         Class::Probing => "TTPs/Discovery/Error Probing",
         Class::Anomaly => "Unusual Behaviors/Application/Lambda Invocation",
+        Class::Tamper => "TTPs/Defense Evasion/Sensor Tampering",
     }
 }
 

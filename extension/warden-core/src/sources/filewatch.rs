@@ -24,8 +24,13 @@ use rustix::io::Errno;
 
 use crate::schema::{Observation, TmpAction};
 
-/// Most directories watched (the top one plus subdirectories created later).
+/// Most directories watched (the top one plus subdirectories created later). A directory
+/// removed gives its watch back (`IN_IGNORED`), so churn cannot use the watches up.
 pub const MAX_WATCHES: usize = 64;
+/// Most entries a rescan after a queue overflow visits.
+const MAX_RESCAN_ENTRIES: usize = 4096;
+/// Most executables a rescan reports.
+const MAX_RESCAN_REPORTS: usize = 16;
 
 /// Directories whose executables are reported when run: the system's, a layer's
 /// (`/opt/bin`) and Lambda's managed runtimes (`/var/lang/bin`). The function's own
@@ -57,6 +62,18 @@ pub struct FileWatch {
     /// Programs reported since [`FileWatch::new_invocation`].
     programs: HashSet<Box<str>>,
     buf: Vec<u8>,
+    /// The scratch tree's top directory.
+    root: PathBuf,
+    counts: WatchCounts,
+}
+
+/// Bounds the watch met since they were last taken ([`FileWatch::take_counts`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WatchCounts {
+    /// Kernel queue overflows (events lost; the scratch tree was rescanned).
+    pub overflows: u64,
+    /// Directories left unwatched at [`MAX_WATCHES`].
+    pub limited: u64,
 }
 
 impl FileWatch {
@@ -71,6 +88,8 @@ impl FileWatch {
             program_dirs: HashMap::new(),
             programs: HashSet::new(),
             buf: vec![0; 16 * 1024],
+            root: dir.to_path_buf(),
+            counts: WatchCounts::default(),
         };
         watch.add(dir)?;
         Ok(watch)
@@ -100,8 +119,14 @@ impl FileWatch {
         self.programs.clear();
     }
 
+    /// The bounds met since the last call (the pipeline counts them in health).
+    pub fn take_counts(&mut self) -> WatchCounts {
+        std::mem::take(&mut self.counts)
+    }
+
     fn add(&mut self, dir: &Path) -> io::Result<()> {
         if self.dirs.len() >= MAX_WATCHES {
+            self.counts.limited += 1;
             return Ok(());
         }
         let wd = inotify::add_watch(self.fd.get_ref(), dir, WatchFlags::from_bits_retain(MASK))
@@ -147,6 +172,16 @@ impl FileWatch {
     }
 
     fn on_event(&mut self, wd: i32, mask: u32, name: &[u8], out: &mut Vec<Observation>) {
+        if mask & libc::IN_Q_OVERFLOW != 0 {
+            self.counts.overflows += 1;
+            self.rescan(out);
+            return;
+        }
+        if mask & libc::IN_IGNORED != 0 {
+            // The directory is gone: its watch is free again.
+            self.dirs.remove(&wd);
+            return;
+        }
         if let Some(dir) = self.program_dirs.get(&wd) {
             // Opening the directory itself (a listing) has no name.
             if mask & libc::IN_ISDIR != 0 || name.is_empty() {
@@ -197,6 +232,43 @@ impl FileWatch {
 }
 
 impl FileWatch {
+    /// After a queue overflow (events were lost): watches every directory of the scratch
+    /// tree that is not watched yet (created while events were lost), and reports the
+    /// executables there as created, since their creation may be among what was lost.
+    fn rescan(&mut self, out: &mut Vec<Observation>) {
+        let watched: HashSet<PathBuf> = self.dirs.values().cloned().collect();
+        let mut queue = vec![self.root.clone()];
+        let (mut visited, mut reported) = (0, 0);
+        while let Some(dir) = queue.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                visited += 1;
+                if visited > MAX_RESCAN_ENTRIES {
+                    return;
+                }
+                let path = entry.path();
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                if kind.is_dir() {
+                    if !watched.contains(&path) {
+                        let _ = self.add(&path);
+                    }
+                    queue.push(path);
+                } else if reported < MAX_RESCAN_REPORTS && is_executable(&path) {
+                    reported += 1;
+                    out.push(Observation::TmpFile {
+                        size: std::fs::symlink_metadata(&path).ok().map(|m| m.len()),
+                        path: path.to_string_lossy().into_owned(),
+                        action: TmpAction::Created,
+                    });
+                }
+            }
+        }
+    }
+
     fn report_program(&mut self, exe: &Path, out: &mut Vec<Observation>) {
         let exe = exe.to_string_lossy();
         if self.programs.len() < MAX_PROGRAMS && !self.programs.contains(exe.as_ref()) {
@@ -357,6 +429,43 @@ mod tests {
                 exe: payload.to_string_lossy().into_owned()
             }]
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_overflow_rescans_the_tree_and_deleted_directories_free_their_watch() {
+        let dir = fresh_dir("overflow");
+        let mut w = FileWatch::new(&dir).unwrap();
+        // Made while events were lost: an unwatched directory with a payload in it.
+        let hidden = dir.join("a");
+        std::fs::create_dir_all(&hidden).unwrap();
+        std::fs::copy("/bin/true", hidden.join("payload")).unwrap();
+        let mut out = Vec::new();
+        w.on_event(-1, libc::IN_Q_OVERFLOW, b"", &mut out);
+        assert_eq!(w.take_counts().overflows, 1);
+        assert!(w.dirs.values().any(|d| d == &hidden), "rescan watches it");
+        assert!(out.iter().any(|o| matches!(o,
+            Observation::TmpFile { path, action: TmpAction::Created, .. } if path.ends_with("/a/payload"))));
+        // Removing it gives the watch back.
+        std::fs::remove_dir_all(&hidden).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        w.drain_now(&mut out);
+        assert_eq!(w.dirs.len(), 1, "{:?}", w.dirs);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn directories_past_the_watch_cap_are_counted() {
+        let dir = fresh_dir("watchcap");
+        let mut w = FileWatch::new(&dir).unwrap();
+        for i in 0..MAX_WATCHES + 3 {
+            std::fs::create_dir_all(dir.join(format!("d{i}"))).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        w.drain_now(&mut Vec::new());
+        assert_eq!(w.dirs.len(), MAX_WATCHES);
+        assert_eq!(w.take_counts().limited, 4);
+        assert_eq!(w.take_counts(), WatchCounts::default());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

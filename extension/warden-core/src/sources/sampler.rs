@@ -21,8 +21,8 @@ use crate::schema::{Observation, Proto};
 pub const MAX_PROBES_PER_TICK: u32 = 64;
 /// Most processes remembered as the runtime's lineage.
 const MAX_LINEAGE: usize = 256;
-/// Most sockets remembered; beyond it the set is rebuilt.
-const MAX_SEEN_SOCKETS: usize = 4096;
+/// Most sockets remembered; beyond it, closed sockets are forgotten (see `forget_closed`).
+pub const MAX_SEEN_SOCKETS: usize = 4096;
 /// Shortest time between two reads of the socket tables. Reading /proc/net/tcp walks the
 /// kernel's whole connection hash table (milliseconds on a large host, whatever the number
 /// of sockets), so the tables are read only after /proc/net/snmp shows new socket
@@ -63,6 +63,8 @@ pub struct Sampler {
     /// closing: a closed connection has no inode, so it is told from an old one by its
     /// addresses. Pruned to the tables at each read, so bounded by them.
     seen_connections: HashSet<(SocketAddr, SocketAddr)>,
+    /// Times closed sockets were forgotten at the cap, since last taken.
+    evictions: u64,
     reported: HashSet<(Proto, SocketAddr, bool)>,
     sockets: Vec<(Proto, Socket)>,
     unnamed: u64,
@@ -96,6 +98,7 @@ impl Sampler {
             lineage: HashMap::new(),
             seen_sockets: HashSet::new(),
             seen_connections: HashSet::new(),
+            evictions: 0,
             reported: HashSet::new(),
             sockets: Vec::with_capacity(64),
             unnamed: 0,
@@ -335,7 +338,7 @@ impl Sampler {
         self.tables_due = false;
         self.read_tables();
         if self.seen_sockets.len() > MAX_SEEN_SOCKETS {
-            self.seen_sockets.clear();
+            self.forget_closed();
         }
         if self.exclusions.own_sockets {
             // Marked as seen, so they are never reported as the function's endpoints.
@@ -370,6 +373,20 @@ impl Sampler {
                 });
             }
         }
+    }
+
+    /// Forgets the sockets that are closed now. Those still open stay seen: clearing the
+    /// whole set would make every long-lived socket (another extension's listener, the
+    /// runtime's connections) look new. What is left is bounded by the sockets open.
+    fn forget_closed(&mut self) {
+        let open: HashSet<u64> = self.sockets.iter().map(|(_, s)| s.inode).collect();
+        self.seen_sockets.retain(|inode| open.contains(inode));
+        self.evictions += 1;
+    }
+
+    /// How many times closed sockets were forgotten at the cap since the last call.
+    pub fn take_evictions(&mut self) -> u64 {
+        std::mem::take(&mut self.evictions)
     }
 
     /// Both ends of the platform's own connections: the Runtime API and Warden's telemetry

@@ -437,3 +437,45 @@ fn a_payload_from_tmp_left_running_is_persistence_and_one_that_ends_a_dropper() 
     let planted = d.record(&stays, 0).expect("exec from /tmp, left running");
     assert_eq!(planted.class, Class::Persistence);
 }
+
+fn forged(request_id: &str) -> Observation {
+    Observation::Tamper {
+        what: crate::schema::TamperKind::UnknownRequest,
+        request_id: Some(request_id.into()),
+    }
+}
+
+#[test]
+fn tampering_is_a_hard_finding_from_the_first_invocation_in_real_time() {
+    // A new environment, still learning: a hard indicator keeps its severity.
+    let mut d = detector();
+    assert!(d.learning());
+    let f = d
+        .observe(Some("req-1"), &forged("made-up"), 5)
+        .expect("real-time finding");
+    assert_eq!(f.class, Class::Tamper);
+    assert_eq!(f.indicators, vec![Indicator::Tamper]);
+    assert!(f.severity >= crate::schema::Severity::High, "{f:?}");
+    assert_eq!(f.evidence, vec![forged("made-up")]);
+}
+
+#[test]
+fn an_attack_in_the_tampering_invocation_names_the_finding() {
+    let mut d = warmed();
+    let shell = process(40, "/usr/bin/dash", "sh -c id");
+    let r = with(with(record(31), forged("made-up")), shell);
+    let f = d.record(&r, 7).expect("finding");
+    assert_eq!(f.class, Class::CommandInjection);
+    assert!(f.indicators.contains(&Indicator::Tamper), "{f:?}");
+}
+
+#[test]
+fn a_tampering_invocation_is_never_learned() {
+    let mut d = warmed();
+    let learned = d.baseline().learned();
+    for seq in 31..40 {
+        let r = with(record(seq), forged("x"));
+        assert!(d.record(&r, seq).is_some(), "reported every time");
+    }
+    assert_eq!(d.baseline().learned(), learned);
+}

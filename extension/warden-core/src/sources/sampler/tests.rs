@@ -394,3 +394,37 @@ fn real_child_process_is_named() {
         "{out:?}"
     );
 }
+
+#[cfg(target_endian = "little")]
+#[test]
+fn at_the_cap_closed_sockets_are_forgotten_and_open_ones_stay_seen() {
+    let f = FakeProc::new("seencap");
+    // Another extension's listener, open before the first invocation.
+    let other_listener = tcp_line(0, "0100007F:1F90", "00000000:0000", "0A", 10); // :8080
+    f.tcp(std::slice::from_ref(&other_listener));
+    f.snmp(1);
+    let mut s = sampler(&f);
+    s.begin(&[1, 42], Some(42), &mut Vec::new());
+    // Many short connections since, all closed now.
+    s.seen_sockets
+        .extend(1_000..1_000 + MAX_SEEN_SOCKETS as u64 + 10);
+    s.begin(&[1, 42], Some(42), &mut Vec::new());
+    let fresh = tcp_line(1, "0200000A:D000", "507100CB:01BB", "01", 11);
+    f.tcp(&[other_listener, fresh]);
+    f.snmp(9);
+    std::thread::sleep(MIN_TABLE_GAP);
+    let mut out = Vec::new();
+    s.tick(&mut out);
+    assert_eq!(
+        out,
+        vec![Observation::Endpoint {
+            proto: Proto::Tcp,
+            addr: "203.0.113.80:443".parse().unwrap(),
+            listen: false
+        }],
+        "the old listener is not new"
+    );
+    assert!(s.seen_sockets.len() <= 2);
+    assert_eq!(s.take_evictions(), 1);
+    assert_eq!(s.take_evictions(), 0);
+}

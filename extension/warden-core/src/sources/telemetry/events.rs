@@ -132,6 +132,9 @@ pub enum TelemetryEvent {
         /// Counts.
         stats: LogStats,
     },
+    /// Not from Lambda: the listener refused a request without the subscription's token.
+    /// The assembler reports it as tampering with the invocation in flight.
+    Forged,
     /// A type Warden does not know, kept verbatim so nothing is lost.
     Unknown {
         /// The `type` field.

@@ -5,6 +5,7 @@
 //! re-sends forever) and its listener unwraps on bind and accept.
 
 pub mod events;
+pub mod guard;
 pub mod listener;
 pub mod logs;
 pub mod parse;

@@ -9,6 +9,9 @@ use hyper::{Method, Request};
 pub const TELEMETRY_PATH: &str = "/2022-07-01/telemetry";
 /// Record schema requested: the first with initReport status and restore events.
 pub const SCHEMA_VERSION: &str = "2022-12-13";
+/// The subscription's `maxBytes`: Lambda's smallest batches in bytes (the listener's body
+/// bound follows from it).
+pub const MAX_BATCH_BYTES: usize = 262_144;
 /// Header carrying the id from registration.
 pub const EXTENSION_ID_HEADER: &str = "Lambda-Extension-Identifier";
 
@@ -32,18 +35,20 @@ pub enum SubscribeError {
 }
 
 /// Builds the PUT that subscribes to platform, function and extension events, delivered
-/// by HTTP to `sandbox.localdomain:port` with the smallest batching delay Lambda allows.
+/// by HTTP to `sandbox.localdomain:port` at `path` (the listener's token) with the smallest
+/// batching delay Lambda allows.
 pub fn subscribe_request(
     runtime_api: &str,
     extension_id: &str,
-    port: u16,
+    destination: &Destination<'_>,
     buffer_ms: u64,
 ) -> Result<Request<Full<Bytes>>, hyper::http::Error> {
+    let Destination { port, path } = destination;
     let body = serde_json::json!({
         "schemaVersion": SCHEMA_VERSION,
         "types": ["platform", "function", "extension"],
-        "buffering": {"maxItems": 1000, "maxBytes": 262_144, "timeoutMs": buffer_ms},
-        "destination": {"protocol": "HTTP", "URI": format!("http://sandbox.localdomain:{port}")},
+        "buffering": {"maxItems": 1000, "maxBytes": MAX_BATCH_BYTES, "timeoutMs": buffer_ms},
+        "destination": {"protocol": "HTTP", "URI": format!("http://sandbox.localdomain:{port}{path}")},
     });
     Request::builder()
         .method(Method::PUT)
@@ -53,14 +58,23 @@ pub fn subscribe_request(
         .body(Full::new(Bytes::from(body.to_string())))
 }
 
+/// Where Lambda delivers: the listener's port and its path token.
+#[derive(Debug, Clone, Copy)]
+pub struct Destination<'a> {
+    /// Listener port.
+    pub port: u16,
+    /// Request path, starting with `/`.
+    pub path: &'a str,
+}
+
 /// Sends the subscription; 200 (Lambda) and 202 (local emulators) both count as success.
 pub async fn subscribe(
     runtime_api: &str,
     extension_id: &str,
-    port: u16,
+    destination: &Destination<'_>,
     buffer_ms: u64,
 ) -> Result<(), SubscribeError> {
-    let request = subscribe_request(runtime_api, extension_id, port, buffer_ms)?;
+    let request = subscribe_request(runtime_api, extension_id, destination, buffer_ms)?;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Full<Bytes>>();
     let response = client.request(request).await?;
@@ -91,7 +105,11 @@ mod tests {
 
     #[tokio::test]
     async fn request_matches_the_telemetry_api() {
-        let req = subscribe_request("127.0.0.1:9001", "ext-1", 9317, 25).unwrap();
+        let to = Destination {
+            port: 9317,
+            path: "/t/abc",
+        };
+        let req = subscribe_request("127.0.0.1:9001", "ext-1", &to, 25).unwrap();
         assert_eq!(req.method(), Method::PUT);
         assert_eq!(req.uri(), "http://127.0.0.1:9001/2022-07-01/telemetry");
         assert_eq!(req.headers()[EXTENSION_ID_HEADER], "ext-1");
@@ -105,12 +123,14 @@ mod tests {
         assert_eq!(json["buffering"]["timeoutMs"], 25);
         assert_eq!(
             json["destination"]["URI"],
-            "http://sandbox.localdomain:9317"
+            "http://sandbox.localdomain:9317/t/abc"
         );
+        assert_eq!(json["buffering"]["maxBytes"], 262_144);
     }
 
     #[test]
     fn bad_address_is_an_error_not_a_panic() {
-        assert!(subscribe_request("bad host:x", "id", 1, 25).is_err());
+        let to = Destination { port: 1, path: "/" };
+        assert!(subscribe_request("bad host:x", "id", &to, 25).is_err());
     }
 }
