@@ -20,7 +20,8 @@
 //! - [`detect`]: baseline, indicators and model → a scored, explained [`schema::Finding`].
 //! - [`respond`]: automated responses and their audit trail.
 //! - [`sinks`]: where records and findings go; [`redact`]: evidence without secrets, for
-//!   both findings and records.
+//!   both findings and records ([`words`]: the command-line helpers it shares with the
+//!   detector).
 //! - [`pipeline`]: the task that drives the stages, guards each call, and carries out a
 //!   recycle.
 //! - [`config`] (the only reader of the environment), [`health`] (counters), [`log`],
@@ -45,6 +46,7 @@ pub mod schema;
 pub mod sinks;
 pub mod sources;
 pub mod sys;
+pub mod words;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
