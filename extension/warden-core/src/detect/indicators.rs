@@ -327,14 +327,15 @@ impl Familiar {
     }
 }
 
-/// One indicator fired in an invocation, with its (redacted) evidence.
+/// One indicator fired in an invocation, with its evidence (as observed: the detector writes
+/// redacted copies into findings and keeps these for the responders).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
     /// Which.
     pub indicator: Indicator,
     /// Times it matched in the invocation.
     pub count: u32,
-    /// The observations that made it fire (redacted), at most two.
+    /// The observations that made it fire (raw), at most two.
     pub evidence: Vec<Observation>,
 }
 
@@ -355,7 +356,8 @@ impl Tracker {
         familiar: &Familiar,
         tmp_prefix: &str,
     ) -> Vec<Indicator> {
-        let (clean, credential_hint) = redact::observation(obs);
+        let credential_hint = redact::observation(obs).1;
+        let clean = obs.clone();
         let mut fired = Vec::new();
         match obs {
             Observation::Process {
