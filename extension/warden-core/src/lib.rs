@@ -19,6 +19,8 @@
 //! - [`model`]: the scoring interface and the shipped model's loader and scorer.
 //! - [`detect`]: baseline, indicators and model → a scored, explained [`schema::Finding`].
 //! - [`respond`]: automated responses and their audit trail.
+//! - [`record_mac`]: record lines signed with the deployment's key, so that training learns
+//!   only from what Warden wrote.
 //! - [`sinks`]: where records and findings go; [`redact`]: evidence without secrets, for
 //!   both findings and records ([`words`]: the command-line helpers it shares with the
 //!   detector).
@@ -40,6 +42,7 @@ pub mod health;
 pub mod log;
 pub mod model;
 pub mod pipeline;
+pub mod record_mac;
 pub mod redact;
 pub mod respond;
 pub mod schema;
