@@ -83,8 +83,11 @@ fn value_at(bytes: &[u8], from: usize) -> Option<Range<usize>> {
 /// they are (after `;`, `&`, `,`, inside JSON), for sensitive names.
 pub(super) fn assignments(text: &str, out: &mut Vec<Range<usize>>) {
     let bytes = text.as_bytes();
+    // A separator inside a value already taken is not looked at again: each byte is scanned
+    // a bounded number of times (`pw=pw=pw=…` stays linear).
+    let mut covered = 0;
     for (at, &b) in bytes.iter().enumerate() {
-        if b != b'=' && b != b':' {
+        if (b != b'=' && b != b':') || at < covered {
             continue;
         }
         let quoted = at > 0 && matches!(bytes[at - 1], b'"' | b'\'');
@@ -107,10 +110,13 @@ pub(super) fn assignments(text: &str, out: &mut Vec<Range<usize>>) {
                 from += 1;
             }
         }
-        match value_at(bytes, from) {
-            // `Authorization:Bearer x`: the scheme stays, `schemes` takes what follows it.
-            Some(v) if !starts_with_scheme(&text[v.clone()]) => out.push(v),
-            _ => {}
+        let Some(v) = value_at(bytes, from) else {
+            continue;
+        };
+        covered = v.end;
+        // `Authorization:Bearer x`: the scheme stays, `schemes` takes what follows it.
+        if !starts_with_scheme(&text[v.clone()]) {
+            out.push(v);
         }
     }
 }
@@ -202,6 +208,8 @@ pub(super) fn schemes(text: &str, out: &mut Vec<Range<usize>>) {
             }
             if starts_word && v > from {
                 if let Some(r) = value_at(bytes, v) {
+                    // Past the value: `bearer:bearer:…` stays linear.
+                    from = from.max(r.end);
                     out.push(r);
                 }
             }

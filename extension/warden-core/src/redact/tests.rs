@@ -334,3 +334,25 @@ fn odd_input_neither_panics_nor_grows_unbounded() {
     let many = "pw=x;".repeat(1000);
     assert!(redact(&many).text.len() <= 6 * many.len());
 }
+
+#[test]
+fn repeated_separators_stay_linear() {
+    // Each of these made every separator scan to the end of the text (quadratic).
+    for unit in [
+        "pw=",
+        "\"pw\":",
+        "bearer:",
+        "Authorization:bearer:",
+        "-----BEGIN ",
+    ] {
+        let text = unit.repeat(20_000);
+        let started = std::time::Instant::now();
+        let r = redact(&text);
+        assert!(r.text.len() <= 6 * text.len());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{unit}: {:?}",
+            started.elapsed()
+        );
+    }
+}
