@@ -7,7 +7,7 @@
 use aws_sdk_cloudwatchlogs::Client;
 use aws_types::sdk_config::SdkConfig;
 
-use crate::dataset::{self, Row, Skipped};
+use crate::dataset::{self, Row, Skipped, Trust};
 
 /// Most log events read in one run (a bound on memory and time).
 pub const MAX_EVENTS: usize = 500_000;
@@ -49,10 +49,12 @@ pub struct LogRecords {
     pub other: usize,
 }
 
-/// Reads every feature record in the group; other log lines are skipped.
+/// Reads every feature record in the group that `trust` believes; other log lines are
+/// skipped.
 pub async fn read_records(
     config: &SdkConfig,
     query: &LogQuery,
+    trust: &Trust,
     skipped: &mut Skipped,
 ) -> Result<LogRecords, LogsError> {
     let client = Client::new(config);
@@ -81,7 +83,7 @@ pub async fn read_records(
                 continue;
             }
             let source = format!("{}:{}", query.group, stream.unwrap_or(""));
-            match dataset::parse_text(&source, events, line, skipped) {
+            match dataset::parse_text(&source, events, line, trust, skipped) {
                 Ok(Some(mut row)) => {
                     if let Some(stream) = stream {
                         row.scope = format!("{}/{stream}", row.function);

@@ -13,6 +13,7 @@ use warden_core::detect::baseline::{Baseline, BaselineProfile};
 use warden_core::detect::indicators::Familiar;
 use warden_core::features::{vector, N};
 use warden_core::model::BENIGN;
+use warden_core::record_mac::{self, Check, RecordKey};
 use warden_core::schema::Class;
 use warden_core::schema::Observation;
 use warden_core::schema::{FeatureRecord, RecordKind, SCHEMA_VERSION};
@@ -91,6 +92,67 @@ pub struct Skipped {
     pub init: u64,
     /// Records of another schema version.
     pub schema: u64,
+    /// Bare records without a MAC, refused for training (no `--accept-unsigned`).
+    pub unsigned: u64,
+    /// Bare records whose MAC does not check (forged, altered, another key), and labelled
+    /// lines found in a log (only the corpus files hold those).
+    pub forged: u64,
+}
+
+/// Which lines training believes. Function code can print anything into its own log, so a
+/// bare record is learned only when it carries a valid MAC ([`record_mac`]).
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// Every line: evaluation, which learns nothing it keeps.
+    Any,
+    /// Bare records signed with the key; unsigned ones only when `accept_unsigned`. With no
+    /// key, nothing can be checked: every bare record counts as unsigned.
+    Signed {
+        /// The deployment's record key.
+        key: Option<RecordKey>,
+        /// Accept records without a MAC (records from a source known to be clean).
+        accept_unsigned: bool,
+    },
+}
+
+impl Trust {
+    /// Whether a bare record line is believed; counts the refused ones.
+    fn admits(&self, line: &str, skipped: &mut Skipped) -> bool {
+        let Trust::Signed {
+            key,
+            accept_unsigned,
+        } = self
+        else {
+            return true;
+        };
+        let Some(key) = key else {
+            if !accept_unsigned {
+                skipped.unsigned += 1;
+            }
+            return *accept_unsigned;
+        };
+        match record_mac::check(Some(key), line) {
+            Check::Valid => true,
+            Check::Unsigned if *accept_unsigned => true,
+            Check::Unsigned => {
+                skipped.unsigned += 1;
+                false
+            }
+            Check::Invalid => {
+                skipped.forged += 1;
+                false
+            }
+        }
+    }
+}
+
+/// Where a line was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// A records file given on the command line (the corpus, or exported records).
+    File,
+    /// A log group: what the function printed is there too.
+    Log,
 }
 
 #[derive(Default, Deserialize)]
@@ -116,8 +178,18 @@ pub fn class_name(label: &str) -> Option<&'static str> {
     Class::parse(alias).map(Class::as_str)
 }
 
-/// Reads one JSONL file of labelled or bare records, in file order.
+/// Reads one JSONL file of labelled or bare records, in file order, believing every line.
 pub fn read(path: &Path, skipped: &mut Skipped) -> Result<Vec<Row>, DatasetError> {
+    read_trusted(path, &Trust::Any, skipped)
+}
+
+/// Reads one JSONL file of labelled or bare records, in file order; bare records only as far
+/// as `trust` believes them.
+pub fn read_trusted(
+    path: &Path,
+    trust: &Trust,
+    skipped: &mut Skipped,
+) -> Result<Vec<Row>, DatasetError> {
     let io = |source| DatasetError::Io {
         path: path.to_path_buf(),
         source,
@@ -129,28 +201,37 @@ pub fn read(path: &Path, skipped: &mut Skipped) -> Result<Vec<Row>, DatasetError
         if line.trim().is_empty() {
             continue;
         }
-        if let Some(row) = parse_line(path, i + 1, &line, skipped)? {
+        if let Some(row) = parse_line(path, i + 1, &line, (trust, Origin::File), skipped)? {
             rows.push(row);
         }
     }
     Ok(rows)
 }
 
-/// Parses one line of records read from elsewhere (a CloudWatch log event): `source` names
-/// it in errors; `None` for a line that is not a record of this schema.
+/// Parses one line of a log (a CloudWatch log event): `source` names it in errors; `None`
+/// for a line that is not a record of this schema, or that `trust` does not believe. A
+/// labelled corpus line is never believed from a log.
 pub fn parse_text(
     source: &str,
     line_no: usize,
     line: &str,
+    trust: &Trust,
     skipped: &mut Skipped,
 ) -> Result<Option<Row>, DatasetError> {
-    parse_line(Path::new(source), line_no, line, skipped)
+    parse_line(
+        Path::new(source),
+        line_no,
+        line,
+        (trust, Origin::Log),
+        skipped,
+    )
 }
 
 fn parse_line(
     path: &Path,
     line_no: usize,
     line: &str,
+    (trust, origin): (&Trust, Origin),
     skipped: &mut Skipped,
 ) -> Result<Option<Row>, DatasetError> {
     let parse_err = |e: serde_json::Error| DatasetError::Parse {
@@ -177,6 +258,19 @@ fn parse_line(
         return Ok(None);
     }
     let record: FeatureRecord = serde_json::from_value(record_value).map_err(parse_err)?;
+    // Judged once it is a feature record (health lines and findings are not learned anyway).
+    let believed = match (bare, origin) {
+        (true, _) => trust.admits(line, skipped),
+        (false, Origin::File) => true,
+        (false, Origin::Log) if matches!(trust, Trust::Any) => true,
+        (false, Origin::Log) => {
+            skipped.forged += 1;
+            false
+        }
+    };
+    if !believed {
+        return Ok(None);
+    }
     let labelled: Labelled = if bare {
         Labelled::default()
     } else {

@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
-use warden_cli::dataset::{self, Row, Skipped};
+use warden_cli::dataset::{self, Row, Skipped, Trust};
 use warden_cli::train::{train, TrainOptions};
 use warden_cli::{eval, report};
 use warden_core::model::ShippedModel;
+use warden_core::record_mac::RecordKey;
 
 #[derive(Parser)]
 #[command(name = "warden", about = "Train and evaluate Warden's shipped model")]
@@ -70,6 +71,11 @@ enum Command {
         /// profiles).
         #[arg(long)]
         allow_test_split: bool,
+        /// Learn from bare records without a MAC (records from a source known to be clean).
+        /// Without it, only records signed with the record key (`WARDEN_RECORD_KEY` in this
+        /// command's environment, the key the function's Warden signs with) are learned.
+        #[arg(long)]
+        accept_unsigned: bool,
     },
     /// Evaluate a model file on labelled feature records.
     Eval {
@@ -140,10 +146,13 @@ fn main() -> Result<()> {
             log_group,
             since_hours,
             as_benign,
+            accept_unsigned,
         } => {
-            let mut rows = read_all(&records)?;
+            let trust = record_trust(accept_unsigned)?;
+            let mut skipped = Skipped::default();
+            let mut rows = read_files(&records, &trust, &mut skipped)?;
             for group in &log_group {
-                let mut read = read_log_group(group, since_hours)?;
+                let mut read = read_log_group(group, since_hours, &trust, &mut skipped)?;
                 if as_benign {
                     for r in &mut read {
                         r.label = Some(warden_core::model::BENIGN.to_string());
@@ -151,6 +160,7 @@ fn main() -> Result<()> {
                 }
                 rows.extend(read);
             }
+            refuse_untrusted(&skipped, rows.is_empty())?;
             // Profiles are training too: the test split is refused for them as for the model.
             if !allow_test_split && rows.iter().any(|r| r.split.as_deref() == Some("test")) {
                 bail!("records include the test split; train on --split train records");
@@ -314,8 +324,51 @@ fn run_corpus(script: &Path, scale: &str, seed: u64) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// The feature records in a CloudWatch log group (the last `since_hours`).
-fn read_log_group(group: &str, since_hours: u64) -> Result<Vec<Row>> {
+/// What training believes: records signed with `WARDEN_RECORD_KEY` (read here, the one
+/// setting this command takes from its environment besides AWS access), and unsigned ones
+/// only when asked.
+fn record_trust(accept_unsigned: bool) -> Result<Trust> {
+    let key = match std::env::var("WARDEN_RECORD_KEY") {
+        Ok(v) if !v.trim().is_empty() => {
+            Some(RecordKey::new(&v).context("WARDEN_RECORD_KEY is not a usable key")?)
+        }
+        _ => None,
+    };
+    Ok(Trust::Signed {
+        key,
+        accept_unsigned,
+    })
+}
+
+/// Says what was refused, and fails when that leaves nothing to learn from.
+fn refuse_untrusted(skipped: &Skipped, nothing_left: bool) -> Result<()> {
+    if skipped.forged > 0 {
+        eprintln!(
+            "warden: {} records refused: their MAC does not check (forged, altered or signed with another key)",
+            skipped.forged
+        );
+    }
+    if skipped.unsigned > 0 {
+        let why = format!(
+            "{} records refused: unsigned or not checkable. Set WARDEN_RECORD_KEY to the key the function's Warden signs with, or pass --accept-unsigned for records from a source known to be clean",
+            skipped.unsigned
+        );
+        if nothing_left {
+            bail!("{why}");
+        }
+        eprintln!("warden: {why}");
+    }
+    Ok(())
+}
+
+/// The feature records in a CloudWatch log group (the last `since_hours`) that `trust`
+/// believes.
+fn read_log_group(
+    group: &str,
+    since_hours: u64,
+    trust: &Trust,
+    skipped: &mut Skipped,
+) -> Result<Vec<Row>> {
     use warden_cli::cloudwatch_logs::{read_records, LogQuery, MAX_EVENTS};
     let env = warden_core::config::AwsEnv::from_lookup(&|name: &str| {
         std::env::var(name)
@@ -336,8 +389,7 @@ fn read_log_group(group: &str, since_hours: u64) -> Result<Vec<Row>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let mut skipped = Skipped::default();
-    let read = runtime.block_on(read_records(&config, &query, &mut skipped))?;
+    let read = runtime.block_on(read_records(&config, &query, trust, skipped))?;
     eprintln!(
         "warden: {group}: {} records from {} log events ({} init, {} other schema, {} other Warden lines skipped)",
         read.rows.len(),
@@ -359,6 +411,24 @@ fn read_profiles(path: &PathBuf) -> Result<eval::Profiles> {
             .with_context(|| format!("profile of {function} in {path:?}"))?;
     }
     Ok(profiles)
+}
+
+/// Records files for training, as far as `trust` believes them.
+fn read_files(paths: &[PathBuf], trust: &Trust, skipped: &mut Skipped) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for p in paths {
+        rows.extend(dataset::read_trusted(p, trust, skipped)?);
+    }
+    if !paths.is_empty() {
+        eprintln!(
+            "warden: {} records ({} without a record, {} init, {} other schema skipped)",
+            rows.len(),
+            skipped.no_record,
+            skipped.init,
+            skipped.schema
+        );
+    }
+    Ok(rows)
 }
 
 fn read_all(paths: &[PathBuf]) -> Result<Vec<Row>> {

@@ -340,6 +340,79 @@ fn reads_labelled_bare_and_missing_records() {
     assert_eq!((skipped.no_record, skipped.init, skipped.schema), (1, 1, 1));
 }
 
+/// A log as training reads it: `lines` with a record key.
+fn learned_from_log(lines: &[String], trust: &dataset::Trust) -> (Vec<Row>, dataset::Skipped) {
+    let mut skipped = dataset::Skipped::default();
+    let rows = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            dataset::parse_text("group:stream", i + 1, l, trust, &mut skipped).expect("parses")
+        })
+        .collect();
+    (rows, skipped)
+}
+
+#[test]
+fn training_learns_only_records_signed_with_the_key() {
+    use warden_core::record_mac::{sign, RecordKey};
+    let key = RecordKey::new("deployment-key-for-tests-0123").unwrap();
+    let genuine = |seq: u64| {
+        let mut record = example_record();
+        record["seq"] = seq.into();
+        let mut line = record.to_string().into_bytes();
+        sign(&key, &mut line);
+        String::from_utf8(line).unwrap()
+    };
+    // What function code can print into its own log: a record with made-up figures, with
+    // no MAC, with a made-up one, with a genuine one copied from another line, and a
+    // labelled corpus line.
+    let mut poisoned = example_record();
+    poisoned["seq"] = 99.into();
+    poisoned["duration_ms"] = 1.0.into();
+    let copied_mac = genuine(1)
+        .rsplit_once(",\"warden_mac\"")
+        .unwrap()
+        .1
+        .to_string();
+    let forged = [
+        poisoned.to_string(),
+        format!(
+            "{},\"warden_mac\":\"{}\"}}",
+            poisoned.to_string().trim_end_matches('}'),
+            "ab".repeat(32)
+        ),
+        format!(
+            "{},\"warden_mac\"{copied_mac}",
+            poisoned.to_string().trim_end_matches('}')
+        ),
+        serde_json::json!({"label": "benign", "record": poisoned}).to_string(),
+    ];
+    let mut lines = vec![genuine(1), genuine(2)];
+    lines.extend(forged.iter().cloned());
+    let signed_only = dataset::Trust::Signed {
+        key: Some(key.clone()),
+        accept_unsigned: false,
+    };
+    let (rows, skipped) = learned_from_log(&lines, &signed_only);
+    assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!((skipped.unsigned, skipped.forged), (1, 3));
+    // Without a key nothing is learned unless unsigned records are accepted on purpose.
+    let no_key = dataset::Trust::Signed {
+        key: None,
+        accept_unsigned: false,
+    };
+    let (rows, skipped) = learned_from_log(&lines, &no_key);
+    assert!(rows.is_empty());
+    assert_eq!(skipped.unsigned, 5);
+    let accepted = dataset::Trust::Signed {
+        key: Some(key),
+        accept_unsigned: true,
+    };
+    let (rows, _) = learned_from_log(&lines, &accepted);
+    assert_eq!(rows.len(), 3, "signed and unsigned, never a bad MAC");
+}
+
 #[test]
 fn unknown_label_is_an_error() {
     let line = serde_json::json!({"label": "time_travel", "record": example_record()});

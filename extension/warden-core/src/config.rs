@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::log::Level;
+use crate::record_mac::RecordKey;
 
 mod outputs;
 pub use outputs::{
@@ -120,6 +121,9 @@ pub struct Config {
     pub max_pending: usize,
     /// `WARDEN_TMP_DIR`: the writable scratch directory watched for files.
     pub tmp_dir: PathBuf,
+    /// `WARDEN_RECORD_KEY`: per-deployment key (16 bytes or more) that signs every record
+    /// line, so that training can refuse lines Warden did not write (docs/configuration.md).
+    pub record_key: Option<RecordKey>,
     /// Root of the proc filesystem (not configurable; a field so tests can point elsewhere).
     pub proc_root: PathBuf,
     /// Values Lambda sets.
@@ -145,6 +149,7 @@ impl Default for Config {
             shutdown_wait: Duration::from_millis(500),
             max_pending: 64,
             tmp_dir: PathBuf::from("/tmp"),
+            record_key: None,
             proc_root: PathBuf::from("/proc"),
             lambda: LambdaEnv::default(),
             outputs: Outputs::default(),
@@ -152,7 +157,7 @@ impl Default for Config {
     }
 }
 
-const KNOWN: [&str; 14] = [
+const KNOWN: [&str; 15] = [
     "WARDEN_MODE",
     "WARDEN_MODEL",
     "WARDEN_PROFILE",
@@ -167,6 +172,7 @@ const KNOWN: [&str; 14] = [
     "WARDEN_SHUTDOWN_WAIT_MS",
     "WARDEN_MAX_PENDING",
     "WARDEN_TMP_DIR",
+    "WARDEN_RECORD_KEY",
 ];
 
 impl Config {
@@ -260,6 +266,16 @@ impl Config {
         match get("WARDEN_TMP_DIR") {
             Some(v) if v.starts_with('/') => c.tmp_dir = PathBuf::from(v),
             Some(v) => errors.push(invalid("WARDEN_TMP_DIR", v, "an absolute path")),
+            None => {}
+        }
+        match get("WARDEN_RECORD_KEY").map(RecordKey::new) {
+            Some(Ok(key)) => c.record_key = Some(key),
+            // The value is a secret: never repeated in the error.
+            Some(Err(_)) => errors.push(invalid(
+                "WARDEN_RECORD_KEY",
+                "(hidden)",
+                "a key of 16 bytes or more",
+            )),
             None => {}
         }
         for (k, _) in vars {

@@ -19,8 +19,11 @@
 //! - [`model`]: the scoring interface and the shipped model's loader and scorer.
 //! - [`detect`]: baseline, indicators and model → a scored, explained [`schema::Finding`].
 //! - [`respond`]: automated responses and their audit trail.
+//! - [`record_mac`]: record lines signed with the deployment's key, so that training learns
+//!   only from what Warden wrote.
 //! - [`sinks`]: where records and findings go; [`redact`]: evidence without secrets, for
-//!   both findings and records.
+//!   both findings and records ([`words`]: the command-line helpers it shares with the
+//!   detector).
 //! - [`pipeline`]: the task that drives the stages, guards each call, and carries out a
 //!   recycle.
 //! - [`config`] (the only reader of the environment), [`health`] (counters), [`log`],
@@ -39,12 +42,14 @@ pub mod health;
 pub mod log;
 pub mod model;
 pub mod pipeline;
+pub mod record_mac;
 pub mod redact;
 pub mod respond;
 pub mod schema;
 pub mod sinks;
 pub mod sources;
 pub mod sys;
+pub mod words;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -1,34 +1,22 @@
 //! Secrets out of evidence: command lines and paths are redacted before they leave the
-//! extension. What is removed: AWS access key ids, values of `KEY=VALUE` pairs and of
-//! `--flag value` options whose name suggests a secret, passwords in URLs, and long
-//! base64-like runs (secret keys, session tokens, encoded payloads).
+//! extension (records, findings, action records). Warden keeps the raw observations inside
+//! for its responders; only redacted copies are written. What is removed, and what is kept,
+//! is listed in docs/findings.md ("Redaction") and pinned by the table in `tests`.
+
+mod names;
+mod scan;
+
+use std::ops::Range;
 
 use crate::schema::Observation;
+
+pub use self::names::is_sensitive;
 
 /// Marker left where a secret was.
 pub const REDACTED: &str = "[REDACTED]";
 
-/// Shortest run of base64-like characters treated as a secret.
-const MIN_SECRET_RUN: usize = 32;
-
-/// Words that make a variable or option name sensitive (compared lowercase).
-const SENSITIVE: [&str; 10] = [
-    "secret",
-    "token",
-    "passw",
-    "pwd",
-    "key",
-    "credential",
-    "auth",
-    "session",
-    "cookie",
-    "signature",
-];
-
-/// AWS access key id prefixes.
-const KEY_ID_PREFIXES: [&str; 8] = [
-    "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA",
-];
+/// Longest command line or path kept in evidence, in bytes, after redaction.
+pub const EVIDENCE_MAX: usize = 256;
 
 /// Text with secrets removed, and whether it showed signs of reaching for credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,34 +28,77 @@ pub struct Redacted {
     pub credential_hint: bool,
 }
 
-/// Redacts a command line or path (tokens separated by spaces).
+/// Redacts a command line or path. Each scanner marks the byte ranges it takes for secrets
+/// (docs/findings.md, "Redaction"); the ranges are merged and each replaced by [`REDACTED`].
+/// The text is never more than six times as long as the input (one marker per span of at
+/// least one byte, spans at least one byte apart).
 pub fn redact(text: &str) -> Redacted {
-    let mut out = String::with_capacity(text.len());
-    let mut hint = mentions_credentials(text);
-    let mut hide_next = false;
-    for (n, token) in text.split(' ').enumerate() {
-        if n > 0 {
-            out.push(' ');
+    let mut spans = Vec::new();
+    scan::assignments(text, &mut spans);
+    scan::options(text, &mut spans);
+    scan::schemes(text, &mut spans);
+    scan::url_passwords(text, &mut spans);
+    scan::private_keys(text, &mut spans);
+    let key_id = scan::shapes(text, &mut spans);
+    Redacted {
+        text: replace(text, spans),
+        credential_hint: key_id || mentions_credentials(text),
+    }
+}
+
+/// Redacts, then keeps at most [`EVIDENCE_MAX`] bytes: a secret is recognised whole before
+/// any of it can be cut.
+pub fn redact_evidence(text: &str) -> Redacted {
+    let mut r = redact(text);
+    truncate(&mut r.text, EVIDENCE_MAX);
+    r
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary, and before a marker the cut
+/// would split.
+pub fn truncate(text: &mut String, max: usize) {
+    if text.len() <= max {
+        return;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut window = end.saturating_sub(REDACTED.len() - 1);
+    while !text.is_char_boundary(window) {
+        window -= 1;
+    }
+    if let Some(i) = text[window..].find(REDACTED).map(|i| window + i) {
+        if i < end && i + REDACTED.len() > end {
+            end = i;
         }
-        if hide_next && !token.is_empty() {
-            // "Authorization: Bearer <token>": the scheme word stays, the token goes.
-            hide_next = matches!(token, "Bearer" | "Basic" | "bearer" | "basic");
-            if hide_next {
-                out.push_str(token);
-            } else {
-                out.push_str(REDACTED);
-            }
+    }
+    text.truncate(end);
+}
+
+/// `text` with every (merged) span replaced by one marker.
+fn replace(text: &str, mut spans: Vec<Range<usize>>) -> String {
+    if spans.is_empty() {
+        return text.to_string();
+    }
+    spans.sort_by_key(|r| r.start);
+    let mut out = String::with_capacity(text.len() + REDACTED.len());
+    let mut last = 0;
+    let mut iter = spans.into_iter().peekable();
+    while let Some(mut span) = iter.next() {
+        while let Some(next) = iter.next_if(|n| n.start <= span.end) {
+            span.end = span.end.max(next.end);
+        }
+        let start = span.start.max(last);
+        if start >= span.end {
             continue;
         }
-        let (t, found, next) = redact_token(token);
-        hint |= found;
-        hide_next = next;
-        out.push_str(&t);
+        out.push_str(&text[last..start]);
+        out.push_str(REDACTED);
+        last = span.end;
     }
-    Redacted {
-        text: out,
-        credential_hint: hint,
-    }
+    out.push_str(&text[last..]);
+    out
 }
 
 fn mentions_credentials(text: &str) -> bool {
@@ -77,118 +108,6 @@ fn mentions_credentials(text: &str) -> bool {
         "AWS_ACCESS_KEY_ID",
     ];
     NAMES.iter().any(|n| text.contains(n)) || (text.contains("/proc/") && text.contains("/environ"))
-}
-
-fn is_sensitive(name: &str) -> bool {
-    let lower = name.trim_start_matches('-').to_ascii_lowercase();
-    !lower.is_empty() && SENSITIVE.iter().any(|w| lower.contains(w))
-}
-
-/// Redacts one token; returns it, whether it held an access key id, and whether the next
-/// token is the value of a sensitive option.
-fn redact_token(token: &str) -> (String, bool, bool) {
-    if let Some((name, _)) = token.split_once('=') {
-        if is_sensitive(name) {
-            return (format!("{name}={REDACTED}"), false, false);
-        }
-    }
-    if (token.starts_with('-') || token.ends_with(':')) && is_sensitive(token.trim_end_matches(':'))
-    {
-        return (token.to_string(), false, !token.contains('='));
-    }
-    let token = url_password(token);
-    let (token, key_id) = key_ids(&token);
-    (long_runs(&token), key_id, false)
-}
-
-/// `scheme://user:password@host` → `scheme://user:[REDACTED]@host`.
-fn url_password(token: &str) -> String {
-    let Some(start) = token.find("://").map(|i| i + 3) else {
-        return token.to_string();
-    };
-    let rest = &token[start..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return token.to_string();
-    };
-    let Some(colon) = rest[..at].find(':') else {
-        return token.to_string();
-    };
-    format!(
-        "{}{}{REDACTED}{}",
-        &token[..start],
-        &rest[..=colon],
-        &rest[at..]
-    )
-}
-
-fn key_ids(token: &str) -> (String, bool) {
-    let bytes = token.as_bytes();
-    let mut out = String::with_capacity(token.len());
-    let mut found = false;
-    let mut i = 0;
-    while i < bytes.len() {
-        let is_key = i + 20 <= bytes.len()
-            && KEY_ID_PREFIXES
-                .iter()
-                .any(|p| bytes[i..].starts_with(p.as_bytes()))
-            && bytes[i + 4..i + 20]
-                .iter()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-            && bytes.get(i + 20).is_none_or(|b| !b.is_ascii_alphanumeric());
-        if is_key {
-            out.push_str(REDACTED);
-            found = true;
-            i += 20;
-            continue;
-        }
-        let ch_len = token[i..].chars().next().map_or(1, char::len_utf8);
-        out.push_str(&token[i..i + ch_len]);
-        i += ch_len;
-    }
-    (out, found)
-}
-
-fn base64ish(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-')
-}
-
-/// Replaces runs that look like keys or tokens: long, mixing upper case, lower case and
-/// digits, and not a path (in a secret a `/` is rare).
-fn long_runs(token: &str) -> String {
-    let bytes = token.as_bytes();
-    let mut out = String::with_capacity(token.len());
-    let mut last = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if !base64ish(bytes[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < bytes.len() && base64ish(bytes[i]) {
-            i += 1;
-        }
-        let run = &bytes[start..i];
-        if looks_secret(run) {
-            out.push_str(&token[last..start]);
-            out.push_str(REDACTED);
-            last = i;
-        }
-    }
-    out.push_str(&token[last..]);
-    out
-}
-
-fn looks_secret(run: &[u8]) -> bool {
-    if run.len() < MIN_SECRET_RUN {
-        return false;
-    }
-    let slashes = run.iter().filter(|&&b| b == b'/').count();
-    slashes * 10 <= run.len()
-        && run.iter().any(u8::is_ascii_uppercase)
-        && run.iter().any(u8::is_ascii_lowercase)
-        && run.iter().any(u8::is_ascii_digit)
 }
 
 /// An observation with its command line and paths redacted, and the credential hint.
@@ -204,8 +123,8 @@ pub fn observation(obs: &Observation) -> (Observation, bool) {
             stdio_socket,
             runtime_fork,
         } => {
-            let c = redact(cmdline);
-            let e = redact(exe);
+            let c = redact_evidence(cmdline);
+            let e = redact_evidence(exe);
             let redacted = Observation::Process {
                 pid: *pid,
                 ppid: *ppid,
@@ -220,18 +139,18 @@ pub fn observation(obs: &Observation) -> (Observation, bool) {
         }
         Observation::TmpFile { path, action, size } => (
             Observation::TmpFile {
-                path: redact(path).text,
+                path: redact_evidence(path).text,
                 action: *action,
                 size: *size,
             },
             false,
         ),
         Observation::Program { exe } => {
-            let e = redact(exe);
+            let e = redact_evidence(exe);
             (Observation::Program { exe: e.text }, e.credential_hint)
         }
         Observation::StillRunning { pid, exe, cmdline } => {
-            let (e, c) = (redact(exe), redact(cmdline));
+            let (e, c) = (redact_evidence(exe), redact_evidence(cmdline));
             let hint = e.credential_hint || c.credential_hint;
             let clean = Observation::StillRunning {
                 pid: *pid,

@@ -120,6 +120,7 @@ pub fn finding_of(class: Class, severity: crate::schema::Severity) -> Finding {
         indicators: Vec::new(),
         explanation: Vec::new(),
         evidence: Vec::new(),
+        raw_evidence: Vec::new(),
         model: None,
         baseline: crate::schema::BaselineView {
             warmed_up: true,

@@ -67,9 +67,9 @@ pub(crate) fn build_pipeline(
     };
     let mut sinks = Sinks::default();
     if config.records {
-        sinks
-            .records
-            .push(Box::new(warden_core::sinks::stdout::stdout()));
+        sinks.records.push(Box::new(
+            warden_core::sinks::stdout::stdout().signed(config.record_key.clone()),
+        ));
     }
     Pipeline {
         health,

@@ -219,6 +219,42 @@ fn recycle_gives_the_next_invocation_a_fresh_environment_without_the_dropped_fil
 }
 
 #[test]
+fn recycle_removes_a_payload_whose_name_redaction_hides() {
+    if !isolated() {
+        return;
+    }
+    // 40 mixed-case letters and digits: written evidence shows it as `/tmp/[REDACTED]`; the
+    // plan comes from the raw evidence Warden keeps inside.
+    let payload = "/tmp/Xk3vQ9mZr7TbW2nLp8YcF4hJs6DgA1eRu5oK";
+    let dropper = json!({"delay_ms": 100, "exec_tmp": {"path": payload, "script": "#!/bin/sh\nsleep 0.3\necho ok\n"}});
+    let run = warden(Sandbox::python_probe(), "low=recycle")
+        .env("WARDEN_RECORDS", "1")
+        .run(&[json!({}), dropper, json!({"exists": [payload]})]);
+    run.assert_ok();
+    let ctx = context(&run);
+    let taken: Vec<Value> = actions_of(&run, 1, "recycle")
+        .into_iter()
+        .filter(|a| a["outcome"] == "taken")
+        .collect();
+    assert!(
+        taken.iter().any(|a| a["target"]["files"]
+            .as_array()
+            .is_some_and(|f| f.contains(&json!("/tmp/[REDACTED]")))),
+        "{taken:#?}\n{ctx}"
+    );
+    let next = &run.invocations[2];
+    assert_eq!(next["cold"], true, "no new init after the recycle: {ctx}");
+    assert_eq!(next["response"]["exists"][payload], false, "{ctx}");
+    // Nothing Warden wrote names the payload.
+    let leaked: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().contains("warden") && l.contains(&payload[5..]))
+        .collect();
+    assert!(leaked.is_empty(), "{leaked:#?}");
+}
+
+#[test]
 fn a_process_left_running_is_recycled_after_the_next_invocation() {
     if !isolated() {
         return;

@@ -129,3 +129,19 @@ fn detection_settings() {
     assert_eq!(c.profile, None);
     assert_eq!(errors.len(), 2, "{errors:?}");
 }
+
+#[test]
+fn a_record_key_is_read_and_a_short_one_refused_without_showing_it() {
+    let (c, errors) =
+        Config::from_vars(&vars(&[("WARDEN_RECORD_KEY", "k3y-of-the-deployment-01")]));
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(c.record_key.is_some());
+    let (c, errors) = Config::from_vars(&vars(&[("WARDEN_RECORD_KEY", "tiny-secret")]));
+    assert!(c.record_key.is_none());
+    assert_eq!(errors.len(), 1);
+    assert!(
+        !errors[0].to_string().contains("tiny-secret"),
+        "{}",
+        errors[0]
+    );
+}

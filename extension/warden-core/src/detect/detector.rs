@@ -13,6 +13,7 @@ use super::score::{assess, model_trust, severity, Assessment, Weighted, DEFAULT_
 use crate::features::{idx, raw_values, transform, N, VECTOR_VERSION};
 use crate::health::{Counter, Health};
 use crate::model::{ModelOutput, Scorer};
+use crate::redact;
 use crate::schema::Observation;
 use crate::schema::{
     BaselineView, Class, Finding, Indicator, ModelView, Severity, FINDING_VERSION,
@@ -451,7 +452,8 @@ impl Detector {
             realtime: p.realtime,
             indicators: p.indicators,
             explanation: p.explanation,
-            evidence: p.evidence,
+            evidence: redacted(&p.evidence),
+            raw_evidence: p.evidence,
             model: p.model,
             baseline: BaselineView {
                 warmed_up: self.baseline.warmed_up(),
@@ -466,6 +468,19 @@ impl Detector {
     }
 }
 
+/// Redacted copies of raw evidence, without the repeats redaction makes (two command lines
+/// that differed only in a secret).
+fn redacted(raw: &[Observation]) -> Vec<Observation> {
+    let mut out: Vec<Observation> = Vec::with_capacity(raw.len());
+    for obs in raw {
+        let (clean, _) = redact::observation(obs);
+        if !out.contains(&clean) {
+            out.push(clean);
+        }
+    }
+    out
+}
+
 /// The parts of a finding that differ between the real-time and the record path.
 struct Parts<'a> {
     id: String,
@@ -476,6 +491,7 @@ struct Parts<'a> {
     quiet: bool,
     indicators: Vec<Indicator>,
     explanation: Vec<crate::schema::Explanation>,
+    /// Raw: the finding keeps it for the responders and writes a redacted copy.
     evidence: Vec<Observation>,
     model: Option<ModelView>,
     related: Vec<String>,

@@ -5,7 +5,6 @@ use super::baseline::Baseline;
 use super::indicators::Tracker;
 use super::score::{class_features, Assessment};
 use crate::features::{to_raw, FEATURE_NAMES, N};
-use crate::redact;
 use crate::schema::Class;
 use crate::schema::FeatureRecord;
 use crate::schema::Observation;
@@ -87,7 +86,7 @@ fn top(
 }
 
 /// Evidence for a record's finding: what the indicators matched, then the observations
-/// that fit its class. Redacted.
+/// that fit its class. Raw: the finding redacts its copy.
 pub fn evidence(
     tracker: &Tracker,
     r: &FeatureRecord,
@@ -104,11 +103,8 @@ pub fn evidence(
         if out.len() >= max {
             break;
         }
-        if fits(class, obs) {
-            let (clean, _) = redact::observation(obs);
-            if !out.contains(&clean) {
-                out.push(clean);
-            }
+        if fits(class, obs) && !out.contains(obs) {
+            out.push(obs.clone());
         }
     }
     out

@@ -17,6 +17,7 @@ use crate::redact;
 use crate::schema::Class;
 use crate::schema::Indicator;
 use crate::schema::Observation;
+use crate::words;
 
 /// Most executables and destinations remembered as familiar.
 const MAX_FAMILIAR: usize = 256;
@@ -300,7 +301,7 @@ impl Familiar {
 
     /// Whether `exe` is familiar, by full path or base name.
     pub fn knows_exe(&self, exe: &str) -> bool {
-        let base = exe.rsplit('/').next().unwrap_or(exe);
+        let base = words::base_name(exe);
         self.exes.contains(exe) || self.exes.contains(base)
     }
 
@@ -369,14 +370,15 @@ impl Familiar {
     }
 }
 
-/// One indicator fired in an invocation, with its (redacted) evidence.
+/// One indicator fired in an invocation, with its evidence (as observed: the detector writes
+/// redacted copies into findings and keeps these for the responders).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
     /// Which.
     pub indicator: Indicator,
     /// Times it matched in the invocation.
     pub count: u32,
-    /// The observations that made it fire (redacted), at most two.
+    /// The observations that made it fire (raw), at most two.
     pub evidence: Vec<Observation>,
 }
 
@@ -397,7 +399,8 @@ impl Tracker {
         familiar: &Familiar,
         tmp_prefix: &str,
     ) -> Vec<Indicator> {
-        let (clean, credential_hint) = redact::observation(obs);
+        let credential_hint = redact::observation(obs).1;
+        let clean = obs.clone();
         let mut fired = Vec::new();
         match obs {
             Observation::Process {
@@ -559,7 +562,7 @@ struct Origin {
 const LANGUAGE_RUNTIMES: [&str; 7] = ["python", "node", "java", "ruby", "dotnet", "perl", "php"];
 
 fn is_language_runtime(exe: &str) -> bool {
-    let base = exe.rsplit('/').next().unwrap_or(exe);
+    let base = words::base_name(exe);
     LANGUAGE_RUNTIMES.iter().any(|r| base.starts_with(r))
 }
 
@@ -568,7 +571,7 @@ fn is_language_runtime(exe: &str) -> bool {
 /// keeps only its directory (`/tmp/in/a1.bin` → `/tmp/in/*`). Shell operators, options and
 /// command names stay, so an appended `; curl …` changes the shape.
 pub fn command_shape(cmdline: &str) -> String {
-    let redacted = redact::redact(cmdline);
+    let redacted = redact::redact_evidence(cmdline);
     let cmdline = redacted.text.as_str();
     let mut out = String::with_capacity(cmdline.len().min(256));
     for (n, word) in cmdline.split_ascii_whitespace().enumerate() {
@@ -580,7 +583,7 @@ pub fn command_shape(cmdline: &str) -> String {
         let word = match word.rfind('/') {
             _ if url.is_some() => url.unwrap_or(word),
             // The shell's own path (`/bin/sh` or `/usr/bin/dash`) is the exe's business.
-            Some(_) if n == 0 => word.rsplit('/').next().unwrap_or(word),
+            Some(_) if n == 0 => words::base_name(word),
             Some(i) if i + 1 < word.len() => &word[..=i],
             _ => word,
         };
@@ -596,8 +599,7 @@ pub fn command_shape(cmdline: &str) -> String {
 
 /// `scheme://host[:port]` of a word that holds a URL.
 fn url_origin(word: &str) -> Option<&str> {
-    let start = word.find("://")? + 3;
-    let end = word[start..].find('/').map_or(word.len(), |i| start + i);
+    let (_, end) = words::url_authority(word, 0)?;
     Some(&word[..end])
 }
 
@@ -613,7 +615,7 @@ const RECON_COMMANDS: [&str; 7] = ["id", "whoami", "uname", "hostname", "printen
 /// `&& uname -a`), or a search or listing of the file system root or the task root.
 /// `env` counts only on its own (printing the environment), not as `env VAR=1 prog`.
 fn is_recon(exe: &str, cmdline: &str) -> bool {
-    let base = exe.rsplit('/').next().unwrap_or(exe);
+    let base = words::base_name(exe);
     if RECON_PROGRAMS.contains(&base) {
         return true;
     }
@@ -634,7 +636,7 @@ fn is_recon(exe: &str, cmdline: &str) -> bool {
         let Some((first, args)) = command.split_first() else {
             return false;
         };
-        let name = first.rsplit('/').next().unwrap_or(first);
+        let name = words::base_name(first);
         match name {
             "env" => args.iter().all(|a| a.starts_with('-')),
             "find" => args.first().is_some_and(|a| *a == "/"),
@@ -651,13 +653,10 @@ fn is_recon(exe: &str, cmdline: &str) -> bool {
 /// command selecting every `AWS_` variable (`grep ^AWS_`, `startswith("AWS_")`). Reading one
 /// named variable (`printenv TABLE`, `env.TABLE` in jq) is configuration, not this.
 fn reads_environment(exe: &str, cmdline: &str) -> bool {
-    let base = exe.rsplit('/').next().unwrap_or(exe);
-    let mut words = cmdline.split_ascii_whitespace();
-    let program = words
-        .next()
-        .map(|w| w.rsplit('/').next().unwrap_or(w))
-        .unwrap_or(base);
-    let args: Vec<&str> = words.collect();
+    let base = words::base_name(exe);
+    let mut parts = cmdline.split_ascii_whitespace();
+    let program = parts.next().map(words::base_name).unwrap_or(base);
+    let args: Vec<&str> = parts.collect();
     let prints_all =
         matches!(program, "env" | "printenv") && args.iter().all(|a| a.starts_with('-'));
     let jq_env = program == "jq"
@@ -678,7 +677,7 @@ fn wires_socket(cmdline: &str) -> bool {
     let nc = cmdline
         .split_ascii_whitespace()
         .next()
-        .map(|w| w.rsplit('/').next().unwrap_or(w))
+        .map(words::base_name)
         .is_some_and(|w| matches!(w, "nc" | "ncat" | "netcat"));
     cmdline.contains("/dev/tcp/")
         || cmdline.contains("/dev/udp/")
@@ -689,7 +688,7 @@ fn wires_socket(cmdline: &str) -> bool {
 /// Others (`gzip -c /tmp/in.bin`) only read the files they are given.
 fn is_interpreter(exe: &str) -> bool {
     const SCRIPTED: [&str; 3] = ["lua", "tclsh", "awk"];
-    let base = exe.rsplit('/').next().unwrap_or(exe);
+    let base = words::base_name(exe);
     is_shell(exe) || is_language_runtime(exe) || SCRIPTED.iter().any(|s| base.starts_with(s))
 }
 

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use super::{Command, SHUTDOWN_MARGIN};
 use crate::clock::unix_ms;
+use crate::redact::{redact, redact_evidence};
 use crate::respond::recycle::{clean, report_exit, Cleaned, Plan};
 use crate::respond::Shared;
 use crate::schema::ShutdownReason;
@@ -105,15 +106,21 @@ impl Recycler {
     }
 
     async fn exit(&self, plan: Plan, c: Cleaned) {
+        // The log line leaves the environment: paths are redacted as evidence is.
+        let removed: Vec<String> = c
+            .removed
+            .iter()
+            .map(|p| redact_evidence(&p.to_string_lossy()).text)
+            .collect();
         crate::warn!(
             "recycle for {}: removed {:?}, killed {:?}{}; asking Lambda for a new environment",
             plan.findings.join(", "),
-            c.removed,
+            removed,
             c.killed,
             if c.errors.is_empty() {
                 String::new()
             } else {
-                format!(", problems: {}", c.errors.join("; "))
+                format!(", problems: {}", redact(&c.errors.join("; ")).text)
             }
         );
         let message = format!(

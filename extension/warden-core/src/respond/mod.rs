@@ -23,6 +23,7 @@ use self::throttle::Throttle;
 use crate::clock::unix_ms;
 use crate::config::{Config, ResponsePolicy};
 use crate::health::{Counter, Health};
+use crate::redact;
 use crate::schema::Action;
 use crate::schema::ActionRecord;
 use crate::schema::Finding;
@@ -153,7 +154,7 @@ impl Responder {
     fn kill_one(&self, tree: &Tree, protected: &Protected, exe: String, now: u64) -> ActionRecord {
         let target = Some(ActionTarget::Process {
             pid: tree.root,
-            exe,
+            exe: redact::redact_evidence(&exe).text,
             descendants: tree.descendants.clone(),
         });
         if self.dry_run {
@@ -184,10 +185,11 @@ impl Responder {
         let now = unix_ms();
         let plan = self.recycle_plan(f);
         let target = Some(ActionTarget::Environment {
+            // The audit trail is written: redacted, like the evidence.
             files: plan
                 .files
                 .iter()
-                .map(|p| p.to_string_lossy().into_owned())
+                .map(|p| redact::redact_evidence(&p.to_string_lossy()).text)
                 .collect(),
             pids: plan.pids.iter().copied().collect(),
         });
@@ -215,7 +217,8 @@ impl Responder {
             findings: vec![f.id.clone()],
             ..Plan::default()
         };
-        for e in &f.evidence {
+        // Raw evidence: a redacted path (a payload under a long random name) names no file.
+        for e in &f.raw_evidence {
             match e {
                 Observation::TmpFile { path, action, .. } if *action != TmpAction::Deleted => {
                     let p = PathBuf::from(path);
@@ -313,10 +316,10 @@ fn record(
     }
 }
 
-/// Evidence processes (pid, exe), first mention first, without repeats.
+/// Evidence processes (pid, raw exe), first mention first, without repeats.
 fn evidence_processes(f: &Finding) -> Vec<(u32, String)> {
     let mut out: Vec<(u32, String)> = Vec::new();
-    for e in &f.evidence {
+    for e in &f.raw_evidence {
         let (Observation::Process { pid, exe, .. } | Observation::StillRunning { pid, exe, .. }) =
             e
         else {

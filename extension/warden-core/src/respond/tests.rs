@@ -175,7 +175,8 @@ fn finding(severity: Severity, evidence: Vec<Observation>) -> Finding {
         realtime: true,
         indicators: vec![],
         explanation: vec![],
-        evidence,
+        evidence: evidence.clone(),
+        raw_evidence: evidence,
         model: None,
         baseline: BaselineView {
             warmed_up: false,
@@ -377,6 +378,36 @@ fn recycle_plans_files_under_the_scratch_dir_and_processes() {
     let plan = r.shared.gate.take().expect("a pending plan");
     assert!(plan.files.contains(&PathBuf::from("/tmp/.x")));
     assert_eq!(plan.findings, vec!["wf-1".to_string()]);
+}
+
+#[test]
+fn recycle_plans_from_raw_evidence_and_writes_redacted_paths() {
+    let health = Arc::new(Health::default());
+    let mut r = responder("high=recycle", false, &health);
+    // 40 mixed characters: redaction takes the name for a key.
+    let payload = "/tmp/Xk3vQ9mZr7TbW2nLp8YcF4hJs6DgA1eRu5oK";
+    let raw = vec![
+        Observation::TmpFile {
+            path: payload.into(),
+            action: TmpAction::Created,
+            size: None,
+        },
+        Observation::Program {
+            exe: payload.into(),
+        },
+    ];
+    let mut f = finding(Severity::High, raw.clone());
+    f.evidence = raw.iter().map(|o| redact::observation(o).0).collect();
+    r.respond(&mut f);
+    let plan = r.shared.gate.take().expect("a pending plan");
+    assert_eq!(
+        plan.files.into_iter().collect::<Vec<_>>(),
+        vec![PathBuf::from(payload)]
+    );
+    let Some(ActionTarget::Environment { files, .. }) = &f.actions[0].target else {
+        panic!("{:?}", f.actions);
+    };
+    assert_eq!(files, &vec!["/tmp/[REDACTED]".to_string()]);
 }
 
 #[test]

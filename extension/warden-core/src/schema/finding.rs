@@ -114,6 +114,10 @@ pub struct Finding {
     pub explanation: Vec<Explanation>,
     /// Concrete observations, redacted.
     pub evidence: Vec<Observation>,
+    /// The same observations as seen, kept inside Warden for the responders (a recycle
+    /// removes the files the raw paths name, which redaction may have hidden); never written.
+    #[serde(skip)]
+    pub raw_evidence: Vec<Observation>,
     /// The model's view (absent without a model).
     pub model: Option<ModelView>,
     /// The baseline's state.

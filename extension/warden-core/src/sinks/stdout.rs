@@ -5,6 +5,7 @@ use std::io::Write;
 
 use super::RecordSink;
 use crate::health::HealthSnapshot;
+use crate::record_mac::{self, RecordKey};
 use crate::redact;
 use crate::schema::{FeatureRecord, SCHEMA_VERSION};
 
@@ -12,6 +13,7 @@ use crate::schema::{FeatureRecord, SCHEMA_VERSION};
 pub struct JsonLines<W: Write> {
     out: W,
     line: Vec<u8>,
+    key: Option<RecordKey>,
 }
 
 impl<W: Write> JsonLines<W> {
@@ -20,7 +22,14 @@ impl<W: Write> JsonLines<W> {
         JsonLines {
             out,
             line: Vec::with_capacity(2048),
+            key: None,
         }
+    }
+
+    /// Signs every record line with `key` (see [`crate::record_mac`]).
+    pub fn signed(mut self, key: Option<RecordKey>) -> JsonLines<W> {
+        self.key = key;
+        self
     }
 
     fn write_line(&mut self) {
@@ -61,6 +70,9 @@ impl<W: Write> RecordSink for JsonLines<W> {
             serde_json::to_writer(&mut self.line, &redacted(record))
         };
         if written.is_ok() {
+            if let Some(key) = &self.key {
+                record_mac::sign(key, &mut self.line);
+            }
             self.write_line();
         }
     }
@@ -97,6 +109,25 @@ mod tests {
         let line = String::from_utf8(sink.into_inner()).unwrap();
         assert!(line.contains("[REDACTED]"), "{line}");
         assert!(!line.contains("AKIAIOSFODNN7EXAMPLE"), "{line}");
+        assert!(!line.contains("hunter2"), "{line}");
         assert!(line.contains("/usr/bin/curl"));
+    }
+
+    #[test]
+    fn with_a_key_every_record_line_is_signed() {
+        let key = RecordKey::new("a-deployment-key-0123456789").unwrap();
+        let mut sink = JsonLines::new(Vec::new()).signed(Some(key.clone()));
+        sink.record(&crate::testing::record(1));
+        sink.record(&crate::testing::record(2));
+        let text = String::from_utf8(sink.into_inner()).unwrap();
+        for line in text.lines() {
+            assert_eq!(
+                record_mac::check(Some(&key), line),
+                record_mac::Check::Valid
+            );
+            let back: crate::schema::FeatureRecord = serde_json::from_str(line).unwrap();
+            assert!(back.seq >= 1);
+        }
+        assert_eq!(text.lines().count(), 2);
     }
 }

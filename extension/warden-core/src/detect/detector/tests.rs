@@ -162,7 +162,10 @@ fn findings_serialise_as_one_json_object() {
     assert!(v["indicators"]
         .as_array()
         .is_some_and(|a| a.contains(&serde_json::json!("credential_access"))));
-    let back: Finding = serde_json::from_str(&text).expect("round trip");
+    let mut back: Finding = serde_json::from_str(&text).expect("round trip");
+    // The raw evidence stays inside Warden: never written, so never read back.
+    assert!(back.raw_evidence.is_empty() && v.get("raw_evidence").is_none());
+    back.raw_evidence = f.raw_evidence.clone();
     assert_eq!(back, f);
 }
 
@@ -478,4 +481,28 @@ fn a_tampering_invocation_is_never_learned() {
         assert!(d.record(&r, seq).is_some(), "reported every time");
     }
     assert_eq!(d.baseline().learned(), learned);
+}
+
+#[test]
+fn a_finding_writes_redacted_evidence_and_keeps_the_raw_for_responders() {
+    let mut d = warmed();
+    let payload = "/tmp/Xk3vQ9mZr7TbW2nLp8YcF4hJs6DgA1eRu5oKiVx0";
+    let shell = process(
+        40,
+        "/usr/bin/dash",
+        &format!("sh -c {payload} --pw=hunter2"),
+    );
+    let f = d
+        .observe(Some("req-31"), &shell, 5)
+        .expect("real-time finding");
+    assert_eq!(f.raw_evidence, vec![shell]);
+    let Observation::Process { cmdline, .. } = &f.evidence[0] else {
+        panic!("{:?}", f.evidence);
+    };
+    assert_eq!(cmdline, "sh -c /tmp/[REDACTED] --pw=[REDACTED]");
+    let line = serde_json::to_string(&f).unwrap();
+    assert!(
+        !line.contains("hunter2") && !line.contains(payload),
+        "{line}"
+    );
 }

@@ -93,7 +93,8 @@ pub fn parse_batch(mut buf: &[u8], seq: u32, out: &mut Vec<Socket>) -> Result<Pr
                 NLMSG_DONE => return Ok(Progress::Done),
                 NLMSG_ERROR => {
                     let errno = body.get(..4).map_or(0, |b| i32_at(b, 0));
-                    return Err(DiagError::Refused(-errno));
+                    // Saturating: a negated i32::MIN overflows (found by fuzzing).
+                    return Err(DiagError::Refused(errno.saturating_neg()));
                 }
                 SOCK_DIAG_BY_FAMILY => out.push(parse_socket(body)?),
                 _ => {}

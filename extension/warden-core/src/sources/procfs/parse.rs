@@ -196,12 +196,13 @@ pub fn parse_net_dev(text: &str) -> Result<NetDev, ParseError> {
         let mut f = fields.split_ascii_whitespace();
         let rx: u64 = num(f.next(), "rx bytes")?;
         let tx: u64 = num(f.nth(7), "tx bytes")?;
+        // Saturating: a file with absurd counters must not overflow (found by fuzzing).
         if name.trim() == "lo" {
-            out.lo_rx_bytes += rx;
-            out.lo_tx_bytes += tx;
+            out.lo_rx_bytes = out.lo_rx_bytes.saturating_add(rx);
+            out.lo_tx_bytes = out.lo_tx_bytes.saturating_add(tx);
         } else {
-            out.rx_bytes += rx;
-            out.tx_bytes += tx;
+            out.rx_bytes = out.rx_bytes.saturating_add(rx);
+            out.tx_bytes = out.tx_bytes.saturating_add(tx);
         }
         rows += 1;
     }

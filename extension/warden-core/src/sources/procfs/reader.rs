@@ -15,8 +15,10 @@ use super::snapshot::CounterSnapshot;
 use crate::schema::Proto;
 use crate::sources::scratch::ScratchProbe;
 
-/// Longest command line kept for an observation, in bytes.
-pub const CMDLINE_MAX: usize = 256;
+/// Longest command line read for an observation, in bytes. Evidence keeps less
+/// ([`crate::redact::EVIDENCE_MAX`]), cut only after redaction, so that a secret near the
+/// cut is still recognised whole.
+pub const CMDLINE_MAX: usize = 1024;
 
 /// The four socket tables: /proc/net file, netlink family and protocol.
 const SOCKET_TABLES: [(&str, Proto, i32, i32); 4] = [
@@ -376,14 +378,22 @@ pub fn read_exe(link: &Path) -> Option<String> {
 }
 
 /// A `/proc/[pid]/cmdline` file as text: arguments joined by spaces, at most
-/// [`CMDLINE_MAX`] bytes; `buf` is scratch space.
+/// [`CMDLINE_MAX`] bytes; `buf` is scratch space. When the file is longer, the argument the
+/// limit cuts is left out whole (a cut secret could not be recognised).
 pub fn read_cmdline(file: &Path, buf: &mut Vec<u8>) -> Option<String> {
     buf.clear();
     File::open(file)
         .ok()?
-        .take(CMDLINE_MAX as u64)
+        .take(CMDLINE_MAX as u64 + 1)
         .read_to_end(buf)
         .ok()?;
+    if buf.len() > CMDLINE_MAX {
+        let cut = buf[..CMDLINE_MAX]
+            .iter()
+            .rposition(|&b| b == 0)
+            .unwrap_or(0);
+        buf.truncate(cut);
+    }
     while buf.last() == Some(&0) {
         buf.pop();
     }

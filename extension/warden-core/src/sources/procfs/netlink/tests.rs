@@ -161,6 +161,14 @@ fn kernel_error_and_garbage_are_errors() {
 }
 
 #[test]
+fn an_error_code_of_i32_min_does_not_overflow() {
+    // Found by fuzzing (fuzz/ kernel_messages): negating i32::MIN panicked.
+    let body = i32::MIN.to_ne_bytes();
+    let err = parse_batch(&message(NLMSG_ERROR, 5, &body), 5, &mut Vec::new()).unwrap_err();
+    assert!(matches!(err, DiagError::Refused(i32::MAX)), "{err}");
+}
+
+#[test]
 fn lists_a_real_listener_and_connection_of_this_test() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();

@@ -209,3 +209,14 @@ fn statm_resident_pages() {
         Err(ParseError::NotANumber("resident"))
     );
 }
+
+#[test]
+fn net_dev_counters_saturate_instead_of_overflowing() {
+    // Found by fuzzing (fuzz/ procfs): two interfaces near u64::MAX overflowed the sums.
+    let max = u64::MAX;
+    let text = format!(
+        "Inter-| header\n face | header\n eth0: {max} 0 0 0 0 0 0 0 {max} 0\n eth1: {max} 0 0 0 0 0 0 0 {max} 0\n"
+    );
+    let d = parse_net_dev(&text).unwrap();
+    assert_eq!((d.rx_bytes, d.tx_bytes), (max, max));
+}

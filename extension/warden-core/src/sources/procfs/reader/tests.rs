@@ -200,3 +200,16 @@ fn real_sockets_come_from_netlink_and_match_proc_net() {
         .expect("listed in /proc/net/tcp");
     assert_eq!(ours.1, from_proc);
 }
+
+#[test]
+fn a_long_command_line_loses_the_argument_the_limit_cuts() {
+    let file = std::env::temp_dir().join(format!("warden-cmdline-{}", std::process::id()));
+    let first = "a".repeat(CMDLINE_MAX - 10);
+    let text = format!("sh\0{first}\0--token=AKIAIOSFODNN7EXAMPLE\0");
+    std::fs::write(&file, text).unwrap();
+    let got = read_cmdline(&file, &mut Vec::new()).unwrap();
+    assert_eq!(got, format!("sh {first}"));
+    std::fs::write(&file, "sh\0-c\0id\0").unwrap();
+    assert_eq!(read_cmdline(&file, &mut Vec::new()).unwrap(), "sh -c id");
+    std::fs::remove_file(&file).unwrap();
+}
