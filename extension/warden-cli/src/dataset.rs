@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use warden_core::detect::baseline::{Baseline, BaselineProfile};
-use warden_core::detect::indicators::Familiar;
+use warden_core::detect::indicators::{Familiar, Tracker};
+use warden_core::detect::DetectorConfig;
 use warden_core::features::{vector, N};
 use warden_core::model::BENIGN;
 use warden_core::record_mac::{self, Check, RecordKey};
@@ -358,6 +359,15 @@ const HABIT_MIN_INVOCATIONS: u64 = 3;
 /// ...and in this share of them: one attack in the learning history is not taught.
 const HABIT_MIN_SHARE: f64 = 0.005;
 
+/// Whether any hard indicator fires on the evidence, judged with nothing familiar.
+fn has_hard_indicator(evidence: &[Observation]) -> bool {
+    let (familiar, mut tracker) = (Familiar::default(), Tracker::default());
+    for obs in evidence {
+        tracker.feed(obs, &familiar, &DetectorConfig::default().tmp_prefix);
+    }
+    tracker.hits.iter().any(|h| h.indicator.is_hard())
+}
+
 /// What a function's processes were, counted per invocation.
 #[derive(Default)]
 struct Habits {
@@ -369,6 +379,11 @@ struct Habits {
 impl Habits {
     fn count(&mut self, evidence: &[Observation]) {
         self.invocations += 1;
+        // An invocation with a hard indicator teaches nothing, as in the detector: a record
+        // labelled benign may still carry an attack's leftovers (a thaw race, a residual).
+        if has_hard_indicator(evidence) {
+            return;
+        }
         let mut seen = Familiar::default();
         for obs in evidence {
             // A process still running at the end is exactly what must not be taught.

@@ -504,9 +504,13 @@ impl Tracker {
             self.hit(Indicator::ReconCommand, &[clean], fired);
         }
         if is_shell(exe) {
-            if !familiar.knows_shell(exe, cmdline) {
-                self.hit(Indicator::ShellSpawned, &[clean], fired);
+            // A shell command of a shape the function runs talks to whom its arguments say
+            // (a URL whose host resolves anew): only a new shell with a new destination is
+            // an injected command that talks out.
+            if familiar.knows_shell(exe, cmdline) {
+                return;
             }
+            self.hit(Indicator::ShellSpawned, &[clean], fired);
             if let Some(endpoint) = self.unfamiliar_endpoint.clone() {
                 self.hit(Indicator::ShellWithConnection, &[clean, &endpoint], fired);
             }
@@ -567,9 +571,9 @@ fn is_language_runtime(exe: &str) -> bool {
 }
 
 /// A command line with what varies from call to call taken out: secrets are redacted (as in
-/// the records a profile is learned from), every digit becomes `0`, and a word holding a path
-/// keeps only its directory (`/tmp/in/a1.bin` → `/tmp/in/*`). Shell operators, options and
-/// command names stay, so an appended `; curl …` changes the shape.
+/// the records a profile is learned from), every run of digits becomes one `0`, and a word
+/// holding a path keeps only its directory (`/tmp/in/a1.bin` → `/tmp/in/*`). Shell operators,
+/// options and command names stay, so an appended `; curl …` changes the shape.
 pub fn command_shape(cmdline: &str) -> String {
     let redacted = redact::redact_evidence(cmdline);
     let cmdline = redacted.text.as_str();
@@ -587,8 +591,18 @@ pub fn command_shape(cmdline: &str) -> String {
             Some(i) if i + 1 < word.len() => &word[..=i],
             _ => word,
         };
+        // A run of digits is one `0`: sizes, ports and addresses vary in length too.
+        let mut digits = false;
         for c in word.chars() {
-            out.push(if c.is_ascii_digit() { '0' } else { c });
+            if c.is_ascii_digit() {
+                if !digits {
+                    out.push('0');
+                }
+                digits = true;
+            } else {
+                out.push(c);
+                digits = false;
+            }
         }
         if (word.ends_with('/') || url.is_some()) && n > 0 {
             out.push_str(if url.is_some() { "/*" } else { "*" });

@@ -199,7 +199,7 @@ fn command_shapes_keep_the_command_and_drop_what_varies() {
         command_shape(
             "/bin/sh -c gzip -9 -c /tmp/inbox/a1.bin | wc -c && sha256sum /tmp/inbox/a1.bin"
         ),
-        "sh -c gzip -0 -c /tmp/inbox/* | wc -c && sha000sum /tmp/inbox/*"
+        "sh -c gzip -0 -c /tmp/inbox/* | wc -c && sha0sum /tmp/inbox/*"
     );
     assert_eq!(
         command_shape(
@@ -587,4 +587,16 @@ fn reading_the_whole_environment_is_credential_access_and_one_variable_is_not() 
             "{cmdline}: {fired:?}"
         );
     }
+}
+
+#[test]
+fn a_shape_does_not_depend_on_how_many_digits_vary() {
+    assert_eq!(
+        command_shape("sh -c curl -sS http://10.213.62.217:35547/t/acme/1.pdf | ./bin/converter -"),
+        command_shape("sh -c curl -sS http://10.213.5.9:8080/t/globex/22.pdf | ./bin/converter -"),
+    );
+    assert_ne!(
+        command_shape("sh -c curl -sS http://10.213.5.9:8080/t/a.pdf | ./bin/converter -"),
+        command_shape("sh -c curl -sS http://10.213.5.9:8080/t/a.pdf | sh"),
+    );
 }
