@@ -74,10 +74,16 @@ fn every_attack_of_the_live_corpus_happens_and_is_found() {
         flagged * 100 <= benign * 5,
         "profiled functions: {flagged}/{benign} benign flagged: {report:#}"
     );
-    // Functions without one (the new runtimes, the held-out ones) are in their learning
+    // Functions without one (the held-out ones) are in their learning
     // period all through the small cut: each new habit is reported once, at low severity,
     // and no benign invocation gets a high or critical finding without a hard indicator.
-    for f in functions {
+    // (With a profile there is no learning period: a benign record right after an attack can
+    // carry the attack's own leftovers, a shell the thaw raced into it, at full severity; the
+    // profiled share above bounds those.)
+    for f in functions
+        .iter()
+        .filter(|f| f["profiled"].as_bool() == Some(false))
+    {
         assert_eq!(
             f["high_without_hard_first_benign"].as_u64(),
             Some(0),
