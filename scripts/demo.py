@@ -13,12 +13,19 @@ WORK = os.path.join(ROOT, "target", "demo")
 WARMUP = 25
 
 
-def listener(commands=None):
+def listener(commands=None, ports=(0,)):
     """A stand-in for an attacker's server on the host: accepts and counts bytes; with
-    `commands`, sends them first (a command-and-control server for a reverse shell)."""
+    `commands`, sends them first (a command-and-control server for a reverse shell). Binds the
+    first of `ports` that is free (0: any)."""
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("0.0.0.0", 0))
+    for n, port in enumerate(ports):
+        try:
+            srv.bind(("0.0.0.0", port))
+            break
+        except OSError:
+            if n + 1 == len(ports):
+                raise
     srv.listen(16)
     received = {"bytes": 0, "connections": 0}
 
@@ -57,7 +64,7 @@ def benign(i):
             "response_bytes": 200 + (i * 37) % 400}
 
 
-def workload(sink_port, c2_port):
+def workload(sink_port, c2_port, pool_port):
     host = "host.sandbox"
     attacks = [
         ("command injection: a shell runs commands", "command_injection",
@@ -65,7 +72,7 @@ def workload(sink_port, c2_port):
         ("reverse shell to a C2 server", "reverse_shell",
          {"reverse_shell": {"host": host, "port": c2_port, "wait_ms": 400}}),
         ("crypto-mining: CPU burn + a pool port", "crypto_mining",
-         {"connect": {"host": host, "port": 3333}, "burn_ms": 400}),
+         {"connect": {"host": host, "port": pool_port}, "burn_ms": 400}),
         ("exfiltration: 5 MB sent out", "exfiltration_egress",
          {"send": {"host": host, "port": sink_port, "bytes": 5_000_000}}),
         ("exfiltration: a 4 MB response", "exfiltration_response", {"response_bytes": 4_000_000}),
@@ -144,6 +151,11 @@ def describe(f):
     return lines
 
 
+def verdict(found):
+    """An invocation's last finding: the one made from its whole record, when there is one."""
+    return max(found, key=lambda f: (f["time_unix_ms"], not f["realtime"]))
+
+
 def show(title, events, report, findings):
     print(f"\n== {title}")
     invocations = [r for r in report if r.get("type") == "invocation"]
@@ -152,13 +164,15 @@ def show(title, events, report, findings):
     for (label, _, attack), inv in zip(events, invocations):
         found = findings.get(inv["request_id"], [])
         tally["attacks" if attack else "benign"] += 1
-        # After the persistence attack, its process is still there: reported, not a false alarm.
-        planted = bool(found) and all("still_running" in f["indicators"] for f in found)
+        # After the persistence attack, its process is still there: reported, not a false alarm
+        # (a process detached just before the response can be judged with the next invocation).
+        planted = bool(found) and all(
+            set(f["indicators"]) & {"still_running", "left_running"} for f in found)
         if attack:
             tally["found"] += bool(found)
-            # Named right: the most severe finding (the one a responder acts on) has the class.
-            top = max(found, key=lambda f: f["score"], default=None)
-            tally["named"] += bool(top) and top["class"] == attack
+            # Named right: the invocation's verdict, its last finding (the record's, with all
+            # its evidence, comes after the real-time ones), has the class.
+            tally["named"] += bool(found) and verdict(found)["class"] == attack
         else:
             tally["planted" if planted else "flagged"] += bool(found)
         if not attack and not found:
@@ -170,10 +184,12 @@ def show(title, events, report, findings):
         print(f"{label:<44} {inv['status']:<8} {inv.get('duration_ms') or 0:>8.1f} ms")
         if not found:
             print("   (no finding)")
-        elif attack and max(found, key=lambda f: f["score"])["class"] != attack:
+        elif attack and verdict(found)["class"] != attack:
             print(f"   (expected class {attack})")
-        # The most severe first: a real-time finding and the end-of-invocation one may both exist.
-        for f in sorted(found, key=lambda f: -f["score"])[:2]:
+        # The verdict first, then the most severe other: a real-time finding and the
+        # end-of-invocation one may both exist.
+        last = verdict(found) if found else None
+        for f in sorted(found, key=lambda f: (f is not last, -f["score"]))[:2]:
             if f.get("reported_with"):
                 print(f"   reported later, with the {f['class']} burst finding of {f['reported_with'][:8]}...")
                 continue
@@ -190,7 +206,9 @@ def show(title, events, report, findings):
 def main():
     sink_port, received = listener()
     c2_port, _ = listener(b"id\nuname -a\nexit\n")
-    events = workload(sink_port, c2_port)
+    # A mining pool on a port miners default to (the first one free here).
+    pool_port, _ = listener(ports=(3333, 14444, 45700))
+    events = workload(sink_port, c2_port, pool_port)
     python = ["--function", os.path.join(ROOT, "tests", "functions", "python-probe"), "--runtime", "python",
               "--handler", "handler.handler"]
     totals = []

