@@ -341,7 +341,7 @@ pub fn profiles(rows: &[Row]) -> BTreeMap<String, BaselineProfile> {
     for row in rows.iter().filter(|r| !r.is_attack()) {
         let (baseline, habits) = learned.entry(row.function.clone()).or_default();
         baseline.observe(&row.raw);
-        habits.count(&row.record.evidence);
+        habits.count(&row.scope, &row.record.evidence);
     }
     learned
         .into_iter()
@@ -356,8 +356,11 @@ pub fn profiles(rows: &[Row]) -> BTreeMap<String, BaselineProfile> {
 /// A program or shell command enters a profile only when the function ran it in at least
 /// this many invocations...
 const HABIT_MIN_INVOCATIONS: u64 = 3;
-/// ...and in this share of them: one attack in the learning history is not taught.
+/// ...and in this share of them: one attack in the learning history is not taught...
 const HABIT_MIN_SHARE: f64 = 0.005;
+/// ...and in at least this many execution environments: what one environment repeats (a
+/// beacon planted there, records its code printed) is not the function's.
+pub const HABIT_MIN_ENVIRONMENTS: usize = 2;
 
 /// Whether any hard indicator fires on the evidence, judged with nothing familiar.
 fn has_hard_indicator(evidence: &[Observation]) -> bool {
@@ -368,16 +371,35 @@ fn has_hard_indicator(evidence: &[Observation]) -> bool {
     tracker.hits.iter().any(|h| h.indicator.is_hard())
 }
 
+/// How often a program or shell shape was seen, and where.
+#[derive(Default)]
+struct Seen {
+    invocations: u64,
+    /// The first [`HABIT_MIN_ENVIRONMENTS`] environments it was seen in.
+    environments: Vec<String>,
+}
+
+impl Seen {
+    fn note(&mut self, scope: &str) {
+        self.invocations += 1;
+        if self.environments.len() < HABIT_MIN_ENVIRONMENTS
+            && !self.environments.iter().any(|e| e == scope)
+        {
+            self.environments.push(scope.to_string());
+        }
+    }
+}
+
 /// What a function's processes were, counted per invocation.
 #[derive(Default)]
 struct Habits {
     invocations: u64,
-    exes: HashMap<String, u64>,
-    shapes: HashMap<String, u64>,
+    exes: HashMap<String, Seen>,
+    shapes: HashMap<String, Seen>,
 }
 
 impl Habits {
-    fn count(&mut self, evidence: &[Observation]) {
+    fn count(&mut self, scope: &str, evidence: &[Observation]) {
         self.invocations += 1;
         // An invocation with a hard indicator teaches nothing, as in the detector: a record
         // labelled benign may still carry an attack's leftovers (a thaw race, a residual).
@@ -398,10 +420,10 @@ impl Habits {
             }
         }
         for exe in seen.exes() {
-            *self.exes.entry(exe).or_default() += 1;
+            self.exes.entry(exe).or_default().note(scope);
         }
         for shape in seen.shell_shapes() {
-            *self.shapes.entry(shape).or_default() += 1;
+            self.shapes.entry(shape).or_default().note(scope);
         }
     }
 
@@ -409,10 +431,12 @@ impl Habits {
     fn regular(&self) -> (Vec<String>, Vec<String>) {
         let min =
             HABIT_MIN_INVOCATIONS.max((HABIT_MIN_SHARE * self.invocations as f64).ceil() as u64);
-        let keep = |m: &HashMap<String, u64>| {
+        let keep = |m: &HashMap<String, Seen>| {
             let mut v: Vec<String> = m
                 .iter()
-                .filter(|(_, n)| **n >= min)
+                .filter(|(_, n)| {
+                    n.invocations >= min && n.environments.len() >= HABIT_MIN_ENVIRONMENTS
+                })
                 .map(|(k, _)| k.clone())
                 .collect();
             v.sort();

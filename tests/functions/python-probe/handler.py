@@ -530,3 +530,23 @@ def _stop_extension(arg):
         except OSError:
             pass
     return {"stopped": stopped, "during": ran}
+
+
+def _init_phase():
+    """`PROBE_INIT`: a payload performed when the module is imported, in the init phase
+    (code that runs before any event: a dependency's import-time side effect)."""
+    text = os.environ.get("PROBE_INIT")
+    if not text:
+        return
+    payload = json.loads(text)
+    out = {}
+    for key in ORDER:
+        if key in payload and key not in ("crash", "fail"):
+            try:
+                _perform(key, payload[key], out)
+            except Exception as err:
+                out[key] = {"error": str(err)}
+    print("probe init: " + json.dumps(out), file=sys.stderr, flush=True)
+
+
+_init_phase()

@@ -5,8 +5,9 @@
 //! freeze, reset, shutdown); `api` serves the Runtime, Extensions and Telemetry APIs over
 //! `state`; `telemetry` buffers and delivers events; `procs` spawns, reaps, freezes and kills
 //! processes; `report` writes what happened. `harness` is for tests that drive the binary;
-//! `moto` runs a local AWS API server for tests of AWS calls. `sys` holds the few system
-//! calls no safe wrapper offers: the only `unsafe` code of the crate.
+//! `moto` runs a local AWS API server for tests of AWS calls; `outcome` groups a test run's
+//! findings and records by invocation. `sys` holds the few system calls no safe wrapper
+//! offers: the only `unsafe` code of the crate.
 
 pub mod api;
 pub mod cli;
@@ -19,6 +20,7 @@ pub mod freezer;
 pub mod harness;
 pub mod isolation;
 pub mod moto;
+pub mod outcome;
 pub mod procs;
 pub mod report;
 pub mod runner;

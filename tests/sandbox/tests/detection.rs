@@ -5,10 +5,9 @@
 // Test code: its helpers outside `#[test]` functions stop the test on a failed step too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
-
 use serde_json::{json, Value};
-use warden_sandbox::harness::{bin, draining_listener, Run, Sandbox};
+use warden_sandbox::harness::{bin, draining_listener, Sandbox};
+use warden_sandbox::outcome::Outcome;
 
 const WARMUP: usize = 24;
 
@@ -21,67 +20,11 @@ fn benign(i: usize) -> Value {
     })
 }
 
-struct Outcome {
-    run: Run,
-    /// Findings by request id.
-    findings: HashMap<String, Vec<Value>>,
-    /// Records by request id.
-    records: HashMap<String, Value>,
-}
-
-impl Outcome {
-    fn request_id(&self, index: usize) -> String {
-        self.run.invocations[index]["request_id"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-
-    fn findings_of(&self, index: usize) -> &[Value] {
-        self.findings
-            .get(&self.request_id(index))
-            .map_or(&[], Vec::as_slice)
-    }
-
-    /// The finding of `class` for invocation `index`, or a failure with everything printed.
-    fn finding(&self, index: usize, class: &str) -> &Value {
-        self.findings_of(index)
-            .iter()
-            .find(|f| f["class"] == class)
-            .unwrap_or_else(|| {
-                panic!(
-                    "no {class} finding for invocation {index}; findings: {:#?}\nstdout:\n{}",
-                    self.findings_of(index),
-                    self.run.stdout
-                )
-            })
-    }
-}
-
 fn run_scenario(events: &[Value]) -> Outcome {
-    let run = Sandbox::python_probe()
+    let function = Sandbox::python_probe()
         .extension("warden", bin("warden-extension"))
-        .env("WARDEN_RECORDS", "1")
-        .env("WARDEN_MODEL", "none")
-        .arg("--host-link")
-        .run(events);
-    run.assert_ok();
-    let mut findings: HashMap<String, Vec<Value>> = HashMap::new();
-    for f in run.stdout_json_with("warden_finding") {
-        let id = f["request_id"].as_str().unwrap_or_default().to_string();
-        findings.entry(id).or_default().push(f);
-    }
-    let records = run
-        .stdout_json_with("warden_schema")
-        .into_iter()
-        .filter(|r| r["kind"] == "invoke")
-        .map(|r| (r["request_id"].as_str().unwrap_or_default().to_string(), r))
-        .collect();
-    Outcome {
-        run,
-        findings,
-        records,
-    }
+        .arg("--host-link");
+    Outcome::of(function, events)
 }
 
 fn has_explanation(f: &Value) {

@@ -7,10 +7,9 @@
 // Test code: its helpers outside `#[test]` functions stop the test on a failed step too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
-
 use serde_json::{json, Value};
-use warden_sandbox::harness::{bin, repo_root, Run, Sandbox};
+use warden_sandbox::harness::{bin, repo_root, Sandbox};
+use warden_sandbox::outcome::Outcome;
 
 /// Warden's resident memory must stay under this (it is a few MiB normally).
 const MAX_WARDEN_RSS_KB: i64 = 64 * 1024;
@@ -19,76 +18,15 @@ fn benign(i: usize) -> Value {
     json!({"delay_ms": 20 + (i * 7) % 30, "log_lines": i % 3, "response_bytes": 200 + (i * 37) % 300})
 }
 
-struct Outcome {
-    run: Run,
-    findings: HashMap<String, Vec<Value>>,
-    records: HashMap<String, Value>,
-}
-
-impl Outcome {
-    fn request_id(&self, index: usize) -> String {
-        self.run.invocations[index]["request_id"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-
-    fn findings_of(&self, index: usize) -> &[Value] {
-        self.findings
-            .get(&self.request_id(index))
-            .map_or(&[], Vec::as_slice)
-    }
-
-    fn has(&self, index: usize, pred: impl Fn(&Value) -> bool, what: &str) {
-        assert!(
-            self.findings_of(index).iter().any(pred),
-            "no {what} for invocation {index}; findings: {:#?}\nstdout:\n{}",
-            self.findings_of(index),
-            self.run.stdout
-        );
-    }
-
-    fn response(&self, index: usize) -> &Value {
-        &self.run.invocations[index]["response"]
-    }
-
-    fn health(&self) -> Value {
-        self.run
-            .stdout_json_with("warden_schema")
-            .into_iter()
-            .find(|r| r["kind"] == "health")
-            .map(|r| r["counters"].clone())
-            .unwrap_or_else(|| panic!("no health line:\n{}", self.run.stdout))
-    }
-}
-
 fn run_scenario(events: &[Value]) -> Outcome {
     run_function(Sandbox::python_probe(), events)
 }
 
 fn run_function(function: Sandbox, events: &[Value]) -> Outcome {
-    let run = function
-        .extension("warden", bin("warden-extension"))
-        .env("WARDEN_RECORDS", "1")
-        .env("WARDEN_MODEL", "none")
-        .run(events);
-    run.assert_ok();
-    let mut findings: HashMap<String, Vec<Value>> = HashMap::new();
-    for f in run.stdout_json_with("warden_finding") {
-        let id = f["request_id"].as_str().unwrap_or_default().to_string();
-        findings.entry(id).or_default().push(f);
-    }
-    let records = run
-        .stdout_json_with("warden_schema")
-        .into_iter()
-        .filter(|r| r["kind"] == "invoke")
-        .map(|r| (r["request_id"].as_str().unwrap_or_default().to_string(), r))
-        .collect();
-    Outcome {
-        run,
-        findings,
-        records,
-    }
+    Outcome::of(
+        function.extension("warden", bin("warden-extension")),
+        events,
+    )
 }
 
 fn is_tamper(f: &Value) -> bool {

@@ -570,3 +570,39 @@ fn a_stop_is_reported_in_the_record_of_the_invocation_it_hid() {
         .unwrap();
     assert!(tampers(r2).is_empty());
 }
+
+#[test]
+fn a_process_init_left_running_is_still_running_at_the_first_invocations_end() {
+    let (mut a, _) = assembler();
+    let me = std::process::id();
+    a.cfg.proc_root = "/proc".into();
+    // The sampler reports what init left running before the first INVOKE is opened.
+    a.observe_end(vec![Observation::Process {
+        pid: me,
+        ppid: 1,
+        exe: "/var/task/miner".into(),
+        cmdline: "miner".into(),
+        exec: true,
+        alive_at_end: true,
+        stdio_socket: false,
+        runtime_fork: false,
+    }]);
+    let mut first = snap(1);
+    first.pids = vec![1, 10, 11, me];
+    a.invoke("r1", first.clone(), 1_000, ms(1));
+    a.invoke("r2", first, 1_000, ms(2));
+    let records = a.flush(ms(10));
+    let r1 = records
+        .iter()
+        .find(|r| r.request_id.as_deref() == Some("r1"))
+        .unwrap();
+    assert_eq!(r1.gauges.foreign_processes, 1);
+    assert_eq!(r1.gauges.persisting_processes, 1);
+    assert!(
+        r1.evidence
+            .iter()
+            .any(|o| matches!(o, Observation::StillRunning { pid, .. } if *pid == me)),
+        "{:?}",
+        r1.evidence
+    );
+}

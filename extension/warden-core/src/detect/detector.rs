@@ -267,9 +267,12 @@ impl Detector {
     pub fn record(&mut self, r: &FeatureRecord, now_ms: u64) -> Option<Finding> {
         self.last_score = None;
         self.last_verdict = None;
-        if r.kind == RecordKind::Init || r.warden_schema != SCHEMA_VERSION {
+        if r.warden_schema != SCHEMA_VERSION {
             self.familiar.learn(&r.evidence);
             return None;
+        }
+        if r.kind == RecordKind::Init {
+            return self.init_record(r, now_ms);
         }
         let warmed = self.baseline.warmed_up();
         let raw = raw_values(r);
@@ -417,6 +420,48 @@ impl Detector {
             model,
             related,
             earlier_requests,
+        };
+        Some(self.finding(&a, parts))
+    }
+
+    /// The init phase's record: judged by its indicators against the function's habits
+    /// (the profile's; an environment has one init, so it has no history of its own), not
+    /// by the model or the invocation baseline, whose figures describe invocations. What
+    /// it shows becomes familiar unless a hard indicator fired; without a profile, a
+    /// finding without one is low severity, as in the learning period. It names no request
+    /// id: that is how a finding says it is about the init phase.
+    fn init_record(&mut self, r: &FeatureRecord, now_ms: u64) -> Option<Finding> {
+        let mut tracker = Tracker::default();
+        for obs in &r.evidence {
+            tracker.feed(obs, &self.familiar, &self.cfg.tmp_prefix);
+        }
+        let warmed = self.profiled;
+        let hits = weighted(&tracker, warmed);
+        let a = assess(&hits, &[0.0; N], None, self.cfg.threshold);
+        let hard = hits.iter().any(|h| h.hard);
+        if !hard {
+            self.familiar.learn(&r.evidence);
+        }
+        if a.score < self.cfg.threshold {
+            return None;
+        }
+        let raw = raw_values(r);
+        let counts = indicator_counts(&tracker);
+        let explanation = explain::record(&a, &raw, &[0.0; N], &counts, &self.baseline);
+        let id = format!("{}-{}", self.id_base, self.next_id);
+        self.next_id += 1;
+        let parts = Parts {
+            id,
+            now_ms,
+            request_id: None,
+            realtime: false,
+            quiet: !hard && !self.profiled,
+            indicators: tracker.hits.iter().map(|h| h.indicator).collect(),
+            explanation,
+            evidence: explain::evidence(&tracker, r, a.class, MAX_FINDING_EVIDENCE),
+            model: None,
+            related: Vec::new(),
+            earlier_requests: Vec::new(),
         };
         Some(self.finding(&a, parts))
     }

@@ -36,6 +36,10 @@ pub const HABIT_ALWAYS: u32 = 8;
 pub const BEACON_RUN: u32 = 3;
 /// Most candidate habits tracked at once.
 const MAX_CANDIDATES: usize = 512;
+/// Invocations after which something one quiet invocation taught, and no invocation showed
+/// again, is forgotten: one low-score invocation does not make a destination or a program
+/// familiar for ever (a C2 contacted once, quietly, is news again when it comes back).
+pub const FORGET_AFTER: u64 = 50;
 
 impl Indicator {
     /// The class it points to.
@@ -122,6 +126,9 @@ pub struct Familiar {
     tainted: HashSet<Habit>,
     /// Invocations noted so far.
     invocations: u64,
+    /// Taught at once by one quiet invocation ([`Familiar::learn`]) and seen in no other
+    /// since: habit → the invocation that taught it. Forgotten after [`FORGET_AFTER`].
+    taught_once: HashMap<Habit, u64>,
     /// The function runs shells whose command lines could not be read (too short-lived).
     runs_shells: bool,
 }
@@ -210,18 +217,26 @@ impl Familiar {
         let now = self.invocations;
         let hard = !hard_evidence.is_empty();
         let named = Habit::of(hard_evidence);
+        self.forget_stale(now);
         for habit in Habit::of(evidence) {
             if hard {
+                // Something one quiet invocation taught, back with an attack: the attack's.
+                let taught_once = self.taught_once.remove(&habit).is_some();
                 let new_destination = matches!(habit, Habit::Destination(_))
-                    && !self.knows(&habit)
-                    && !self.candidates.contains_key(&habit);
+                    && ((!self.knows(&habit) && !self.candidates.contains_key(&habit))
+                        || taught_once);
                 if (named.contains(&habit) || new_destination) && self.tainted.len() < MAX_FAMILIAR
                 {
                     self.candidates.remove(&habit);
+                    if taught_once {
+                        self.forget(&habit);
+                    }
                     self.tainted.insert(habit);
                 }
                 continue;
             }
+            // Seen again: no longer something one invocation taught.
+            self.taught_once.remove(&habit);
             // A destination learned at once from a quiet invocation keeps its count while it
             // is a candidate: its cadence is what tells a beacon.
             if self.tainted.contains(&habit)
@@ -244,6 +259,39 @@ impl Familiar {
             if habitual || c.seen >= HABIT_ALWAYS {
                 self.candidates.remove(&habit);
                 self.add(&habit);
+            }
+        }
+    }
+
+    /// Forgets what one quiet invocation taught more than [`FORGET_AFTER`] invocations ago
+    /// and nothing showed since. Its count as a candidate stays: what keeps coming back,
+    /// however rarely, still becomes a habit after [`HABIT_ALWAYS`] sightings.
+    fn forget_stale(&mut self, now: u64) {
+        if self.taught_once.is_empty() {
+            return;
+        }
+        let stale: Vec<Habit> = self
+            .taught_once
+            .iter()
+            .filter(|(_, &at)| now.saturating_sub(at) > FORGET_AFTER)
+            .map(|(h, _)| h.clone())
+            .collect();
+        for habit in stale {
+            self.taught_once.remove(&habit);
+            self.forget(&habit);
+        }
+    }
+
+    fn forget(&mut self, habit: &Habit) {
+        match habit {
+            Habit::Program(exe) => {
+                self.exes.remove(exe);
+            }
+            Habit::Shell(shape) => {
+                self.shell_shapes.remove(shape);
+            }
+            Habit::Destination(addr) => {
+                self.destinations.remove(addr);
             }
         }
     }
@@ -341,14 +389,19 @@ impl Familiar {
         self.destinations.contains(addr)
     }
 
-    /// Learns what an accepted invocation did.
+    /// Learns what an accepted invocation did. What only this invocation showed is taught
+    /// provisionally: forgotten unless another invocation shows it within [`FORGET_AFTER`]
+    /// (see [`Familiar::note_invocation`]).
     pub fn learn(&mut self, evidence: &[Observation]) {
         for obs in evidence {
-            if Habit::of(std::slice::from_ref(obs))
-                .first()
-                .is_some_and(|h| self.tainted.contains(h))
-            {
+            let habit = Habit::of(std::slice::from_ref(obs)).into_iter().next();
+            if habit.as_ref().is_some_and(|h| self.tainted.contains(h)) {
                 continue;
+            }
+            if let Some(h) = habit.filter(|h| self.taught_once_now(h)) {
+                if self.taught_once.len() < MAX_CANDIDATES {
+                    self.taught_once.insert(h, self.invocations);
+                }
             }
             match obs {
                 Observation::Process { exe, cmdline, .. } if is_shell(exe) => {
@@ -367,6 +420,15 @@ impl Familiar {
                 _ => {}
             }
         }
+    }
+}
+
+impl Familiar {
+    /// Whether learning `habit` now would teach it from this invocation alone: it is not
+    /// familiar yet, and no other invocation showed it (as a candidate seen more than once).
+    fn taught_once_now(&self, habit: &Habit) -> bool {
+        let once = self.candidates.get(habit).is_none_or(|c| c.seen <= 1);
+        !self.knows(habit) && once && !matches!(habit, Habit::Shell(shape) if shape.is_empty())
     }
 }
 

@@ -146,6 +146,12 @@ impl Pipeline {
         let mut housekeeping = interval(HOUSEKEEPING);
         housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut telemetry_open = true;
+        // The init phase is sampled like an invocation (what it starts is judged with the
+        // init record), when the sampler was started with it.
+        if self.sampler.as_ref().is_some_and(Sampler::sampling_init) {
+            st.armed = true;
+            st.armed_at = Some(Instant::now());
+        }
         loop {
             tokio::select! {
                 // In this order: after a thaw, the INVOKE and the telemetry that say which
@@ -199,6 +205,9 @@ impl Pipeline {
     ) {
         let now = st.clock.now();
         st.closed = self.assembler.open_request().map(str::to_string);
+        if let Some(sampler) = self.sampler.as_mut() {
+            sampler.end_init_at(unix_ms);
+        }
         self.close_sampling(st, &snapshot);
         let health = self.health.clone();
         guard(&health, "assembler", || {
@@ -235,6 +244,7 @@ impl Pipeline {
             // Its runtimeDone has not come yet: its last pass is now.
             self.sample_final(st);
         }
+        self.drop_runtime_programs(st);
         self.release_programs(st);
         let health = self.health.clone();
         if let Some(watch) = self.filewatch.as_mut() {
@@ -458,8 +468,19 @@ impl Pipeline {
             st.armed = false;
         }
         st.observations = found;
+        self.drop_runtime_programs(st);
         st.observations.append(&mut st.programs);
         st.ticks += 1;
+    }
+
+    /// During init, the programs the file watch saw that the tick before named as the
+    /// runtime starting (its bootstrap, the interpreter it runs) are not the function's.
+    fn drop_runtime_programs(&self, st: &mut State) {
+        if let Some(sampler) = self.sampler.as_ref().filter(|s| s.sampling_init()) {
+            st.programs.retain(
+                |o| !matches!(o, Observation::Program { exe } if sampler.is_lineage_exe(exe)),
+            );
+        }
     }
 
     /// The invocation's last sampling pass, at its runtimeDone: the socket tables are read
@@ -520,6 +541,9 @@ impl Pipeline {
         telemetry: &mut mpsc::Receiver<Vec<TelemetryEvent>>,
     ) {
         st.closed = self.assembler.open_request().map(str::to_string);
+        if let Some(sampler) = self.sampler.as_mut() {
+            sampler.end_init_at(unix_ms());
+        }
         self.close_sampling(st, &snapshot);
         // No next invocation: what was still queued is the last one's.
         self.release_programs(st);

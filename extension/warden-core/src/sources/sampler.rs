@@ -74,6 +74,13 @@ pub struct Sampler {
     tables_due: bool,
     last_table_read: Option<Instant>,
     primed: bool,
+    /// Sampling the init phase: between Warden's start and the first INVOKE.
+    in_init: bool,
+    /// The process that started Warden, the runtime and the other extensions (Lambda's
+    /// init): its children are the platform's, not the function's.
+    platform_pid: Option<u32>,
+    /// Processes the platform started (the runtime, extensions) seen since Warden started.
+    platform_started: HashSet<u32>,
     /// When the invocation in flight finished (its runtimeDone time), once known.
     ended_at: Option<u64>,
     /// Started by the next invocation before its INVOKE was handled: reported there.
@@ -106,11 +113,64 @@ impl Sampler {
             tables_due: false,
             last_table_read: None,
             primed: false,
+            in_init: false,
+            platform_pid: None,
+            platform_started: HashSet::new(),
             ended_at: None,
             carried: Vec::new(),
             undecided: Vec::new(),
             ticks_per_sec: ticks_per_sec(),
         }
+    }
+
+    /// Starts sampling the init phase, when Warden starts (before the runtime does, on
+    /// Lambda). What runs now is the lineage and the baseline; from here on, the processes
+    /// `platform_pid` starts are the runtime's (and the other extensions'), and so are the
+    /// forks and execs of a start-up script it runs (a `bootstrap` that runs its language
+    /// runtime without `exec`). Anything else the init phase starts is judged with the
+    /// init record, and what it leaves running is reported there (see [`Sampler::finish`]).
+    pub fn start_init(&mut self, live: &[u32], last_pid: Option<u32>, platform_pid: Option<u32>) {
+        self.known.extend(live.iter().copied());
+        self.last_pid = last_pid;
+        self.platform_pid = platform_pid;
+        self.primed = true;
+        self.in_init = true;
+        self.prime_lineage(live);
+        if let Some(platform) = platform_pid {
+            for &pid in live {
+                if let Some(info) = self.reader.process(pid).filter(|p| p.ppid == platform) {
+                    // Followed through its execs (see `exec_changes`).
+                    self.tracked.insert(pid, info.exe);
+                    self.platform_started.insert(pid);
+                }
+            }
+        }
+        self.read_tables();
+        self.seen_sockets
+            .extend(self.sockets.iter().map(|(_, s)| s.inode));
+        self.seen_connections
+            .extend(self.sockets.iter().map(|(_, s)| (s.local, s.remote)));
+        self.activity = self.snmp_activity();
+    }
+
+    /// The init phase ended when the first INVOKE arrived (unix ms): a process started
+    /// before that and still running was left by init; one started after is the first
+    /// invocation's.
+    pub fn end_init_at(&mut self, unix_ms: u64) {
+        if self.in_init {
+            self.ended_at = Some(unix_ms);
+        }
+    }
+
+    /// Whether `exe` is what a process of the runtime's lineage runs: during init, a
+    /// program the file watch saw run under that name is the runtime starting.
+    pub fn is_lineage_exe(&self, exe: &str) -> bool {
+        self.lineage.values().any(|e| e == exe)
+    }
+
+    /// Whether the init phase is being sampled (the first INVOKE has not come yet).
+    pub fn sampling_init(&self) -> bool {
+        self.in_init
     }
 
     /// Ends the previous invocation. Processes alive now that were not there when it
@@ -133,6 +193,10 @@ impl Sampler {
         }
         let offset = boot_to_unix_ms();
         for &pid in live {
+            if self.in_init && self.lineage.contains_key(&pid) {
+                // The runtime and what it forked to start: not something init left behind.
+                continue;
+            }
             let tracked = self.tracked.contains_key(&pid);
             if self.known.contains(&pid) && !tracked {
                 continue;
@@ -203,6 +267,11 @@ impl Sampler {
         // Sockets open before the first invocation are the baseline; later ones stay
         // "seen" across invocations, so a long-lived connection is reported once.
         self.lineage.retain(|pid, _| live.contains(pid));
+        if self.in_init {
+            self.in_init = false;
+            self.platform_started.clear();
+            self.refresh_lineage();
+        }
         if !self.primed {
             self.primed = true;
             self.prime_lineage(live);
@@ -223,6 +292,57 @@ impl Sampler {
                 self.lineage.insert(pid, exe);
             }
         }
+    }
+
+    /// The lineage's executables as they are now (the runtime may have exec'd since it
+    /// was first seen: a `bootstrap` script that execs its interpreter).
+    fn refresh_lineage(&mut self) {
+        let pids: Vec<u32> = self.lineage.keys().copied().collect();
+        for pid in pids {
+            match self.reader.exe(pid) {
+                Some(exe) => {
+                    self.lineage.insert(pid, exe);
+                }
+                None => {
+                    self.lineage.remove(&pid);
+                }
+            }
+        }
+    }
+
+    /// During init, whether a new process is the platform's: started by it (the runtime or
+    /// an extension), or started by a start-up script it runs. It joins the lineage.
+    fn platform_start(&mut self, info: &ProcessInfo) -> bool {
+        if !self.in_init || self.lineage.len() >= MAX_LINEAGE {
+            return false;
+        }
+        let started = Some(info.ppid) == self.platform_pid;
+        if started {
+            self.platform_started.insert(info.pid);
+        }
+        if started || self.by_startup_script(info.ppid) {
+            self.lineage.insert(info.pid, info.exe.clone());
+            return true;
+        }
+        false
+    }
+
+    /// Whether `ppid` is a shell script the platform started (a custom runtime's
+    /// `bootstrap`, or an exec wrapper): what it runs at init is how the runtime starts.
+    fn by_startup_script(&mut self, ppid: u32) -> bool {
+        // Read now: the parent may have exec'd its shell since the last pass.
+        self.platform_started.contains(&ppid)
+            && self
+                .reader
+                .exe(ppid)
+                .is_some_and(|exe| crate::features::is_shell(&exe))
+    }
+
+    /// During init, whether an exec is the runtime starting: by a process the platform
+    /// started, or by a child of its start-up script.
+    fn starts_runtime(&mut self, info: &ProcessInfo) -> bool {
+        self.platform_started.contains(&info.pid)
+            || (self.lineage.contains_key(&info.pid) && self.by_startup_script(info.ppid))
     }
 
     /// Whether a new process is a fork of the runtime (its parent is in the lineage and it
@@ -276,6 +396,9 @@ impl Sampler {
                 Probe::Process(info) => {
                     self.known.insert(pid);
                     self.tracked.insert(pid, info.exe.clone());
+                    if self.platform_start(&info) {
+                        continue;
+                    }
                     let fork = self.note_fork(&info);
                     out.push(process(info, false, false, fork));
                 }
@@ -297,6 +420,11 @@ impl Sampler {
             }
             if let Some(info) = self.reader.process(pid) {
                 self.tracked.insert(pid, info.exe.clone());
+                if self.in_init && self.starts_runtime(&info) {
+                    // The runtime exec'ing its way up (bootstrap → interpreter).
+                    self.lineage.insert(pid, info.exe);
+                    continue;
+                }
                 self.lineage.remove(&pid);
                 out.push(process(info, true, false, false));
             }
@@ -340,8 +468,9 @@ impl Sampler {
         if self.seen_sockets.len() > MAX_SEEN_SOCKETS {
             self.forget_closed();
         }
-        if self.exclusions.own_sockets {
-            // Marked as seen, so they are never reported as the function's endpoints.
+        if self.exclusions.own_sockets || self.in_init {
+            // Marked as seen, so they are never reported as the function's endpoints (during
+            // init Warden opens its own: the telemetry listener).
             own_socket_inodes(&mut self.seen_sockets);
         }
         let before = std::mem::take(&mut self.seen_connections);

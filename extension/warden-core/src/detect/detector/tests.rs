@@ -169,13 +169,57 @@ fn findings_serialise_as_one_json_object() {
     assert_eq!(back, f);
 }
 
-#[test]
-fn init_records_and_unknown_requests_are_ignored() {
-    let mut d = detector();
+fn init_record(evidence: Vec<Observation>) -> FeatureRecord {
     let mut r = record(0);
     r.kind = RecordKind::Init;
-    assert_eq!(d.record(&r, 0), None);
+    r.request_id = None;
+    evidence.into_iter().fold(r, with)
+}
+
+#[test]
+fn a_plain_init_raises_nothing_and_observations_outside_requests_are_ignored() {
+    let mut d = detector();
+    let setup = vec![
+        process(20, "/usr/bin/ldconfig", "ldconfig -p"),
+        endpoint("52.94.0.10:443"),
+    ];
+    assert_eq!(d.record(&init_record(setup), 0), None);
     assert_eq!(d.observe(None, &process(1, "/bin/sh", "sh"), 0), None);
+    // What init showed is familiar to the invocations.
+    let r = with(record(1), process(21, "/usr/bin/ldconfig", "ldconfig -p"));
+    assert_eq!(d.record(&r, 0), None);
+}
+
+#[test]
+fn a_payload_planted_at_init_is_found_with_the_init_record() {
+    let mut d = detector();
+    let planted = init_record(vec![
+        process(23, "/tmp/kworker", "/tmp/kworker -o pool:3333"),
+        left_running(23, "/tmp/kworker", "/tmp/kworker -o pool:3333"),
+    ]);
+    let f = d.record(&planted, 9).expect("init finding");
+    assert_eq!(f.request_id, None);
+    assert_eq!(f.class, Class::Persistence);
+    assert!(f.severity >= Severity::High, "{f:?}");
+    assert!(f.indicators.contains(&Indicator::ExecFromTmp));
+    // Not learned: the next environment's init (or this one's invocations) still see it.
+    let again = with(record(1), process(24, "/tmp/kworker", "/tmp/kworker"));
+    assert!(d.record(&again, 10).is_some());
+}
+
+#[test]
+fn a_shell_at_init_without_a_profile_is_low_severity() {
+    let mut d = detector();
+    let f = d
+        .record(
+            &init_record(vec![process(20, "/bin/sh", "sh -c mkdir -p x")]),
+            0,
+        )
+        .expect("a shell is worth a look");
+    assert_eq!(
+        (f.class, f.severity),
+        (Class::CommandInjection, Severity::Low)
+    );
 }
 
 /// A model that always names one class.

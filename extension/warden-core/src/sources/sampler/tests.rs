@@ -160,6 +160,109 @@ fn the_runtime_is_known_by_lineage_not_by_name() {
     assert_eq!(forks(&out), [(47, false)], "{out:?}");
 }
 
+#[test]
+fn the_init_phase_judges_what_the_runtime_starts_not_the_runtime() {
+    // Warden (99) and the platform's init (1): the runtime is not started yet.
+    let f = FakeProc::new("init");
+    std::fs::remove_dir_all(f.0.join("42")).unwrap();
+    f.write(
+        "loadavg",
+        "0.0 0.0 0.0 1/10 10
+",
+    );
+    f.process(10, 1, "/opt/other-extension");
+    let mut s = sampler(&f);
+    s.start_init(&[1, 10], Some(10), Some(1));
+    assert!(s.sampling_init());
+    let mut out = Vec::new();
+
+    // The platform starts the runtime's bootstrap script (20), which runs node without
+    // exec (21 forks it, then execs node): both are the runtime, silently. Node forks a
+    // helper process of its own (22, same executable): the runtime's, named as a fork.
+    f.process(20, 1, "/bin/sh");
+    f.process(21, 20, "/bin/sh");
+    f.write(
+        "loadavg",
+        "0.0 0.0 0.0 1/10 21
+",
+    );
+    s.tick(&mut out);
+    f.process(21, 20, "/usr/bin/node");
+    s.tick(&mut out);
+    f.process(22, 21, "/usr/bin/node");
+    f.write(
+        "loadavg",
+        "0.0 0.0 0.0 1/10 22
+",
+    );
+    s.tick(&mut out);
+    assert_eq!(forks(&out), [(22, true)], "{out:?}");
+
+    // The function's init code forks and execs a miner that stays (23), and a shell that
+    // exits (24): both judged, 23 reported again as left running when the INVOKE comes.
+    out.clear();
+    f.process(23, 21, "/usr/bin/node");
+    f.write(
+        "loadavg",
+        "0.0 0.0 0.0 1/10 23
+",
+    );
+    s.tick(&mut out);
+    f.process(23, 21, "/var/task/xmrig");
+    s.tick(&mut out);
+    f.process(24, 21, "/bin/sh");
+    f.write(
+        "loadavg",
+        "0.0 0.0 0.0 1/10 24
+",
+    );
+    s.tick(&mut out);
+    let named: Vec<(u32, &str, bool)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Observation::Process { pid, exe, exec, .. } => Some((*pid, exe.as_str(), *exec)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        named,
+        [
+            (23, "/usr/bin/node", false),
+            (23, "/var/task/xmrig", true),
+            (24, "/bin/sh", false)
+        ]
+    );
+
+    out.clear();
+    s.end_init_at(unix_now_ms());
+    s.finish(&[1, 10, 20, 21, 22, 23], &mut out);
+    let left: Vec<u32> = out
+        .iter()
+        .filter_map(|o| match o {
+            Observation::Process {
+                pid,
+                alive_at_end: true,
+                ..
+            } => Some(*pid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(left, [23], "{out:?}");
+
+    // From the first INVOKE on, the runtime is node (exec'd since it was first seen).
+    s.begin(&[1, 10, 20, 21, 22, 23], Some(24), &mut Vec::new());
+    assert!(!s.sampling_init());
+    out.clear();
+    f.process(25, 21, "/usr/bin/node");
+    f.write(
+        "loadavg",
+        "0.0 0.0 0.0 1/10 25
+",
+    );
+    s.tick(&mut out);
+    assert_eq!(forks(&out), [(25, true)], "{out:?}");
+}
+
 fn unix_now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
