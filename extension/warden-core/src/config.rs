@@ -124,6 +124,9 @@ pub struct Config {
     /// `WARDEN_RECORD_KEY`: per-deployment key (16 bytes or more) that signs every record
     /// line, so that training can refuse lines Warden did not write (docs/configuration.md).
     pub record_key: Option<RecordKey>,
+    /// `WARDEN_GUARD_SOCKET`: the abstract socket name the in-process guard reports to;
+    /// `None` with `WARDEN_GUARD=off` (docs/configuration.md, "In-process guard").
+    pub guard_socket: Option<String>,
     /// Root of the proc filesystem (not configurable; a field so tests can point elsewhere).
     pub proc_root: PathBuf,
     /// Values Lambda sets.
@@ -150,6 +153,7 @@ impl Default for Config {
             max_pending: 64,
             tmp_dir: PathBuf::from("/tmp"),
             record_key: None,
+            guard_socket: Some(crate::sources::guard::DEFAULT_NAME.to_string()),
             proc_root: PathBuf::from("/proc"),
             lambda: LambdaEnv::default(),
             outputs: Outputs::default(),
@@ -157,7 +161,7 @@ impl Default for Config {
     }
 }
 
-const KNOWN: [&str; 15] = [
+const KNOWN: [&str; 18] = [
     "WARDEN_MODE",
     "WARDEN_MODEL",
     "WARDEN_PROFILE",
@@ -173,6 +177,9 @@ const KNOWN: [&str; 15] = [
     "WARDEN_MAX_PENDING",
     "WARDEN_TMP_DIR",
     "WARDEN_RECORD_KEY",
+    "WARDEN_GUARD",
+    "WARDEN_GUARD_SOCKET",
+    "WARDEN_POLICY",
 ];
 
 impl Config {
@@ -249,6 +256,24 @@ impl Config {
             Some(v) if v.starts_with('/') => c.profile = Some(PathBuf::from(v)),
             Some(v) => errors.push(invalid("WARDEN_PROFILE", v, "an absolute path")),
             None => {}
+        }
+        match get("WARDEN_GUARD_SOCKET") {
+            Some(v)
+                if !v.is_empty() && v.len() <= 100 && v.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
+                c.guard_socket = Some(v.to_string())
+            }
+            Some(v) => errors.push(invalid(
+                "WARDEN_GUARD_SOCKET",
+                v,
+                "a name of 1 to 100 printable characters",
+            )),
+            None => {}
+        }
+        match get("WARDEN_GUARD").map(|v| parse_bool("WARDEN_GUARD", v)) {
+            Some(Ok(false)) => c.guard_socket = None,
+            Some(Ok(true)) | None => {}
+            Some(Err(e)) => errors.push(e),
         }
         match get("WARDEN_THRESHOLD").map(|v| (v, v.parse::<f32>())) {
             Some((_, Ok(t))) if t > 0.0 && t < 1.0 => c.threshold = t,

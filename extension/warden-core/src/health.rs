@@ -72,6 +72,11 @@ counters! {
     WatchLimit => "filewatch_limited_total": "Directories left unwatched at the inotify watch cap.",
     WatchOverflows => "filewatch_overflows_total": "inotify queue overflows (the watched directories are rescanned).",
     SocketsEvicted => "seen_sockets_evicted_total": "Entries evicted from the sampler's seen-socket table at its cap.",
+    GuardProcesses => "guard_processes_total": "Function processes the in-process guard loaded in (their hello).",
+    GuardPolicyErrors => "guard_policy_errors_total": "Function processes whose guard could not use the zero-trust policy (it ran without).",
+    GuardDropped => "guard_dropped_total": "Guard events lost: the guard could not send them, or Warden's queue was full.",
+    GuardRejected => "guard_rejected_total": "Guard datagrams rejected as malformed or oversized.",
+    GuardForged => "guard_forged_total": "Guard datagrams naming a process other than their sender (forged).",
 }
 
 /// The counters, shared by every stage.

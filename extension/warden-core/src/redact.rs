@@ -159,8 +159,63 @@ pub fn observation(obs: &Observation) -> (Observation, bool) {
             };
             (clean, hint)
         }
-        // A request id and a fixed kind: nothing the function chose to write.
-        Observation::Endpoint { .. } | Observation::Tamper { .. } => (obs.clone(), false),
+        Observation::Exec {
+            pid,
+            path,
+            target,
+            how,
+            argv,
+            verdict,
+        } => {
+            let (p, t, a) = (
+                redact_evidence(path),
+                redact_evidence(target),
+                redact_evidence(argv),
+            );
+            let hint = p.credential_hint || t.credential_hint || a.credential_hint;
+            let clean = Observation::Exec {
+                pid: *pid,
+                path: p.text,
+                target: t.text,
+                how: *how,
+                argv: a.text,
+                verdict: *verdict,
+            };
+            (clean, hint)
+        }
+        Observation::Send {
+            pid,
+            proto,
+            addr,
+            bytes,
+            dns,
+            verdict,
+        } => {
+            // A name can carry data out (DNS tunnelling): redacted like any text.
+            let clean = Observation::Send {
+                pid: *pid,
+                proto: *proto,
+                addr: *addr,
+                bytes: *bytes,
+                dns: dns.as_deref().map(|d| redact_evidence(d).text),
+                verdict: *verdict,
+            };
+            (clean, false)
+        }
+        Observation::CredentialRead { pid, path, verdict } => (
+            Observation::CredentialRead {
+                pid: *pid,
+                path: redact_evidence(path).text,
+                verdict: *verdict,
+            },
+            true,
+        ),
+        // Addresses, numbers, a request id and a fixed kind: nothing the function chose to
+        // write.
+        Observation::Endpoint { .. }
+        | Observation::Connect { .. }
+        | Observation::Signal { .. }
+        | Observation::Tamper { .. } => (obs.clone(), false),
     }
 }
 

@@ -11,7 +11,7 @@ use warden_core::assembler::{Assembler, AssemblerConfig};
 use warden_core::clock::unix_ms;
 use warden_core::config::{Config, Mode, ModelChoice};
 use warden_core::detect::{BaselineProfile, Detector, DetectorConfig};
-use warden_core::health::Health;
+use warden_core::health::{Counter, Health};
 use warden_core::model::Scorer;
 use warden_core::pipeline::detection::DetectorSink;
 use warden_core::pipeline::Pipeline;
@@ -19,6 +19,7 @@ use warden_core::respond::{Responder, Shared};
 use warden_core::sinks::outputs::Outputs;
 use warden_core::sinks::Sinks;
 use warden_core::sources::filewatch::{FileWatch, PROGRAM_DIRS};
+use warden_core::sources::guard::{self, GuardContext, GuardHealth, GuardListener};
 use warden_core::sources::procfs::reader::ticks_per_sec;
 use warden_core::sources::procfs::CounterSnapshot;
 use warden_core::sources::sampler::{Exclusions, Sampler};
@@ -52,6 +53,7 @@ pub(crate) fn build_pipeline(
         telemetry_port: Some(config.telemetry_port),
         own_sockets: config.outputs.uses_network(),
     };
+    let runtime_api = exclusions.runtime_api;
     let sampler = config.sampler_interval.map(|_| {
         let mut sampler = Sampler::new(&config.proc_root, std::process::id(), exclusions);
         // Lambda's init starts Warden, the runtime and the other extensions.
@@ -73,6 +75,10 @@ pub(crate) fn build_pipeline(
             None
         }
     };
+    let guard_events = config
+        .guard_socket
+        .as_deref()
+        .and_then(|name| start_guard_listener(name, &health));
     let mut sinks = Sinks::default();
     if config.records {
         sinks.records.push(Box::new(
@@ -89,6 +95,37 @@ pub(crate) fn build_pipeline(
         shutdown_wait: config.shutdown_wait,
         forwarder: None,
         telemetry_bytes: Default::default(),
+        guard_events,
+        guard_context: GuardContext {
+            own_pid: std::process::id(),
+            runtime_api,
+        },
+        guard_health: GuardHealth::default(),
+    }
+}
+
+/// Binds the in-process guard's socket (before Warden registers, so before the runtime
+/// starts: function code cannot take the name) and starts reading it. Without it, Warden
+/// runs on its other sources.
+fn start_guard_listener(
+    name: &str,
+    health: &Arc<Health>,
+) -> Option<tokio::sync::mpsc::Receiver<warden_core::sources::guard::GuardEvent>> {
+    match GuardListener::bind(name) {
+        Ok(listener) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(guard::QUEUE);
+            tokio::spawn(guard::receive(listener, tx, health.clone()));
+            Some(rx)
+        }
+        Err(e) => {
+            health.note(
+                Counter::SubscribeErrors,
+                format_args!(
+                    "the guard's socket @{name} could not be bound ({e}); no guard events"
+                ),
+            );
+            None
+        }
     }
 }
 

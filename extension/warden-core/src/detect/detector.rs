@@ -555,7 +555,8 @@ fn weighted(t: &Tracker, warmed: bool) -> Vec<Weighted> {
         .iter()
         .map(|h| Weighted {
             class: match h.indicator {
-                Indicator::ExecFromTmp if stays => Class::Persistence,
+                Indicator::ExecFromTmp | Indicator::ExecFromMemory if stays => Class::Persistence,
+                Indicator::PolicyViolation => forbidden_class(h.evidence.first()),
                 other => other.class(),
             },
             weight: h.indicator.weight(warmed),
@@ -565,6 +566,17 @@ fn weighted(t: &Tracker, warmed: bool) -> Vec<Weighted> {
             hard: h.indicator.is_hard(),
         })
         .collect()
+}
+
+/// The class of a call the zero-trust policy forbids: what the call was.
+fn forbidden_class(call: Option<&Observation>) -> Class {
+    match call {
+        Some(Observation::Connect { .. } | Observation::Send { .. }) => Class::ExfiltrationEgress,
+        Some(Observation::Exec { .. }) => Class::CommandInjection,
+        Some(Observation::CredentialRead { .. }) => Class::CredentialTheft,
+        Some(Observation::Signal { .. }) => Class::Tamper,
+        _ => Class::Anomaly,
+    }
 }
 
 /// Soft indicators a planted process makes in the invocations after it was planted.

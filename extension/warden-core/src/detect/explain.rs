@@ -112,24 +112,30 @@ pub fn evidence(
 
 fn fits(class: Class, obs: &Observation) -> bool {
     match obs {
-        Observation::Endpoint { .. } => matches!(
-            class,
-            Class::ExfiltrationEgress
-                | Class::CryptoMining
-                | Class::ReverseShell
-                | Class::CredentialTheft
-                | Class::Anomaly
-        ),
+        Observation::Endpoint { .. } | Observation::Connect { .. } | Observation::Send { .. } => {
+            matches!(
+                class,
+                Class::ExfiltrationEgress
+                    | Class::CryptoMining
+                    | Class::ReverseShell
+                    | Class::CredentialTheft
+                    | Class::Anomaly
+            )
+        }
         Observation::StillRunning { .. } => matches!(class, Class::Persistence | Class::Anomaly),
         Observation::TmpFile { .. } => matches!(
             class,
             Class::Dropper | Class::Persistence | Class::ExfiltrationEgress | Class::Anomaly
         ),
-        Observation::Process { .. } | Observation::Program { .. } => {
+        Observation::Process { .. } | Observation::Program { .. } | Observation::Exec { .. } => {
             !matches!(class, Class::ExfiltrationResponse | Class::Probing)
         }
+        Observation::CredentialRead { .. } => matches!(
+            class,
+            Class::CredentialTheft | Class::ExfiltrationEgress | Class::Anomaly
+        ),
         // Tampering is evidence whatever the class: it says the record may be forged.
-        Observation::Tamper { .. } => true,
+        Observation::Tamper { .. } | Observation::Signal { .. } => true,
     }
 }
 

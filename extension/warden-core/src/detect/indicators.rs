@@ -16,7 +16,7 @@ use crate::features::{idx, is_mining_port, is_shell};
 use crate::redact;
 use crate::schema::Class;
 use crate::schema::Indicator;
-use crate::schema::Observation;
+use crate::schema::{ExecHow, Observation, PolicyVerdict};
 use crate::words;
 
 /// Most executables and destinations remembered as familiar.
@@ -59,6 +59,9 @@ impl Indicator {
             Indicator::UnknownDestination => Class::ExfiltrationEgress,
             Indicator::ErrorBurst => Class::Probing,
             Indicator::Tamper => Class::Tamper,
+            Indicator::ExecFromMemory => Class::Dropper,
+            // Named by what was refused (see `detector::weighted`).
+            Indicator::PolicyViolation => Class::Anomaly,
         }
     }
 
@@ -85,6 +88,8 @@ impl Indicator {
             // weight so that the class follows the cadence.
             Indicator::Beaconing => 0.7,
             Indicator::Tamper => 0.9,
+            Indicator::ExecFromMemory => 0.95,
+            Indicator::PolicyViolation => 0.9,
         }
     }
 
@@ -105,6 +110,8 @@ impl Indicator {
             Indicator::ReturningDestination | Indicator::Beaconing => idx::NEW_ENDPOINTS,
             // No feature counts tampering; the evidence names it.
             Indicator::Tamper => idx::STATUS_ERROR,
+            Indicator::ExecFromMemory => idx::EXEC_FROM_TMP,
+            Indicator::PolicyViolation => idx::NEW_ENDPOINTS,
         }
     }
 }
@@ -187,7 +194,15 @@ impl Habit {
                     addr,
                     listen: false,
                     ..
-                } => Habit::Destination(*addr),
+                }
+                | Observation::Connect { addr, .. }
+                | Observation::Send { addr, .. } => Habit::Destination(*addr),
+                Observation::Exec { target, argv, .. } if is_shell(target) => {
+                    Habit::Shell(command_shape(argv))
+                }
+                Observation::Exec { target, .. } if !target.is_empty() => {
+                    Habit::Program(target.clone())
+                }
                 _ => continue,
             };
             if !out.contains(&habit) {
@@ -414,9 +429,17 @@ impl Familiar {
                     addr,
                     listen: false,
                     ..
-                } if self.destinations.len() < MAX_FAMILIAR => {
+                }
+                | Observation::Connect { addr, .. }
+                | Observation::Send { addr, .. }
+                    if self.destinations.len() < MAX_FAMILIAR =>
+                {
                     self.destinations.insert(*addr);
                 }
+                Observation::Exec { target, argv, .. } if is_shell(target) => {
+                    self.add_shell_shape(&command_shape(argv))
+                }
+                Observation::Exec { target, .. } => self.add_exe(target),
                 _ => {}
             }
         }
@@ -496,25 +519,45 @@ impl Tracker {
                 self.hit(Indicator::ListenerOpened, &[&clean], &mut fired);
             }
             Observation::Endpoint { addr, .. } => {
-                if is_mining_port(addr.port()) {
-                    self.hit(Indicator::MiningPort, &[&clean], &mut fired);
+                self.destination(addr, &clean, familiar, &mut fired);
+            }
+            Observation::Connect { addr, verdict, .. }
+            | Observation::Send { addr, verdict, .. } => {
+                self.destination(addr, &clean, familiar, &mut fired);
+                self.policy(*verdict, &clean, &mut fired);
+            }
+            Observation::Exec {
+                path,
+                target,
+                how,
+                argv,
+                verdict,
+                ..
+            } => {
+                let exe = if target.is_empty() { path } else { target };
+                if matches!(how, ExecHow::Memfd | ExecHow::Deleted) {
+                    self.hit(Indicator::ExecFromMemory, &[&clean], &mut fired);
                 }
-                if familiar.is_tainted_destination(addr) {
-                    self.hit(Indicator::ReturningDestination, &[&clean], &mut fired);
-                } else if familiar.is_beaconing(addr) {
-                    self.hit(Indicator::Beaconing, &[&clean], &mut fired);
+                let origin = Origin {
+                    exec: true,
+                    runtime_fork: false,
+                };
+                self.process(exe, argv, origin, &clean, familiar, tmp_prefix, &mut fired);
+                if wires_socket(argv) {
+                    self.hit(Indicator::ShellOverSocket, &[&clean], &mut fired);
                 }
-                if !familiar.knows_destination(addr) {
-                    self.hit(Indicator::UnknownDestination, &[&clean], &mut fired);
-                    if let Some(shell) = self.shell.clone() {
-                        self.hit(
-                            Indicator::ShellWithConnection,
-                            &[&shell, &clean],
-                            &mut fired,
-                        );
-                    }
-                    self.unfamiliar_endpoint.get_or_insert(clean);
+                if credential_hint || reads_environment(exe, argv) {
+                    self.hit(Indicator::CredentialAccess, &[&clean], &mut fired);
                 }
+                self.policy(*verdict, &clean, &mut fired);
+            }
+            Observation::CredentialRead { verdict, .. } => {
+                self.hit(Indicator::CredentialAccess, &[&clean], &mut fired);
+                self.policy(*verdict, &clean, &mut fired);
+            }
+            Observation::Signal { verdict, .. } => {
+                // Aimed at Warden, it comes with a `Tamper` observation; otherwise evidence.
+                self.policy(*verdict, &clean, &mut fired);
             }
             Observation::Program { exe } => {
                 // Judged like a process whose command line could not be read: a shell by
@@ -582,6 +625,39 @@ impl Tracker {
             && (origin.exec || !origin.runtime_fork)
         {
             self.hit(Indicator::UnknownBinary, &[clean], fired);
+        }
+    }
+
+    /// A connection or datagram to `addr`, seen by the sampler or the guard.
+    fn destination(
+        &mut self,
+        addr: &SocketAddr,
+        clean: &Observation,
+        familiar: &Familiar,
+        fired: &mut Vec<Indicator>,
+    ) {
+        if is_mining_port(addr.port()) {
+            self.hit(Indicator::MiningPort, &[clean], fired);
+        }
+        if familiar.is_tainted_destination(addr) {
+            self.hit(Indicator::ReturningDestination, &[clean], fired);
+        } else if familiar.is_beaconing(addr) {
+            self.hit(Indicator::Beaconing, &[clean], fired);
+        }
+        if !familiar.knows_destination(addr) {
+            self.hit(Indicator::UnknownDestination, &[clean], fired);
+            if let Some(shell) = self.shell.clone() {
+                self.hit(Indicator::ShellWithConnection, &[&shell, clean], fired);
+            }
+            self.unfamiliar_endpoint
+                .get_or_insert_with(|| clean.clone());
+        }
+    }
+
+    /// A call the zero-trust policy forbids, reported or refused by the guard.
+    fn policy(&mut self, verdict: PolicyVerdict, clean: &Observation, fired: &mut Vec<Indicator>) {
+        if !verdict.is_allow() {
+            self.hit(Indicator::PolicyViolation, &[clean], fired);
         }
     }
 

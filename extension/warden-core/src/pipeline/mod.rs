@@ -22,6 +22,7 @@ use crate::health::{Counter, Health};
 use crate::schema::{Observation, ShutdownReason};
 use crate::sinks::Sinks;
 use crate::sources::filewatch::{FileWatch, MAX_WATCHES};
+use crate::sources::guard::{self, GuardContext, GuardEvent, GuardHealth};
 use crate::sources::procfs::CounterSnapshot;
 use crate::sources::sampler::{Sampler, MAX_SEEN_SOCKETS};
 use crate::sources::telemetry::guard::{weight, QueueBytes};
@@ -75,6 +76,12 @@ pub struct Pipeline {
     pub forwarder: Option<crate::sinks::forward::Forwarder>,
     /// Bytes of telemetry queued by the listener, released as batches arrive here.
     pub telemetry_bytes: QueueBytes,
+    /// The in-process guard's events, when its socket is bound.
+    pub guard_events: Option<mpsc::Receiver<GuardEvent>>,
+    /// Who Warden is, to read the guard's events.
+    pub guard_context: GuardContext,
+    /// What the guard says about itself.
+    pub guard_health: GuardHealth,
 }
 
 /// Runs `f`, catching a panic: logged once, counted, `None` returned.
@@ -188,6 +195,10 @@ impl Pipeline {
                     self.note_thaw(&mut st, Instant::now());
                     self.on_programs(&mut st);
                     self.publish(&mut st);
+                },
+                event = next_guard_event(&mut self.guard_events), if self.guard_events.is_some() => match event {
+                    Some(event) => self.on_guard(&mut st, &event),
+                    None => self.guard_events = None,
                 },
                 // Only while a closed record waits: no wake-ups during a plain invocation.
                 _ = housekeeping.tick(), if self.assembler.waiting() => self.emit_ready(&mut st),
@@ -457,6 +468,13 @@ impl Pipeline {
         }
     }
 
+    /// A call the guard saw: evidence for the record in flight (or init), at once.
+    fn on_guard(&mut self, st: &mut State, event: &GuardEvent) {
+        self.guard_health.note(event, &self.health);
+        guard::observations(event, &self.guard_context, &mut st.observations);
+        self.publish(st);
+    }
+
     fn sample(&mut self, st: &mut State) {
         let health = self.health.clone();
         let Some(sampler) = self.sampler.as_mut() else {
@@ -604,6 +622,13 @@ impl Pipeline {
                 self.health.get(Counter::SinkErrors)
             );
         }
+    }
+}
+
+async fn next_guard_event(events: &mut Option<mpsc::Receiver<GuardEvent>>) -> Option<GuardEvent> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

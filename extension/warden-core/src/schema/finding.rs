@@ -248,8 +248,15 @@ pub enum Indicator {
     Beaconing,
     /// Something on Warden's own channels that the platform did not send: telemetry
     /// without the subscription's token, for a request never announced, or contradicting
-    /// the platform's figures (see `Observation::Tamper`).
+    /// the platform's figures (see `Observation::Tamper`); or a signal that stops or ends
+    /// Warden, sent by function code.
     Tamper,
+    /// A program run from memory (a memfd) or from a file deleted since it was opened: code
+    /// that never stays on disk (seen by the in-process guard).
+    ExecFromMemory,
+    /// A call the function's zero-trust policy forbids (an egress destination, a program),
+    /// reported or refused by the in-process guard.
+    PolicyViolation,
 }
 
 impl Indicator {
@@ -266,6 +273,8 @@ impl Indicator {
                 | Indicator::ReconCommand
                 | Indicator::ReturningDestination
                 | Indicator::Tamper
+                | Indicator::ExecFromMemory
+                | Indicator::PolicyViolation
         )
     }
 }

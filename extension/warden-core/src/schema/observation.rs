@@ -67,6 +67,73 @@ pub enum Observation {
         /// Size in bytes when known.
         size: Option<u64>,
     },
+    /// A connection opened, seen by the in-process guard at the `connect` call.
+    Connect {
+        /// The calling process.
+        pid: u32,
+        /// tcp or udp.
+        proto: Proto,
+        /// Destination.
+        addr: SocketAddr,
+        /// What the zero-trust policy said.
+        #[serde(default, skip_serializing_if = "PolicyVerdict::is_allow")]
+        verdict: PolicyVerdict,
+    },
+    /// A datagram sent to an explicit destination (UDP without `connect`), seen by the guard.
+    Send {
+        /// The calling process.
+        pid: u32,
+        /// tcp or udp.
+        proto: Proto,
+        /// Destination.
+        addr: SocketAddr,
+        /// Payload size.
+        bytes: u64,
+        /// The name a DNS query to port 53 asked for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dns: Option<String>,
+        /// What the zero-trust policy said.
+        #[serde(default, skip_serializing_if = "PolicyVerdict::is_allow")]
+        verdict: PolicyVerdict,
+    },
+    /// A program run, seen by the guard at the exec call.
+    Exec {
+        /// The calling process.
+        pid: u32,
+        /// As called (`fd:N` for an exec by descriptor).
+        path: String,
+        /// The file actually run (behind a descriptor, or the program a loader was given).
+        target: String,
+        /// How the program was named.
+        how: ExecHow,
+        /// Arguments (truncated).
+        argv: String,
+        /// What the zero-trust policy said.
+        #[serde(default, skip_serializing_if = "PolicyVerdict::is_allow")]
+        verdict: PolicyVerdict,
+    },
+    /// A signal sent to another process, seen by the guard.
+    Signal {
+        /// The sending process.
+        pid: u32,
+        /// The target process.
+        target: u32,
+        /// Signal number.
+        signal: i32,
+        /// What the zero-trust policy said.
+        #[serde(default, skip_serializing_if = "PolicyVerdict::is_allow")]
+        verdict: PolicyVerdict,
+    },
+    /// A credential source opened (`/proc/*/environ`, `~/.aws/…`), seen by the guard.
+    CredentialRead {
+        /// The calling process.
+        pid: u32,
+        /// Path.
+        path: String,
+        /// What the zero-trust policy said.
+        #[serde(default, skip_serializing_if = "PolicyVerdict::is_allow")]
+        verdict: PolicyVerdict,
+    },
     /// Something on Warden's own channels that the platform did not send.
     Tamper {
         /// What it was.
@@ -90,6 +157,8 @@ pub enum TamperKind {
     PlatformOverwrite,
     /// Warden was stopped while the function ran.
     Stopped,
+    /// Function code sent Warden a signal that stops or ends it (seen by the guard).
+    Signalled,
 }
 
 impl TamperKind {
@@ -100,8 +169,45 @@ impl TamperKind {
             TamperKind::UnknownRequest => "unknown_request",
             TamperKind::PlatformOverwrite => "platform_overwrite",
             TamperKind::Stopped => "stopped",
+            TamperKind::Signalled => "signalled",
         }
     }
+}
+
+/// What the function's zero-trust policy said of a call the guard saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyVerdict {
+    /// No policy, or the policy allows it.
+    #[default]
+    Allow,
+    /// A violation, reported (observe mode): the call went ahead.
+    Observe,
+    /// A violation, refused (enforce mode): the call failed in the function.
+    Deny,
+}
+
+impl PolicyVerdict {
+    /// Whether the call was allowed (the default, left out of JSON).
+    pub fn is_allow(&self) -> bool {
+        *self == PolicyVerdict::Allow
+    }
+}
+
+/// How an exec named the program it ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecHow {
+    /// By path.
+    Path,
+    /// By an open descriptor to a file.
+    Fd,
+    /// By a descriptor to an in-memory file (memfd): code that never touched a disk.
+    Memfd,
+    /// A file deleted since it was opened.
+    Deleted,
+    /// Through the dynamic loader (`ld.so /tmp/x`): the target is the program it was given.
+    Loader,
 }
 
 /// What happened to a /tmp file.

@@ -69,7 +69,15 @@ impl ObservationCounts {
                 }
             }
             Observation::Program { .. } => self.programs_run += 1,
-            Observation::StillRunning { .. } | Observation::Tamper { .. } => {}
+            // The guard's observations are evidence, not counted: the vector describes what
+            // Warden sees of every function, guarded or not.
+            Observation::StillRunning { .. }
+            | Observation::Tamper { .. }
+            | Observation::Connect { .. }
+            | Observation::Send { .. }
+            | Observation::Exec { .. }
+            | Observation::Signal { .. }
+            | Observation::CredentialRead { .. } => {}
             Observation::Endpoint { listen: true, .. } => self.listeners_opened += 1,
             Observation::Endpoint { .. } => self.new_endpoints += 1,
             Observation::TmpFile { action, .. } => match action {

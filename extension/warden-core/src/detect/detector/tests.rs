@@ -550,3 +550,72 @@ fn a_finding_writes_redacted_evidence_and_keeps_the_raw_for_responders() {
         "{line}"
     );
 }
+
+fn guarded_exec(how: crate::schema::ExecHow, target: &str) -> Observation {
+    Observation::Exec {
+        pid: 50,
+        path: "fd:5".into(),
+        target: target.into(),
+        how,
+        argv: "x".into(),
+        verdict: crate::schema::PolicyVerdict::Allow,
+    }
+}
+
+#[test]
+fn what_the_guard_sees_is_found_in_real_time_with_its_class_even_while_learning() {
+    use crate::schema::{PolicyVerdict, Proto, TamperKind};
+    let mut d = detector();
+    assert!(d.learning());
+    let memfd = guarded_exec(crate::schema::ExecHow::Memfd, "/memfd:x (deleted)");
+    let f = d.observe(Some("r1"), &memfd, 1).expect("exec from memory");
+    assert_eq!(f.class, Class::Dropper);
+    assert!(f.severity >= Severity::High, "{f:?}");
+    assert!(f.indicators.contains(&Indicator::ExecFromMemory));
+
+    let read = Observation::CredentialRead {
+        pid: 50,
+        path: "/proc/1/environ".into(),
+        verdict: PolicyVerdict::Allow,
+    };
+    let f = d.observe(Some("r2"), &read, 2).expect("credential read");
+    assert_eq!(f.class, Class::CredentialTheft);
+
+    let denied = Observation::Connect {
+        pid: 50,
+        proto: Proto::Tcp,
+        addr: "203.0.113.9:443".parse().unwrap(),
+        verdict: PolicyVerdict::Deny,
+    };
+    let f = d.observe(Some("r3"), &denied, 3).expect("policy violation");
+    assert_eq!(f.class, Class::ExfiltrationEgress);
+    assert!(f.indicators.contains(&Indicator::PolicyViolation));
+
+    let stopped = Observation::Tamper {
+        what: TamperKind::Signalled,
+        request_id: None,
+    };
+    let f = d.observe(Some("r4"), &stopped, 4).expect("tamper");
+    assert_eq!(f.class, Class::Tamper);
+
+    // An allowed connection to a new destination alone is no finding while learning.
+    let allowed = Observation::Connect {
+        pid: 50,
+        proto: Proto::Tcp,
+        addr: "203.0.113.10:443".parse().unwrap(),
+        verdict: PolicyVerdict::Allow,
+    };
+    assert_eq!(d.observe(Some("r5"), &allowed, 5), None);
+}
+
+#[test]
+fn guarded_destinations_and_programs_become_habits_like_sampled_ones() {
+    let mut d = detector();
+    let exec = guarded_exec(crate::schema::ExecHow::Path, "/usr/bin/gzip");
+    for seq in 1..=4 {
+        d.record(&with(record(seq), exec.clone()), 0);
+    }
+    let mut t = crate::detect::indicators::Tracker::default();
+    let fired = t.feed(&exec, &d.familiar, "/tmp/");
+    assert!(!fired.contains(&Indicator::UnknownBinary), "{fired:?}");
+}
