@@ -1,0 +1,182 @@
+//! What the guard's tests share: the built library, a stand-in for Warden's socket, and real
+//! Python programs run with the library preloaded.
+
+// Test code: a failed step should stop the test with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unreachable_pub)]
+
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+/// The library cargo built for these tests: `<target>/<profile>/libwarden_guard.so`, next to
+/// the `deps/` directory holding this test binary.
+pub fn library() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let found = exe
+        .ancestors()
+        .skip(1)
+        .map(|dir| dir.join("libwarden_guard.so"))
+        .find(|candidate| candidate.exists());
+    found.unwrap_or_else(|| {
+        panic!(
+            "libwarden_guard.so not found above {}: cargo test -p warden-guard builds it",
+            exe.display()
+        )
+    })
+}
+
+/// The real Python interpreter (not a shim script, whose own execs would be reported too).
+pub fn python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import os, sys; print(os.path.realpath(sys.executable))",
+            ])
+            .output()
+            .expect("python3 on PATH");
+        assert!(out.status.success(), "python3 failed: {out:?}");
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    })
+}
+
+/// One datagram, split into fields.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub fields: Vec<String>,
+}
+
+impl Event {
+    pub fn kind(&self) -> &str {
+        &self.fields[1]
+    }
+    pub fn pid(&self) -> u32 {
+        self.fields[2].parse().unwrap()
+    }
+    pub fn verdict(&self) -> &str {
+        &self.fields[6]
+    }
+    /// The kind's own fields, after the header.
+    pub fn body(&self) -> Vec<&str> {
+        self.fields[7..].iter().map(String::as_str).collect()
+    }
+}
+
+/// Warden's receiving socket, bound under a name no other test uses.
+pub struct Warden {
+    pub name: String,
+    socket: Option<UnixDatagram>,
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+fn unique_name() -> String {
+    format!(
+        "warden-guard-test-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Warden {
+    pub fn bind() -> Warden {
+        let name = unique_name();
+        let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let socket = UnixDatagram::bind_addr(&addr).expect("binding the abstract socket");
+        socket.set_nonblocking(true).unwrap();
+        Warden {
+            name,
+            socket: Some(socket),
+        }
+    }
+
+    /// A name nobody listens on: Warden absent.
+    pub fn absent() -> Warden {
+        Warden {
+            name: unique_name(),
+            socket: None,
+        }
+    }
+
+    /// Every datagram received so far (the program has exited, so all it sent is queued).
+    pub fn events(&self) -> Vec<Event> {
+        let socket = self.socket.as_ref().expect("a bound Warden");
+        let mut events = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = socket.recv(&mut buf) {
+            assert!(n <= 1024, "datagram of {n} bytes");
+            let text = std::str::from_utf8(&buf[..n]).expect("UTF-8 datagram");
+            assert!(!text.ends_with('\n'), "trailing newline in {text:?}");
+            let fields: Vec<String> = text.split('\t').map(String::from).collect();
+            assert_eq!(fields[0], "1", "format version of {text:?}");
+            assert!(fields.len() >= 7, "header of {text:?}");
+            events.push(Event { fields });
+        }
+        events
+    }
+}
+
+/// A Python program run with the guard preloaded and reporting to `warden`.
+pub struct Program<'a> {
+    warden: &'a Warden,
+    command: Command,
+}
+
+impl<'a> Program<'a> {
+    pub fn python(warden: &'a Warden, script: &str) -> Program<'a> {
+        let mut command = Command::new(python());
+        command.arg("-c").arg(script);
+        command
+            .env("LD_PRELOAD", library())
+            .env("WARDEN_GUARD_SOCKET", &warden.name)
+            .env_remove("WARDEN_POLICY")
+            .env_remove("WARDEN_GUARD")
+            .env_remove("AWS_LAMBDA_RUNTIME_API");
+        Program { warden, command }
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Program<'a> {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn without_guard(mut self) -> Program<'a> {
+        self.command.env_remove("LD_PRELOAD");
+        self
+    }
+
+    /// Runs it; returns its output (checked to have succeeded) and what Warden received.
+    pub fn run(mut self) -> (Output, Vec<Event>) {
+        let out = self.command.output().expect("running python");
+        assert!(
+            out.status.success(),
+            "program failed: {}\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let events = if self.warden.socket.is_some() {
+            self.warden.events()
+        } else {
+            Vec::new()
+        };
+        (out, events)
+    }
+}
+
+/// The program's stdout lines.
+pub fn lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// The events of one kind.
+pub fn of_kind<'e>(events: &'e [Event], kind: &str) -> Vec<&'e Event> {
+    events.iter().filter(|e| e.kind() == kind).collect()
+}
