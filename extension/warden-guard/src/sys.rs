@@ -599,7 +599,7 @@ unsafe fn on_send_message(fd: c_int, msg: *const msghdr) -> Verdict {
         let iov: &[libc::iovec] = if msg.msg_iov.is_null() {
             &[]
         } else {
-            std::slice::from_raw_parts(msg.msg_iov, msg.msg_iovlen as usize)
+            std::slice::from_raw_parts(msg.msg_iov, msg.msg_iovlen)
         };
         let bytes = iov.iter().map(|v| v.iov_len).sum();
         let first = iov

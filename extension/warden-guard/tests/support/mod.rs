@@ -9,7 +9,8 @@ use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
 
 /// The library cargo built for these tests: `<target>/<profile>/libwarden_guard.so`, next to
 /// the `deps/` directory holding this test binary.
@@ -66,10 +67,12 @@ impl Event {
     }
 }
 
-/// Warden's receiving socket, bound under a name no other test uses.
+/// Warden's receiving socket, bound under a name no other test uses and read all the time by
+/// a thread of its own (a Unix datagram socket queues only a few datagrams,
+/// `net.unix.max_dgram_qlen`, before senders get EAGAIN).
 pub struct Warden {
     pub name: String,
-    socket: Option<UnixDatagram>,
+    received: Option<Arc<Mutex<Vec<Event>>>>,
 }
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -82,15 +85,20 @@ fn unique_name() -> String {
     )
 }
 
+/// How long the socket must stay quiet before the events are taken as complete.
+const QUIET: Duration = Duration::from_millis(150);
+
 impl Warden {
     pub fn bind() -> Warden {
         let name = unique_name();
         let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
         let socket = UnixDatagram::bind_addr(&addr).expect("binding the abstract socket");
-        socket.set_nonblocking(true).unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::downgrade(&received);
+        std::thread::spawn(move || receive(socket, sink));
         Warden {
             name,
-            socket: Some(socket),
+            received: Some(received),
         }
     }
 
@@ -98,25 +106,44 @@ impl Warden {
     pub fn absent() -> Warden {
         Warden {
             name: unique_name(),
-            socket: None,
+            received: None,
         }
     }
 
-    /// Every datagram received so far (the program has exited, so all it sent is queued).
+    /// Every datagram received, once the socket has been quiet for a moment (the program has
+    /// exited, so all it sent is queued or read).
     pub fn events(&self) -> Vec<Event> {
-        let socket = self.socket.as_ref().expect("a bound Warden");
-        let mut events = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = socket.recv(&mut buf) {
-            assert!(n <= 1024, "datagram of {n} bytes");
-            let text = std::str::from_utf8(&buf[..n]).expect("UTF-8 datagram");
-            assert!(!text.ends_with('\n'), "trailing newline in {text:?}");
-            let fields: Vec<String> = text.split('\t').map(String::from).collect();
-            assert_eq!(fields[0], "1", "format version of {text:?}");
-            assert!(fields.len() >= 7, "header of {text:?}");
-            events.push(Event { fields });
+        let received = self.received.as_ref().expect("a bound Warden");
+        let mut seen = usize::MAX;
+        loop {
+            let count = received.lock().unwrap().len();
+            if count == seen {
+                return received.lock().unwrap().clone();
+            }
+            seen = count;
+            std::thread::sleep(QUIET);
         }
-        events
+    }
+}
+
+/// Reads datagrams into `sink` until the Warden that owns it is dropped.
+fn receive(socket: UnixDatagram, sink: Weak<Mutex<Vec<Event>>>) {
+    socket.set_read_timeout(Some(QUIET / 3)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        let Some(sink) = sink.upgrade() else {
+            return;
+        };
+        let Ok(n) = socket.recv(&mut buf) else {
+            continue;
+        };
+        assert!(n <= 1024, "datagram of {n} bytes");
+        let text = std::str::from_utf8(&buf[..n]).expect("UTF-8 datagram");
+        assert!(!text.ends_with('\n'), "trailing newline in {text:?}");
+        let fields: Vec<String> = text.split('\t').map(String::from).collect();
+        assert_eq!(fields[0], "1", "format version of {text:?}");
+        assert!(fields.len() >= 7, "header of {text:?}");
+        sink.lock().unwrap().push(Event { fields });
     }
 }
 
@@ -159,7 +186,7 @@ impl<'a> Program<'a> {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let events = if self.warden.socket.is_some() {
+        let events = if self.warden.received.is_some() {
             self.warden.events()
         } else {
             Vec::new()
