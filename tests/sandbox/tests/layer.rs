@@ -197,3 +197,61 @@ fn arm64_layer_is_a_static_aarch64_binary() {
     let binary = extension_of(&layer);
     assert_static(&binary, EM_AARCH64);
 }
+
+#[test]
+fn x86_64_layer_guard_loads_into_the_python_runtime_through_its_wrapper() {
+    const ET_DYN: u16 = 3;
+    let (_dir, layer) = unpack(&built_zip("x86_64"));
+    let library = layer.join("warden/lib/libwarden_guard.so");
+    let wrapper = layer.join("warden/wrapper");
+    let data = std::fs::read(&library).expect("warden/lib/libwarden_guard.so in the layer");
+    assert_eq!(u16_at(&data, 16), ET_DYN, "the guard is a shared library");
+    assert_eq!(read_elf(&library).machine, EM_X86_64);
+    let mode = std::fs::metadata(&wrapper)
+        .expect("warden/wrapper")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o755, "mode of warden/wrapper");
+
+    // The layer's warden/ directory where the sandbox sees it at the same path, isolated or
+    // not (the wrapper finds the library next to itself).
+    let sandbox = Sandbox::python_probe();
+    let shared = sandbox.shared().join("warden");
+    std::fs::create_dir_all(shared.join("lib")).unwrap();
+    std::fs::copy(&library, shared.join("lib/libwarden_guard.so")).unwrap();
+    std::fs::copy(&wrapper, shared.join("wrapper")).unwrap();
+    let policy = sandbox.shared().join("policy.json");
+    std::fs::write(&policy, r#"{"mode":"enforce","exec":["sh"]}"#).unwrap();
+    let run = sandbox
+        .env(
+            "AWS_LAMBDA_EXEC_WRAPPER",
+            &shared.join("wrapper").to_string_lossy(),
+        )
+        .env("WARDEN_POLICY", &policy.to_string_lossy())
+        .run(&[
+            json!({"env": ["LD_PRELOAD"]}),
+            json!({"spawn": ["/bin/true"]}),
+            json!({"spawn": ["sh", "-c", "exit 0"]}),
+        ]);
+    run.assert_ok();
+    assert_eq!(run.statuses(), ["success"; 3], "stderr:\n{}", run.stderr);
+    let preload = run.invocations[0]["response"]["env"]["LD_PRELOAD"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        preload.ends_with("warden/lib/libwarden_guard.so"),
+        "LD_PRELOAD={preload}"
+    );
+    // The policy is in force inside the runtime: /bin/true is refused, sh is allowed.
+    let refused = run.invocations[1]["response"]["spawn"].to_string();
+    assert!(
+        refused.contains("Permission denied"),
+        "spawn of /bin/true: {refused}"
+    );
+    assert_eq!(
+        run.invocations[2]["response"]["spawn"],
+        json!({"exit_code": 0, "signal": null}),
+        "{}",
+        run.stderr
+    );
+}

@@ -12,9 +12,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-/// The library cargo built for these tests: `<target>/<profile>/libwarden_guard.so`, next to
-/// the `deps/` directory holding this test binary.
+/// The library under test: `$WARDEN_GUARD_LIBRARY` (e.g. the layer's build), else the one cargo
+/// built for these tests, `<target>/<profile>/libwarden_guard.so`, next to the `deps/`
+/// directory holding this test binary.
 pub fn library() -> PathBuf {
+    if let Some(path) = std::env::var_os("WARDEN_GUARD_LIBRARY") {
+        return PathBuf::from(path);
+    }
     let exe = std::env::current_exe().expect("test binary path");
     let found = exe
         .ancestors()
