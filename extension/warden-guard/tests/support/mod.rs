@@ -12,25 +12,46 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-/// The library under test: `$WARDEN_GUARD_LIBRARY` (e.g. the layer's build), else the one cargo
-/// built for these tests, `<target>/<profile>/libwarden_guard.so`, next to the `deps/`
-/// directory holding this test binary.
+/// The library under test: `$WARDEN_GUARD_LIBRARY` (e.g. the layer's build), else the crate's
+/// own `libwarden_guard.so`, built here first: cargo builds a `cdylib` for `cargo build`, not
+/// for the integration tests of its crate, so without this the tests could run an old one.
 pub fn library() -> PathBuf {
-    if let Some(path) = std::env::var_os("WARDEN_GUARD_LIBRARY") {
-        return PathBuf::from(path);
-    }
+    static LIBRARY: OnceLock<PathBuf> = OnceLock::new();
+    LIBRARY
+        .get_or_init(|| match std::env::var_os("WARDEN_GUARD_LIBRARY") {
+            Some(path) => PathBuf::from(path),
+            None => build_library(),
+        })
+        .clone()
+}
+
+/// Builds the library with the cargo running these tests, into the same target directory and
+/// profile (`<target>/<profile>/`, the parent of the `deps/` directory holding this binary).
+fn build_library() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let found = exe
-        .ancestors()
-        .skip(1)
-        .map(|dir| dir.join("libwarden_guard.so"))
-        .find(|candidate| candidate.exists());
-    found.unwrap_or_else(|| {
-        panic!(
-            "libwarden_guard.so not found above {}: cargo test -p warden-guard builds it",
-            exe.display()
-        )
-    })
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary inside <target>/<profile>/deps");
+    let target_dir = profile_dir.parent().expect("<target>/<profile>");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args(["build", "--quiet", "--lib", "-p", "warden-guard"])
+        .arg("--manifest-path")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", target_dir);
+    if profile_dir
+        .file_name()
+        .is_some_and(|name| name == "release")
+    {
+        build.arg("--release");
+    }
+    let status = build.status().expect("running cargo build");
+    assert!(status.success(), "cargo build -p warden-guard failed");
+    let library = profile_dir.join("libwarden_guard.so");
+    assert!(library.exists(), "{} was not built", library.display());
+    library
 }
 
 /// The real Python interpreter (not a shim script, whose own execs would be reported too).
