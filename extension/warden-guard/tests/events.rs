@@ -225,7 +225,6 @@ import os, signal, subprocess
 sleeper = subprocess.Popen(["sleep", "30"])
 os.kill(sleeper.pid, signal.SIGSTOP)
 os.kill(sleeper.pid, 0)
-os.kill(os.getpid(), signal.SIGUSR2) if False else None
 signal.signal(signal.SIGUSR1, lambda *_: None)
 os.kill(os.getpid(), signal.SIGUSR1)
 os.kill(sleeper.pid, signal.SIGKILL)
