@@ -197,9 +197,13 @@ pub(crate) fn open(header: &Header, path: &[u8]) -> Line {
 }
 
 /// Whether an opened path is a credential source: a process's environment
-/// (`/proc/<pid>/environ`) or anything under an `.aws` directory. Cheap for every other path.
+/// (`/proc/<pid>/environ`) or anything under an `.aws` directory (also relative to the
+/// working directory or a directory descriptor: `.aws/credentials`). Cheap for every other
+/// path.
 pub(crate) fn is_credential_path(path: &[u8]) -> bool {
-    (path.starts_with(b"/proc/") && path.ends_with(b"/environ")) || exec::contains(path, b"/.aws/")
+    (path.starts_with(b"/proc/") && path.ends_with(b"/environ"))
+        || path.starts_with(b".aws/")
+        || exec::contains(path, b"/.aws/")
 }
 
 #[cfg(test)]
@@ -344,6 +348,7 @@ mod tests {
     #[test]
     fn only_credential_sources_are_reported_on_open() {
         for path in [
+            ".aws/credentials",
             "/proc/self/environ",
             "/proc/1/environ",
             "/home/u/.aws/credentials",

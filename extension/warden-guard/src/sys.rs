@@ -41,6 +41,9 @@ use crate::settings::Settings;
 const HIGH_FD: c_int = 900;
 /// Room for a path built on the stack (`/proc/<pid>/exe`, a `PATH` candidate).
 const PATH_BUF: usize = 512;
+/// How much of a scattered payload is gathered to read a DNS query from (a query over UDP
+/// is at most 512 bytes without EDNS).
+const PAYLOAD_HEAD: usize = 512;
 
 // ---------------------------------------------------------------------------------------------
 // The real functions.
@@ -602,10 +605,19 @@ unsafe fn on_send_message(fd: c_int, msg: *const msghdr) -> Verdict {
             std::slice::from_raw_parts(msg.msg_iov, msg.msg_iovlen)
         };
         let bytes = iov.iter().map(|v| v.iov_len).sum();
-        let first = iov
-            .first()
-            .map_or(&[][..], |v| bytes_at(v.iov_base, v.iov_len));
-        on_send(fd, dest, bytes, first)
+        // The payload's start, gathered across buffers: a DNS query may come in pieces.
+        let mut head = [0u8; PAYLOAD_HEAD];
+        let mut len = 0;
+        for v in iov {
+            let part = bytes_at(v.iov_base, v.iov_len);
+            let take = part.len().min(PAYLOAD_HEAD - len);
+            head[len..len + take].copy_from_slice(&part[..take]);
+            len += take;
+            if len == PAYLOAD_HEAD {
+                break;
+            }
+        }
+        on_send(fd, dest, bytes, &head[..len])
     }
 }
 

@@ -79,6 +79,7 @@ for label in name.split("."):
 query += b"\x00" + struct.pack(">HH", 1, 1)
 udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 udp.sendto(query, ("127.0.0.1", 53))
+udp.sendmsg([query[:5], query[5:9], query[9:]], [], 0, ("127.0.0.2", 53))
 udp6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 udp6.sendto(b"not dns", ("::1", 5353))
 print(len(query))
@@ -91,6 +92,17 @@ print(len(query))
         [
             "udp",
             "127.0.0.1:53",
+            length.as_str(),
+            "warden-test.example.org"
+        ]
+    );
+    // sendmsg with the query in three buffers.
+    let pieces = one(&events, "send", |b| b[1] == "127.0.0.2:53");
+    assert_eq!(
+        pieces.body(),
+        [
+            "udp",
+            "127.0.0.2:53",
             length.as_str(),
             "warden-test.example.org"
         ]
@@ -110,6 +122,10 @@ print(child.pid)
 spawned = os.posix_spawn("/bin/true", ["true", "spawned"], dict(os.environ))
 os.waitpid(spawned, 0)
 print(spawned)
+searched = os.posix_spawnp("true", ["true", "searched"], dict(os.environ))
+os.waitpid(searched, 0)
+import shutil
+print(shutil.which("true"))
 "#;
     let (out, events) = Program::python(&warden, script).run();
     let printed = lines(&out);
@@ -126,6 +142,10 @@ print(spawned)
         spawn.body(),
         ["/bin/true", "/bin/true", "path", "true spawned"]
     );
+    // posix_spawnp: the name as given, and the file PATH leads to.
+    let on_path = printed[2].as_str();
+    let searched = one(&events, "exec", |b| b[3] == "true searched");
+    assert_eq!(searched.body(), ["true", on_path, "path", "true searched"]);
     // Both children load the guard too, and say so with the program they now run.
     let true_exe = std::fs::canonicalize("/bin/true").unwrap();
     for pid in [child, spawned] {
@@ -221,22 +241,29 @@ subprocess.run(["{loader}", "--inhibit-cache", "--argv0", "sshd", "/bin/true", "
 fn a_stop_signal_to_another_process_is_reported_and_one_to_itself_is_not() {
     let warden = Warden::bind();
     let script = r#"
-import os, signal, subprocess
+import ctypes, os, signal, subprocess
 sleeper = subprocess.Popen(["sleep", "30"])
 os.kill(sleeper.pid, signal.SIGSTOP)
 os.kill(sleeper.pid, 0)
 signal.signal(signal.SIGUSR1, lambda *_: None)
 os.kill(os.getpid(), signal.SIGUSR1)
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.tgkill(sleeper.pid, sleeper.pid, signal.SIGCONT) == 0
 os.kill(sleeper.pid, signal.SIGKILL)
 sleeper.wait()
-print(sleeper.pid, int(signal.SIGSTOP), int(signal.SIGKILL))
+print(sleeper.pid, int(signal.SIGSTOP), int(signal.SIGCONT), int(signal.SIGKILL))
 "#;
     let (out, events) = Program::python(&warden, script).run();
     let printed = lines(&out);
     let fields: Vec<&str> = printed[0].split(' ').collect();
-    let (target, stop, kill) = (fields[0], fields[1], fields[2]);
+    let (target, stop, cont, kill) = (fields[0], fields[1], fields[2], fields[3]);
     let kills: Vec<Vec<&str>> = of_kind(&events, "kill").iter().map(|e| e.body()).collect();
-    assert_eq!(kills, [[target, stop], [target, kill]], "{events:#?}");
+    // kill, tgkill (the thread group), kill; not the signal 0 probe, nor the one to itself.
+    assert_eq!(
+        kills,
+        [[target, stop], [target, cont], [target, kill]],
+        "{events:#?}"
+    );
 }
 
 #[test]
@@ -246,14 +273,23 @@ fn opening_credentials_is_reported_and_other_files_are_not() {
     std::fs::create_dir(home.path().join(".aws")).unwrap();
     let credentials = home.path().join(".aws/credentials");
     std::fs::write(&credentials, "[default]\naws_access_key_id = AKIAEXAMPLE\n").unwrap();
+    let config = home.path().join(".aws/config");
+    std::fs::write(&config, "[default]\nregion = eu-west-1\n").unwrap();
     let script = r#"
-import os
+import ctypes, os
 with open(os.path.expanduser("~/.aws/credentials")) as f:
     f.read()
 with open("/etc/hostname") as f:
     f.read()
 with open("/proc/self/environ", "rb") as f:
     f.read()
+libc = ctypes.CDLL(None)
+libc.fopen.restype = ctypes.c_void_p
+stream = libc.fopen(os.path.expanduser("~/.aws/config").encode(), b"r")
+assert stream
+libc.fclose(ctypes.c_void_p(stream))
+home = os.open(os.path.expanduser("~"), os.O_RDONLY)
+os.close(os.open(".aws/credentials", os.O_RDONLY, dir_fd=home))
 print("read")
 "#;
     let (out, events) = Program::python(&warden, script)
@@ -261,9 +297,15 @@ print("read")
         .run();
     assert_eq!(lines(&out), ["read"]);
     let opens: Vec<Vec<&str>> = of_kind(&events, "open").iter().map(|e| e.body()).collect();
+    // open64 (Python's open), fopen (C code), openat relative to a directory descriptor.
     assert_eq!(
         opens,
-        [[credentials.to_str().unwrap()], ["/proc/self/environ"]],
+        [
+            [credentials.to_str().unwrap()],
+            ["/proc/self/environ"],
+            [config.to_str().unwrap()],
+            [".aws/credentials"]
+        ],
         "{events:#?}"
     );
 }
