@@ -110,7 +110,7 @@ print("connected")
 }
 
 #[test]
-fn a_malformed_policy_is_reported_once_and_the_program_runs_without_one() {
+fn a_malformed_policy_is_reported_by_each_process_that_loads_it_and_not_used() {
     let warden = Warden::bind();
     let dir = tempfile::tempdir().unwrap();
     let policy = policy_file(&dir, r#"{"mode":"enforce","egress":[{"cidr":"#);
