@@ -559,17 +559,28 @@ impl Engine {
         }
     }
 
+    /// The runtime's program and arguments. A managed runtime is started through
+    /// `AWS_LAMBDA_EXEC_WRAPPER` when the function sets it, as Lambda does: the wrapper gets the
+    /// runtime's command as its arguments. OS-only runtimes (`provided`) ignore the variable.
     fn runtime_command(&self) -> (PathBuf, Vec<String>) {
         match self.shared.config.runtime {
             RuntimeKind::Provided => (self.layout.task_root.join("bootstrap"), Vec::new()),
-            RuntimeKind::Python => (
-                self.layout.python.clone(),
-                vec![
+            RuntimeKind::Python => {
+                let python = self.layout.python.clone();
+                let args = vec![
                     "-m".into(),
                     "awslambdaric".into(),
                     self.shared.config.handler.clone(),
-                ],
-            ),
+                ];
+                match exec_wrapper(&self.env) {
+                    Some(wrapper) => {
+                        let mut wrapped = vec![python.to_string_lossy().into_owned()];
+                        wrapped.extend(args);
+                        (wrapper, wrapped)
+                    }
+                    None => (python, args),
+                }
+            }
         }
     }
 
@@ -679,6 +690,15 @@ impl Engine {
         self.roles.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.initialized = false;
     }
+}
+
+/// The function's `AWS_LAMBDA_EXEC_WRAPPER`, when set and not empty.
+fn exec_wrapper(env: &[(String, String)]) -> Option<PathBuf> {
+    env.iter()
+        .rev()
+        .find(|(name, _)| name == "AWS_LAMBDA_EXEC_WRAPPER")
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(_, value)| PathBuf::from(value))
 }
 
 fn layout_is_isolated(layout: &Layout) -> bool {

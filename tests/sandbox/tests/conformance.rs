@@ -139,6 +139,64 @@ fn rust_function_on_lambda_runtime_runs_warm() {
     );
 }
 
+/// A wrapper script in the shared directory that records its arguments, marks the
+/// environment and runs the rest of its command line, as a layer's exec wrapper does.
+// Test setup: a failed step stops the test.
+#[allow(clippy::unwrap_used)]
+fn recording_wrapper(sandbox: &Sandbox) -> (String, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let wrapper = sandbox.shared().join("wrapper");
+    let args = sandbox.shared().join("wrapper-args");
+    let script = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\nexport WRAPPED_BY_WRAPPER=yes\nexec \"$@\"\n",
+        args.display()
+    );
+    std::fs::write(&wrapper, script).unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (wrapper.to_string_lossy().into_owned(), args)
+}
+
+#[test]
+fn the_python_runtime_starts_through_aws_lambda_exec_wrapper() {
+    let sandbox = Sandbox::python_probe();
+    let (wrapper, args_file) = recording_wrapper(&sandbox);
+    let run = sandbox
+        .env("AWS_LAMBDA_EXEC_WRAPPER", &wrapper)
+        .run(&[json!({"env": ["WRAPPED_BY_WRAPPER"]}), json!({})]);
+    run.assert_ok();
+    assert_eq!(run.statuses(), ["success", "success"]);
+    // The runtime is the wrapper's child process image: it sees what the wrapper exported.
+    assert_eq!(
+        run.invocations[0]["response"]["env"]["WRAPPED_BY_WRAPPER"],
+        "yes"
+    );
+    // The wrapper was given the runtime's whole command: interpreter, then its arguments.
+    let args = std::fs::read_to_string(&args_file).unwrap();
+    let args: Vec<&str> = args.lines().collect();
+    assert_eq!(
+        args[1..],
+        ["-m", "awslambdaric", "handler.handler"],
+        "{args:?}"
+    );
+    assert!(args[0].contains("python"), "interpreter first: {args:?}");
+}
+
+#[test]
+fn an_os_only_runtime_ignores_aws_lambda_exec_wrapper() {
+    let sandbox = Sandbox::rust_probe();
+    let (wrapper, args_file) = recording_wrapper(&sandbox);
+    let run = sandbox
+        .env("AWS_LAMBDA_EXEC_WRAPPER", &wrapper)
+        .run(&[json!({"env": ["WRAPPED_BY_WRAPPER"]})]);
+    run.assert_ok();
+    assert_eq!(run.statuses(), ["success"]);
+    assert!(run.invocations[0]["response"]["env"]["WRAPPED_BY_WRAPPER"].is_null());
+    assert!(
+        !args_file.exists(),
+        "the wrapper ran for a provided runtime"
+    );
+}
+
 #[test]
 fn processes_make_no_progress_while_frozen() {
     let run = Sandbox::python_probe().arg("--pause-ms").arg("1000").run(&[

@@ -197,3 +197,100 @@ fn arm64_layer_is_a_static_aarch64_binary() {
     let binary = extension_of(&layer);
     assert_static(&binary, EM_AARCH64);
 }
+
+/// The sandbox with the layer's guard loaded through its wrapper and `policy` in force. The
+/// layer's warden/ directory goes where the sandbox sees it at the same path, isolated or not
+/// (the wrapper finds the library next to itself).
+fn with_guard(sandbox: Sandbox, layer: &Path, policy: &str) -> Sandbox {
+    let shared = sandbox.shared().join("warden");
+    std::fs::create_dir_all(shared.join("lib")).unwrap();
+    let library = layer.join("warden/lib/libwarden_guard.so");
+    std::fs::copy(library, shared.join("lib/libwarden_guard.so")).unwrap();
+    std::fs::copy(layer.join("warden/wrapper"), shared.join("wrapper")).unwrap();
+    let policy_file = sandbox.shared().join("policy.json");
+    std::fs::write(&policy_file, policy).unwrap();
+    sandbox
+        .env(
+            "AWS_LAMBDA_EXEC_WRAPPER",
+            &shared.join("wrapper").to_string_lossy(),
+        )
+        .env("WARDEN_POLICY", &policy_file.to_string_lossy())
+}
+
+#[test]
+fn x86_64_layer_guard_loads_into_the_python_runtime_through_its_wrapper() {
+    const ET_DYN: u16 = 3;
+    let (_dir, layer) = unpack(&built_zip("x86_64"));
+    let library = layer.join("warden/lib/libwarden_guard.so");
+    let wrapper = layer.join("warden/wrapper");
+    let data = std::fs::read(&library).expect("warden/lib/libwarden_guard.so in the layer");
+    assert_eq!(u16_at(&data, 16), ET_DYN, "the guard is a shared library");
+    assert_eq!(read_elf(&library).machine, EM_X86_64);
+    let mode = std::fs::metadata(&wrapper)
+        .expect("warden/wrapper")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o755, "mode of warden/wrapper");
+
+    let sandbox = with_guard(
+        Sandbox::python_probe(),
+        &layer,
+        r#"{"mode":"enforce","exec":["sh"]}"#,
+    );
+    let run = sandbox.run(&[
+        json!({"env": ["LD_PRELOAD"]}),
+        json!({"spawn": ["/bin/true"]}),
+        json!({"spawn": ["sh", "-c", "exit 0"]}),
+    ]);
+    run.assert_ok();
+    assert_eq!(run.statuses(), ["success"; 3], "stderr:\n{}", run.stderr);
+    let preload = run.invocations[0]["response"]["env"]["LD_PRELOAD"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        preload.ends_with("warden/lib/libwarden_guard.so"),
+        "LD_PRELOAD={preload}"
+    );
+    // The policy is in force inside the runtime: /bin/true is refused, sh is allowed.
+    let refused = run.invocations[1]["response"]["spawn"].to_string();
+    assert!(
+        refused.contains("Permission denied"),
+        "spawn of /bin/true: {refused}"
+    );
+    assert_eq!(
+        run.invocations[2]["response"]["spawn"],
+        json!({"exit_code": 0, "signal": null}),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn x86_64_layer_guard_keeps_function_code_from_stopping_an_extension() {
+    // Extensions run from /opt/extensions/ only inside the sandbox's namespaces.
+    if !warden_sandbox::isolation::available() {
+        eprintln!("skipped: needs root and unshare for the layer at /opt");
+        return;
+    }
+    let (_dir, layer) = unpack(&built_zip("x86_64"));
+    let probe = Sandbox::python_probe().reference_extension("ref");
+    let sandbox = with_guard(probe, &layer, r#"{"mode":"enforce"}"#);
+    let run = sandbox.run(&[json!({"stop_extension": {"name": "ref", "ms": 10}})]);
+    run.assert_ok();
+    assert_eq!(run.statuses(), ["success"], "stderr:\n{}", run.stderr);
+    // The probe found the extension and tried SIGSTOP: refused with EPERM, nothing stopped.
+    let stopped = &run.invocations[0]["response"]["stop_extension"]["stopped"];
+    assert_eq!(stopped, &json!([]), "{}", run.stderr);
+    assert_eq!(run.events("ref").last().unwrap()["eventType"], "SHUTDOWN");
+}
+
+#[test]
+fn arm64_layer_guard_is_an_aarch64_shared_library() {
+    const ET_DYN: u16 = 3;
+    let (_dir, layer) = unpack(&built_zip("arm64"));
+    let library = layer.join("warden/lib/libwarden_guard.so");
+    let data = std::fs::read(&library).expect("warden/lib/libwarden_guard.so in the layer");
+    assert_eq!(u16_at(&data, 16), ET_DYN, "the guard is a shared library");
+    assert_eq!(read_elf(&library).machine, EM_AARCH64);
+    assert!(layer.join("warden/wrapper").exists(), "warden/wrapper");
+}

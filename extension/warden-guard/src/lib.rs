@@ -1,0 +1,26 @@
+//! Warden's in-process guard: a shared library loaded with `LD_PRELOAD` into the function's
+//! runtime and everything it starts. It stands in for a few libc calls Warden cannot see from
+//! outside (a connect and close inside one sample, UDP without connect, an exec from memory or
+//! through the dynamic loader, a signal to Warden, a read of credentials), sends one datagram
+//! per call to Warden's abstract socket, and with a policy can refuse the call.
+//!
+//! - `sys`: the constructor, the hooks and the socket: the only `unsafe` code;
+//! - `settings`: the environment, read once at load;
+//! - `guard`: the state hooks read (socket name, policy);
+//! - `policy`: the zero-trust policy file and its matching;
+//! - `report`: each event as a datagram, and the verdict on its call;
+//! - `line`, `dns`, `exec`: the datagram buffer, a DNS query's name, what an exec runs.
+
+// The hooks are left out of unit tests, so that the test binary keeps libc's functions; what
+// only they call is then unused.
+#![cfg_attr(test, allow(dead_code))]
+
+mod dns;
+mod exec;
+mod guard;
+mod line;
+mod policy;
+mod report;
+mod settings;
+#[cfg(not(test))]
+mod sys;

@@ -1,0 +1,366 @@
+//! The zero-trust policy: which destinations and programs the function may use, read once at
+//! load from the JSON file `WARDEN_POLICY` names, then only matched against (no allocation).
+
+use std::fmt;
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::exec::{base_name, How};
+
+/// The largest policy file read.
+pub(crate) const MAX_POLICY_BYTES: u64 = 64 * 1024;
+
+/// Where Lambda puts extensions: processes running from here are Warden and its peers.
+const EXTENSIONS_DIR: &[u8] = b"/opt/extensions/";
+
+/// What happens to a call that breaks the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Mode {
+    /// Reported, and the call proceeds.
+    Observe,
+    /// Reported, and the call is refused.
+    Enforce,
+}
+
+/// What the guard did with a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// No policy, or the policy allows it.
+    Allow,
+    /// Breaks the policy; observe mode let it proceed.
+    Observe,
+    /// Refused by enforce mode.
+    Deny,
+}
+
+impl Verdict {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Observe => "observe",
+            Verdict::Deny => "deny",
+        }
+    }
+}
+
+/// Why a policy file is not used.
+#[derive(Debug)]
+pub(crate) enum PolicyError {
+    Unreadable(std::io::Error),
+    TooLarge,
+    Malformed(serde_json::Error),
+    BadCidr(String),
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicyError::Unreadable(e) => write!(f, "cannot be read: {e}"),
+            PolicyError::TooLarge => write!(f, "larger than {MAX_POLICY_BYTES} bytes"),
+            PolicyError::Malformed(e) => write!(f, "not a valid policy: {e}"),
+            PolicyError::BadCidr(cidr) => {
+                write!(f, "egress cidr {cidr:?} is not an address/prefix")
+            }
+        }
+    }
+}
+
+/// The file as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    mode: Mode,
+    egress: Option<Vec<RuleFile>>,
+    exec: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    cidr: String,
+    #[serde(default)]
+    ports: Vec<u16>,
+}
+
+/// A network and a prefix length.
+#[derive(Debug, Clone, Copy)]
+struct Cidr {
+    network: IpAddr,
+    prefix: u32,
+}
+
+impl Cidr {
+    fn parse(text: &str) -> Option<Cidr> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let network: IpAddr = addr.trim().parse().ok()?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.trim().parse().ok().filter(|&p| p <= max)?,
+            None => max,
+        };
+        Some(Cidr { network, prefix })
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        match (self.network, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - self.prefix).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - self.prefix).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Rule {
+    cidr: Cidr,
+    ports: Vec<u16>,
+}
+
+/// A policy ready to be matched against.
+#[derive(Debug)]
+pub(crate) struct Policy {
+    mode: Mode,
+    egress: Option<Vec<Rule>>,
+    exec: Option<Vec<Vec<u8>>>,
+    runtime_api: Option<SocketAddr>,
+}
+
+impl Policy {
+    /// Reads and checks the file at `path`.
+    pub(crate) fn load(
+        path: &Path,
+        runtime_api: Option<SocketAddr>,
+    ) -> Result<Policy, PolicyError> {
+        let file = std::fs::File::open(path).map_err(PolicyError::Unreadable)?;
+        let mut text = Vec::new();
+        file.take(MAX_POLICY_BYTES + 1)
+            .read_to_end(&mut text)
+            .map_err(PolicyError::Unreadable)?;
+        if text.len() as u64 > MAX_POLICY_BYTES {
+            return Err(PolicyError::TooLarge);
+        }
+        Policy::parse(&text, runtime_api)
+    }
+
+    /// Checks a policy's text. `runtime_api` is the Runtime API's address, always reachable.
+    pub(crate) fn parse(
+        text: &[u8],
+        runtime_api: Option<SocketAddr>,
+    ) -> Result<Policy, PolicyError> {
+        let file: PolicyFile = serde_json::from_slice(text).map_err(PolicyError::Malformed)?;
+        let egress = match file.egress {
+            Some(rules) => Some(
+                rules
+                    .into_iter()
+                    .map(|r| match Cidr::parse(&r.cidr) {
+                        Some(cidr) => Ok(Rule {
+                            cidr,
+                            ports: r.ports,
+                        }),
+                        None => Err(PolicyError::BadCidr(r.cidr)),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            None => None,
+        };
+        let exec = file
+            .exec
+            .map(|names| names.into_iter().map(String::into_bytes).collect());
+        Ok(Policy {
+            mode: file.mode,
+            egress,
+            exec,
+            runtime_api,
+        })
+    }
+
+    pub(crate) fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The verdict on a call the policy allows or not.
+    pub(crate) fn verdict(&self, allowed: bool) -> Verdict {
+        match (allowed, self.mode) {
+            (true, _) => Verdict::Allow,
+            (false, Mode::Observe) => Verdict::Observe,
+            (false, Mode::Enforce) => Verdict::Deny,
+        }
+    }
+
+    /// Whether the function may reach `dest`: always for loopback and the Runtime API.
+    pub(crate) fn allows_destination(&self, dest: SocketAddr) -> bool {
+        let Some(rules) = &self.egress else {
+            return true;
+        };
+        let ip = unmapped(dest.ip());
+        if ip.is_loopback()
+            || self
+                .runtime_api
+                .is_some_and(|api| api.ip() == ip && api.port() == dest.port())
+        {
+            return true;
+        }
+        rules.iter().any(|rule| {
+            rule.cidr.contains(ip) && (rule.ports.is_empty() || rule.ports.contains(&dest.port()))
+        })
+    }
+
+    /// Whether the function may run `target`: listed by full path, or a bare listed name
+    /// matching its base name. A memory file or a deleted one never is.
+    pub(crate) fn allows_program(&self, target: &[u8], how: How) -> bool {
+        let Some(listed) = &self.exec else {
+            return true;
+        };
+        if matches!(how, How::Memfd | How::Deleted) {
+            return false;
+        }
+        let name = base_name(target);
+        listed.iter().any(|entry| {
+            if entry.contains(&b'/') {
+                entry.as_slice() == target
+            } else {
+                entry.as_slice() == name
+            }
+        })
+    }
+}
+
+/// Whether an executable path is an extension's (a signal to it could blind Warden).
+pub(crate) fn is_extension(exe: &[u8]) -> bool {
+    exe.starts_with(EXTENSIONS_DIR)
+}
+
+/// Signals that stop or end a process.
+pub(crate) fn stops_or_ends(signal: i32) -> bool {
+    [libc::SIGSTOP, libc::SIGKILL, libc::SIGTERM, libc::SIGTSTP].contains(&signal)
+}
+
+/// An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) is the IPv4 address.
+fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(text: &str) -> Policy {
+        let api = "127.0.0.1:9001".parse().ok();
+        Policy::parse(text.as_bytes(), api).unwrap()
+    }
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn egress_rules_match_by_network_and_port() {
+        let p = policy(
+            r#"{"mode":"enforce","egress":[{"cidr":"10.0.0.0/8","ports":[443]},{"cidr":"2001:db8::/32"},{"cidr":"192.0.2.7"}]}"#,
+        );
+        assert!(p.allows_destination(addr("10.1.2.3:443")));
+        assert!(!p.allows_destination(addr("10.1.2.3:80")));
+        assert!(!p.allows_destination(addr("11.0.0.1:443")));
+        assert!(p.allows_destination(addr("[2001:db8::1]:53")));
+        assert!(p.allows_destination(addr("192.0.2.7:1")));
+        assert!(!p.allows_destination(addr("192.0.2.8:1")));
+        assert!(
+            p.allows_destination(addr("[::ffff:10.0.0.1]:443")),
+            "IPv4-mapped"
+        );
+    }
+
+    #[test]
+    fn loopback_and_the_runtime_api_are_always_reachable() {
+        let p = policy(r#"{"mode":"enforce","egress":[]}"#);
+        assert!(p.allows_destination(addr("127.0.0.5:80")));
+        assert!(p.allows_destination(addr("[::1]:80")));
+        assert!(!p.allows_destination(addr("169.254.100.1:9001")));
+        let remote_api = Policy::parse(
+            br#"{"mode":"enforce","egress":[]}"#,
+            "169.254.100.1:9001".parse().ok(),
+        )
+        .unwrap();
+        assert!(remote_api.allows_destination(addr("169.254.100.1:9001")));
+        assert!(!remote_api.allows_destination(addr("169.254.100.1:9002")));
+    }
+
+    #[test]
+    fn without_egress_every_destination_is_allowed() {
+        let p = policy(r#"{"mode":"observe","exec":["sh"]}"#);
+        assert!(p.allows_destination(addr("203.0.113.1:4444")));
+    }
+
+    #[test]
+    fn programs_match_by_full_path_or_bare_name() {
+        let p = policy(r#"{"mode":"observe","exec":["/usr/bin/convert","sh"]}"#);
+        assert!(p.allows_program(b"/usr/bin/convert", How::Path));
+        assert!(!p.allows_program(b"/tmp/convert", How::Path));
+        assert!(p.allows_program(b"/bin/sh", How::Path));
+        assert!(p.allows_program(b"sh", How::Path));
+        assert!(!p.allows_program(b"/bin/bash", How::Path));
+        assert!(!p.allows_program(b"/memfd:sh (deleted)", How::Memfd));
+        assert!(!p.allows_program(b"/usr/bin/convert (deleted)", How::Deleted));
+        let none = policy(r#"{"mode":"observe"}"#);
+        assert!(none.allows_program(b"/memfd:x (deleted)", How::Memfd));
+    }
+
+    #[test]
+    fn verdicts_follow_the_mode() {
+        assert_eq!(
+            policy(r#"{"mode":"observe"}"#).verdict(false),
+            Verdict::Observe
+        );
+        assert_eq!(
+            policy(r#"{"mode":"enforce"}"#).verdict(false),
+            Verdict::Deny
+        );
+        assert_eq!(
+            policy(r#"{"mode":"enforce"}"#).verdict(true),
+            Verdict::Allow
+        );
+    }
+
+    #[test]
+    fn bad_policies_say_why() {
+        let api = None;
+        let cases = [
+            (r#"{"mode":"block"}"#, "not a valid policy"),
+            (r#"{"egress":[]}"#, "not a valid policy"),
+            (r#"{"mode":"observe","egres":[]}"#, "not a valid policy"),
+            (
+                r#"{"mode":"observe","egress":[{"cidr":"10.0.0.0/33"}]}"#,
+                "is not an address/prefix",
+            ),
+            ("{", "not a valid policy"),
+        ];
+        for (text, reason) in cases {
+            let err = Policy::parse(text.as_bytes(), api).unwrap_err().to_string();
+            assert!(err.contains(reason), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn extensions_and_stopping_signals_are_recognised() {
+        assert!(is_extension(b"/opt/extensions/warden"));
+        assert!(!is_extension(b"/opt/bin/tool"));
+        assert!(stops_or_ends(libc::SIGSTOP));
+        assert!(!stops_or_ends(libc::SIGUSR1));
+    }
+}

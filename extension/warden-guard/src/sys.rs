@@ -1,0 +1,1126 @@
+//! The library's contact with the C world, and its only `unsafe` code: the constructor, the
+//! hooks that stand in for libc's functions, the real functions behind them, and the socket
+//! events leave by.
+//!
+//! Rules every hook keeps, because it runs inside someone else's process, possibly in a child
+//! between `vfork` and `exec` or in a signal handler:
+//! - no allocation, no lock, no `std::io`: events are written into a stack buffer
+//!   (`line::Line`) and sent with one non-blocking `sendto`;
+//! - the real call always happens unless enforce mode refuses it, whatever the guard's own
+//!   trouble (no Warden, a full socket: the event is dropped and counted);
+//! - the guard writes to no descriptor but its own socket, checked by inode before each send,
+//!   since the program may close or reuse any descriptor number.
+//!
+//! `open`, `open64`, `openat` and `openat64` are variadic in C (the mode). Stable Rust cannot
+//! define a variadic function, so they are defined with the mode as a fixed argument: on the
+//! x86_64 and aarch64 Linux calling conventions a variadic integer argument travels in the same
+//! register as a fixed one, and it is passed on untouched (the real function reads it only
+//! with `O_CREAT`/`O_TMPFILE`). The variadic `execl`, `execle` and `execlp` are not hooked.
+#![allow(unsafe_code)]
+
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
+use std::fmt::Write as _;
+use std::marker::PhantomData;
+use std::mem::{offset_of, size_of, MaybeUninit};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+
+use libc::{
+    mmsghdr, mode_t, msghdr, pid_t, posix_spawn_file_actions_t, posix_spawnattr_t, size_t,
+    sockaddr, socklen_t, ssize_t, FILE,
+};
+
+use crate::guard::{self, Guard};
+use crate::policy::{self, Verdict};
+use crate::report::{self, ExecPath, Header, Proto};
+use crate::settings::Settings;
+
+/// The guard's socket is moved up to this descriptor number (or the first free one above),
+/// out of the way of programs that expect low numbers to be theirs.
+const HIGH_FD: c_int = 900;
+/// Room for a path built on the stack (`/proc/<pid>/exe`, a `PATH` candidate).
+const PATH_BUF: usize = 512;
+/// How much of a scattered payload is gathered to read a DNS query from (a query over UDP
+/// is at most 512 bytes without EDNS).
+const PAYLOAD_HEAD: usize = 512;
+
+// ---------------------------------------------------------------------------------------------
+// The real functions.
+
+/// The libc functions the guard stands in for.
+#[derive(Clone, Copy)]
+enum Real {
+    Connect,
+    Sendto,
+    Sendmsg,
+    Sendmmsg,
+    Execve,
+    Execv,
+    Execvp,
+    Execvpe,
+    Fexecve,
+    Execveat,
+    PosixSpawn,
+    PosixSpawnp,
+    Kill,
+    Tgkill,
+    Open,
+    Open64,
+    Openat,
+    Openat64,
+    Fopen,
+    Fopen64,
+}
+
+impl Real {
+    const ALL: [Real; 20] = [
+        Real::Connect,
+        Real::Sendto,
+        Real::Sendmsg,
+        Real::Sendmmsg,
+        Real::Execve,
+        Real::Execv,
+        Real::Execvp,
+        Real::Execvpe,
+        Real::Fexecve,
+        Real::Execveat,
+        Real::PosixSpawn,
+        Real::PosixSpawnp,
+        Real::Kill,
+        Real::Tgkill,
+        Real::Open,
+        Real::Open64,
+        Real::Openat,
+        Real::Openat64,
+        Real::Fopen,
+        Real::Fopen64,
+    ];
+
+    fn symbol(self) -> &'static CStr {
+        match self {
+            Real::Connect => c"connect",
+            Real::Sendto => c"sendto",
+            Real::Sendmsg => c"sendmsg",
+            Real::Sendmmsg => c"sendmmsg",
+            Real::Execve => c"execve",
+            Real::Execv => c"execv",
+            Real::Execvp => c"execvp",
+            Real::Execvpe => c"execvpe",
+            Real::Fexecve => c"fexecve",
+            Real::Execveat => c"execveat",
+            Real::PosixSpawn => c"posix_spawn",
+            Real::PosixSpawnp => c"posix_spawnp",
+            Real::Kill => c"kill",
+            Real::Tgkill => c"tgkill",
+            Real::Open => c"open",
+            Real::Open64 => c"open64",
+            Real::Openat => c"openat",
+            Real::Openat64 => c"openat64",
+            Real::Fopen => c"fopen",
+            Real::Fopen64 => c"fopen64",
+        }
+    }
+}
+
+static REAL: [AtomicUsize; Real::ALL.len()] = [const { AtomicUsize::new(0) }; Real::ALL.len()];
+/// Set once the constructor has looked every real function up.
+static RESOLVED: AtomicBool = AtomicBool::new(false);
+
+fn look_up(which: Real) -> usize {
+    // SAFETY: `dlsym` with RTLD_NEXT and a NUL-terminated name; the answer is only an address.
+    unsafe { libc::dlsym(libc::RTLD_NEXT, which.symbol().as_ptr()) as usize }
+}
+
+/// The real function's address, 0 when this libc lacks it. Looked up by the constructor; a
+/// call that comes before it (another library's initializer, while the loader runs them on one
+/// thread) looks it up on the spot, once.
+fn real(which: Real) -> usize {
+    let slot = &REAL[which as usize];
+    let addr = slot.load(Ordering::Acquire);
+    if addr != 0 || RESOLVED.load(Ordering::Acquire) {
+        return addr;
+    }
+    let addr = look_up(which);
+    slot.store(addr, Ordering::Release);
+    addr
+}
+
+/// Calls the real function `$which` with the type `$ty`, or fails with ENOSYS and `$fail`
+/// when this libc has none.
+macro_rules! call_real {
+    ($which:expr, $ty:ty, $fail:expr, ($($arg:expr),* $(,)?)) => {{
+        let addr = real($which);
+        if addr == 0 {
+            set_errno(libc::ENOSYS);
+            $fail
+        } else {
+            // SAFETY: `addr` is libc's function of that name, whose C type `$ty` spells.
+            let function: $ty = unsafe { std::mem::transmute::<usize, $ty>(addr) };
+            // SAFETY: the caller's arguments, passed on unchanged.
+            unsafe { function($($arg),*) }
+        }
+    }};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading.
+
+#[used]
+#[link_section = ".init_array"]
+static CONSTRUCTOR: extern "C" fn() = on_load;
+
+/// The process that owns the guard's socket; a `vfork` child shares our memory and must not
+/// replace it.
+static OWNER_PID: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_load() {
+    for which in Real::ALL {
+        REAL[which as usize].store(look_up(which), Ordering::Release);
+    }
+    RESOLVED.store(true, Ordering::Release);
+    OWNER_PID.store(own_pid(), Ordering::Release);
+    // A panic must never cross into C (it would abort the host program).
+    let _ = catch_unwind(start_guard);
+}
+
+/// Reads the settings and the policy, then says hello.
+fn start_guard() {
+    let Some((guard, problem)) = guard::install(Settings::from_env()) else {
+        return;
+    };
+    let mut exe = [0u8; PATH_BUF];
+    let exe = read_link(c"/proc/self/exe", &mut exe).unwrap_or(b"");
+    emit(guard, &report::hello(&header(), guard.policy_word(), exe));
+    if let Some(problem) = problem {
+        let reason = problem.error.to_string();
+        eprintln!(
+            "[warden-guard] policy {} not used: {reason}",
+            problem.path.display()
+        );
+        emit(
+            guard,
+            &report::notice(&header(), "policy_error", reason.as_bytes()),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sending.
+
+/// Events this process could not send.
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+static SOCKET_FD: AtomicI32 = AtomicI32::new(-1);
+static SOCKET_INODE: AtomicU64 = AtomicU64::new(0);
+
+fn header() -> Header {
+    Header {
+        pid: own_pid(),
+        tid: own_tid(),
+        unix_ms: unix_ms(),
+        dropped: DROPPED.load(Ordering::Relaxed),
+    }
+}
+
+/// Runs a hook's reporting, never letting a panic reach C; a panic allows the call.
+fn guarded(report: impl FnOnce() -> Verdict) -> Verdict {
+    catch_unwind(AssertUnwindSafe(report)).unwrap_or(Verdict::Allow)
+}
+
+/// Sends one datagram to Warden, or counts it as dropped.
+fn emit(guard: &Guard, line: &crate::line::Line) {
+    if !send_datagram(&guard.socket_name, line.as_bytes()) {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn send_datagram(name: &[u8], datagram: &[u8]) -> bool {
+    let fd = SOCKET_FD.load(Ordering::Acquire);
+    if fd >= 0 && is_guard_socket(fd) {
+        return send_to(fd, name, datagram);
+    }
+    let Some((fresh, inode)) = open_socket() else {
+        return false;
+    };
+    if own_pid() == OWNER_PID.load(Ordering::Acquire) {
+        // The old number is not closed: it is no longer ours (closed, or reused by the program).
+        SOCKET_INODE.store(inode, Ordering::Release);
+        SOCKET_FD.store(fresh, Ordering::Release);
+        return send_to(fresh, name, datagram);
+    }
+    // A child (between vfork and exec, or one whose descriptors were closed): a socket of its
+    // own for this one event, so that the parent's remembered socket stays the parent's.
+    let sent = send_to(fresh, name, datagram);
+    // SAFETY: `fresh` was opened just above and is closed once.
+    unsafe { libc::close(fresh) };
+    sent
+}
+
+/// A new close-on-exec datagram socket at a high descriptor number, and its inode.
+fn open_socket() -> Option<(c_int, u64)> {
+    // SAFETY: plain system calls on descriptors this function opens.
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return None;
+        }
+        let high = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, HIGH_FD);
+        let fd = if high >= 0 {
+            libc::close(fd);
+            high
+        } else {
+            fd
+        };
+        match socket_inode(fd) {
+            Some(inode) => Some((fd, inode)),
+            None => {
+                libc::close(fd);
+                None
+            }
+        }
+    }
+}
+
+/// The inode of `fd` when it is a socket.
+fn socket_inode(fd: c_int) -> Option<u64> {
+    let mut stat = MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: fstat fills `stat`; the raw system call avoids glibc's versioned wrappers.
+    let rc = unsafe { libc::syscall(libc::SYS_fstat, fd, stat.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: the kernel filled it.
+    let stat = unsafe { stat.assume_init() };
+    (stat.st_mode & libc::S_IFMT == libc::S_IFSOCK).then_some(stat.st_ino)
+}
+
+fn is_guard_socket(fd: c_int) -> bool {
+    socket_inode(fd).is_some_and(|inode| inode == SOCKET_INODE.load(Ordering::Acquire))
+}
+
+/// One non-blocking `sendto` to the abstract socket `name`.
+fn send_to(fd: c_int, name: &[u8], datagram: &[u8]) -> bool {
+    // SAFETY: an all-zero sockaddr_un is valid.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    // Abstract namespace: a NUL, then the name (settings keep it within sun_path).
+    let Some(path) = addr.sun_path.get_mut(1..1 + name.len()) else {
+        return false;
+    };
+    for (to, from) in path.iter_mut().zip(name) {
+        *to = *from as c_char;
+    }
+    let len = offset_of!(libc::sockaddr_un, sun_path) + 1 + name.len();
+    // SAFETY: the buffer and address outlive the call; the raw system call bypasses the
+    // guard's own `sendto` hook.
+    let sent = unsafe {
+        libc::syscall(
+            libc::SYS_sendto,
+            fd,
+            datagram.as_ptr(),
+            datagram.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            &addr as *const libc::sockaddr_un,
+            len as socklen_t,
+        )
+    };
+    sent >= 0
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small system facts.
+
+fn own_pid() -> i32 {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { libc::getpid() }
+}
+
+fn own_tid() -> i32 {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+fn unix_ms() -> u64 {
+    let mut now = MaybeUninit::<libc::timespec>::zeroed();
+    // SAFETY: clock_gettime fills `now` (it stays zero if it fails).
+    let now = unsafe {
+        libc::clock_gettime(libc::CLOCK_REALTIME, now.as_mut_ptr());
+        now.assume_init()
+    };
+    (now.tv_sec as u64).saturating_mul(1000) + (now.tv_nsec as u64) / 1_000_000
+}
+
+fn set_errno(errno: c_int) {
+    // SAFETY: the calling thread's errno.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+/// Where a symbolic link (or a /proc magic link) points, in `buf`.
+fn read_link<'b>(path: &CStr, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+    // SAFETY: readlink writes at most `buf.len()` bytes into `buf`.
+    let n = unsafe { libc::readlink(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let n = usize::try_from(n)
+        .ok()
+        .filter(|&n| n > 0 && n <= buf.len())?;
+    buf.get(..n)
+}
+
+fn is_executable(path: &CStr) -> bool {
+    // SAFETY: a NUL-terminated path.
+    unsafe { libc::access(path.as_ptr(), libc::X_OK) == 0 }
+}
+
+/// A NUL-terminated path built on the stack.
+struct StackPath {
+    buf: [u8; PATH_BUF],
+    len: usize,
+}
+
+impl StackPath {
+    fn new() -> StackPath {
+        StackPath {
+            buf: [0; PATH_BUF],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> bool {
+        // One byte stays for the NUL; a path with a NUL inside is refused.
+        let end = self.len + bytes.len();
+        if end >= PATH_BUF || bytes.contains(&0) {
+            return false;
+        }
+        self.buf[self.len..end].copy_from_slice(bytes);
+        self.len = end;
+        true
+    }
+
+    fn as_cstr(&mut self) -> Option<&CStr> {
+        self.buf[self.len] = 0;
+        CStr::from_bytes_with_nul(&self.buf[..=self.len]).ok()
+    }
+}
+
+impl std::fmt::Write for StackPath {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.push(s.as_bytes()) {
+            Ok(())
+        } else {
+            Err(std::fmt::Error)
+        }
+    }
+}
+
+/// The link of `/proc/self/fd/<fd>`.
+fn descriptor_link(fd: c_int, buf: &mut [u8]) -> Option<&[u8]> {
+    let mut path = StackPath::new();
+    write!(path, "/proc/self/fd/{fd}").ok()?;
+    read_link(path.as_cstr()?, buf)
+}
+
+/// The executable of process `pid`.
+fn exe_of(pid: pid_t, buf: &mut [u8]) -> Option<&[u8]> {
+    let mut path = StackPath::new();
+    write!(path, "/proc/{pid}/exe").ok()?;
+    read_link(path.as_cstr()?, buf)
+}
+
+/// Finds `name` on `PATH` as `execvp` does (glibc's default path when `PATH` is unset).
+fn search_path<'b>(name: &[u8], found: &'b mut StackPath) -> Option<&'b [u8]> {
+    // SAFETY: getenv returns null or a NUL-terminated string of the environment.
+    let path = unsafe { libc::getenv(c"PATH".as_ptr()) };
+    let dirs: &[u8] = if path.is_null() {
+        b"/bin:/usr/bin"
+    } else {
+        // SAFETY: non-null, NUL-terminated.
+        unsafe { CStr::from_ptr(path) }.to_bytes()
+    };
+    for dir in dirs.split(|&b| b == b':') {
+        *found = StackPath::new();
+        let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
+        if !(found.push(dir) && found.push(b"/") && found.push(name)) {
+            continue;
+        }
+        if found.as_cstr().is_some_and(is_executable) {
+            return found.buf.get(..found.len);
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the caller's arguments.
+
+/// A C string argument, as bytes.
+///
+/// SAFETY (for callers): `ptr` is null or a NUL-terminated string alive for the hook's call.
+unsafe fn c_bytes<'a>(ptr: *const c_char) -> Option<&'a [u8]> {
+    // SAFETY: per the caller's contract.
+    (!ptr.is_null()).then(|| unsafe { CStr::from_ptr(ptr) }.to_bytes())
+}
+
+/// An `argv`: a NULL-terminated array of C strings.
+#[derive(Clone, Copy)]
+struct Args<'a> {
+    next: *const *const c_char,
+    life: PhantomData<&'a ()>,
+}
+
+impl Args<'_> {
+    /// SAFETY (for callers): `argv` is null or a NULL-terminated array of C strings alive for
+    /// the hook's call, as exec's contract requires.
+    unsafe fn new(argv: *const *const c_char) -> Self {
+        Args {
+            next: argv,
+            life: PhantomData,
+        }
+    }
+}
+
+impl<'a> Iterator for Args<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.next.is_null() {
+            return None;
+        }
+        // SAFETY: within the array, which ends with a null pointer (see `Args::new`).
+        let arg = unsafe { *self.next };
+        if arg.is_null() {
+            return None;
+        }
+        // SAFETY: the next element exists (this one was not the terminator).
+        self.next = unsafe { self.next.add(1) };
+        // SAFETY: a NUL-terminated string (see `Args::new`).
+        Some(unsafe { CStr::from_ptr(arg) }.to_bytes())
+    }
+}
+
+/// An internet destination from a socket address, if it is one.
+///
+/// SAFETY (for callers): `addr` is null or points to `len` readable bytes.
+unsafe fn inet_destination(addr: *const sockaddr, len: socklen_t) -> Option<SocketAddr> {
+    let len = len as usize;
+    if addr.is_null() || len < size_of::<libc::sa_family_t>() {
+        return None;
+    }
+    // SAFETY: at least the family is readable; each form is read only when `len` covers it.
+    unsafe {
+        let family = std::ptr::read_unaligned(addr.cast::<libc::sa_family_t>());
+        match c_int::from(family) {
+            libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
+                let a = std::ptr::read_unaligned(addr.cast::<libc::sockaddr_in>());
+                let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+                Some(SocketAddr::V4(SocketAddrV4::new(
+                    ip,
+                    u16::from_be(a.sin_port),
+                )))
+            }
+            libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
+                let a = std::ptr::read_unaligned(addr.cast::<libc::sockaddr_in6>());
+                let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+                let port = u16::from_be(a.sin6_port);
+                Some(SocketAddr::V6(SocketAddrV6::new(
+                    ip,
+                    port,
+                    a.sin6_flowinfo,
+                    a.sin6_scope_id,
+                )))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// TCP or UDP, from the socket's type.
+fn socket_proto(fd: c_int) -> Option<Proto> {
+    let mut kind: c_int = 0;
+    let mut len = size_of::<c_int>() as socklen_t;
+    // SAFETY: getsockopt writes one int.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut kind as *mut c_int).cast(),
+            &mut len,
+        )
+    };
+    match (rc, kind) {
+        (0, libc::SOCK_STREAM) => Some(Proto::Tcp),
+        (0, libc::SOCK_DGRAM) => Some(Proto::Udp),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What each hook reports.
+
+fn on_connect(fd: c_int, dest: Option<SocketAddr>) -> Verdict {
+    let (Some(guard), Some(dest)) = (guard::get(), dest) else {
+        return Verdict::Allow;
+    };
+    let Some(proto) = socket_proto(fd) else {
+        return Verdict::Allow;
+    };
+    guarded(|| {
+        let event = report::connect(&header(), guard.policy(), proto, dest);
+        emit(guard, &event.line);
+        event.verdict
+    })
+}
+
+/// A send with an explicit destination. `first` is the first buffer's bytes.
+fn on_send(fd: c_int, dest: Option<SocketAddr>, bytes: usize, first: &[u8]) -> Verdict {
+    let (Some(guard), Some(dest)) = (guard::get(), dest) else {
+        return Verdict::Allow;
+    };
+    let Some(proto) = socket_proto(fd) else {
+        return Verdict::Allow;
+    };
+    guarded(|| {
+        let event = report::send(&header(), guard.policy(), proto, dest, bytes, first);
+        emit(guard, &event.line);
+        event.verdict
+    })
+}
+
+/// A `sendmsg` header's destination, total length and first buffer.
+///
+/// SAFETY (for callers): `msg` points to a valid msghdr, as sendmsg's contract requires.
+unsafe fn on_send_message(fd: c_int, msg: *const msghdr) -> Verdict {
+    if msg.is_null() || guard::get().is_none() {
+        return Verdict::Allow;
+    }
+    // SAFETY: per the caller's contract, with its iovec array of msg_iovlen entries.
+    unsafe {
+        let msg = &*msg;
+        let dest = inet_destination(msg.msg_name.cast(), msg.msg_namelen);
+        if dest.is_none() {
+            return Verdict::Allow;
+        }
+        let iov: &[libc::iovec] = if msg.msg_iov.is_null() {
+            &[]
+        } else {
+            std::slice::from_raw_parts(msg.msg_iov, msg.msg_iovlen)
+        };
+        let bytes = iov.iter().map(|v| v.iov_len).sum();
+        // The payload's start, gathered across buffers: a DNS query may come in pieces.
+        let mut head = [0u8; PAYLOAD_HEAD];
+        let mut len = 0;
+        for v in iov {
+            let part = bytes_at(v.iov_base, v.iov_len);
+            let take = part.len().min(PAYLOAD_HEAD - len);
+            head[len..len + take].copy_from_slice(&part[..take]);
+            len += take;
+            if len == PAYLOAD_HEAD {
+                break;
+            }
+        }
+        on_send(fd, dest, bytes, &head[..len])
+    }
+}
+
+/// SAFETY (for callers): `ptr` is null or points to `len` readable bytes.
+unsafe fn bytes_at<'a>(ptr: *const c_void, len: usize) -> &'a [u8] {
+    if ptr.is_null() || len == 0 {
+        &[]
+    } else {
+        // SAFETY: per the caller's contract.
+        unsafe { std::slice::from_raw_parts(ptr.cast(), len) }
+    }
+}
+
+/// An exec of the file `file` (the path as found), called as `called`.
+fn on_exec(called: ExecPath<'_>, file: &[u8], argv: Args<'_>) -> Verdict {
+    let Some(guard) = guard::get() else {
+        return Verdict::Allow;
+    };
+    guarded(|| {
+        let event = report::exec(&header(), guard.policy(), called, file, argv);
+        emit(guard, &event.line);
+        event.verdict
+    })
+}
+
+/// An exec of a path. Paths that cannot be run are not reported: the call fails by itself
+/// (this also keeps a PATH search's misses out).
+///
+/// SAFETY (for callers): `path` and `argv` as exec's contract requires.
+unsafe fn on_exec_path(path: *const c_char, argv: *const *const c_char) -> Verdict {
+    if guard::get().is_none() || path.is_null() {
+        return Verdict::Allow;
+    }
+    // SAFETY: per the caller's contract.
+    let (path, argv) = unsafe { (CStr::from_ptr(path), Args::new(argv)) };
+    if !is_executable(path) {
+        return Verdict::Allow;
+    }
+    let called = path.to_bytes();
+    let mut link = [0u8; PATH_BUF];
+    let file = if crate::exec::is_descriptor_path(called) {
+        read_link(path, &mut link).unwrap_or(called)
+    } else {
+        called
+    };
+    on_exec(ExecPath::Path(called), file, argv)
+}
+
+/// An exec of a name looked up on `PATH` (`execvp`, `execvpe`, `posix_spawnp`).
+///
+/// SAFETY (for callers): `file` and `argv` as exec's contract requires.
+unsafe fn on_exec_search(file: *const c_char, argv: *const *const c_char) -> Verdict {
+    if guard::get().is_none() {
+        return Verdict::Allow;
+    }
+    // SAFETY: per the caller's contract.
+    let Some(name) = (unsafe { c_bytes(file) }) else {
+        return Verdict::Allow;
+    };
+    if name.contains(&b'/') {
+        // SAFETY: per the caller's contract.
+        return unsafe { on_exec_path(file, argv) };
+    }
+    let mut found = StackPath::new();
+    let Some(path) = search_path(name, &mut found) else {
+        return Verdict::Allow;
+    };
+    // SAFETY: per the caller's contract.
+    on_exec(ExecPath::Path(name), path, unsafe { Args::new(argv) })
+}
+
+/// An exec of an open descriptor.
+///
+/// SAFETY (for callers): `argv` as exec's contract requires.
+unsafe fn on_exec_descriptor(fd: c_int, argv: *const *const c_char) -> Verdict {
+    if guard::get().is_none() {
+        return Verdict::Allow;
+    }
+    let mut link = [0u8; PATH_BUF];
+    let file = descriptor_link(fd, &mut link).unwrap_or(b"");
+    // SAFETY: per the caller's contract.
+    on_exec(ExecPath::Fd(fd), file, unsafe { Args::new(argv) })
+}
+
+fn on_kill(target: pid_t, signal: c_int) -> Verdict {
+    let Some(guard) = guard::get() else {
+        return Verdict::Allow;
+    };
+    if !report::kill_is_reported(own_pid(), target, signal) {
+        return Verdict::Allow;
+    }
+    guarded(|| {
+        let hits_extension =
+            report::kill_needs_target(guard.policy(), signal) && targets_extension(target);
+        let event = report::kill(&header(), guard.policy(), target, signal, hits_extension);
+        emit(guard, &event.line);
+        event.verdict
+    })
+}
+
+/// Whether a signal to `target` reaches a process run from /opt/extensions/ (`-1` reaches
+/// every process the caller may signal).
+fn targets_extension(target: pid_t) -> bool {
+    let mut exe = [0u8; PATH_BUF];
+    target == -1 || (target > 0 && exe_of(target, &mut exe).is_some_and(policy::is_extension))
+}
+
+/// SAFETY (for callers): `path` is null or a NUL-terminated string.
+unsafe fn on_open(path: *const c_char) {
+    let Some(guard) = guard::get() else {
+        return;
+    };
+    // SAFETY: per the caller's contract.
+    let Some(path) = (unsafe { c_bytes(path) }) else {
+        return;
+    };
+    if report::is_credential_path(path) {
+        guarded(|| {
+            emit(guard, &report::open(&header(), path));
+            Verdict::Allow
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The hooks: libc's names, exported from the library so that the loader binds the program's
+// calls to them.
+
+type ExecveFn =
+    unsafe extern "C" fn(*const c_char, *const *const c_char, *const *const c_char) -> c_int;
+type ExecvFn = unsafe extern "C" fn(*const c_char, *const *const c_char) -> c_int;
+type SpawnFn = unsafe extern "C" fn(
+    *mut pid_t,
+    *const c_char,
+    *const posix_spawn_file_actions_t,
+    *const posix_spawnattr_t,
+    *const *mut c_char,
+    *const *mut c_char,
+) -> c_int;
+type OpenFn = unsafe extern "C" fn(*const c_char, c_int, ...) -> c_int;
+type OpenatFn = unsafe extern "C" fn(c_int, *const c_char, c_int, ...) -> c_int;
+type FopenFn = unsafe extern "C" fn(*const c_char, *const c_char) -> *mut FILE;
+
+/// # Safety
+/// libc's `connect`.
+#[no_mangle]
+unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+    // SAFETY: connect's contract: `addr` points to `len` bytes.
+    if on_connect(fd, unsafe { inet_destination(addr, len) }) == Verdict::Deny {
+        set_errno(libc::ECONNREFUSED);
+        return -1;
+    }
+    call_real!(
+        Real::Connect,
+        unsafe extern "C" fn(c_int, *const sockaddr, socklen_t) -> c_int,
+        -1,
+        (fd, addr, len)
+    )
+}
+
+/// # Safety
+/// libc's `sendto`.
+#[no_mangle]
+unsafe extern "C" fn sendto(
+    fd: c_int,
+    buf: *const c_void,
+    len: size_t,
+    flags: c_int,
+    addr: *const sockaddr,
+    addr_len: socklen_t,
+) -> ssize_t {
+    if guard::get().is_some() {
+        // SAFETY: sendto's contract: `addr` and `buf` cover their lengths.
+        let (dest, payload) = unsafe { (inet_destination(addr, addr_len), bytes_at(buf, len)) };
+        if on_send(fd, dest, len, payload) == Verdict::Deny {
+            set_errno(libc::EACCES);
+            return -1;
+        }
+    }
+    call_real!(
+        Real::Sendto,
+        unsafe extern "C" fn(
+            c_int,
+            *const c_void,
+            size_t,
+            c_int,
+            *const sockaddr,
+            socklen_t,
+        ) -> ssize_t,
+        -1,
+        (fd, buf, len, flags, addr, addr_len)
+    )
+}
+
+/// # Safety
+/// libc's `sendmsg`.
+#[no_mangle]
+unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
+    // SAFETY: sendmsg's contract.
+    if unsafe { on_send_message(fd, msg) } == Verdict::Deny {
+        set_errno(libc::EACCES);
+        return -1;
+    }
+    call_real!(
+        Real::Sendmsg,
+        unsafe extern "C" fn(c_int, *const msghdr, c_int) -> ssize_t,
+        -1,
+        (fd, msg, flags)
+    )
+}
+
+/// # Safety
+/// libc's `sendmmsg`.
+#[no_mangle]
+unsafe extern "C" fn sendmmsg(
+    fd: c_int,
+    messages: *mut mmsghdr,
+    count: c_uint,
+    flags: c_int,
+) -> c_int {
+    if guard::get().is_some() && !messages.is_null() {
+        let mut denied = false;
+        for i in 0..count as usize {
+            // SAFETY: sendmmsg's contract: `count` messages.
+            let msg = unsafe { &(*messages.add(i)).msg_hdr };
+            // SAFETY: each a valid msghdr.
+            denied |= unsafe { on_send_message(fd, msg) } == Verdict::Deny;
+        }
+        if denied {
+            set_errno(libc::EACCES);
+            return -1;
+        }
+    }
+    call_real!(
+        Real::Sendmmsg,
+        unsafe extern "C" fn(c_int, *mut mmsghdr, c_uint, c_int) -> c_int,
+        -1,
+        (fd, messages, count, flags)
+    )
+}
+
+/// # Safety
+/// libc's `execve`.
+#[no_mangle]
+unsafe extern "C" fn execve(
+    path: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    // SAFETY: execve's contract.
+    if unsafe { on_exec_path(path, argv) } == Verdict::Deny {
+        set_errno(libc::EACCES);
+        return -1;
+    }
+    call_real!(Real::Execve, ExecveFn, -1, (path, argv, envp))
+}
+
+/// # Safety
+/// libc's `execv`.
+#[no_mangle]
+unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
+    // SAFETY: execv's contract.
+    if unsafe { on_exec_path(path, argv) } == Verdict::Deny {
+        set_errno(libc::EACCES);
+        return -1;
+    }
+    call_real!(Real::Execv, ExecvFn, -1, (path, argv))
+}
+
+/// # Safety
+/// libc's `execvp`.
+#[no_mangle]
+unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
+    // SAFETY: execvp's contract.
+    if unsafe { on_exec_search(file, argv) } == Verdict::Deny {
+        set_errno(libc::EACCES);
+        return -1;
+    }
+    call_real!(Real::Execvp, ExecvFn, -1, (file, argv))
+}
+
+/// # Safety
+/// libc's `execvpe`.
+#[no_mangle]
+unsafe extern "C" fn execvpe(
+    file: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    // SAFETY: execvpe's contract.
+    if unsafe { on_exec_search(file, argv) } == Verdict::Deny {
+        set_errno(libc::EACCES);
+        return -1;
+    }
+    call_real!(Real::Execvpe, ExecveFn, -1, (file, argv, envp))
+}
+
+/// # Safety
+/// libc's `fexecve`.
+#[no_mangle]
+unsafe extern "C" fn fexecve(
+    fd: c_int,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    // SAFETY: fexecve's contract.
+    if unsafe { on_exec_descriptor(fd, argv) } == Verdict::Deny {
+        set_errno(libc::EACCES);
+        return -1;
+    }
+    call_real!(
+        Real::Fexecve,
+        unsafe extern "C" fn(c_int, *const *const c_char, *const *const c_char) -> c_int,
+        -1,
+        (fd, argv, envp)
+    )
+}
+
+/// # Safety
+/// libc's `execveat`.
+#[no_mangle]
+unsafe extern "C" fn execveat(
+    dir_fd: c_int,
+    path: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+    flags: c_int,
+) -> c_int {
+    // SAFETY: execveat's contract.
+    let verdict = unsafe {
+        match c_bytes(path) {
+            Some(b"") if flags & libc::AT_EMPTY_PATH != 0 => on_exec_descriptor(dir_fd, argv),
+            Some(p) if p.starts_with(b"/") || dir_fd == libc::AT_FDCWD => on_exec_path(path, argv),
+            Some(p) => on_exec(ExecPath::Path(p), p, Args::new(argv)),
+            None => Verdict::Allow,
+        }
+    };
+    if verdict == Verdict::Deny {
+        set_errno(libc::EACCES);
+        return -1;
+    }
+    call_real!(
+        Real::Execveat,
+        unsafe extern "C" fn(
+            c_int,
+            *const c_char,
+            *const *const c_char,
+            *const *const c_char,
+            c_int,
+        ) -> c_int,
+        -1,
+        (dir_fd, path, argv, envp, flags)
+    )
+}
+
+/// # Safety
+/// libc's `posix_spawn`. glibc's calls `execve` inside itself, not through the hook.
+#[no_mangle]
+unsafe extern "C" fn posix_spawn(
+    pid: *mut pid_t,
+    path: *const c_char,
+    actions: *const posix_spawn_file_actions_t,
+    attributes: *const posix_spawnattr_t,
+    argv: *const *mut c_char,
+    envp: *const *mut c_char,
+) -> c_int {
+    // SAFETY: posix_spawn's contract.
+    if unsafe { on_exec_path(path, argv.cast()) } == Verdict::Deny {
+        return libc::EACCES;
+    }
+    call_real!(
+        Real::PosixSpawn,
+        SpawnFn,
+        libc::ENOSYS,
+        (pid, path, actions, attributes, argv, envp)
+    )
+}
+
+/// # Safety
+/// libc's `posix_spawnp`.
+#[no_mangle]
+unsafe extern "C" fn posix_spawnp(
+    pid: *mut pid_t,
+    file: *const c_char,
+    actions: *const posix_spawn_file_actions_t,
+    attributes: *const posix_spawnattr_t,
+    argv: *const *mut c_char,
+    envp: *const *mut c_char,
+) -> c_int {
+    // SAFETY: posix_spawnp's contract.
+    if unsafe { on_exec_search(file, argv.cast()) } == Verdict::Deny {
+        return libc::EACCES;
+    }
+    call_real!(
+        Real::PosixSpawnp,
+        SpawnFn,
+        libc::ENOSYS,
+        (pid, file, actions, attributes, argv, envp)
+    )
+}
+
+/// # Safety
+/// libc's `kill`.
+#[no_mangle]
+unsafe extern "C" fn kill(pid: pid_t, signal: c_int) -> c_int {
+    if on_kill(pid, signal) == Verdict::Deny {
+        set_errno(libc::EPERM);
+        return -1;
+    }
+    call_real!(
+        Real::Kill,
+        unsafe extern "C" fn(pid_t, c_int) -> c_int,
+        -1,
+        (pid, signal)
+    )
+}
+
+/// # Safety
+/// libc's `tgkill`.
+#[no_mangle]
+unsafe extern "C" fn tgkill(tgid: pid_t, tid: pid_t, signal: c_int) -> c_int {
+    if on_kill(tgid, signal) == Verdict::Deny {
+        set_errno(libc::EPERM);
+        return -1;
+    }
+    call_real!(
+        Real::Tgkill,
+        unsafe extern "C" fn(pid_t, pid_t, c_int) -> c_int,
+        -1,
+        (tgid, tid, signal)
+    )
+}
+
+/// # Safety
+/// libc's `open` (see the module's note on its mode argument).
+#[no_mangle]
+unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+    // SAFETY: open's contract.
+    unsafe { on_open(path) };
+    call_real!(Real::Open, OpenFn, -1, (path, flags, mode as c_uint))
+}
+
+/// # Safety
+/// libc's `open64`.
+#[no_mangle]
+unsafe extern "C" fn open64(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+    // SAFETY: open64's contract.
+    unsafe { on_open(path) };
+    call_real!(Real::Open64, OpenFn, -1, (path, flags, mode as c_uint))
+}
+
+/// # Safety
+/// libc's `openat`.
+#[no_mangle]
+unsafe extern "C" fn openat(
+    dir_fd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mode: mode_t,
+) -> c_int {
+    // SAFETY: openat's contract.
+    unsafe { on_open(path) };
+    call_real!(
+        Real::Openat,
+        OpenatFn,
+        -1,
+        (dir_fd, path, flags, mode as c_uint)
+    )
+}
+
+/// # Safety
+/// libc's `openat64`.
+#[no_mangle]
+unsafe extern "C" fn openat64(
+    dir_fd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mode: mode_t,
+) -> c_int {
+    // SAFETY: openat64's contract.
+    unsafe { on_open(path) };
+    call_real!(
+        Real::Openat64,
+        OpenatFn,
+        -1,
+        (dir_fd, path, flags, mode as c_uint)
+    )
+}
+
+/// # Safety
+/// libc's `fopen`.
+#[no_mangle]
+unsafe extern "C" fn fopen(path: *const c_char, mode: *const c_char) -> *mut FILE {
+    // SAFETY: fopen's contract.
+    unsafe { on_open(path) };
+    call_real!(Real::Fopen, FopenFn, std::ptr::null_mut(), (path, mode))
+}
+
+/// # Safety
+/// libc's `fopen64`.
+#[no_mangle]
+unsafe extern "C" fn fopen64(path: *const c_char, mode: *const c_char) -> *mut FILE {
+    // SAFETY: fopen64's contract.
+    unsafe { on_open(path) };
+    call_real!(Real::Fopen64, FopenFn, std::ptr::null_mut(), (path, mode))
+}

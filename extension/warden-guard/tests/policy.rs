@@ -1,0 +1,317 @@
+//! The guard's policy and its care for the host program: enforce and observe modes, a bad
+//! policy file, the switch, Warden absent, and descriptors left as they were.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::PathBuf;
+
+use support::{lines, of_kind, Program, Warden};
+
+fn policy_file(dir: &tempfile::TempDir, text: &str) -> PathBuf {
+    let path = dir.path().join("policy.json");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Tries a connect to a documentation address (refused by the guard before any packet leaves)
+/// and an exec of /bin/true, and prints what Python saw of each.
+const TRY_CONNECT_AND_EXEC: &str = r#"
+import socket, subprocess
+try:
+    socket.create_connection(("203.0.113.7", 9), timeout=5).close()
+    print("connected")
+except ConnectionRefusedError:
+    print("connect refused")
+except OSError as e:
+    print("connect failed", e.errno)
+try:
+    subprocess.run(["/bin/true"], check=True)
+    print("exec ran")
+except PermissionError:
+    print("exec denied")
+"#;
+
+#[test]
+fn enforce_mode_refuses_a_connect_and_an_exec_and_reports_both_as_denied() {
+    let warden = Warden::bind();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_file(
+        &dir,
+        r#"{"mode":"enforce","egress":[{"cidr":"10.0.0.0/8","ports":[443]}],"exec":["/usr/bin/env"]}"#,
+    );
+    let (out, events) = Program::python(&warden, TRY_CONNECT_AND_EXEC)
+        .env("WARDEN_POLICY", &policy)
+        .run();
+    assert_eq!(lines(&out), ["connect refused", "exec denied"]);
+    assert_eq!(of_kind(&events, "hello")[0].body()[0], "enforce");
+    let connect = of_kind(&events, "connect");
+    assert_eq!(connect.len(), 1, "{events:#?}");
+    assert_eq!(connect[0].verdict(), "deny");
+    assert_eq!(connect[0].body(), ["tcp", "203.0.113.7:9"]);
+    let exec = of_kind(&events, "exec");
+    assert_eq!(exec.len(), 1, "{events:#?}");
+    assert_eq!(exec[0].verdict(), "deny");
+    assert_eq!(exec[0].body()[..3], ["/bin/true", "/bin/true", "path"]);
+    // Nothing ran: no hello from a child.
+    assert_eq!(of_kind(&events, "hello").len(), 1, "{events:#?}");
+}
+
+#[test]
+fn observe_mode_reports_a_violation_and_lets_the_call_proceed() {
+    let warden = Warden::bind();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_file(&dir, r#"{"mode":"observe","exec":["python3"]}"#);
+    let script = r#"
+import socket, subprocess
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen()
+socket.create_connection(listener.getsockname()).close()
+subprocess.run(["/bin/true"], check=True)
+print("ran")
+"#;
+    let (out, events) = Program::python(&warden, script)
+        .env("WARDEN_POLICY", &policy)
+        .run();
+    assert_eq!(lines(&out), ["ran"]);
+    assert_eq!(of_kind(&events, "hello")[0].body()[0], "observe");
+    let exec = of_kind(&events, "exec");
+    assert_eq!(exec.len(), 1, "{events:#?}");
+    assert_eq!(exec[0].verdict(), "observe");
+    // No egress rules: every destination is allowed.
+    let connect = of_kind(&events, "connect");
+    assert_eq!(connect.len(), 1, "{events:#?}");
+    assert_eq!(connect[0].verdict(), "allow");
+}
+
+#[test]
+fn an_egress_policy_always_allows_loopback_and_the_runtime_api() {
+    let warden = Warden::bind();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_file(&dir, r#"{"mode":"enforce","egress":[]}"#);
+    let script = r#"
+import socket
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen()
+socket.create_connection(listener.getsockname()).close()
+print("connected")
+"#;
+    let (out, events) = Program::python(&warden, script)
+        .env("WARDEN_POLICY", &policy)
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
+        .run();
+    assert_eq!(lines(&out), ["connected"]);
+    let connect = of_kind(&events, "connect");
+    assert_eq!(connect.len(), 1, "{events:#?}");
+    assert_eq!(connect[0].verdict(), "allow");
+}
+
+#[test]
+fn a_malformed_policy_is_reported_by_each_process_that_loads_it_and_not_used() {
+    let warden = Warden::bind();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_file(&dir, r#"{"mode":"enforce","egress":[{"cidr":"#);
+    let (out, events) = Program::python(&warden, TRY_CONNECT_AND_EXEC)
+        .env("WARDEN_POLICY", &policy)
+        .run();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let prefix = format!("[warden-guard] policy {} not used: ", policy.display());
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with(&prefix)).collect();
+    // One line from Python, one from /bin/true, which loads the guard too.
+    assert_eq!(warnings.len(), 2, "stderr:\n{stderr}");
+    // Without a policy nothing is refused: the connect fails (or not) on its own.
+    let printed = lines(&out);
+    assert_ne!(printed[0], "connect refused", "{printed:?}");
+    assert_eq!(printed[1], "exec ran");
+    let hello = of_kind(&events, "hello");
+    assert_eq!(hello[0].body()[0], "error");
+    let notices = of_kind(&events, "guard");
+    assert_eq!(notices.len(), 2, "{events:#?}");
+    assert_eq!(notices[0].body()[0], "policy_error");
+    assert!(
+        notices[0].body()[1].starts_with("not a valid policy"),
+        "{notices:#?}"
+    );
+    let verdicts: Vec<&str> = events.iter().map(|e| e.verdict()).collect();
+    assert!(verdicts.iter().all(|v| *v == "allow"), "{events:#?}");
+    assert_eq!(of_kind(&events, "exec").len(), 1);
+}
+
+#[test]
+fn an_oversized_policy_is_not_used() {
+    let warden = Warden::bind();
+    let dir = tempfile::tempdir().unwrap();
+    let padding = " ".repeat(70 * 1024);
+    let policy = policy_file(&dir, &format!(r#"{{"mode":"enforce"{padding}}}"#));
+    let (_out, events) = Program::python(&warden, "print('ok')")
+        .env("WARDEN_POLICY", &policy)
+        .run();
+    let notices = of_kind(&events, "guard");
+    assert_eq!(notices.len(), 1, "{events:#?}");
+    assert_eq!(
+        notices[0].body(),
+        ["policy_error", "larger than 65536 bytes"]
+    );
+}
+
+#[test]
+fn warden_guard_off_sends_nothing_and_refuses_nothing() {
+    let warden = Warden::bind();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_file(&dir, r#"{"mode":"enforce","egress":[],"exec":[]}"#);
+    let script = r#"
+import subprocess
+subprocess.run(["/bin/true"], check=True)
+print("ran")
+"#;
+    let (out, events) = Program::python(&warden, script)
+        .env("WARDEN_POLICY", &policy)
+        .env("WARDEN_GUARD", "off")
+        .run();
+    assert_eq!(lines(&out), ["ran"]);
+    assert!(events.is_empty(), "{events:#?}");
+}
+
+/// Does network, process and file work and prints what it saw.
+const BUSY_PROGRAM: &str = r#"
+import os, socket, subprocess
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen()
+client = socket.create_connection(listener.getsockname())
+peer, _ = listener.accept()
+client.sendall(b"ping")
+print(peer.recv(4))
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp.bind(("127.0.0.1", 0))
+udp.sendto(b"dgram", udp.getsockname())
+print(udp.recv(16))
+print(subprocess.run(["echo", "child", "output"], capture_output=True, text=True).stdout.strip())
+print(open("/proc/self/environ", "rb").read().count(b"\0") > 0)
+"#;
+
+#[test]
+fn without_warden_the_program_runs_and_prints_the_same() {
+    let absent = Warden::absent();
+    let (guarded, _) = Program::python(&absent, BUSY_PROGRAM).run();
+    let (plain, _) = Program::python(&absent, BUSY_PROGRAM).without_guard().run();
+    assert_eq!(
+        lines(&guarded),
+        ["b'ping'", "b'dgram'", "child output", "True"]
+    );
+    assert_eq!(guarded.stdout, plain.stdout);
+    assert_eq!(guarded.stderr, plain.stderr);
+}
+
+#[test]
+fn the_guard_leaves_no_descriptor_behind_across_many_children() {
+    let warden = Warden::bind();
+    // Python closes every descriptor in its children (and may use vfork): the guard's socket
+    // must stay the parent's, without a new one leaking per child.
+    let script = r#"
+import os, socket, subprocess
+subprocess.run(["/bin/true"], check=True)
+before = sorted(os.listdir("/proc/self/fd"))
+for _ in range(30):
+    subprocess.run(["/bin/true"], check=True)
+after = sorted(os.listdir("/proc/self/fd"))
+print(before == after, len(before), len(after))
+"#;
+    let (out, events) = Program::python(&warden, script).run();
+    assert_eq!(lines(&out)[0].split(' ').next(), Some("True"), "{out:?}");
+    assert_eq!(of_kind(&events, "exec").len(), 31);
+    assert!(events.iter().all(|e| e.fields[5] == "0"), "nothing dropped");
+}
+
+#[test]
+fn a_descriptor_reused_by_the_program_is_never_written_to() {
+    let warden = Warden::bind();
+    // The program puts its own pipe on every descriptor number from 3 up, over the guard's
+    // socket: the guard must notice and send through a new socket, never into the pipe.
+    let script = r#"
+import os, socket, subprocess
+read_end, write_end = os.pipe()
+os.set_blocking(read_end, False)
+for fd in range(3, 1024):
+    if fd not in (read_end, write_end):
+        try:
+            os.dup2(write_end, fd)
+        except OSError:
+            pass
+subprocess.run(["/bin/true"], check=True)
+try:
+    leaked = os.read(read_end, 4096)
+except BlockingIOError:
+    leaked = b""
+print(len(leaked))
+"#;
+    let (out, events) = Program::python(&warden, script).run();
+    assert_eq!(lines(&out), ["0"]);
+    assert_eq!(of_kind(&events, "exec").len(), 1, "{events:#?}");
+}
+
+#[test]
+fn events_that_cannot_be_sent_are_dropped_counted_and_never_block() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    use std::process::{Command, Stdio};
+
+    // A Warden that reads nothing until told: its queue fills, later sends fail at once.
+    let name = format!("warden-guard-test-full-{}", std::process::id());
+    let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let socket = UnixDatagram::bind_addr(&addr).unwrap();
+    let script = r#"
+import socket, sys
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen()
+for _ in range(40):
+    socket.create_connection(listener.getsockname()).close()
+print("filled", flush=True)
+sys.stdin.readline()
+socket.create_connection(listener.getsockname()).close()
+print("done", flush=True)
+"#;
+    let mut child = Command::new(support::python())
+        .args(["-c", script])
+        .env("LD_PRELOAD", support::library())
+        .env("WARDEN_GUARD_SOCKET", &name)
+        .env_remove("WARDEN_POLICY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "filled");
+    // Take what was queued, then let the program make one more connection.
+    socket.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 2048];
+    let mut queued = 0;
+    while socket.recv(&mut buf).is_ok() {
+        queued += 1;
+    }
+    assert!(queued < 41, "the queue took {queued} of 41 datagrams");
+    writeln!(child.stdin.take().unwrap()).unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "done");
+    assert!(child.wait().unwrap().success());
+    socket.set_nonblocking(false).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let n = socket.recv(&mut buf).unwrap();
+    let last: Vec<&str> = std::str::from_utf8(&buf[..n])
+        .unwrap()
+        .split('\t')
+        .collect();
+    assert_eq!(last[1], "connect");
+    let dropped: usize = last[5].parse().unwrap();
+    assert_eq!(dropped, 41 - queued, "dropped count in {last:?}");
+}
