@@ -266,7 +266,7 @@ impl Config {
             Some(v) => errors.push(invalid(
                 "WARDEN_GUARD_SOCKET",
                 v,
-                "a name of 1 to 100 printable characters",
+                "a name of 1 to 107 printable characters",
             )),
             None => {}
         }
