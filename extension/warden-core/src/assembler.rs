@@ -152,6 +152,29 @@ impl Assembler {
         self.open.as_deref()
     }
 
+    /// The invocation an event stamped `unix_ms` happened in, when that is not the one in
+    /// flight: an invocation still waiting for its telemetry that had started by then and
+    /// the next had not. Events reach Warden late when it was slowed or stopped, by which
+    /// time a later invocation may be in flight.
+    pub fn earlier_request_at(&self, unix_ms: u64) -> Option<&str> {
+        let open_start = self.open_pending()?.start_unix_ms;
+        if unix_ms >= open_start {
+            return None;
+        }
+        self.pending
+            .iter()
+            .filter(|p| p.kind == Some(RecordKind::Invoke) && p.start_unix_ms <= unix_ms)
+            .max_by_key(|p| p.start_unix_ms)
+            .and_then(|p| p.request_id.as_deref())
+    }
+
+    fn open_pending(&self) -> Option<&Pending> {
+        let id = self.open.as_deref()?;
+        self.pending
+            .iter()
+            .find(|p| p.request_id.as_deref() == Some(id))
+    }
+
     /// Records waiting for telemetry (the init record included).
     pub fn pending_len(&self) -> usize {
         self.pending.len() + usize::from(self.init.is_some())

@@ -606,3 +606,23 @@ fn a_process_init_left_running_is_still_running_at_the_first_invocations_end() {
         r1.evidence
     );
 }
+
+#[test]
+fn an_event_from_an_invocation_that_has_ended_finds_its_record() {
+    let (mut a, _) = assembler();
+    a.invoke("r1", snap(1), 1_000, ms(0));
+    // Before any invocation: nothing earlier to name.
+    assert_eq!(a.earlier_request_at(900), None);
+    a.invoke("r2", snap(2), 2_000, ms(100));
+    // Stamped during r1, arriving while r2 is in flight.
+    assert_eq!(a.earlier_request_at(1_500), Some("r1"));
+    // During r2 itself: the invocation in flight takes it, as any observation.
+    assert_eq!(a.earlier_request_at(2_000), None);
+    assert_eq!(a.earlier_request_at(2_500), None);
+    // Once r1's record is out, its late events go to the one in flight.
+    a.telemetry(runtime_done("r1", Status::Success), ms(101));
+    a.telemetry(report("r1"), ms(102));
+    let out = a.poll(ms(103));
+    assert!(out.iter().any(|r| r.request_id.as_deref() == Some("r1")));
+    assert_eq!(a.earlier_request_at(1_500), None);
+}

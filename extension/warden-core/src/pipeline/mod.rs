@@ -471,8 +471,28 @@ impl Pipeline {
     /// A call the guard saw: evidence for the record in flight (or init), at once.
     fn on_guard(&mut self, st: &mut State, event: &GuardEvent) {
         self.guard_health.note(event, &self.health);
-        guard::observations(event, &self.guard_context, &mut st.observations);
-        self.publish(st);
+        let earlier = self
+            .assembler
+            .earlier_request_at(event.unix_ms)
+            .map(str::to_string);
+        let Some(request_id) = earlier else {
+            guard::observations(event, &self.guard_context, &mut st.observations);
+            self.publish(st);
+            return;
+        };
+        // Sent during an invocation that has since ended (Warden was slow or stopped): the
+        // evidence goes to that invocation's record, and real-time findings name it.
+        let mut found = Vec::new();
+        guard::observations(event, &self.guard_context, &mut found);
+        let health = self.health.clone();
+        for obs in found {
+            guard(&health, "observers", || {
+                self.sinks.observe(Some(&request_id), &obs)
+            });
+            guard(&health, "assembler", || {
+                self.assembler.observe_for(&request_id, obs)
+            });
+        }
     }
 
     fn sample(&mut self, st: &mut State) {
