@@ -555,6 +555,9 @@ impl Tracker {
                 self.hit(Indicator::CredentialAccess, &[&clean], &mut fired);
                 self.policy(*verdict, &clean, &mut fired);
             }
+            Observation::FileWrite { verdict, .. } => {
+                self.policy(*verdict, &clean, &mut fired);
+            }
             Observation::Signal { verdict, .. } => {
                 // Aimed at Warden, it comes with a `Tamper` observation; otherwise evidence.
                 self.policy(*verdict, &clean, &mut fired);
