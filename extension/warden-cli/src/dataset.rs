@@ -3,8 +3,9 @@
 //! prints), reduced to vectors and replayed through a per-environment [`Baseline`] in
 //! record order, exactly as the extension sees them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::BufRead;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -16,8 +17,8 @@ use warden_core::features::{vector, N};
 use warden_core::model::BENIGN;
 use warden_core::record_mac::{self, Check, RecordKey};
 use warden_core::schema::Class;
-use warden_core::schema::Observation;
 use warden_core::schema::{FeatureRecord, RecordKind, SCHEMA_VERSION};
+use warden_core::schema::{Observation, TmpAction};
 
 /// Why records could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -347,7 +348,11 @@ pub fn profiles(rows: &[Row]) -> BTreeMap<String, BaselineProfile> {
         .into_iter()
         .map(|(f, (b, habits))| {
             let mut p = b.to_profile();
-            (p.known_exes, p.shell_shapes) = habits.regular();
+            let regular = habits.regular();
+            p.known_exes = regular.exes;
+            p.shell_shapes = regular.shapes;
+            p.destinations = Some(regular.destinations);
+            p.write_paths = Some(regular.write_paths);
             (f, p)
         })
         .collect()
@@ -396,6 +401,29 @@ struct Habits {
     invocations: u64,
     exes: HashMap<String, Seen>,
     shapes: HashMap<String, Seen>,
+    destinations: HashMap<SocketAddr, Seen>,
+    write_paths: HashMap<String, Seen>,
+}
+
+/// What a function does regularly, each list sorted.
+struct Regular {
+    exes: Vec<String>,
+    shapes: Vec<String>,
+    destinations: Vec<SocketAddr>,
+    write_paths: Vec<String>,
+}
+
+/// The directory of a scratch file the function created or wrote, ending with `/`; none for
+/// a path redaction changed (it names no real directory).
+fn write_directory(obs: &Observation) -> Option<String> {
+    let Observation::TmpFile { path, action, .. } = obs else {
+        return None;
+    };
+    if *action == TmpAction::Deleted || path.contains("[REDACTED]") {
+        return None;
+    }
+    let (dir, _) = path.rsplit_once('/')?;
+    dir.starts_with('/').then(|| format!("{dir}/"))
 }
 
 impl Habits {
@@ -409,15 +437,33 @@ impl Habits {
         let mut seen = Familiar::default();
         for obs in evidence {
             // A process still running at the end is exactly what must not be taught.
-            if matches!(
-                obs,
-                Observation::Process {
-                    alive_at_end: false,
-                    ..
-                } | Observation::Program { .. }
-            ) {
+            // Destinations as the sampler or the guard saw them; a call the policy forbade
+            // is not the function's habit.
+            let destination = match obs {
+                Observation::Endpoint { listen: false, .. } => true,
+                Observation::Connect { verdict, .. } | Observation::Send { verdict, .. } => {
+                    verdict.is_allow()
+                }
+                _ => false,
+            };
+            if destination
+                || matches!(
+                    obs,
+                    Observation::Process {
+                        alive_at_end: false,
+                        ..
+                    } | Observation::Program { .. }
+                )
+            {
                 seen.learn(std::slice::from_ref(obs));
             }
+        }
+        let directories: BTreeSet<String> = evidence.iter().filter_map(write_directory).collect();
+        for dir in directories {
+            self.write_paths.entry(dir).or_default().note(scope);
+        }
+        for addr in seen.destinations() {
+            self.destinations.entry(addr).or_default().note(scope);
         }
         for exe in seen.exes() {
             self.exes.entry(exe).or_default().note(scope);
@@ -427,12 +473,12 @@ impl Habits {
         }
     }
 
-    /// The executables and shell shapes run regularly, sorted.
-    fn regular(&self) -> (Vec<String>, Vec<String>) {
+    /// What was done regularly: often enough, in enough environments.
+    fn regular(&self) -> Regular {
         let min =
             HABIT_MIN_INVOCATIONS.max((HABIT_MIN_SHARE * self.invocations as f64).ceil() as u64);
-        let keep = |m: &HashMap<String, Seen>| {
-            let mut v: Vec<String> = m
+        fn keep<K: Clone + Ord>(m: &HashMap<K, Seen>, min: u64) -> Vec<K> {
+            let mut v: Vec<K> = m
                 .iter()
                 .filter(|(_, n)| {
                     n.invocations >= min && n.environments.len() >= HABIT_MIN_ENVIRONMENTS
@@ -441,7 +487,12 @@ impl Habits {
                 .collect();
             v.sort();
             v
-        };
-        (keep(&self.exes), keep(&self.shapes))
+        }
+        Regular {
+            exes: keep(&self.exes, min),
+            shapes: keep(&self.shapes, min),
+            destinations: keep(&self.destinations, min),
+            write_paths: keep(&self.write_paths, min),
+        }
     }
 }

@@ -9,11 +9,13 @@
 //! - [`eval`]: labelled records scored by the real detector (`eval::explained` checks each
 //!   detection's explanation); [`report`] prints the tables.
 //! - [`cloudwatch_logs`]: a function's records read back from its log group.
+//! - [`policy`]: a function's profile exported as the in-process guard's policy file.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cloudwatch_logs;
 pub mod dataset;
 pub mod eval;
+pub mod policy;
 pub mod report;
 pub mod train;
 

@@ -5,6 +5,8 @@
 //! - `warden eval --records FILE.jsonl... --model model.bin [--profiles FILE] [--json]`
 //! - `warden eval --leave-one-out --train-records TRAIN.jsonl... --records TEST.jsonl...
 //!   [--seed N] [--json]`
+//! - `warden policy export (--profiles FILE --function NAME | --profile FILE)
+//!   [--mode observe|enforce] [--out FILE]`
 
 use std::path::{Path, PathBuf};
 
@@ -13,12 +15,15 @@ use clap::{Parser, Subcommand};
 
 use warden_cli::dataset::{self, Row, Skipped, Trust};
 use warden_cli::train::{train, TrainOptions};
-use warden_cli::{eval, report};
+use warden_cli::{eval, policy, report};
 use warden_core::model::ShippedModel;
 use warden_core::record_mac::RecordKey;
 
 #[derive(Parser)]
-#[command(name = "warden", about = "Train and evaluate Warden's shipped model")]
+#[command(
+    name = "warden",
+    about = "Train and evaluate Warden's shipped model; export a function's guard policy"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -127,6 +132,34 @@ enum Command {
         /// --profile-out`), as `WARDEN_PROFILE` does in the extension.
         #[arg(long)]
         profiles: Option<PathBuf>,
+    },
+    /// The in-process guard's zero-trust policy.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Write the policy file of what a function was learned to do (its profile): the
+    /// destinations, programs and write paths it uses, nothing else.
+    Export {
+        /// Profiles file as `warden train --profile-out` writes it; pick one with --function.
+        #[arg(long, requires = "function", conflicts_with = "profile")]
+        profiles: Option<PathBuf>,
+        /// The function whose profile to export, from --profiles.
+        #[arg(long, requires = "profiles")]
+        function: Option<String>,
+        /// A file holding one profile.
+        #[arg(long, required_unless_present = "profiles")]
+        profile: Option<PathBuf>,
+        /// What the guard does with a violation: observe reports it, enforce refuses it.
+        #[arg(long, default_value = "observe")]
+        mode: policy::Mode,
+        /// Write the policy here instead of to stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -247,6 +280,38 @@ fn main() -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
                 print!("{}", report::text(&r));
+            }
+        }
+        Command::Policy {
+            command:
+                PolicyCommand::Export {
+                    profiles,
+                    function,
+                    profile,
+                    mode,
+                    out,
+                },
+        } => {
+            let (profile, name) = match (profiles, function, profile) {
+                (Some(path), Some(function), _) => {
+                    (policy::profile_of(&path, &function)?, function)
+                }
+                (_, _, Some(path)) => {
+                    let name = path
+                        .file_stem()
+                        .map_or_else(|| "a profile".into(), |s| s.to_string_lossy().into_owned());
+                    (policy::single_profile(&path)?, name)
+                }
+                _ => bail!("give --profiles FILE --function NAME, or --profile FILE"),
+            };
+            let export = policy::export(&profile, &name, mode);
+            for note in &export.notes {
+                eprintln!("warden: note: {note}");
+            }
+            match out {
+                Some(path) => std::fs::write(&path, &export.text)
+                    .with_context(|| format!("writing {path:?}"))?,
+                None => print!("{}", export.text),
             }
         }
     }

@@ -464,6 +464,57 @@ fn a_habit_reaches_the_profile_only_from_two_environments() {
     assert!(dataset::profiles(&one)["api"].known_exes.is_empty());
 }
 
+#[test]
+fn profiles_learn_regular_destinations_and_write_directories() {
+    use warden_core::schema::{Observation, Proto, TmpAction};
+    use warden_core::testing::with;
+    let endpoint = |addr: &str| Observation::Endpoint {
+        proto: Proto::Tcp,
+        addr: addr.parse().unwrap(),
+        listen: false,
+    };
+    let tmp = |path: &str, action| Observation::TmpFile {
+        path: path.into(),
+        action,
+        size: None,
+    };
+    let mut rows = Vec::new();
+    for env in ["api-env-1", "api-env-2"] {
+        for seq in 1..=10u64 {
+            let mut r = row(BENIGN, env, seq, [0f32; N]);
+            r.function = "api".into();
+            let mut record = warden_core::testing::record(seq);
+            for obs in [
+                endpoint("10.0.0.5:443"),
+                endpoint("10.0.0.5:5432"),
+                tmp("/tmp/cache/page-1", TmpAction::Created),
+                tmp("/tmp/cache/page-2", TmpAction::Written),
+                tmp("/tmp/old/x", TmpAction::Deleted),
+            ] {
+                record = with(record, obs);
+            }
+            if seq == 3 {
+                // Once: not a habit.
+                record = with(record, endpoint("203.0.113.9:4444"));
+                record = with(record, tmp("/tmp/drop/payload", TmpAction::Created));
+            }
+            r.record = Box::new(record);
+            rows.push(r);
+        }
+    }
+    let api = &dataset::profiles(&rows)["api"];
+    assert_eq!(
+        api.destinations,
+        Some(vec![
+            "10.0.0.5:443".parse().unwrap(),
+            "10.0.0.5:5432".parse().unwrap()
+        ])
+    );
+    assert_eq!(api.write_paths, Some(vec!["/tmp/cache/".to_string()]));
+    let json = serde_json::to_value(api).unwrap();
+    assert_eq!(json["destinations"][0], "10.0.0.5:443");
+}
+
 /// A third function whose attack class (exfiltration in the response) exists only in its own
 /// rows: only a model trained on them can name it.
 fn odd(seed: u64, split: &str) -> Vec<Row> {

@@ -324,3 +324,224 @@ fn the_report_names_its_setting() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A profiles file of two functions, `api` having learned one destination, one program and one
+/// write directory under `scratch`.
+fn profiles_file(dir: &Path, scratch: &Path) -> PathBuf {
+    let feature_names: Vec<&str> = warden_core::features::FEATURE_NAMES.to_vec();
+    let n = feature_names.len();
+    let profile = |destinations: Value, exes: Value, writes: Value| {
+        json!({
+            "vector_version": warden_core::features::VECTOR_VERSION,
+            "features": feature_names,
+            "invocations": 120,
+            "median": vec![0.0; n],
+            "mad": vec![1.0; n],
+            "known_exes": exes,
+            "destinations": destinations,
+            "write_paths": writes,
+        })
+    };
+    let profiles = json!({
+        "api": profile(
+            json!(["192.0.2.10:443", "127.0.0.1:9001"]),
+            json!(["/usr/bin/true"]),
+            json!([format!("{}/cache/", scratch.display())]),
+        ),
+        "batch": profile(json!([]), json!([]), json!([])),
+    });
+    let path = dir.join("profiles.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&profiles).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn policy_export_is_the_same_bytes_every_time_on_stdout_or_in_a_file() {
+    let dir = scratch().join("policy-export");
+    std::fs::create_dir_all(&dir).unwrap();
+    let profiles = profiles_file(&dir, &dir.join("scratch"));
+    let args = [
+        "policy",
+        "export",
+        "--profiles",
+        s(&profiles),
+        "--function",
+        "api",
+    ];
+    let (first, second) = (warden(&args), warden(&args));
+    assert!(first.status.success(), "{first:?}");
+    assert!(!first.stdout.is_empty());
+    assert_eq!(first.stdout, second.stdout);
+    let out = dir.join("policy.json");
+    let written = warden(&[&args[..], &["--out", s(&out)]].concat());
+    assert!(written.status.success(), "{written:?}");
+    assert!(written.stdout.is_empty());
+    assert_eq!(std::fs::read(&out).unwrap(), first.stdout);
+    let policy: Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(policy["mode"], "observe", "the default mode");
+    assert_eq!(
+        policy["egress"],
+        json!([{"cidr": "192.0.2.10", "ports": [443]}])
+    );
+    // A function that is not there is an error naming the ones that are.
+    let missing = warden(&[
+        "policy",
+        "export",
+        "--profiles",
+        s(&profiles),
+        "--function",
+        "nope",
+    ]);
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("(it has: api, batch)"), "{stderr}");
+}
+
+/// The guard library, built into this test's target directory as the guard's own tests build
+/// it (cargo builds a cdylib for `cargo build`, not for another crate's tests).
+fn guard_library() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    let target_dir = profile_dir.parent().unwrap();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../warden-guard/Cargo.toml");
+    let mut build = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    build
+        .args([
+            "build",
+            "--quiet",
+            "--lib",
+            "-p",
+            "warden-guard",
+            "--manifest-path",
+        ])
+        .arg(manifest)
+        .env("CARGO_TARGET_DIR", target_dir);
+    if profile_dir.ends_with("release") {
+        build.arg("--release");
+    }
+    assert!(build.status().unwrap().success(), "building warden-guard");
+    profile_dir.join("libwarden_guard.so")
+}
+
+/// Tries, under the guard, a learned and an unlearned destination, program and write.
+const TRY_LEARNED_AND_NOT: &str = r#"
+import socket, subprocess, sys
+scratch = sys.argv[1]
+for host, port in [("192.0.2.10", 443), ("203.0.113.7", 9)]:
+    try:
+        socket.create_connection((host, port), timeout=0.2).close()
+        print(host, "connected")
+    except ConnectionRefusedError:
+        print(host, "refused")
+    except OSError:
+        print(host, "allowed, unreachable")
+for program in ["/usr/bin/true", "/usr/bin/env"]:
+    try:
+        subprocess.run([program], check=True, stdout=subprocess.DEVNULL)
+        print(program, "ran")
+    except PermissionError:
+        print(program, "denied")
+for path in [scratch + "/cache/page", scratch + "/payload"]:
+    try:
+        open(path, "w").close()
+        print(path, "written")
+    except PermissionError:
+        print(path, "denied")
+"#;
+
+#[test]
+fn an_exported_enforce_policy_is_read_by_the_guard_and_allows_only_what_was_learned() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+
+    let dir = scratch().join("policy-guard");
+    let work = dir.join("scratch");
+    std::fs::create_dir_all(work.join("cache")).unwrap();
+    let profiles = profiles_file(&dir, &work);
+    let policy = dir.join("policy.json");
+    let o = warden(&[
+        "policy",
+        "export",
+        "--profiles",
+        s(&profiles),
+        "--function",
+        "api",
+        "--mode",
+        "enforce",
+        "--out",
+        s(&policy),
+    ]);
+    assert!(o.status.success(), "{o:?}");
+
+    // Warden's socket, read by a thread so the guard never finds it full.
+    let name = format!("warden-cli-test-{}", std::process::id());
+    let socket = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(&name).unwrap()).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_millis(300)))
+        .unwrap();
+    let reader = std::thread::spawn(move || {
+        let (mut events, mut buf) = (Vec::new(), [0u8; 2048]);
+        while let Ok(n) = socket.recv(&mut buf) {
+            events.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        events
+    });
+    // The interpreter itself: a shim script's own execs would break the policy.
+    let python = Command::new("python3")
+        .args([
+            "-c",
+            "import os, sys; print(os.path.realpath(sys.executable))",
+        ])
+        .output()
+        .unwrap();
+    let python = String::from_utf8(python.stdout).unwrap();
+    let out = Command::new(python.trim())
+        .args(["-c", TRY_LEARNED_AND_NOT, s(&work)])
+        .env("LD_PRELOAD", guard_library())
+        .env("WARDEN_GUARD_SOCKET", &name)
+        .env("WARDEN_POLICY", &policy)
+        .env_remove("WARDEN_GUARD")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        !stderr.contains("not used"),
+        "the guard refused the policy: {stderr}"
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = printed.lines().collect();
+    let w = work.display();
+    assert_ne!(lines[0], "192.0.2.10 refused", "{printed}");
+    assert_eq!(
+        lines[1..],
+        [
+            "203.0.113.7 refused".to_string(),
+            "/usr/bin/true ran".into(),
+            "/usr/bin/env denied".into(),
+            format!("{w}/cache/page written"),
+            format!("{w}/payload denied"),
+        ]
+    );
+    let events = reader.join().unwrap();
+    let verdict = |kind: &str, body: &str| {
+        events
+            .iter()
+            .filter(|e| e.split('\t').nth(1) == Some(kind) && e.ends_with(body))
+            .map(|e| e.split('\t').nth(6).unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(verdict("hello", "")[0], "allow", "{events:#?}");
+    assert!(events[0].contains("\tenforce\t"), "{events:#?}");
+    assert_eq!(
+        verdict("connect", "\t192.0.2.10:443"),
+        ["allow"],
+        "{events:#?}"
+    );
+    assert_eq!(
+        verdict("connect", "\t203.0.113.7:9"),
+        ["deny"],
+        "{events:#?}"
+    );
+    assert_eq!(verdict("write", "/payload"), ["deny"], "{events:#?}");
+}

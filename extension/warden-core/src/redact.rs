@@ -210,6 +210,14 @@ pub fn observation(obs: &Observation) -> (Observation, bool) {
             },
             true,
         ),
+        Observation::FileWrite { pid, path, verdict } => (
+            Observation::FileWrite {
+                pid: *pid,
+                path: redact_evidence(path).text,
+                verdict: *verdict,
+            },
+            false,
+        ),
         // Addresses, numbers, a request id and a fixed kind: nothing the function chose to
         // write.
         Observation::Endpoint { .. }

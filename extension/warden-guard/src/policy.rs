@@ -1,5 +1,6 @@
-//! The zero-trust policy: which destinations and programs the function may use, read once at
-//! load from the JSON file `WARDEN_POLICY` names, then only matched against (no allocation).
+//! The zero-trust policy: which destinations, programs and write paths the function may use,
+//! read once at load from the JSON file `WARDEN_POLICY` names, then only matched against (no
+//! allocation).
 
 use std::fmt;
 use std::io::Read;
@@ -15,6 +16,21 @@ pub(crate) const MAX_POLICY_BYTES: u64 = 64 * 1024;
 
 /// Where Lambda puts extensions: processes running from here are Warden and its peers.
 const EXTENSIONS_DIR: &[u8] = b"/opt/extensions/";
+/// Longest path a write is judged on once made absolute; a longer one is a violation (it
+/// cannot be checked without allocating).
+pub(crate) const MAX_WRITE_PATH: usize = 1024;
+/// Files every program writes that can hold no payload (a device that discards, a terminal, a
+/// descriptor of its own): always writable under a `write` list.
+const ALWAYS_WRITABLE: [&[u8]; 6] = [
+    b"/dev/null",
+    b"/dev/zero",
+    b"/dev/full",
+    b"/dev/tty",
+    b"/dev/stdout",
+    b"/dev/stderr",
+];
+/// Trees of pseudo files (a process's own settings, descriptors, terminals): always writable.
+const ALWAYS_WRITABLE_TREES: [&[u8]; 4] = [b"/proc/", b"/dev/fd/", b"/dev/pts/", b"/sys/"];
 
 /// What happens to a call that breaks the policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -54,6 +70,7 @@ pub(crate) enum PolicyError {
     TooLarge,
     Malformed(serde_json::Error),
     BadCidr(String),
+    BadWritePath(String),
 }
 
 impl fmt::Display for PolicyError {
@@ -65,6 +82,12 @@ impl fmt::Display for PolicyError {
             PolicyError::BadCidr(cidr) => {
                 write!(f, "egress cidr {cidr:?} is not an address/prefix")
             }
+            PolicyError::BadWritePath(path) => {
+                write!(
+                    f,
+                    "write path {path:?} is not an absolute path of at most {MAX_WRITE_PATH} bytes"
+                )
+            }
         }
     }
 }
@@ -73,9 +96,13 @@ impl fmt::Display for PolicyError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PolicyFile {
+    /// For the reader of the file (`warden policy export` says what it is made from); ignored.
+    #[serde(default, rename = "comment")]
+    _comment: Option<String>,
     mode: Mode,
     egress: Option<Vec<RuleFile>>,
     exec: Option<Vec<String>>,
+    write: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -135,6 +162,8 @@ pub(crate) struct Policy {
     mode: Mode,
     egress: Option<Vec<Rule>>,
     exec: Option<Vec<Vec<u8>>>,
+    /// Absolute path prefixes, normalised.
+    write: Option<Vec<Vec<u8>>>,
     runtime_api: Option<SocketAddr>,
 }
 
@@ -179,10 +208,20 @@ impl Policy {
         let exec = file
             .exec
             .map(|names| names.into_iter().map(String::into_bytes).collect());
+        let write = match file.write {
+            Some(paths) => Some(
+                paths
+                    .into_iter()
+                    .map(|path| write_prefix(&path).ok_or(PolicyError::BadWritePath(path)))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            None => None,
+        };
         Ok(Policy {
             mode: file.mode,
             egress,
             exec,
+            write,
             runtime_api,
         })
     }
@@ -236,6 +275,76 @@ impl Policy {
             }
         })
     }
+
+    /// Whether opens for writing are judged (the policy has a `write` list).
+    pub(crate) fn checks_writes(&self) -> bool {
+        self.write.is_some()
+    }
+
+    /// Whether the function may open `path` (absolute and normalised, see [`normalize`]) for
+    /// writing: under a listed prefix, or a file that can hold no payload. An entry ending
+    /// with `/` is a directory tree; any other entry is that file or the tree below it.
+    pub(crate) fn allows_write(&self, path: &[u8]) -> bool {
+        let Some(prefixes) = &self.write else {
+            return true;
+        };
+        ALWAYS_WRITABLE.contains(&path)
+            || ALWAYS_WRITABLE_TREES.iter().any(|t| path.starts_with(t))
+            || prefixes.iter().any(|prefix| {
+                if prefix.ends_with(b"/") {
+                    path.starts_with(prefix)
+                } else {
+                    path == prefix.as_slice()
+                        || (path.starts_with(prefix) && path.get(prefix.len()) == Some(&b'/'))
+                }
+            })
+    }
+}
+
+/// A `write` entry as matched: absolute, normalised, a trailing `/` kept. `None` when relative
+/// or too long.
+fn write_prefix(entry: &str) -> Option<Vec<u8>> {
+    let mut buf = [0u8; MAX_WRITE_PATH];
+    let mut prefix = normalize(entry.as_bytes(), &mut buf)?.to_vec();
+    if entry.ends_with('/') && !prefix.ends_with(b"/") {
+        prefix.push(b'/');
+    }
+    Some(prefix)
+}
+
+/// `path` without `.` and `..` components and repeated slashes, written into `out`: `None`
+/// when it is not absolute or does not fit. Lexical only: symbolic links are not followed.
+pub(crate) fn normalize<'b>(path: &[u8], out: &'b mut [u8]) -> Option<&'b [u8]> {
+    if !path.starts_with(b"/") {
+        return None;
+    }
+    let mut len = 0;
+    for part in path.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                // Back to the slash before the last component (the root stays).
+                while len > 0 && out[len - 1] != b'/' {
+                    len -= 1;
+                }
+                len = len.saturating_sub(1);
+            }
+            name => {
+                let end = len + 1 + name.len();
+                if end > out.len() {
+                    return None;
+                }
+                out[len] = b'/';
+                out[len + 1..end].copy_from_slice(name);
+                len = end;
+            }
+        }
+    }
+    if len == 0 {
+        *out.first_mut()? = b'/';
+        len = 1;
+    }
+    out.get(..len)
 }
 
 /// Whether an executable path is an extension's (a signal to it could blind Warden).
@@ -349,11 +458,63 @@ mod tests {
                 "is not an address/prefix",
             ),
             ("{", "not a valid policy"),
+            (
+                r#"{"mode":"observe","write":["tmp/cache/"]}"#,
+                "is not an absolute path",
+            ),
+            (r#"{"mode":"observe","comment":3}"#, "not a valid policy"),
         ];
         for (text, reason) in cases {
             let err = Policy::parse(text.as_bytes(), api).unwrap_err().to_string();
             assert!(err.contains(reason), "{text}: {err}");
         }
+    }
+
+    fn normal(path: &str) -> Option<String> {
+        let mut buf = [0u8; 32];
+        normalize(path.as_bytes(), &mut buf).map(|p| String::from_utf8_lossy(p).into_owned())
+    }
+
+    #[test]
+    fn paths_are_normalised_lexically() {
+        assert_eq!(normal("/tmp/cache/x").as_deref(), Some("/tmp/cache/x"));
+        assert_eq!(normal("//tmp/./cache//x/").as_deref(), Some("/tmp/cache/x"));
+        assert_eq!(normal("/tmp/cache/../../etc/x").as_deref(), Some("/etc/x"));
+        assert_eq!(normal("/../..").as_deref(), Some("/"));
+        assert_eq!(normal("tmp/x"), None, "relative");
+        assert_eq!(normal(&format!("/{}", "a".repeat(40))), None, "too long");
+    }
+
+    #[test]
+    fn writes_match_listed_prefixes_and_files_that_hold_no_payload() {
+        let p =
+            policy(r#"{"mode":"enforce","write":["/tmp/cache/","/tmp/out.json","/tmp/x/../y"]}"#);
+        assert!(p.checks_writes());
+        for path in [
+            "/tmp/cache/a",
+            "/tmp/cache/d/e",
+            "/tmp/out.json",
+            "/tmp/y",
+            "/tmp/y/z",
+            "/dev/null",
+            "/proc/self/oom_score_adj",
+            "/dev/pts/0",
+        ] {
+            assert!(p.allows_write(path.as_bytes()), "{path}");
+        }
+        for path in [
+            "/tmp/cache",
+            "/tmp/cachex",
+            "/tmp/out.json2",
+            "/tmp/payload",
+            "/tmp/x/q",
+            "/dev/shm/x",
+            "/var/task/app.py",
+        ] {
+            assert!(!p.allows_write(path.as_bytes()), "{path}");
+        }
+        let none = policy(r#"{"mode":"enforce","comment":"made by hand"}"#);
+        assert!(!none.checks_writes() && none.allows_write(b"/tmp/anything"));
     }
 
     #[test]

@@ -196,6 +196,35 @@ pub(crate) fn open(header: &Header, path: &[u8]) -> Line {
     line
 }
 
+/// `write`: an open for writing outside the policy's `write` list. `path` is the file made
+/// absolute (not yet normalised); `None` when the policy allows the write, so that the many
+/// allowed writes cost no datagram.
+pub(crate) fn write(header: &Header, policy: &Policy, path: &[u8]) -> Option<Event> {
+    let mut normal = [0u8; policy::MAX_WRITE_PATH];
+    // A path that cannot be normalised (relative, too long) cannot be shown to be allowed.
+    let (shown, allowed) = match policy::normalize(path, &mut normal) {
+        Some(normal) => (normal, policy.allows_write(normal)),
+        None => (path, false),
+    };
+    if allowed {
+        return None;
+    }
+    let verdict = policy.verdict(false);
+    let mut line = start("write", header, verdict);
+    line.text(shown, PATH_CAP);
+    Some(Event { line, verdict })
+}
+
+/// Whether `open` flags ask for writing.
+pub(crate) fn opens_for_writing(flags: i32) -> bool {
+    flags & (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC) != 0
+}
+
+/// Whether an `fopen` mode writes: `w`, `a`, or `+` (update).
+pub(crate) fn fopen_writes(mode: &[u8]) -> bool {
+    matches!(mode.first(), Some(b'w' | b'a')) || mode.contains(&b'+')
+}
+
 /// Whether an opened path is a credential source: a process's environment
 /// (`/proc/<pid>/environ`) or anything under an `.aws` directory (also relative to the
 /// working directory or a directory descriptor: `.aws/credentials`). Cheap for every other
@@ -343,6 +372,45 @@ mod tests {
                 && !kill_is_reported(10, 10, 9)
                 && !kill_is_reported(10, 42, 0)
         );
+    }
+
+    #[test]
+    fn only_writes_outside_the_list_are_reported() {
+        let p = policy(r#"{"mode":"enforce","write":["/tmp/cache/"]}"#);
+        assert!(write(&HEADER, &p, b"/tmp/cache/a").is_none());
+        assert!(write(&HEADER, &p, b"/tmp/cache/../../dev/null").is_none());
+        let event = write(&HEADER, &p, b"/tmp/cache/../payload").unwrap();
+        assert_eq!(event.verdict, Verdict::Deny);
+        assert_eq!(
+            text(&event.line),
+            "1\twrite\t10\t11\t1700000000123\t2\tdeny\t/tmp/payload"
+        );
+        let observe = policy(r#"{"mode":"observe","write":[]}"#);
+        let event = write(&HEADER, &observe, b"relative/x").unwrap();
+        assert_eq!(event.verdict, Verdict::Observe);
+        assert!(text(&event.line).ends_with("\tobserve\trelative/x"));
+    }
+
+    #[test]
+    fn write_flags_and_modes_are_recognised() {
+        for flags in [
+            libc::O_WRONLY,
+            libc::O_RDWR,
+            libc::O_RDONLY | libc::O_CREAT,
+            libc::O_RDONLY | libc::O_TRUNC,
+            libc::O_WRONLY | libc::O_APPEND | libc::O_CLOEXEC,
+        ] {
+            assert!(opens_for_writing(flags), "{flags:#x}");
+        }
+        assert!(!opens_for_writing(
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_DIRECTORY
+        ));
+        for mode in ["w", "wb", "a", "ab+", "r+", "rb+", "w+x"] {
+            assert!(fopen_writes(mode.as_bytes()), "{mode}");
+        }
+        for mode in ["r", "rb", "re", ""] {
+            assert!(!fopen_writes(mode.as_bytes()), "{mode}");
+        }
     }
 
     #[test]

@@ -725,14 +725,17 @@ fn targets_extension(target: pid_t) -> bool {
     target == -1 || (target > 0 && exe_of(target, &mut exe).is_some_and(policy::is_extension))
 }
 
+/// An open of `path` (relative to `dir_fd` when it is not absolute). `writes`: the flags or
+/// mode ask for writing; only then, and only under a `write` list, is the path judged.
+///
 /// SAFETY (for callers): `path` is null or a NUL-terminated string.
-unsafe fn on_open(path: *const c_char) {
+unsafe fn on_open(dir_fd: c_int, path: *const c_char, writes: bool) -> Verdict {
     let Some(guard) = guard::get() else {
-        return;
+        return Verdict::Allow;
     };
     // SAFETY: per the caller's contract.
     let Some(path) = (unsafe { c_bytes(path) }) else {
-        return;
+        return Verdict::Allow;
     };
     if report::is_credential_path(path) {
         guarded(|| {
@@ -740,6 +743,61 @@ unsafe fn on_open(path: *const c_char) {
             Verdict::Allow
         });
     }
+    match guard.policy() {
+        Some(policy) if writes && policy.checks_writes() => guarded(|| {
+            let mut full = StackPath::new();
+            // A path that cannot be made absolute is judged as called (and never allowed).
+            let judged = if absolute_path(dir_fd, path, &mut full) {
+                &full.buf[..full.len]
+            } else {
+                path
+            };
+            match report::write(&header(), policy, judged) {
+                Some(event) => {
+                    emit(guard, &event.line);
+                    event.verdict
+                }
+                None => Verdict::Allow,
+            }
+        }),
+        _ => Verdict::Allow,
+    }
+}
+
+/// `path` made absolute into `full`: as is, or after the working directory (`AT_FDCWD`) or
+/// the directory `dir_fd` names.
+fn absolute_path(dir_fd: c_int, path: &[u8], full: &mut StackPath) -> bool {
+    if path.starts_with(b"/") {
+        return full.push(path);
+    }
+    let mut dir = [0u8; PATH_BUF];
+    let dir = if dir_fd == libc::AT_FDCWD {
+        working_directory(&mut dir)
+    } else {
+        descriptor_link(dir_fd, &mut dir)
+    };
+    dir.is_some_and(|dir| {
+        dir.starts_with(b"/") && full.push(dir) && full.push(b"/") && full.push(path)
+    })
+}
+
+/// The working directory, by the raw system call (no libc state involved).
+fn working_directory(buf: &mut [u8]) -> Option<&[u8]> {
+    // SAFETY: getcwd writes at most `buf.len()` bytes, NUL included, and returns that length.
+    let n = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+    let n = usize::try_from(n)
+        .ok()
+        .filter(|&n| n > 0 && n <= buf.len())?;
+    // The length counts the NUL.
+    buf.get(..n - 1)
+}
+
+/// Whether an `fopen` mode writes.
+///
+/// SAFETY (for callers): `mode` is null or a NUL-terminated string.
+unsafe fn fopen_writes(mode: *const c_char) -> bool {
+    // SAFETY: per the caller's contract.
+    unsafe { c_bytes(mode) }.is_some_and(report::fopen_writes)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1056,7 +1114,11 @@ unsafe extern "C" fn tgkill(tgid: pid_t, tid: pid_t, signal: c_int) -> c_int {
 #[no_mangle]
 unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
     // SAFETY: open's contract.
-    unsafe { on_open(path) };
+    let verdict = unsafe { on_open(libc::AT_FDCWD, path, report::opens_for_writing(flags)) };
+    if verdict == Verdict::Deny {
+        set_errno(libc::EACCES);
+        return -1;
+    }
     call_real!(Real::Open, OpenFn, -1, (path, flags, mode as c_uint))
 }
 
@@ -1065,7 +1127,11 @@ unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: mode_t) -> c_
 #[no_mangle]
 unsafe extern "C" fn open64(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
     // SAFETY: open64's contract.
-    unsafe { on_open(path) };
+    let verdict = unsafe { on_open(libc::AT_FDCWD, path, report::opens_for_writing(flags)) };
+    if verdict == Verdict::Deny {
+        set_errno(libc::EACCES);
+        return -1;
+    }
     call_real!(Real::Open64, OpenFn, -1, (path, flags, mode as c_uint))
 }
 
@@ -1079,7 +1145,11 @@ unsafe extern "C" fn openat(
     mode: mode_t,
 ) -> c_int {
     // SAFETY: openat's contract.
-    unsafe { on_open(path) };
+    let verdict = unsafe { on_open(dir_fd, path, report::opens_for_writing(flags)) };
+    if verdict == Verdict::Deny {
+        set_errno(libc::EACCES);
+        return -1;
+    }
     call_real!(
         Real::Openat,
         OpenatFn,
@@ -1098,7 +1168,11 @@ unsafe extern "C" fn openat64(
     mode: mode_t,
 ) -> c_int {
     // SAFETY: openat64's contract.
-    unsafe { on_open(path) };
+    let verdict = unsafe { on_open(dir_fd, path, report::opens_for_writing(flags)) };
+    if verdict == Verdict::Deny {
+        set_errno(libc::EACCES);
+        return -1;
+    }
     call_real!(
         Real::Openat64,
         OpenatFn,
@@ -1112,7 +1186,11 @@ unsafe extern "C" fn openat64(
 #[no_mangle]
 unsafe extern "C" fn fopen(path: *const c_char, mode: *const c_char) -> *mut FILE {
     // SAFETY: fopen's contract.
-    unsafe { on_open(path) };
+    let verdict = unsafe { on_open(libc::AT_FDCWD, path, fopen_writes(mode)) };
+    if verdict == Verdict::Deny {
+        set_errno(libc::EACCES);
+        return std::ptr::null_mut();
+    }
     call_real!(Real::Fopen, FopenFn, std::ptr::null_mut(), (path, mode))
 }
 
@@ -1121,6 +1199,10 @@ unsafe extern "C" fn fopen(path: *const c_char, mode: *const c_char) -> *mut FIL
 #[no_mangle]
 unsafe extern "C" fn fopen64(path: *const c_char, mode: *const c_char) -> *mut FILE {
     // SAFETY: fopen64's contract.
-    unsafe { on_open(path) };
+    let verdict = unsafe { on_open(libc::AT_FDCWD, path, fopen_writes(mode)) };
+    if verdict == Verdict::Deny {
+        set_errno(libc::EACCES);
+        return std::ptr::null_mut();
+    }
     call_real!(Real::Fopen64, FopenFn, std::ptr::null_mut(), (path, mode))
 }

@@ -315,3 +315,141 @@ print("done", flush=True)
     let dropped: usize = last[5].parse().unwrap();
     assert_eq!(dropped, 41 - queued, "dropped count in {last:?}");
 }
+
+/// Opens files in a scratch directory (argv[1]) for writing in each way a program may, and one
+/// for reading; prints what happened to each.
+const TRY_WRITES: &str = r#"
+import ctypes, os, sys
+scratch = sys.argv[1]
+os.chdir(scratch)
+def attempt(name, action):
+    try:
+        action()
+        print(name, "ok")
+    except PermissionError:
+        print(name, "denied")
+def write(path, mode="w"):
+    with open(path, mode) as f:
+        f.write("x")
+libc = ctypes.CDLL(None, use_errno=True)
+libc.fopen.restype = ctypes.c_void_p
+def c_fopen(path, mode):
+    f = libc.fopen(path.encode(), mode.encode())
+    if not f:
+        raise PermissionError(ctypes.get_errno(), "fopen")
+    libc.fclose(ctypes.c_void_p(f))
+attempt("cache", lambda: write(scratch + "/cache/a"))
+attempt("payload", lambda: write(scratch + "/payload"))
+attempt("read", lambda: open(scratch + "/existing").read())
+attempt("relative", lambda: write("cache/../escaped"))
+cache = os.open(scratch + "/cache", os.O_RDONLY)
+attempt("openat", lambda: os.close(os.open("b", os.O_WRONLY | os.O_CREAT, dir_fd=cache)))
+attempt("append", lambda: write(scratch + "/existing", "a"))
+attempt("fopen", lambda: c_fopen(scratch + "/fopened", "w"))
+attempt("fopen-read", lambda: c_fopen(scratch + "/existing", "r"))
+attempt("devnull", lambda: write("/dev/null"))
+print(sorted(os.listdir(scratch)))
+"#;
+
+fn write_policy_and_scratch(mode: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("scratch");
+    std::fs::create_dir_all(scratch.join("cache")).unwrap();
+    std::fs::write(scratch.join("existing"), "old").unwrap();
+    let policy = policy_file(
+        &dir,
+        &format!(
+            r#"{{"mode":"{mode}","write":["{}/cache/"]}}"#,
+            scratch.display()
+        ),
+    );
+    (dir, policy, scratch)
+}
+
+#[test]
+fn enforce_mode_refuses_writes_outside_the_write_list_and_reports_each() {
+    let warden = Warden::bind();
+    let (_dir, policy, scratch) = write_policy_and_scratch("enforce");
+    let script = format!("import sys; sys.argv[1:] = [{:?}]\n{TRY_WRITES}", scratch);
+    let (out, events) = Program::python(&warden, &script)
+        .env("WARDEN_POLICY", &policy)
+        .run();
+    assert_eq!(
+        lines(&out),
+        [
+            "cache ok",
+            "payload denied",
+            "read ok",
+            "relative denied",
+            "openat ok",
+            "append denied",
+            "fopen denied",
+            "fopen-read ok",
+            "devnull ok",
+            "['cache', 'existing']",
+        ]
+    );
+    let writes = of_kind(&events, "write");
+    let paths: Vec<&str> = writes.iter().map(|e| e.body()[0]).collect();
+    let s = scratch.display();
+    assert_eq!(
+        paths,
+        [
+            format!("{s}/payload"),
+            format!("{s}/escaped"),
+            format!("{s}/existing"),
+            format!("{s}/fopened"),
+        ],
+        "{events:#?}"
+    );
+    assert!(writes.iter().all(|e| e.verdict() == "deny"), "{writes:#?}");
+    assert_eq!(
+        std::fs::read_to_string(scratch.join("existing")).unwrap(),
+        "old"
+    );
+}
+
+#[test]
+fn observe_mode_reports_writes_outside_the_write_list_and_lets_them_happen() {
+    let warden = Warden::bind();
+    let (_dir, policy, scratch) = write_policy_and_scratch("observe");
+    let script = format!("import sys; sys.argv[1:] = [{:?}]\n{TRY_WRITES}", scratch);
+    let (out, events) = Program::python(&warden, &script)
+        .env("WARDEN_POLICY", &policy)
+        .run();
+    let printed = lines(&out);
+    assert!(
+        printed[..9].iter().all(|l| l.ends_with(" ok")),
+        "{printed:?}"
+    );
+    assert_eq!(
+        printed[9],
+        "['cache', 'escaped', 'existing', 'fopened', 'payload']"
+    );
+    let writes = of_kind(&events, "write");
+    assert_eq!(writes.len(), 4, "{events:#?}");
+    assert!(
+        writes.iter().all(|e| e.verdict() == "observe"),
+        "{writes:#?}"
+    );
+    assert_eq!(writes[0].body(), [format!("{}/payload", scratch.display())]);
+}
+
+#[test]
+fn without_a_write_list_writes_are_neither_judged_nor_reported() {
+    let warden = Warden::bind();
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("scratch");
+    std::fs::create_dir_all(scratch.join("cache")).unwrap();
+    std::fs::write(scratch.join("existing"), "old").unwrap();
+    let policy = policy_file(&dir, r#"{"mode":"enforce","egress":[]}"#);
+    let script = format!("import sys; sys.argv[1:] = [{:?}]\n{TRY_WRITES}", scratch);
+    let (out, events) = Program::python(&warden, &script)
+        .env("WARDEN_POLICY", &policy)
+        .run();
+    assert!(
+        lines(&out)[..9].iter().all(|l| l.ends_with(" ok")),
+        "{out:?}"
+    );
+    assert!(of_kind(&events, "write").is_empty(), "{events:#?}");
+}

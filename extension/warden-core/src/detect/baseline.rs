@@ -17,6 +17,8 @@
 //!   connection is strange for a function that never makes one (a count's scale has a
 //!   floor of about one); "present in under [`RARE_SHARE`] of its invocations" can.
 
+use std::net::SocketAddr;
+
 use serde::{Deserialize, Serialize};
 
 use crate::features::{idx, FEATURES, FEATURE_NAMES, N, VECTOR_VERSION};
@@ -80,6 +82,15 @@ pub struct BaselineProfile {
     /// Per feature, the share of invocations in which it was above 0 (empty: unknown).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub present: Vec<f32>,
+    /// Remote addresses and ports the function contacted regularly (`None`: not learned, a
+    /// profile from before they were; empty: it contacts none). Read by `warden policy
+    /// export`; the detector learns destinations itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destinations: Option<Vec<SocketAddr>>,
+    /// Directories under the scratch directory the function regularly creates or writes files
+    /// in, each ending with `/` (`None`: not learned). Read by `warden policy export`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_paths: Option<Vec<String>>,
 }
 
 /// Why a profile cannot seed a baseline.
@@ -305,6 +316,8 @@ impl Baseline {
             known_exes: Vec::new(),
             shell_shapes: Vec::new(),
             present: self.presence_shares(),
+            destinations: None,
+            write_paths: None,
         }
     }
 

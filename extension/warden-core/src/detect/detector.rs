@@ -575,6 +575,8 @@ fn forbidden_class(call: Option<&Observation>) -> Class {
         Some(Observation::Exec { .. }) => Class::CommandInjection,
         Some(Observation::CredentialRead { .. }) => Class::CredentialTheft,
         Some(Observation::Signal { .. }) => Class::Tamper,
+        // A file written where the function never writes: a payload put down.
+        Some(Observation::FileWrite { .. }) => Class::Dropper,
         _ => Class::Anomaly,
     }
 }

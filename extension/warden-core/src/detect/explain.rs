@@ -130,6 +130,9 @@ fn fits(class: Class, obs: &Observation) -> bool {
         Observation::Process { .. } | Observation::Program { .. } | Observation::Exec { .. } => {
             !matches!(class, Class::ExfiltrationResponse | Class::Probing)
         }
+        Observation::FileWrite { .. } => {
+            matches!(class, Class::Dropper | Class::Persistence | Class::Anomaly)
+        }
         Observation::CredentialRead { .. } => matches!(
             class,
             Class::CredentialTheft | Class::ExfiltrationEgress | Class::Anomaly

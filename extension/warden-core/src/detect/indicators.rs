@@ -392,6 +392,13 @@ impl Familiar {
         v
     }
 
+    /// Destinations known, sorted.
+    pub fn destinations(&self) -> Vec<SocketAddr> {
+        let mut v: Vec<SocketAddr> = self.destinations.iter().copied().collect();
+        v.sort();
+        v
+    }
+
     /// Shell command shapes known, sorted.
     pub fn shell_shapes(&self) -> Vec<String> {
         let mut v: Vec<String> = self.shell_shapes.iter().cloned().collect();
@@ -553,6 +560,9 @@ impl Tracker {
             }
             Observation::CredentialRead { verdict, .. } => {
                 self.hit(Indicator::CredentialAccess, &[&clean], &mut fired);
+                self.policy(*verdict, &clean, &mut fired);
+            }
+            Observation::FileWrite { verdict, .. } => {
                 self.policy(*verdict, &clean, &mut fired);
             }
             Observation::Signal { verdict, .. } => {

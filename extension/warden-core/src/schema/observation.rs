@@ -134,6 +134,17 @@ pub enum Observation {
         #[serde(default, skip_serializing_if = "PolicyVerdict::is_allow")]
         verdict: PolicyVerdict,
     },
+    /// A file opened for writing outside the zero-trust policy's `write` list, seen by the
+    /// guard (writes the policy allows are not reported).
+    FileWrite {
+        /// The calling process.
+        pid: u32,
+        /// The file, absolute.
+        path: String,
+        /// What the zero-trust policy said (`observe` or `deny`).
+        #[serde(default, skip_serializing_if = "PolicyVerdict::is_allow")]
+        verdict: PolicyVerdict,
+    },
     /// Something on Warden's own channels that the platform did not send.
     Tamper {
         /// What it was.

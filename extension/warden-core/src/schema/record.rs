@@ -77,7 +77,8 @@ impl ObservationCounts {
             | Observation::Send { .. }
             | Observation::Exec { .. }
             | Observation::Signal { .. }
-            | Observation::CredentialRead { .. } => {}
+            | Observation::CredentialRead { .. }
+            | Observation::FileWrite { .. } => {}
             Observation::Endpoint { listen: true, .. } => self.listeners_opened += 1,
             Observation::Endpoint { .. } => self.new_endpoints += 1,
             Observation::TmpFile { action, .. } => match action {

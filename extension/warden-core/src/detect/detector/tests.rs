@@ -598,6 +598,17 @@ fn what_the_guard_sees_is_found_in_real_time_with_its_class_even_while_learning(
     let f = d.observe(Some("r4"), &stopped, 4).expect("tamper");
     assert_eq!(f.class, Class::Tamper);
 
+    let forbidden_write = Observation::FileWrite {
+        pid: 50,
+        path: "/tmp/payload".into(),
+        verdict: PolicyVerdict::Observe,
+    };
+    let f = d
+        .observe(Some("r6"), &forbidden_write, 6)
+        .expect("forbidden write");
+    assert_eq!(f.class, Class::Dropper);
+    assert!(f.indicators.contains(&Indicator::PolicyViolation));
+
     // An allowed connection to a new destination alone is no finding while learning.
     let allowed = Observation::Connect {
         pid: 50,

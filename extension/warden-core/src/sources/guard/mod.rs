@@ -1,5 +1,5 @@
 //! The in-process guard's events: every connect, send, exec, signal and credential read of
-//! the function's processes as it happens, reported by the guard library loaded into them
+//! the function's processes (and each write the policy forbids) as it happens, reported by the guard library loaded into them
 //! (`extension/warden-guard`, docs/configuration.md "In-process guard").
 //!
 //! `listener` receives the datagrams, `wire` parses them; here they are checked against the
@@ -146,6 +146,11 @@ pub fn observations(event: &GuardEvent, ctx: &GuardContext, out: &mut Vec<Observ
             path: path.clone(),
             verdict,
         }),
+        GuardCall::Write { path } => out.push(Observation::FileWrite {
+            pid,
+            path: path.clone(),
+            verdict,
+        }),
     }
 }
 
@@ -238,6 +243,28 @@ mod tests {
         };
         observations(&event(api), &ctx, &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_forbidden_write_is_a_file_write_observation_with_its_verdict() {
+        let ctx = GuardContext {
+            own_pid: 7,
+            runtime_api: None,
+        };
+        let mut e = event(GuardCall::Write {
+            path: "/tmp/payload".into(),
+        });
+        e.verdict = PolicyVerdict::Deny;
+        let mut out = Vec::new();
+        observations(&e, &ctx, &mut out);
+        assert_eq!(
+            out,
+            [Observation::FileWrite {
+                pid: 40,
+                path: "/tmp/payload".into(),
+                verdict: PolicyVerdict::Deny,
+            }]
+        );
     }
 
     #[test]

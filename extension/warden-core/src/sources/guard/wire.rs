@@ -95,6 +95,12 @@ pub enum GuardCall {
         /// Path.
         path: String,
     },
+    /// A file opened for writing outside the policy's `write` list (allowed writes are not
+    /// reported).
+    Write {
+        /// The file, made absolute and normalised by the guard (as called when it could not).
+        path: String,
+    },
     /// Something about the guard itself (e.g. `policy_error`).
     Notice {
         /// What.
@@ -187,6 +193,9 @@ pub fn parse(datagram: &[u8]) -> Result<GuardEvent, WireError> {
             signal: f.number("signal")?,
         },
         "open" => GuardCall::Open {
+            path: f.text("path")?,
+        },
+        "write" => GuardCall::Write {
             path: f.text("path")?,
         },
         "guard" => GuardCall::Notice {
@@ -282,6 +291,14 @@ mod tests {
         );
         let e = event("1\topen\t40\t40\t1\t0\tallow\t/proc/1/environ");
         assert!(matches!(e.call, GuardCall::Open { ref path } if path == "/proc/1/environ"));
+        let e = event("1\twrite\t40\t40\t1\t0\tdeny\t/tmp/payload");
+        assert_eq!(e.verdict, PolicyVerdict::Deny);
+        assert_eq!(
+            e.call,
+            GuardCall::Write {
+                path: "/tmp/payload".into()
+            }
+        );
         let e = event("1\thello\t40\t40\t1\t0\tallow\tenforce\t/usr/bin/python3.12");
         assert!(matches!(
             e.call,
@@ -296,7 +313,7 @@ mod tests {
 
     #[test]
     fn malformed_datagrams_are_rejected_whole() {
-        let cases: [(&[u8], WireError); 9] = [
+        let cases: [(&[u8], WireError); 11] = [
             (
                 b"2\tconnect\t1\t1\t1\t0\tallow\ttcp\t1.2.3.4:1",
                 WireError::Version,
@@ -327,6 +344,11 @@ mod tests {
                 WireError::Extra,
             ),
             (b"1\tkill\t1\t1\t1\t0\tallow\t\xff\t9", WireError::NotText),
+            (b"1\twrite\t1\t1\t1\t0\tdeny", WireError::Field("path")),
+            (
+                b"1\twrite\t1\t1\t1\t0\tdeny\t/tmp/x\t/tmp/y",
+                WireError::Extra,
+            ),
         ];
         for (bytes, want) in cases {
             assert_eq!(
