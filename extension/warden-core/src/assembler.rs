@@ -92,6 +92,8 @@ pub struct Assembler {
     open: Option<String>,
     /// Where function logs go: the last `platform.start` in the telemetry stream.
     log_owner: Option<String>,
+    /// The last invocations' request ids and starts, to date late events.
+    starts: VecDeque<(String, u64)>,
     /// Request ids emitted, with the platform figures they got.
     recent: VecDeque<(String, Firsts)>,
     /// Telemetry for ids not announced (yet).
@@ -135,6 +137,7 @@ impl Assembler {
             pending: Vec::new(),
             open: None,
             log_owner: None,
+            starts: VecDeque::with_capacity(RECENT),
             recent: VecDeque::with_capacity(RECENT),
             held: HeldTelemetry::default(),
             tampers: Vec::new(),
@@ -161,11 +164,19 @@ impl Assembler {
         if unix_ms >= open_start {
             return None;
         }
+        self.starts
+            .iter()
+            .filter(|(_, start)| *start <= unix_ms)
+            .max_by_key(|(_, start)| *start)
+            .map(|(id, _)| id.as_str())
+            .filter(|id| Some(*id) != self.open.as_deref())
+    }
+
+    /// Whether `request_id`'s record still waits to be emitted (it can take evidence).
+    pub fn is_pending(&self, request_id: &str) -> bool {
         self.pending
             .iter()
-            .filter(|p| p.kind == Some(RecordKind::Invoke) && p.start_unix_ms <= unix_ms)
-            .max_by_key(|p| p.start_unix_ms)
-            .and_then(|p| p.request_id.as_deref())
+            .any(|p| p.request_id.as_deref() == Some(request_id))
     }
 
     fn open_pending(&self) -> Option<&Pending> {
@@ -219,6 +230,10 @@ impl Assembler {
         p.start = Some(snapshot);
         p.since = None;
         self.open = Some(request_id.to_string());
+        if self.starts.len() >= RECENT {
+            self.starts.pop_front();
+        }
+        self.starts.push_back((request_id.to_string(), unix_ms));
         self.tamper_seen.clear();
         if let Some(held) = self.held.take(request_id) {
             for event in held.events {

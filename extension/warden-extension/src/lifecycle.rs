@@ -168,6 +168,7 @@ impl Handler {
                     request_id: e.request_id,
                     snapshot,
                     unix_ms: unix_ms(),
+                    deadline_ms: e.deadline_ms,
                 }
             }
             NextEvent::Shutdown(e) => {

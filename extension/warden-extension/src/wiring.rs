@@ -101,7 +101,22 @@ pub(crate) fn build_pipeline(
             runtime_api,
         },
         guard_health: GuardHealth::default(),
+        exec_wrapper_interpreter: exec_wrapper_interpreter(),
     }
+}
+
+/// The interpreter named by the `#!` line of the function's exec wrapper, resolved to the
+/// file the kernel runs (Lambda passes the function's variables to extensions too).
+fn exec_wrapper_interpreter() -> Option<String> {
+    use std::io::{BufRead, BufReader, Read};
+    let wrapper = std::env::var_os("AWS_LAMBDA_EXEC_WRAPPER")?;
+    let mut first = String::new();
+    BufReader::new(std::fs::File::open(wrapper).ok()?.take(256))
+        .read_line(&mut first)
+        .ok()?;
+    let interpreter = first.strip_prefix("#!")?.split_whitespace().next()?;
+    let resolved = std::fs::canonicalize(interpreter).ok()?;
+    resolved.into_os_string().into_string().ok()
 }
 
 /// Binds the in-process guard's socket (before Warden registers, so before the runtime

@@ -80,12 +80,37 @@ fn indicators(f: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-fn realtime(out: &Outcome, index: usize, class: &str, indicator: &str) {
-    out.has(
-        index,
-        |f| f["class"] == class && f["realtime"] == true && indicators(f).contains(&indicator),
-        &format!("real-time {class} finding with {indicator}"),
+/// A real-time finding of `class`, fired by `indicator`, whose evidence holds an item
+/// matching `evidence`, for invocation `index`. Guard events are dated to an invocation by
+/// the time the guard stamped them (docs/findings.md); an event stamped within a millisecond
+/// or two of an invocation's start may fall to its neighbour, so the neighbours (quiet
+/// invocations in these tests) count too.
+fn realtime(
+    out: &Outcome,
+    index: usize,
+    class: &str,
+    indicator: &str,
+    evidence: impl Fn(&Value) -> bool,
+) {
+    let matches = |f: &Value| {
+        f["class"] == class
+            && f["realtime"] == true
+            && indicators(f).contains(&indicator)
+            && f["evidence"]
+                .as_array()
+                .is_some_and(|items| items.iter().any(&evidence))
+    };
+    let near = [index, index + 1, index - 1];
+    assert!(
+        near.iter().any(|&i| out.findings_of(i).iter().any(matches)),
+        "no real-time {class} finding with {indicator} near invocation {index}; findings: {:#?}\nstdout:\n{}",
+        near.map(|i| out.findings_of(i)),
+        out.run.stdout
     );
+}
+
+fn kind(e: &Value, kind: &str) -> bool {
+    e["kind"] == kind
 }
 
 const MEMFD_EXEC: &str = "import os\n\
@@ -104,7 +129,8 @@ fn what_the_outside_view_misses_the_guard_sees_in_real_time() {
     let policy = json!({"mode": "observe", "egress": []});
     let mut events: Vec<Value> = (0..4).map(quiet).collect();
     let first = events.len();
-    events.extend([
+    // Each attack between two quiet invocations (see `realtime`).
+    for (i, attack) in [
         // A connect, a send and a close, all inside one sampler period.
         json!({"send": {"host": "host.sandbox", "port": port, "bytes": 4000}}),
         // A datagram without connect.
@@ -115,8 +141,13 @@ fn what_the_outside_view_misses_the_guard_sees_in_real_time() {
         json!({"spawn": ["sh", "-c", "cp /bin/true /tmp/t && exec /lib64/ld-linux-x86-64.so.2 /tmp/t"]}),
         // Warden stopped while the function works.
         json!({"stop_extension": {"ms": 300}}),
-    ]);
-    events.push(quiet(9));
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        events.push(attack);
+        events.push(quiet(10 + i));
+    }
     let out = Outcome::of(guarded(Some(&policy)), &events);
     assert!(
         out.run.statuses().iter().all(|s| s == "success"),
@@ -130,21 +161,45 @@ fn what_the_outside_view_misses_the_guard_sees_in_real_time() {
         "{:#}",
         out.response(first)
     );
-    realtime(&out, first, "exfiltration_egress", "policy_violation");
-    realtime(&out, first + 1, "exfiltration_egress", "policy_violation");
-    realtime(&out, first + 2, "dropper", "exec_from_memory");
-    realtime(&out, first + 3, "dropper", "exec_from_tmp");
-    realtime(&out, first + 4, "tamper", "tamper");
+    realtime(
+        &out,
+        first,
+        "exfiltration_egress",
+        "policy_violation",
+        |e| kind(e, "connect") && e["proto"] == "tcp",
+    );
+    realtime(
+        &out,
+        first + 2,
+        "exfiltration_egress",
+        "policy_violation",
+        |e| kind(e, "send") && e["proto"] == "udp",
+    );
+    realtime(&out, first + 4, "dropper", "exec_from_memory", |e| {
+        kind(e, "exec") && e["how"] == "memfd"
+    });
+    // Found by the guard's exec event or, first, by the file watch seeing /tmp/t run.
+    realtime(&out, first + 6, "dropper", "exec_from_tmp", |e| {
+        (kind(e, "exec") && e["how"] == "loader") || (kind(e, "program") && e["exe"] == "/tmp/t")
+    });
+    realtime(&out, first + 8, "tamper", "tamper", |e| kind(e, "tamper"));
     let health = out.health();
     assert!(
         health["guard_processes_total"].as_u64().unwrap() >= 1,
         "{health:#}"
     );
+    // The wrapper's shell, run by the platform before the runtime, is not the function's.
+    assert!(
+        out.init_findings().is_empty(),
+        "init: {:#?}",
+        out.init_findings()
+    );
     for i in 0..first {
         assert!(
             out.findings_of(i).is_empty(),
-            "benign {i}: {:#?}",
-            out.findings_of(i)
+            "benign {i}: {:#?}\nstdout:\n{}",
+            out.findings_of(i),
+            out.run.stdout
         );
     }
 }
@@ -160,8 +215,9 @@ fn enforce_refuses_inside_the_function_and_the_invocation_completes() {
     let events = vec![
         quiet(0),
         json!({"connect": {"host": "host.sandbox", "port": port, "count": 2}}),
-        json!({"spawn": ["sh", "-c", "true"]}),
         quiet(1),
+        json!({"spawn": ["sh", "-c", "true"]}),
+        quiet(2),
     ];
     let out = Outcome::of(guarded(Some(&policy)), &events);
     assert!(
@@ -173,25 +229,18 @@ fn enforce_refuses_inside_the_function_and_the_invocation_completes() {
     let connect = &out.response(1)["connect"];
     assert_eq!(connect["connected"], 0, "{connect:#}");
     assert_eq!(connect["failed"], 2, "{connect:#}");
-    out.has(
-        1,
-        |f| {
-            f["class"] == "exfiltration_egress"
-                && f["evidence"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|e| e["verdict"] == "deny")
-        },
-        "refused connection",
-    );
+    realtime(&out, 1, "exfiltration_egress", "policy_violation", |e| {
+        kind(e, "connect") && e["verdict"] == "deny"
+    });
     // The exec was refused: the spawn failed in the function, which answered all the same.
     assert!(
-        out.response(2)["spawn"].get("error").is_some(),
+        out.response(3)["spawn"].get("error").is_some(),
         "{:#}",
-        out.response(2)
+        out.response(3)
     );
-    realtime(&out, 2, "command_injection", "policy_violation");
+    realtime(&out, 3, "command_injection", "policy_violation", |e| {
+        kind(e, "exec") && e["verdict"] == "deny"
+    });
 }
 
 #[test]

@@ -616,13 +616,16 @@ fn an_event_from_an_invocation_that_has_ended_finds_its_record() {
     a.invoke("r2", snap(2), 2_000, ms(100));
     // Stamped during r1, arriving while r2 is in flight.
     assert_eq!(a.earlier_request_at(1_500), Some("r1"));
-    // During r2 itself: the invocation in flight takes it, as any observation.
+    // During r2 itself: the invocation in flight.
     assert_eq!(a.earlier_request_at(2_000), None);
     assert_eq!(a.earlier_request_at(2_500), None);
-    // Once r1's record is out, its late events go to the one in flight.
+    assert!(a.is_pending("r1"));
+    // Once r1's record is out, its late events are still dated to it (for real-time
+    // findings), though its record takes no more evidence.
     a.telemetry(runtime_done("r1", Status::Success), ms(101));
     a.telemetry(report("r1"), ms(102));
     let out = a.poll(ms(103));
     assert!(out.iter().any(|r| r.request_id.as_deref() == Some("r1")));
-    assert_eq!(a.earlier_request_at(1_500), None);
+    assert_eq!(a.earlier_request_at(1_500), Some("r1"));
+    assert!(!a.is_pending("r1"));
 }

@@ -42,6 +42,8 @@ pub enum Command {
         snapshot: CounterSnapshot,
         /// Wall-clock receipt time, Unix ms.
         unix_ms: u64,
+        /// The invocation's deadline, Unix ms (what the platform gives the runtime too).
+        deadline_ms: u64,
     },
     /// SHUTDOWN.
     Shutdown {
@@ -82,6 +84,9 @@ pub struct Pipeline {
     pub guard_context: GuardContext,
     /// What the guard says about itself.
     pub guard_health: GuardHealth,
+    /// The interpreter of the function's exec wrapper script (`AWS_LAMBDA_EXEC_WRAPPER`),
+    /// resolved: the platform runs it once, at init, before the runtime.
+    pub exec_wrapper_interpreter: Option<String>,
 }
 
 /// Runs `f`, catching a panic: logged once, counted, `None` returned.
@@ -117,6 +122,34 @@ struct State {
     gap: Option<stopped::Gap>,
     /// The invocation the last INVOKE closed.
     closed: Option<String>,
+    /// When invocations really started, from their deadlines.
+    invocation_start: InvocationStart,
+    /// Guard events not yet dated to an invocation, and until when they wait.
+    guard_held: Vec<GuardEvent>,
+    guard_held_until: Option<Instant>,
+}
+
+/// How long a guard event waits for an INVOKE that may be on its way (a little over one
+/// sampler period: real time still).
+const GUARD_HOLD: Duration = Duration::from_millis(25);
+/// Held events beyond which they are handled at once.
+const GUARD_HOLD_MAX: usize = 256;
+
+/// When an invocation started, on the platform's clock rather than Warden's: Warden may hear
+/// of an INVOKE late (slowed, stopped, or simply after the runtime), and events stamped by the
+/// guard in between must still find their invocation. Every deadline is the start plus the
+/// function's timeout; the largest gap between receipt and deadline seen so far is the
+/// closest estimate of that timeout.
+#[derive(Debug, Default)]
+struct InvocationStart {
+    timeout_ms: u64,
+}
+
+impl InvocationStart {
+    fn started(&mut self, received_ms: u64, deadline_ms: u64) -> u64 {
+        self.timeout_ms = self.timeout_ms.max(deadline_ms.saturating_sub(received_ms));
+        deadline_ms.saturating_sub(self.timeout_ms).min(received_ms)
+    }
 }
 
 impl Pipeline {
@@ -147,6 +180,9 @@ impl Pipeline {
             next_programs: Vec::new(),
             gap: None,
             closed: None,
+            invocation_start: InvocationStart::default(),
+            guard_held: Vec::new(),
+            guard_held_until: None,
         };
         let mut sampler_timer = interval(self.sampler_interval);
         sampler_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -165,15 +201,18 @@ impl Pipeline {
                 // invocation is in flight go before a sampler tick.
                 biased;
                 cmd = commands.recv() => match cmd {
-                    Some(Command::Invoke { request_id, snapshot, unix_ms }) => {
+                    Some(Command::Invoke { request_id, snapshot, unix_ms, deadline_ms }) => {
                         // Let the /next request that follows the INVOKE go out first.
                         tokio::task::yield_now().await;
-                        self.on_invoke(&mut st, &request_id, snapshot, unix_ms);
+                        let started = st.invocation_start.started(unix_ms, deadline_ms);
+                        self.on_invoke(&mut st, &request_id, snapshot, unix_ms, started);
+                        self.release_guard_events(&mut st);
                         // The INVOKE's snapshot has just read what a tick reads: the first
                         // tick comes one period later, not at once.
                         sampler_timer.reset();
                     }
                     Some(Command::Shutdown { reason, deadline_ms, snapshot, flushed }) => {
+                        self.release_guard_events(&mut st);
                         self.on_shutdown(&mut st, &reason, deadline_ms, snapshot, &mut telemetry).await;
                         if let Some(flushed) = flushed {
                             let _ = flushed.send(());
@@ -197,8 +236,11 @@ impl Pipeline {
                     self.publish(&mut st);
                 },
                 event = next_guard_event(&mut self.guard_events), if self.guard_events.is_some() => match event {
-                    Some(event) => self.on_guard(&mut st, &event),
+                    Some(event) => self.hold_guard_event(&mut st, event),
                     None => self.guard_events = None,
+                },
+                _ = sleep_until(st.guard_held_until.unwrap_or_else(Instant::now)), if st.guard_held_until.is_some() => {
+                    self.release_guard_events(&mut st);
                 },
                 // Only while a closed record waits: no wake-ups during a plain invocation.
                 _ = housekeeping.tick(), if self.assembler.waiting() => self.emit_ready(&mut st),
@@ -213,6 +255,7 @@ impl Pipeline {
         request_id: &str,
         snapshot: CounterSnapshot,
         unix_ms: u64,
+        started_ms: u64,
     ) {
         let now = st.clock.now();
         st.closed = self.assembler.open_request().map(str::to_string);
@@ -223,7 +266,7 @@ impl Pipeline {
         let health = self.health.clone();
         guard(&health, "assembler", || {
             self.assembler
-                .invoke(request_id, snapshot.clone(), unix_ms, now)
+                .invoke(request_id, snapshot.clone(), started_ms, now)
         });
         if let Some(sampler) = self.sampler.as_mut() {
             let mut started = Vec::new();
@@ -469,6 +512,26 @@ impl Pipeline {
     }
 
     /// A call the guard saw: evidence for the record in flight (or init), at once.
+    /// Guard events wait a moment before they are dated to an invocation: the runtime can
+    /// act on an invocation before Warden has handled its INVOKE, and an event handled
+    /// first would go to the invocation before.
+    fn hold_guard_event(&mut self, st: &mut State, event: GuardEvent) {
+        st.guard_held.push(event);
+        if st.guard_held.len() >= GUARD_HOLD_MAX {
+            self.release_guard_events(st);
+        } else if st.guard_held_until.is_none() {
+            st.guard_held_until = Some(Instant::now() + GUARD_HOLD);
+        }
+    }
+
+    fn release_guard_events(&mut self, st: &mut State) {
+        st.guard_held_until = None;
+        let held = std::mem::take(&mut st.guard_held);
+        for event in &held {
+            self.on_guard(st, event);
+        }
+    }
+
     fn on_guard(&mut self, st: &mut State, event: &GuardEvent) {
         self.guard_health.note(event, &self.health);
         let earlier = self
@@ -482,16 +545,22 @@ impl Pipeline {
         };
         // Sent during an invocation that has since ended (Warden was slow or stopped): the
         // evidence goes to that invocation's record, and real-time findings name it.
+        // Once that record is out, only the real-time finding can still name it.
         let mut found = Vec::new();
         guard::observations(event, &self.guard_context, &mut found);
         let health = self.health.clone();
+        let pending = self.assembler.is_pending(&request_id);
         for obs in found {
             guard(&health, "observers", || {
                 self.sinks.observe(Some(&request_id), &obs)
             });
-            guard(&health, "assembler", || {
-                self.assembler.observe_for(&request_id, obs)
-            });
+            if pending {
+                guard(&health, "assembler", || {
+                    self.assembler.observe_for(&request_id, obs)
+                });
+            } else {
+                health.add(Counter::ObservationsDropped, 1);
+            }
         }
     }
 
@@ -513,11 +582,23 @@ impl Pipeline {
 
     /// During init, the programs the file watch saw that the tick before named as the
     /// runtime starting (its bootstrap, the interpreter it runs) are not the function's.
-    fn drop_runtime_programs(&self, st: &mut State) {
+    fn drop_runtime_programs(&mut self, st: &mut State) {
         if let Some(sampler) = self.sampler.as_ref().filter(|s| s.sampling_init()) {
             st.programs.retain(
                 |o| !matches!(o, Observation::Program { exe } if sampler.is_lineage_exe(exe)),
             );
+            // The wrapper's interpreter, once: the platform's start of the runtime, even when
+            // the sampler only saw the process after it exec'd the runtime.
+            if let Some(interpreter) = &self.exec_wrapper_interpreter {
+                let position = st
+                    .programs
+                    .iter()
+                    .position(|o| matches!(o, Observation::Program { exe } if exe == interpreter));
+                if let Some(position) = position {
+                    st.programs.remove(position);
+                    self.exec_wrapper_interpreter = None;
+                }
+            }
         }
     }
 
@@ -663,5 +744,21 @@ async fn next_file_event(
     match watch {
         Some(w) => w.next(out).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod invocation_start_tests {
+    use super::InvocationStart;
+
+    #[test]
+    fn an_invoke_heard_late_is_dated_from_its_deadline() {
+        let mut start = InvocationStart::default();
+        // Heard at once: a 3 s timeout.
+        assert_eq!(start.started(10_000, 13_000), 10_000);
+        // Heard 300 ms late (Warden was stopped): started when its deadline says.
+        assert_eq!(start.started(20_300, 23_000), 20_000);
+        // The estimate only grows toward the real timeout.
+        assert_eq!(start.started(30_000, 33_000), 30_000);
     }
 }
