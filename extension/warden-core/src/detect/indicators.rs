@@ -235,17 +235,21 @@ impl Familiar {
         self.forget_stale(now);
         for habit in Habit::of(evidence) {
             if hard {
-                // Something one quiet invocation taught, back with an attack: the attack's.
+                // Something one quiet invocation taught, back with an attack, is trusted no
+                // more: forgotten, to be learned again only by repetition. It is tainted only
+                // when the attack's hard evidence names it: the function's own partner, called
+                // as usual by an invocation an attack ran in, must not be reported for ever.
                 let taught_once = self.taught_once.remove(&habit).is_some();
+                if taught_once {
+                    self.forget(&habit);
+                }
                 let new_destination = matches!(habit, Habit::Destination(_))
-                    && ((!self.knows(&habit) && !self.candidates.contains_key(&habit))
-                        || taught_once);
+                    && !taught_once
+                    && !self.knows(&habit)
+                    && !self.candidates.contains_key(&habit);
                 if (named.contains(&habit) || new_destination) && self.tainted.len() < MAX_FAMILIAR
                 {
                     self.candidates.remove(&habit);
-                    if taught_once {
-                        self.forget(&habit);
-                    }
                     self.tainted.insert(habit);
                 }
                 continue;

@@ -649,13 +649,20 @@ fn what_one_quiet_invocation_taught_is_forgotten_unless_it_comes_back() {
 }
 
 #[test]
-fn what_one_quiet_invocation_taught_and_an_attack_brings_back_is_tainted() {
+fn what_one_quiet_invocation_taught_and_an_attack_brings_back_is_forgotten_or_tainted() {
+    let partner = endpoint("10.1.1.1:443");
     let c2 = endpoint("10.7.7.7:443");
     let mut f = Familiar::default();
-    f.note_invocation(std::slice::from_ref(&c2), &[]);
-    f.learn(std::slice::from_ref(&c2));
+    f.note_invocation(&[partner.clone(), c2.clone()], &[]);
+    f.learn(&[partner.clone(), c2.clone()]);
+    assert!(f.knows_destination(&"10.1.1.1:443".parse().unwrap()));
+    // An attack whose hard evidence names the C2 (the shell's connection), in an invocation
+    // that also called the function's partner as usual.
     let shell = process(30, "/bin/sh", "sh -c id");
-    f.note_invocation(&[shell.clone(), c2.clone()], &[shell]);
+    f.note_invocation(
+        &[shell.clone(), c2.clone(), partner.clone()],
+        &[shell, c2.clone()],
+    );
     let mut t = Tracker::default();
     let fired = feed(&mut t, &f, &c2);
     assert!(
@@ -663,4 +670,12 @@ fn what_one_quiet_invocation_taught_and_an_attack_brings_back_is_tainted() {
         "{fired:?}"
     );
     assert!(fired.contains(&Indicator::UnknownDestination), "{fired:?}");
+    // The partner is trusted no more, but it is not the attack's.
+    let mut t = Tracker::default();
+    let fired = feed(&mut t, &f, &partner);
+    assert!(fired.contains(&Indicator::UnknownDestination), "{fired:?}");
+    assert!(
+        !fired.contains(&Indicator::ReturningDestination),
+        "{fired:?}"
+    );
 }
