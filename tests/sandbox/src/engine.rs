@@ -22,6 +22,10 @@ const INIT_LIMIT: Duration = Duration::from_secs(10);
 const SHUTDOWN_LIMIT: Duration = Duration::from_millis(2_000);
 const RUNTIME_SIGTERM_GRACE: Duration = Duration::from_millis(300);
 const LOG_DRAIN_LIMIT: Duration = Duration::from_millis(300);
+/// How long a torn-down environment's processes may take to be gone. A new environment on
+/// Lambda shares nothing with the old one, so the next init waits for all of them: on a loaded
+/// host a reaper can lag well behind the SIGKILL.
+const TEARDOWN_LIMIT: Duration = Duration::from_secs(5);
 
 #[derive(Clone, PartialEq, Eq)]
 enum Role {
@@ -685,7 +689,13 @@ impl Engine {
     }
 
     fn finish(&mut self) {
-        procs::kill_all(Duration::from_millis(500));
+        if !procs::kill_all(TEARDOWN_LIMIT) {
+            eprintln!(
+                "[sandbox] processes of the torn-down environment still there after {:?}: {:?}",
+                TEARDOWN_LIMIT,
+                procs::descendants()
+            );
+        }
         self.shared.telemetry.reset();
         self.roles.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.initialized = false;

@@ -304,12 +304,16 @@ pub fn alive(pid: u32) -> bool {
     parent_of(pid).is_some()
 }
 
-/// Kills every descendant and waits (bounded) until they are gone.
-pub fn kill_all(within: Duration) {
+/// Kills every descendant and waits (bounded) until they are gone (reaped, not only
+/// signalled); returns whether they are.
+pub fn kill_all(within: Duration) -> bool {
     let until = Instant::now() + within;
     loop {
-        if signal_all(Signal::KILL) == 0 || Instant::now() > until {
-            return;
+        if signal_all(Signal::KILL) == 0 {
+            return true;
+        }
+        if Instant::now() > until {
+            return false;
         }
         signal_all(Signal::CONT);
         std::thread::sleep(Duration::from_millis(2));

@@ -77,9 +77,11 @@ fn actions_of(run: &Run, index: usize, action: &str) -> Vec<Value> {
 }
 
 fn context(run: &Run) -> String {
+    // The sandbox's and Warden's own lines first: they say why, and come out whole when a
+    // long message is cut.
     format!(
-        "report: {:#?}\nstdout:\n{}\nstderr:\n{}",
-        run.invocations, run.stdout, run.stderr
+        "stderr:\n{}\nreport: {:#?}\nstdout:\n{}",
+        run.stderr, run.invocations, run.stdout
     )
 }
 

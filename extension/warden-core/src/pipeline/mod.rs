@@ -261,6 +261,11 @@ impl Pipeline {
         st.closed = self.assembler.open_request().map(str::to_string);
         if let Some(sampler) = self.sampler.as_mut() {
             sampler.end_init_at(unix_ms);
+            if st.armed {
+                // The runtime got this INVOKE when Warden did: what it has started since is
+                // not the closing invocation's.
+                sampler.next_invocation_at(started_ms);
+            }
         }
         self.close_sampling(st, &snapshot);
         let health = self.health.clone();

@@ -85,6 +85,11 @@ pub struct Sampler {
     ended_at: Option<u64>,
     /// Started by the next invocation before its INVOKE was handled: reported there.
     carried: Vec<u32>,
+    /// When the next invocation started (unix ms), once its INVOKE is being handled and
+    /// this one's end is not known: the last pass leaves what started since to it.
+    next_start: Option<u64>,
+    /// Seen by that last pass but started by the next invocation: reported at its begin.
+    early: Vec<ProcessInfo>,
     /// Alive at the INVOKE, not known before, and the previous invocation's end time
     /// not known yet: see [`Sampler::resolve`].
     undecided: Vec<(ProcessInfo, u64)>,
@@ -118,6 +123,8 @@ impl Sampler {
             platform_started: HashSet::new(),
             ended_at: None,
             carried: Vec::new(),
+            next_start: None,
+            early: Vec::new(),
             undecided: Vec::new(),
             ticks_per_sec: ticks_per_sec(),
         }
@@ -233,6 +240,22 @@ impl Sampler {
         }
     }
 
+    /// The next invocation started at `unix_ms` and the one in flight has not ended yet (its
+    /// runtimeDone is still on its way): the runtime may already be working on the next one,
+    /// so the last pass leaves the processes started since then to it.
+    pub fn next_invocation_at(&mut self, unix_ms: u64) {
+        self.next_start = Some(unix_ms);
+    }
+
+    /// Whether `info` was started by the next invocation (see [`Sampler::next_invocation_at`]).
+    fn started_by_next(&self, info: &ProcessInfo) -> bool {
+        let (Some(next), Some(offset)) = (self.next_start, boot_to_unix_ms()) else {
+            return false;
+        };
+        let started = offset + info.start_ticks * 1000 / self.ticks_per_sec.max(1);
+        started_after(info, started, next)
+    }
+
     /// Whether some processes wait for the previous invocation's end time.
     pub fn undecided(&self) -> bool {
         !self.undecided.is_empty()
@@ -257,6 +280,18 @@ impl Sampler {
         self.reported.clear();
         self.unnamed = 0;
         self.ended_at = None;
+        self.next_start = None;
+        for info in std::mem::take(&mut self.early) {
+            // As it is now when still there (it may have exec'd since), else as it was seen.
+            let info = match self.reader.probe(info.pid) {
+                Probe::Process(now) => now,
+                _ => info,
+            };
+            self.known.insert(info.pid);
+            self.tracked.insert(info.pid, info.exe.clone());
+            let fork = self.note_fork(&info);
+            out.push(process(info, false, false, fork));
+        }
         for pid in std::mem::take(&mut self.carried) {
             if let Probe::Process(info) = self.reader.probe(pid) {
                 self.tracked.insert(pid, info.exe.clone());
@@ -395,6 +430,13 @@ impl Sampler {
             match self.reader.probe(pid) {
                 Probe::Process(info) => {
                     self.known.insert(pid);
+                    if self.started_by_next(&info) {
+                        // Not tracked here: the next invocation's begin reports it.
+                        if self.early.len() < MAX_PROBES_PER_TICK as usize {
+                            self.early.push(info);
+                        }
+                        continue;
+                    }
                     self.tracked.insert(pid, info.exe.clone());
                     if self.platform_start(&info) {
                         continue;

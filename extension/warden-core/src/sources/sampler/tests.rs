@@ -331,6 +331,58 @@ fn a_process_the_next_invocation_started_is_reported_there() {
 }
 
 #[test]
+fn the_last_pass_at_the_next_invoke_leaves_what_the_next_invocation_started_to_it() {
+    let f = FakeProc::new("lastpass");
+    let mut s = sampler(&f);
+    s.begin(&[1, 42], Some(42), &mut Vec::new());
+    // 50 ran in this invocation (started long ago); 51 and 52 were forked by the runtime
+    // for the next one, whose INVOKE Warden handles with this one's runtimeDone still on
+    // its way. 52 is gone before the next invocation begins.
+    f.process(50, 42, "/bin/sh");
+    f.process_started(51, 42, "/bin/sh", ticks_now());
+    f.process_started(52, 42, "/usr/bin/id", ticks_now());
+    f.write("loadavg", "0.0 0.0 0.0 1/10 52\n");
+    s.next_invocation_at(unix_now_ms() - 1000);
+    let mut last = Vec::new();
+    s.final_tick(&mut last);
+    let pids: Vec<u32> = last
+        .iter()
+        .filter_map(|o| match o {
+            Observation::Process { pid, .. } => Some(*pid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pids, vec![50], "{last:?}");
+    let mut end = Vec::new();
+    s.finish(&[1, 42, 50, 51], &mut end);
+    assert!(
+        end.iter()
+            .all(|o| !matches!(o, Observation::Process { pid: 51 | 52, .. })),
+        "{end:?}"
+    );
+    std::fs::remove_dir_all(f.0.join("52")).unwrap();
+    let mut started = Vec::new();
+    s.begin(&[1, 42, 50, 51], Some(52), &mut started);
+    let mut pids: Vec<u32> = started
+        .iter()
+        .filter_map(|o| match o {
+            Observation::Process { pid, .. } => Some(*pid),
+            _ => None,
+        })
+        .collect();
+    pids.sort_unstable();
+    assert_eq!(pids, vec![51, 52], "{started:?}");
+    // 50 waits for this invocation's end time, and is its leftover.
+    let (mut left, mut started) = (Vec::new(), Vec::new());
+    s.resolve(unix_now_ms() - 500, &mut left, &mut started);
+    assert!(
+        matches!(&left[..], [Observation::Process { pid: 50, .. }]),
+        "{left:?}"
+    );
+    assert!(started.is_empty(), "{started:?}");
+}
+
+#[test]
 fn without_the_end_time_the_decision_waits_for_it() {
     let f = FakeProc::new("undecided");
     let mut s = sampler(&f);
