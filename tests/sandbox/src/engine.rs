@@ -105,7 +105,11 @@ impl Engine {
         let roles = self.roles.clone();
         tokio::spawn(async move {
             while let Some((pid, _status)) = exits.recv().await {
-                let role = roles.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+                // The roles stay locked until the state says who exited: a teardown clears
+                // the roles before the next init resets the state, so an exit is never
+                // filed against the next environment's process of the same role.
+                let mut roles = roles.lock().unwrap_or_else(|e| e.into_inner());
+                let role = roles.remove(&pid);
                 let mut state = shared.lock();
                 match role {
                     Some(Role::Runtime) => state.runtime.exited = true,
@@ -118,6 +122,7 @@ impl Engine {
                     None => continue,
                 }
                 drop(state);
+                drop(roles);
                 shared.changed();
             }
         });
