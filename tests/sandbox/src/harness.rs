@@ -76,8 +76,13 @@ fn place(from: &Path, to: &Path) {
 
 /// How the function is given to the sandbox.
 enum Function {
-    Python { dir: PathBuf, handler: String },
+    Python {
+        dir: PathBuf,
+        handler: String,
+    },
     Bootstrap(PathBuf),
+    /// A custom runtime's code directory, its `bootstrap` among its files.
+    Provided(PathBuf),
 }
 
 /// A sandbox run being set up.
@@ -120,6 +125,12 @@ impl Sandbox {
     /// A custom-runtime function: `binary` becomes the function's `bootstrap`.
     pub fn bootstrap(binary: impl Into<PathBuf>) -> Sandbox {
         Sandbox::with(Function::Bootstrap(binary.into()))
+    }
+
+    /// A custom-runtime function whose code directory `dir` holds its `bootstrap` and the
+    /// files it runs.
+    pub fn provided(dir: impl Into<PathBuf>) -> Sandbox {
+        Sandbox::with(Function::Provided(dir.into()))
     }
 
     /// The repo's Rust probe function on `lambda_runtime`.
@@ -214,6 +225,11 @@ impl Sandbox {
                 place(binary, &code.join("bootstrap"));
                 cmd.arg("--function")
                     .arg(&code)
+                    .args(["--runtime", "provided"]);
+            }
+            Function::Provided(dir) => {
+                cmd.arg("--function")
+                    .arg(dir)
                     .args(["--runtime", "provided"]);
             }
         }

