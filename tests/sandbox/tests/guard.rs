@@ -442,7 +442,7 @@ fn a_bash_runtime_is_guarded_by_its_bootstrap_down_to_its_builtins() {
     for i in 0..first {
         let loud: Vec<&Value> = out
             .findings_of(i)
-            .into_iter()
+            .iter()
             .filter(|f| f["severity"] != "low")
             .collect();
         assert!(
