@@ -494,3 +494,70 @@ fn enforce_refuses_inside_node_and_the_invocation_completes() {
         kind(e, "exec") && e["verdict"] == "deny"
     });
 }
+
+/// A TCP connect made with raw system calls (what a static binary or Go's runtime does): no
+/// libc call for the guard to see. The connection is held 300 ms, then closed.
+const RAW_CONNECT: &str = "import ctypes, os, platform, socket, struct, sys, time\n\
+nr = {'x86_64': (41, 42), 'aarch64': (198, 203)}[platform.machine()]\n\
+libc = ctypes.CDLL(None, use_errno=True)\n\
+fd = libc.syscall(nr[0], socket.AF_INET, socket.SOCK_STREAM, 0)\n\
+ip = socket.gethostbyname(sys.argv[1])\n\
+addr = struct.pack('=H', socket.AF_INET) + struct.pack('!H', int(sys.argv[2])) + socket.inet_aton(ip) + bytes(8)\n\
+buf = ctypes.create_string_buffer(addr, len(addr))\n\
+assert libc.syscall(nr[1], fd, buf, len(addr)) == 0, ctypes.get_errno()\n\
+time.sleep(0.3)\n\
+os.close(fd)\n";
+
+#[test]
+fn what_bypasses_the_guard_the_outside_view_still_reports() {
+    if !warden_sandbox::isolation::available() {
+        eprintln!("needs root for the sandbox's namespaces; skipping");
+        return;
+    }
+    let port = draining_listener(std::time::Duration::from_millis(0));
+    let policy = json!({"mode": "observe", "egress": []});
+    let (events, first) = spaced(
+        2,
+        vec![json!({"spawn": ["python3", "-c", RAW_CONNECT, "host.sandbox", port.to_string()]})],
+    );
+    let out = Outcome::of(guarded(Some(&policy)).env("WARDEN_RECORDS", "1"), &events);
+    assert_eq!(
+        out.response(first)["spawn"]["exit_code"],
+        0,
+        "{:#}",
+        out.response(first)
+    );
+    let to_port = |e: &Value| {
+        e["addr"]
+            .as_str()
+            .is_some_and(|a| a.ends_with(&format!(":{port}")))
+    };
+    // No libc call: the guard never saw the connection.
+    for i in 0..events.len() {
+        for f in out.findings_of(i) {
+            let evidence = f["evidence"].as_array().unwrap();
+            assert!(
+                !evidence.iter().any(|e| kind(e, "connect") && to_port(e)),
+                "{f:#}"
+            );
+        }
+    }
+    // The sampler's socket tables still name it in the invocation's record.
+    let id = out.request_id(first);
+    let record = out
+        .run
+        .stdout_json_with("warden_schema")
+        .into_iter()
+        .find(|r| r["request_id"] == id.as_str())
+        .unwrap_or_else(|| panic!("no record for {id}\n{}", out.run.stdout));
+    assert!(
+        record["evidence"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|o| kind(o, "endpoint") && to_port(o))),
+        "{record:#}"
+    );
+    assert!(
+        record["tcp_outbound_opens"].as_u64().unwrap() >= 1,
+        "{record:#}"
+    );
+}
