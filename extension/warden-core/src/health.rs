@@ -63,6 +63,7 @@ counters! {
     ResponseKill => "response_kill_total": "Process trees killed.",
     ResponseRecycle => "response_recycle_total": "Environment recycles requested.",
     ResponseThrottle => "response_throttle_total": "Throttle calls issued.",
+    ResponseLockdown => "response_lockdown_total": "Lockdowns: the guard told to refuse unknown egress and exec.",
     TelemetryRejected => "telemetry_rejected_total": "Requests to the telemetry listener without the subscription's path token (answered 404).",
     TelemetryTamper => "telemetry_tamper_total": "Telemetry for a request never announced, or contradicting the platform's first figures.",
     TelemetryTooLarge => "telemetry_too_large_total": "Telemetry bodies over the size bound (dropped).",
@@ -140,13 +141,15 @@ impl Health {
 }
 
 impl Health {
-    /// Response actions by the metric dimension `Action`: taken kills, recycles and throttles,
+    /// Response actions by the metric dimension `Action`: taken kills, recycles, throttles and
+    /// lockdowns,
     /// and every action decided in dry run.
-    pub fn response_actions(&self) -> [(&'static str, u64); 4] {
+    pub fn response_actions(&self) -> [(&'static str, u64); 5] {
         [
             ("kill", self.get(Counter::ResponseKill)),
             ("recycle", self.get(Counter::ResponseRecycle)),
             ("throttle", self.get(Counter::ResponseThrottle)),
+            ("lockdown", self.get(Counter::ResponseLockdown)),
             ("dry_run", self.get(Counter::ResponsesDryRun)),
         ]
     }

@@ -26,7 +26,7 @@ use lambda_extension::{service_fn, Extension, LambdaEvent, NextEvent};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use crate::events_api::{ApiError, EventsClient};
-use crate::wiring::{build_detector, build_pipeline};
+use crate::wiring::{build_detector, build_pipeline, prepare_lockdown};
 use warden_core::clock::unix_ms;
 use warden_core::config::{Config, Mode};
 use warden_core::health::{Counter, Health};
@@ -246,6 +246,7 @@ async fn run_on(
         }),
     };
     let pipeline = build_pipeline(&config, health.clone(), first);
+    let lockdown_page = prepare_lockdown(&config, &health);
 
     let name = extension_name();
     let events = ["INVOKE", "SHUTDOWN"];
@@ -290,7 +291,12 @@ async fn run_on(
     tokio::spawn(async move {
         let mut pipeline = pipeline;
         let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            build_detector(&detector_config, &detector_health, &detector_responses)
+            build_detector(
+                &detector_config,
+                &detector_health,
+                &detector_responses,
+                lockdown_page,
+            )
         }));
         match built {
             Ok(Some(detector)) => {

@@ -15,6 +15,7 @@ use warden_core::health::{Counter, Health};
 use warden_core::model::Scorer;
 use warden_core::pipeline::detection::DetectorSink;
 use warden_core::pipeline::Pipeline;
+use warden_core::respond::lockdown::{Lockdown, LockdownPage};
 use warden_core::respond::{Responder, Shared};
 use warden_core::sinks::outputs::Outputs;
 use warden_core::sinks::Sinks;
@@ -144,15 +145,49 @@ fn start_guard_listener(
     }
 }
 
-/// The detector with its responder and AWS destinations; `None` when detection is off
-/// (`WARDEN_MODE=learn`).
+/// The lockdown page, created before the runtime starts so that every guarded process maps
+/// it; `None` when lockdown is off or there is no guard. A page that cannot be created is
+/// logged once: the lockdown is then recorded as failed when it comes.
+pub(crate) fn prepare_lockdown(config: &Config, health: &Health) -> Option<Option<LockdownPage>> {
+    config.outputs.lockdown?;
+    let Some(socket) = config.guard_socket.as_deref() else {
+        health.note(
+            Counter::ConfigErrors,
+            format_args!("WARDEN_LOCKDOWN needs the in-process guard (WARDEN_GUARD is off)"),
+        );
+        return None;
+    };
+    match LockdownPage::create(&config.tmp_dir, socket) {
+        Ok(page) => Some(Some(page)),
+        Err(e) => {
+            health.note(
+                Counter::ResponsesFailed,
+                format_args!("the lockdown page could not be created ({e}); no lockdown"),
+            );
+            Some(None)
+        }
+    }
+}
+
+/// The detector with its responder, lockdown and AWS destinations; `None` when detection
+/// is off (`WARDEN_MODE=learn`).
 pub(crate) fn build_detector(
     config: &Config,
     health: &Arc<Health>,
     responses: &Shared,
+    lockdown_page: Option<Option<LockdownPage>>,
 ) -> Option<DetectorSink> {
     let detector = detector_from_config(config, health.clone())?;
-    Some(detector.with_responder(Responder::from_config(config, health.clone(), responses)))
+    let lockdown = config
+        .outputs
+        .lockdown
+        .zip(lockdown_page)
+        .map(|(risk, page)| Lockdown::new(risk, config.outputs.dry_run, page));
+    Some(
+        detector
+            .with_responder(Responder::from_config(config, health.clone(), responses))
+            .with_lockdown(lockdown),
+    )
 }
 
 /// The detector the settings ask for: `None` unless the mode is `on`. A missing or bad

@@ -21,6 +21,8 @@ pub(crate) enum PolicyState {
 pub(crate) struct Guard {
     pub(crate) socket_name: Vec<u8>,
     pub(crate) policy: PolicyState,
+    /// The Runtime API: reachable under a lockdown too.
+    pub(crate) runtime_api: Option<std::net::SocketAddr>,
 }
 
 impl Guard {
@@ -76,6 +78,7 @@ pub(crate) fn install(settings: Settings) -> Option<(&'static Guard, Option<Poli
     let guard = Guard {
         socket_name: settings.socket_name,
         policy,
+        runtime_api: settings.runtime_api,
     };
     GUARD.set(guard).ok()?;
     GUARD.get().map(|g| (g, problem))

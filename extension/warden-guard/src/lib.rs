@@ -8,6 +8,7 @@
 //! - `settings`: the environment, read once at load;
 //! - `guard`: the state hooks read (socket name, policy);
 //! - `policy`: the zero-trust policy file and its matching;
+//! - `rules`: the verdict on an egress or exec, the policy's tightened by a lockdown;
 //! - `report`: each event as a datagram, and the verdict on its call;
 //! - `line`, `dns`, `exec`: the datagram buffer, a DNS query's name, what an exec runs.
 
@@ -21,6 +22,7 @@ mod guard;
 mod line;
 mod policy;
 mod report;
+mod rules;
 mod settings;
 #[cfg(not(test))]
 mod sys;

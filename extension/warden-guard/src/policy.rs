@@ -257,6 +257,16 @@ impl Policy {
         })
     }
 
+    /// Whether the policy's `egress` list names `dest` (no list names nothing).
+    pub(crate) fn lists_destination(&self, dest: SocketAddr) -> bool {
+        self.egress.is_some() && self.allows_destination(dest)
+    }
+
+    /// Whether the policy's `exec` list names `target` (no list names nothing).
+    pub(crate) fn lists_program(&self, target: &[u8], how: How) -> bool {
+        self.exec.is_some() && self.allows_program(target, how)
+    }
+
     /// Whether the function may run `target`: listed by full path, or a bare listed name
     /// matching its base name. A memory file or a deleted one never is.
     pub(crate) fn allows_program(&self, target: &[u8], how: How) -> bool {

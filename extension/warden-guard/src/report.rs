@@ -10,6 +10,7 @@ use crate::dns;
 use crate::exec;
 use crate::line::Line;
 use crate::policy::{self, Policy, Verdict};
+use crate::rules::Rules;
 
 /// The version of the datagram format.
 const FORMAT_VERSION: &str = "1";
@@ -89,13 +90,8 @@ pub(crate) fn notice(header: &Header, what: &str, message: &[u8]) -> Line {
 }
 
 /// `connect` to an internet address.
-pub(crate) fn connect(
-    header: &Header,
-    policy: Option<&Policy>,
-    proto: Proto,
-    dest: SocketAddr,
-) -> Event {
-    let verdict = policy.map_or(Verdict::Allow, |p| p.verdict(p.allows_destination(dest)));
+pub(crate) fn connect(header: &Header, rules: &Rules<'_>, proto: Proto, dest: SocketAddr) -> Event {
+    let verdict = rules.egress(dest);
     let mut line = start("connect", header, verdict);
     line.field(proto.as_str());
     line.number(dest);
@@ -105,13 +101,13 @@ pub(crate) fn connect(
 /// `send` of `bytes` to an explicit internet destination; `payload` is the first buffer.
 pub(crate) fn send(
     header: &Header,
-    policy: Option<&Policy>,
+    rules: &Rules<'_>,
     proto: Proto,
     dest: SocketAddr,
     bytes: usize,
     payload: &[u8],
 ) -> Event {
-    let verdict = policy.map_or(Verdict::Allow, |p| p.verdict(p.allows_destination(dest)));
+    let verdict = rules.egress(dest);
     let mut line = start("send", header, verdict);
     line.field(proto.as_str());
     line.number(dest);
@@ -128,7 +124,7 @@ pub(crate) fn send(
 /// or where the descriptor links (empty when that cannot be read) for a descriptor-based exec.
 pub(crate) fn exec<'a, I>(
     header: &Header,
-    policy: Option<&Policy>,
+    rules: &Rules<'_>,
     called: ExecPath<'a>,
     file: &'a [u8],
     argv: I,
@@ -139,7 +135,7 @@ where
     let via_descriptor =
         matches!(called, ExecPath::Fd(_)) || exec::is_descriptor_path(file_called(called));
     let (target, how) = exec::classify(file, via_descriptor, argv.clone());
-    let verdict = policy.map_or(Verdict::Allow, |p| p.verdict(p.allows_program(target, how)));
+    let verdict = rules.program(target, how);
     let mut line = start("exec", header, verdict);
     match called {
         ExecPath::Path(p) => line.text(p, PATH_CAP),
@@ -269,13 +265,20 @@ mod tests {
     #[test]
     fn connect_and_send_name_the_destination() {
         let dest: SocketAddr = "[::1]:53".parse().unwrap();
-        let event = connect(&HEADER, None, Proto::Udp, dest);
+        let event = connect(&HEADER, &Rules::policy(None), Proto::Udp, dest);
         assert_eq!(
             text(&event.line),
             "1\tconnect\t10\t11\t1700000000123\t2\tallow\tudp\t[::1]:53"
         );
         let dest: SocketAddr = "192.0.2.1:8125".parse().unwrap();
-        let event = send(&HEADER, None, Proto::Udp, dest, 12, b"metric:1|c");
+        let event = send(
+            &HEADER,
+            &Rules::policy(None),
+            Proto::Udp,
+            dest,
+            12,
+            b"metric:1|c",
+        );
         assert_eq!(
             text(&event.line),
             "1\tsend\t10\t11\t1700000000123\t2\tallow\tudp\t192.0.2.1:8125\t12\t-"
@@ -287,16 +290,23 @@ mod tests {
         let dest: SocketAddr = "203.0.113.9:4444".parse().unwrap();
         let observe = policy(r#"{"mode":"observe","egress":[]}"#);
         assert_eq!(
-            connect(&HEADER, Some(&observe), Proto::Tcp, dest).verdict,
+            connect(&HEADER, &Rules::policy(Some(&observe)), Proto::Tcp, dest).verdict,
             Verdict::Observe
         );
         let enforce = policy(r#"{"mode":"enforce","egress":[{"cidr":"203.0.113.0/24"}]}"#);
         assert_eq!(
-            connect(&HEADER, Some(&enforce), Proto::Tcp, dest).verdict,
+            connect(&HEADER, &Rules::policy(Some(&enforce)), Proto::Tcp, dest).verdict,
             Verdict::Allow
         );
         let enforce = policy(r#"{"mode":"enforce","egress":[{"cidr":"10.0.0.0/8"}]}"#);
-        let event = send(&HEADER, Some(&enforce), Proto::Udp, dest, 3, b"abc");
+        let event = send(
+            &HEADER,
+            &Rules::policy(Some(&enforce)),
+            Proto::Udp,
+            dest,
+            3,
+            b"abc",
+        );
         assert_eq!(event.verdict, Verdict::Deny);
         assert!(text(&event.line).contains("\tdeny\tudp\t"));
     }
@@ -305,19 +315,31 @@ mod tests {
     fn exec_fields_name_the_target_and_how() {
         let argv = [&b"/lib64/ld-linux-x86-64.so.2"[..], b"/tmp/x", b"-q"];
         let loader = b"/lib64/ld-linux-x86-64.so.2";
-        let event = exec(&HEADER, None, ExecPath::Path(loader), loader, argv);
+        let event = exec(
+            &HEADER,
+            &Rules::policy(None),
+            ExecPath::Path(loader),
+            loader,
+            argv,
+        );
         assert!(text(&event.line).ends_with(
             "\texec\t10\t11\t1700000000123\t2\tallow\t/lib64/ld-linux-x86-64.so.2\t/tmp/x\tloader\t/lib64/ld-linux-x86-64.so.2 /tmp/x -q"
         ), "{}", text(&event.line));
         let event = exec(
             &HEADER,
-            None,
+            &Rules::policy(None),
             ExecPath::Fd(7),
             b"/memfd:x (deleted)",
             [&b"x"[..]],
         );
         assert!(text(&event.line).ends_with("\tfd:7\t/memfd:x (deleted)\tmemfd\tx"));
-        let event = exec(&HEADER, None, ExecPath::Fd(7), b"", [&b"x"[..]]);
+        let event = exec(
+            &HEADER,
+            &Rules::policy(None),
+            ExecPath::Fd(7),
+            b"",
+            [&b"x"[..]],
+        );
         assert!(
             text(&event.line).ends_with("\tfd:7\t\tfd\tx"),
             "{}",
@@ -330,7 +352,7 @@ mod tests {
         let p = policy(r#"{"mode":"enforce","exec":["true"]}"#);
         let ok = exec(
             &HEADER,
-            Some(&p),
+            &Rules::policy(Some(&p)),
             ExecPath::Path(b"/bin/true"),
             b"/bin/true",
             [&b"true"[..]],
@@ -338,7 +360,7 @@ mod tests {
         assert_eq!(ok.verdict, Verdict::Allow);
         let no = exec(
             &HEADER,
-            Some(&p),
+            &Rules::policy(Some(&p)),
             ExecPath::Path(b"/bin/sh"),
             b"/bin/sh",
             [&b"sh"[..]],

@@ -24,7 +24,9 @@ use std::marker::PhantomData;
 use std::mem::{offset_of, size_of, MaybeUninit};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{
+    fence, AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
+};
 
 use libc::{
     mmsghdr, mode_t, msghdr, pid_t, posix_spawn_file_actions_t, posix_spawnattr_t, size_t,
@@ -34,6 +36,7 @@ use libc::{
 use crate::guard::{self, Guard};
 use crate::policy::{self, Verdict};
 use crate::report::{self, ExecPath, Header, Proto};
+use crate::rules::Rules;
 use crate::settings::Settings;
 
 /// The guard's socket is moved up to this descriptor number (or the first free one above),
@@ -189,6 +192,7 @@ fn start_guard() {
     let Some((guard, problem)) = guard::install(Settings::from_env()) else {
         return;
     };
+    map_lockdown_page(&guard.socket_name);
     let mut exe = [0u8; PATH_BUF];
     let exe = read_link(c"/proc/self/exe", &mut exe).unwrap_or(b"");
     emit(guard, &report::hello(&header(), guard.policy_word(), exe));
@@ -202,6 +206,89 @@ fn start_guard() {
             guard,
             &report::notice(&header(), "policy_error", reason.as_bytes()),
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lockdown page.
+
+/// Where this process mapped the lockdown page (read only), or null: no page when the guard
+/// loaded (no Warden, or one without lockdown), and then no lockdown for this process.
+static LOCKDOWN_PAGE: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Maps Warden's lockdown page, `/tmp/.<socket name>.lockdown`, if it is there.
+fn map_lockdown_page(socket_name: &[u8]) {
+    let mut path = StackPath::new();
+    if !(path.push(b"/tmp/") && path.push(&warden_lockdown::file_name(socket_name))) {
+        return;
+    }
+    let Some(path) = path.as_cstr() else {
+        return;
+    };
+    let size = warden_lockdown::PAGE_SIZE;
+    // SAFETY: plain system calls on a descriptor opened and closed here; the raw `openat`
+    // bypasses the guard's own `open` hooks, O_NOFOLLOW refuses a planted link.
+    unsafe {
+        let fd = libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            0,
+        ) as c_int;
+        if fd < 0 {
+            return;
+        }
+        let mut stat = MaybeUninit::<libc::stat>::zeroed();
+        let sized = libc::syscall(libc::SYS_fstat, fd, stat.as_mut_ptr()) == 0
+            && stat.assume_init().st_size >= size as libc::off_t;
+        let page = if sized {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        } else {
+            libc::MAP_FAILED
+        };
+        libc::close(fd);
+        if page != libc::MAP_FAILED {
+            LOCKDOWN_PAGE.store(page.cast(), Ordering::Release);
+        }
+    }
+}
+
+/// The lockdown table, copied into `buf`, when Warden has locked the environment down.
+fn lockdown_table(
+    buf: &mut [u8; warden_lockdown::TABLE_END],
+) -> Option<warden_lockdown::Table<'_>> {
+    let page = LOCKDOWN_PAGE.load(Ordering::Acquire);
+    if page.is_null() {
+        return None;
+    }
+    // SAFETY: `page` is a live read-only mapping of PAGE_SIZE bytes (never unmapped); the flag
+    // is an aligned u64 inside it, read with one load. Warden writes the table before it sets
+    // the flag and never changes it after, so once the flag reads set the copy is whole.
+    unsafe {
+        let flag = std::ptr::read_volatile(page.add(warden_lockdown::FLAG_OFFSET).cast::<u64>());
+        if u64::from_le(flag) != warden_lockdown::LOCKED {
+            return None;
+        }
+        fence(Ordering::Acquire);
+        std::ptr::copy_nonoverlapping(page, buf.as_mut_ptr(), buf.len());
+    }
+    warden_lockdown::Table::read(&buf[..])
+}
+
+/// What a call is judged against now: the policy, and the lockdown once there is one.
+fn rules<'a>(guard: &'a Guard, buf: &'a mut [u8; warden_lockdown::TABLE_END]) -> Rules<'a> {
+    Rules {
+        policy: guard.policy(),
+        lockdown: lockdown_table(buf),
+        runtime_api: guard.runtime_api,
     }
 }
 
@@ -564,7 +651,8 @@ fn on_connect(fd: c_int, dest: Option<SocketAddr>) -> Verdict {
         return Verdict::Allow;
     };
     guarded(|| {
-        let event = report::connect(&header(), guard.policy(), proto, dest);
+        let mut page = [0u8; warden_lockdown::TABLE_END];
+        let event = report::connect(&header(), &rules(guard, &mut page), proto, dest);
         emit(guard, &event.line);
         event.verdict
     })
@@ -579,7 +667,9 @@ fn on_send(fd: c_int, dest: Option<SocketAddr>, bytes: usize, first: &[u8]) -> V
         return Verdict::Allow;
     };
     guarded(|| {
-        let event = report::send(&header(), guard.policy(), proto, dest, bytes, first);
+        let mut page = [0u8; warden_lockdown::TABLE_END];
+        let rules = rules(guard, &mut page);
+        let event = report::send(&header(), &rules, proto, dest, bytes, first);
         emit(guard, &event.line);
         event.verdict
     })
@@ -637,7 +727,8 @@ fn on_exec(called: ExecPath<'_>, file: &[u8], argv: Args<'_>) -> Verdict {
         return Verdict::Allow;
     };
     guarded(|| {
-        let event = report::exec(&header(), guard.policy(), called, file, argv);
+        let mut page = [0u8; warden_lockdown::TABLE_END];
+        let event = report::exec(&header(), &rules(guard, &mut page), called, file, argv);
         emit(guard, &event.line);
         event.verdict
     })

@@ -453,3 +453,89 @@ fn without_a_write_list_writes_are_neither_judged_nor_reported() {
     );
     assert!(of_kind(&events, "write").is_empty(), "{events:#?}");
 }
+
+/// Writes Warden's lockdown page for `warden`'s socket into /tmp, knowing the program `true`;
+/// `locked` sets its flag. Removed when dropped.
+struct LockdownPage(PathBuf);
+
+impl LockdownPage {
+    fn write(warden: &Warden, locked: bool) -> LockdownPage {
+        use std::os::unix::ffi::OsStrExt;
+        let name = warden_lockdown::file_name(warden.name.as_bytes());
+        let path = PathBuf::from("/tmp").join(std::ffi::OsStr::from_bytes(&name));
+        let mut page = warden_lockdown::empty_page();
+        let mut known = warden_lockdown::Known::default();
+        known.add_program("/usr/bin/true");
+        let table = known.table_bytes();
+        let at = warden_lockdown::Known::table_offset();
+        page[at..at + table.len()].copy_from_slice(&table);
+        if locked {
+            page[warden_lockdown::FLAG_OFFSET..warden_lockdown::FLAG_OFFSET + 8]
+                .copy_from_slice(&warden_lockdown::LOCKED.to_le_bytes());
+        }
+        std::fs::write(&path, page).unwrap();
+        LockdownPage(path)
+    }
+}
+
+impl Drop for LockdownPage {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Runs `/bin/true` (known to the page) and `/usr/bin/env` (not), and connects out.
+const TRY_KNOWN_AND_UNKNOWN: &str = r#"
+import socket, subprocess
+for argv in (["/bin/true"], ["/usr/bin/env", "true"]):
+    try:
+        subprocess.run(argv, check=True)
+        print(argv[0], "ran")
+    except PermissionError:
+        print(argv[0], "denied")
+try:
+    socket.create_connection(("203.0.113.7", 9), timeout=5).close()
+    print("connected")
+except ConnectionRefusedError:
+    print("connect refused")
+"#;
+
+#[test]
+fn a_lockdown_refuses_unknown_egress_and_exec_without_any_policy() {
+    let warden = Warden::bind();
+    let _page = LockdownPage::write(&warden, true);
+    let (out, events) = Program::python(&warden, TRY_KNOWN_AND_UNKNOWN).run();
+    assert_eq!(
+        lines(&out),
+        ["/bin/true ran", "/usr/bin/env denied", "connect refused"]
+    );
+    let connect = of_kind(&events, "connect");
+    assert_eq!(connect.len(), 1, "{events:#?}");
+    assert_eq!(connect[0].verdict(), "deny");
+    let denied: Vec<_> = of_kind(&events, "exec")
+        .into_iter()
+        .filter(|e| e.verdict() == "deny")
+        .map(|e| e.body()[1].to_string())
+        .collect();
+    assert_eq!(denied, ["/usr/bin/env"], "{events:#?}");
+}
+
+#[test]
+fn a_lockdown_page_whose_flag_is_not_set_changes_nothing() {
+    let warden = Warden::bind();
+    let _page = LockdownPage::write(&warden, false);
+    // Only the exec part: an allowed connect to a documentation address would wait for its
+    // timeout.
+    let script = TRY_KNOWN_AND_UNKNOWN
+        .split("try:\n    socket")
+        .next()
+        .unwrap();
+    let (out, events) = Program::python(&warden, script).run();
+    assert_eq!(lines(&out), ["/bin/true ran", "/usr/bin/env ran"]);
+    assert!(
+        of_kind(&events, "exec")
+            .iter()
+            .all(|e| e.verdict() == "allow"),
+        "{events:#?}"
+    );
+}

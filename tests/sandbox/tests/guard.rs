@@ -561,3 +561,90 @@ fn what_bypasses_the_guard_the_outside_view_still_reports() {
         "{record:#}"
     );
 }
+
+#[test]
+fn precursors_lock_the_environment_down_and_the_guard_refuses_what_it_does_not_know() {
+    if !warden_sandbox::isolation::available() {
+        eprintln!("needs root for the sandbox's namespaces; skipping");
+        return;
+    }
+    let partner = draining_listener(std::time::Duration::from_millis(0));
+    let stranger = draining_listener(std::time::Duration::from_millis(0));
+    let connect = |port: u16| json!({"host": "host.sandbox", "port": port, "count": 1});
+    let mut events: Vec<Value> = (0..4)
+        .map(|_| json!({"connect": connect(partner), "spawn": ["/bin/true"]}))
+        .collect();
+    let first = events.len();
+    events.extend([
+        // Two precursors, in two invocations: recon, then a read of a credential source.
+        json!({"spawn": ["sh", "-c", "id"]}),
+        json!({"spawn": ["sh", "-c", "cat /proc/self/environ > /dev/null"]}),
+        // Warden takes a moment to see the precursor (a guard event waits up to 25 ms to be
+        // dated); what comes after that is refused.
+        json!({"delay_ms": 200}),
+        json!({"connect": connect(stranger)}),
+        json!({"connect": connect(partner)}),
+        json!({"spawn": ["/bin/true"]}),
+        json!({"spawn": ["/usr/bin/head", "-c", "1", "/dev/null"]}),
+    ]);
+    let out = Outcome::of(guarded(None).env("WARDEN_LOCKDOWN", "2"), &events);
+    assert!(
+        out.run.statuses().iter().all(|s| s == "success"),
+        "{:?}\n{}",
+        out.run.statuses(),
+        out.run.stderr
+    );
+    let lockdowns: Vec<&Value> = (0..events.len())
+        .flat_map(|i| out.findings_of(i))
+        .flat_map(|f| f["actions"].as_array().unwrap())
+        .filter(|a| a["action"] == "lockdown")
+        .collect();
+    assert_eq!(lockdowns.len(), 1, "{lockdowns:#?}\n{}", out.run.stdout);
+    assert_eq!(lockdowns[0]["outcome"], "taken", "{:#}", lockdowns[0]);
+    // Found at the second precursor's invocation (or, dated by the guard, its neighbour).
+    assert!(
+        [first, first + 1, first + 2]
+            .iter()
+            .any(|&i| out.findings_of(i).iter().any(|f| f["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["action"] == "lockdown"))),
+        "{}",
+        out.run.stdout
+    );
+    // A destination the function never used is refused inside it; its partner is not.
+    let refused = &out.response(first + 3)["connect"];
+    assert_eq!(
+        (&refused["connected"], &refused["failed"]),
+        (&json!(0), &json!(1)),
+        "{refused:#}"
+    );
+    realtime(
+        &out,
+        first + 3,
+        "exfiltration_egress",
+        "policy_violation",
+        |e| kind(e, "connect") && e["verdict"] == "deny",
+    );
+    let partner_call = &out.response(first + 4)["connect"];
+    assert_eq!(partner_call["connected"], 1, "{partner_call:#}");
+    // A program it runs by habit still runs; a new one is refused.
+    assert_eq!(
+        out.response(first + 5)["spawn"]["exit_code"],
+        0,
+        "{:#}",
+        out.response(first + 5)
+    );
+    assert!(
+        out.response(first + 6)["spawn"].get("error").is_some(),
+        "{:#}",
+        out.response(first + 6)
+    );
+    assert_eq!(
+        out.health()["response_lockdown_total"].as_u64(),
+        Some(1),
+        "{:#}",
+        out.health()
+    );
+}

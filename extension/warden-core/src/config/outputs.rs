@@ -114,6 +114,10 @@ pub struct Outputs {
     pub dry_run: bool,
     /// `WARDEN_THROTTLE_INTERVAL_S`: least time between two throttle calls.
     pub throttle_interval_s: u64,
+    /// `WARDEN_LOCKDOWN`: the environment's risk (precursors seen) at which the in-process
+    /// guard refuses unknown egress and exec until the environment is recycled; `None` off
+    /// (default). `on` is [`DEFAULT_LOCKDOWN_RISK`].
+    pub lockdown: Option<u32>,
     /// AWS access from the Lambda environment.
     pub aws: AwsEnv,
 }
@@ -130,6 +134,7 @@ impl Default for Outputs {
             response: ResponsePolicy::default(),
             dry_run: false,
             throttle_interval_s: 300,
+            lockdown: None,
             aws: AwsEnv::default(),
         }
     }
@@ -145,8 +150,12 @@ impl Outputs {
     }
 }
 
+/// The risk `WARDEN_LOCKDOWN=on` locks down at: three precursors, e.g. a recon command, a
+/// read of a credential source and a refused call.
+pub(crate) const DEFAULT_LOCKDOWN_RISK: u32 = 3;
+
 /// The variables [`read`] understands.
-pub(super) const KNOWN: [&str; 9] = [
+pub(super) const KNOWN: [&str; 10] = [
     "WARDEN_METRICS",
     "WARDEN_METRICS_NAMESPACE",
     "WARDEN_SECURITY_HUB",
@@ -156,6 +165,7 @@ pub(super) const KNOWN: [&str; 9] = [
     "WARDEN_RESPONSE",
     "WARDEN_DRY_RUN",
     "WARDEN_THROTTLE_INTERVAL_S",
+    "WARDEN_LOCKDOWN",
 ];
 
 /// Reads the output settings; bad values leave the default and add an error.
@@ -225,6 +235,20 @@ pub(super) fn read<'a>(
                 v,
                 "a whole number of seconds in 10..=86400",
             )),
+        }
+    }
+    if let Some(v) = get("WARDEN_LOCKDOWN") {
+        match v.to_ascii_lowercase().as_str() {
+            "off" | "0" | "false" | "no" | "" => {}
+            "on" | "true" | "yes" => o.lockdown = Some(DEFAULT_LOCKDOWN_RISK),
+            n => match n.parse::<u32>() {
+                Ok(n) if (1..=20).contains(&n) => o.lockdown = Some(n),
+                _ => errors.push(invalid(
+                    "WARDEN_LOCKDOWN",
+                    v,
+                    "off, on, or the risk to lock down at (1..=20)",
+                )),
+            },
         }
     }
     if let Some(v) = get("WARDEN_RESPONSE") {

@@ -145,3 +145,18 @@ fn a_record_key_is_read_and_a_short_one_refused_without_showing_it() {
         errors[0]
     );
 }
+
+#[test]
+fn lockdown_is_off_unless_asked_and_takes_on_or_a_risk() {
+    let lockdown = |v: &str| {
+        let (c, errors) = Config::from_vars(&vars(&[("WARDEN_LOCKDOWN", v)]));
+        (c.outputs.lockdown, errors.len())
+    };
+    assert_eq!(Config::default().outputs.lockdown, None);
+    assert_eq!(lockdown("off"), (None, 0));
+    assert_eq!(lockdown("ON"), (Some(outputs::DEFAULT_LOCKDOWN_RISK), 0));
+    assert_eq!(lockdown("2"), (Some(2), 0));
+    // A bad value leaves it off and says so.
+    assert_eq!(lockdown("21"), (None, 1));
+    assert_eq!(lockdown("soon"), (None, 1));
+}

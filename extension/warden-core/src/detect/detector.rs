@@ -19,9 +19,12 @@ use crate::schema::{
     BaselineView, Class, Finding, Indicator, ModelView, Severity, FINDING_VERSION,
 };
 use crate::schema::{FeatureRecord, RecordKind, SCHEMA_VERSION};
+use warden_lockdown::Known;
 
 /// Invocations whose real-time state is kept (records can lag behind by a few).
 const MAX_LIVE: usize = 16;
+/// The shells a function that runs shell commands by habit keeps under a lockdown.
+const LOCKDOWN_SHELLS: [&str; 3] = ["sh", "dash", "bash"];
 /// An environment without a profile is learning its function's habits for this many
 /// invocations: until then, findings without a hard indicator are low severity and
 /// summarised, one per new habit (docs/detection.md, "Learning period").
@@ -251,6 +254,29 @@ impl Detector {
             earlier_requests: Vec::new(),
         };
         Some(self.finding(&a, parts))
+    }
+
+    /// What the function is known to do, for a lockdown (`respond::lockdown`): its familiar
+    /// destinations and programs and, when it runs shell commands by habit, the shells (their
+    /// commands are still judged by shape here; the guard can only tell programs apart).
+    pub fn lockdown_known(&self) -> Known {
+        let mut known = Known::default();
+        for addr in self.familiar.destinations() {
+            known.add_destination(addr);
+        }
+        let shells = LOCKDOWN_SHELLS
+            .iter()
+            .filter(|_| self.familiar.runs_shells());
+        for exe in self
+            .familiar
+            .exes()
+            .iter()
+            .map(String::as_str)
+            .chain(shells.copied())
+        {
+            known.add_program(exe);
+        }
+        known
     }
 
     /// The combined score of the last invocation record scored (none for init records).

@@ -403,6 +403,11 @@ impl Familiar {
         v
     }
 
+    /// Whether the function runs shell commands by habit (of known shapes, or unreadable).
+    pub fn runs_shells(&self) -> bool {
+        self.runs_shells || !self.shell_shapes.is_empty()
+    }
+
     /// Shell command shapes known, sorted.
     pub fn shell_shapes(&self) -> Vec<String> {
         let mut v: Vec<String> = self.shell_shapes.iter().cloned().collect();

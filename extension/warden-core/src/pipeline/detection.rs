@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::clock::unix_ms;
 use crate::detect::Detector;
 use crate::health::{Counter, Health};
-use crate::respond::Responder;
+use crate::respond::lockdown::Lockdown;
+use crate::respond::{count_action, Responder};
 use crate::schema::FeatureRecord;
 use crate::schema::Finding;
 use crate::schema::Observation;
@@ -20,6 +21,7 @@ use crate::sinks::{ObservationSink, RecordSink};
 struct Inner {
     detector: Detector,
     responder: Option<Responder>,
+    lockdown: Option<Lockdown>,
     out: Box<dyn Write + Send>,
     line: Vec<u8>,
     health: Arc<Health>,
@@ -32,6 +34,13 @@ impl Inner {
         // Before the line is written, so the printed finding carries its audit trail.
         if let Some(r) = self.responder.as_mut() {
             r.respond(&mut f);
+        }
+        if let Some(lockdown) = self.lockdown.as_mut() {
+            let detector = &self.detector;
+            if let Some(r) = lockdown.observe(&f, || detector.lockdown_known()) {
+                count_action(&self.health, &r);
+                f.actions.push(r);
+            }
         }
         self.write(&f);
         if let Some(o) = &mut self.outputs {
@@ -68,6 +77,7 @@ impl DetectorSink {
             inner: Arc::new(Mutex::new(Inner {
                 detector,
                 responder: None,
+                lockdown: None,
                 out,
                 line: Vec::with_capacity(2048),
                 health,
@@ -90,6 +100,12 @@ impl DetectorSink {
     /// Responds to every finding before it is written (`None`: alert only).
     pub fn with_responder(self, responder: Option<Responder>) -> Self {
         self.lock().responder = responder;
+        self
+    }
+
+    /// Locks the environment down when its risk reaches the threshold (`None`: never).
+    pub fn with_lockdown(self, lockdown: Option<Lockdown>) -> Self {
+        self.lock().lockdown = lockdown;
         self
     }
 

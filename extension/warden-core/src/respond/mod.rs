@@ -9,6 +9,7 @@
 //!   makes Lambda replace the environment.
 //! - `throttle` ([`throttle`]): reserved concurrency 0, rate-limited, in its own task.
 
+pub mod lockdown;
 pub mod procs;
 pub mod recycle;
 pub mod throttle;
@@ -84,6 +85,8 @@ impl Responder {
                 Action::Kill => self.kill(f),
                 Action::Recycle => vec![self.recycle(f)],
                 Action::Throttle => vec![self.throttle(f)],
+                // Decided by the environment's risk (`lockdown`), never by a severity.
+                Action::Lockdown => Vec::new(),
             };
             for r in &records {
                 self.count(r);
@@ -93,22 +96,7 @@ impl Responder {
     }
 
     fn count(&self, r: &ActionRecord) {
-        match r.outcome {
-            ActionOutcome::Taken => {
-                self.health.add(Counter::ResponsesTaken, 1);
-                self.health.add(
-                    match r.action {
-                        Action::Kill => Counter::ResponseKill,
-                        Action::Recycle => Counter::ResponseRecycle,
-                        Action::Throttle => Counter::ResponseThrottle,
-                    },
-                    1,
-                );
-            }
-            ActionOutcome::DryRun => self.health.add(Counter::ResponsesDryRun, 1),
-            ActionOutcome::Failed => self.health.add(Counter::ResponsesFailed, 1),
-            ActionOutcome::Skipped => self.health.add(Counter::ResponsesSkipped, 1),
-        }
+        count_action(&self.health, r);
     }
 
     fn kill(&mut self, f: &Finding) -> Vec<ActionRecord> {
@@ -338,6 +326,27 @@ fn exe_of(evidence: &[(u32, String)], pid: u32) -> String {
         .find(|(p, _)| *p == pid)
         .map(|(_, e)| e.clone())
         .unwrap_or_default()
+}
+
+/// Counts one audit record in the health counters.
+pub(crate) fn count_action(health: &Health, r: &ActionRecord) {
+    match r.outcome {
+        ActionOutcome::Taken => {
+            health.add(Counter::ResponsesTaken, 1);
+            health.add(
+                match r.action {
+                    Action::Kill => Counter::ResponseKill,
+                    Action::Recycle => Counter::ResponseRecycle,
+                    Action::Throttle => Counter::ResponseThrottle,
+                    Action::Lockdown => Counter::ResponseLockdown,
+                },
+                1,
+            );
+        }
+        ActionOutcome::DryRun => health.add(Counter::ResponsesDryRun, 1),
+        ActionOutcome::Failed => health.add(Counter::ResponsesFailed, 1),
+        ActionOutcome::Skipped => health.add(Counter::ResponsesSkipped, 1),
+    }
 }
 
 #[cfg(test)]

@@ -293,7 +293,7 @@ fn dry_run_decides_and_records_but_kills_nothing() {
     assert!(!r.shared.gate.pending(), "dry run scheduled a recycle");
     assert_eq!(health.get(Counter::ResponsesDryRun), 3);
     assert_eq!(health.get(Counter::ResponsesTaken), 0);
-    assert_eq!(health.response_actions()[3], ("dry_run", 3));
+    assert_eq!(health.response_actions()[4], ("dry_run", 3));
 }
 
 #[test]

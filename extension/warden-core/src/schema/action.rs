@@ -15,6 +15,9 @@ pub enum Action {
     Recycle,
     /// Set the function's reserved concurrency to 0.
     Throttle,
+    /// The guard refuses unknown egress and exec until the environment is recycled (decided
+    /// by the environment's risk, not by a finding's severity: `WARDEN_LOCKDOWN`).
+    Lockdown,
 }
 
 impl Action {
@@ -24,6 +27,7 @@ impl Action {
             Action::Kill => "kill",
             Action::Recycle => "recycle",
             Action::Throttle => "throttle",
+            Action::Lockdown => "lockdown",
         }
     }
 }
@@ -73,7 +77,7 @@ pub enum ActionTarget {
 /// One entry of a finding's audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionRecord {
-    /// kill, recycle or throttle.
+    /// kill, recycle, throttle or lockdown.
     pub action: Action,
     /// What it was aimed at; absent when nothing qualified.
     pub target: Option<ActionTarget>,

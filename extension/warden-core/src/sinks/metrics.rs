@@ -97,10 +97,11 @@ const HEALTH_METRICS: [(&str, &[&str]); 4] = [
 ];
 
 /// Response counters and the `Action` dimension value each is published under.
-const ACTION_COUNTERS: [(&str, &str); 4] = [
+const ACTION_COUNTERS: [(&str, &str); 5] = [
     ("response_kill_total", "kill"),
     ("response_recycle_total", "recycle"),
     ("response_throttle_total", "throttle"),
+    ("response_lockdown_total", "lockdown"),
     ("responses_dry_run_total", "dry_run"),
 ];
 
