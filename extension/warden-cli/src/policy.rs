@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use warden_core::detect::baseline::BaselineProfile;
+use warden_policy::unmapped;
 
 /// What the exported policy does with a violation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -218,14 +219,6 @@ fn list(out: &mut String, name: &str, items: impl Iterator<Item = String>) {
     out.push_str("  ],\n");
 }
 
-/// An IPv4 address written as IPv6 is the IPv4 address (as the guard matches it).
-fn unmapped(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +278,12 @@ mod tests {
         assert!(export.notes.is_empty());
         let parsed: serde_json::Value = serde_json::from_str(&export.text).unwrap();
         assert_eq!(parsed["mode"], "enforce");
+        // The guard's own parser takes it, and matches as the profile says.
+        let policy = warden_policy::policy::Policy::parse(export.text.as_bytes(), None).unwrap();
+        assert!(policy.allows_destination("10.0.0.5:5432".parse().unwrap()));
+        assert!(!policy.allows_destination("10.0.0.5:22".parse().unwrap()));
+        assert!(policy.allows_program(b"/usr/bin/gzip", warden_policy::How::Path));
+        assert!(policy.allows_write(b"/tmp/inbox/a.pdf"));
     }
 
     #[test]

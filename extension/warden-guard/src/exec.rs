@@ -2,6 +2,7 @@
 //! asked to load (`ld-linux-x86-64.so.2 /tmp/x` runs /tmp/x without exec'ing it).
 
 use crate::line::Line;
+pub(crate) use warden_policy::{base_name, How};
 
 /// Most bytes of the joined arguments in an event.
 pub(crate) const ARGV_CAP: usize = 256;
@@ -9,33 +10,6 @@ pub(crate) const ARGV_CAP: usize = 256;
 /// Loader options whose value is the next argument.
 const LOADER_OPTIONS_WITH_VALUE: [&[u8]; 3] = [b"--library-path", b"--preload", b"--argv0"];
 const LOADER_NAMES: [&[u8]; 4] = [b"ld-linux", b"ld.so", b"ld64.so", b"ld-musl"];
-
-/// How the program was reached, from the most to the least telling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum How {
-    /// An anonymous memory file (`memfd_create`): nothing on disk.
-    Memfd,
-    /// A file deleted since it was opened.
-    Deleted,
-    /// A dynamic loader run with the program as its argument.
-    Loader,
-    /// A descriptor (`fexecve`, `execveat` with `AT_EMPTY_PATH`, `/proc/self/fd/N`).
-    Fd,
-    /// A path.
-    Path,
-}
-
-impl How {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            How::Memfd => "memfd",
-            How::Deleted => "deleted",
-            How::Loader => "loader",
-            How::Fd => "fd",
-            How::Path => "path",
-        }
-    }
-}
 
 /// The program an exec really runs, and how it was reached. `file` is the file the call named
 /// (the path, the path found on `PATH`, or where the descriptor links for a descriptor-based
@@ -60,14 +34,6 @@ where
 /// Whether a path names a descriptor's magic link, whose target is the file really run.
 pub(crate) fn is_descriptor_path(path: &[u8]) -> bool {
     path.starts_with(b"/dev/fd/") || (path.starts_with(b"/proc/") && contains(path, b"/fd/"))
-}
-
-/// The last component of a path.
-pub(crate) fn base_name(path: &[u8]) -> &[u8] {
-    match path.iter().rposition(|&b| b == b'/') {
-        Some(at) => &path[at + 1..],
-        None => path,
-    }
 }
 
 fn is_loader(path: &[u8]) -> bool {

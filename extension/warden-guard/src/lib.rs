@@ -7,7 +7,8 @@
 //! - `sys`: the constructor, the hooks and the socket: the only `unsafe` code;
 //! - `settings`: the environment, read once at load;
 //! - `guard`: the state hooks read (socket name, policy);
-//! - `policy`: the zero-trust policy file and its matching;
+//! - `policy` (crate `warden-policy`): the zero-trust policy file and its matching, and the
+//!   lockdown page;
 //! - `rules`: the verdict on an egress or exec, the policy's tightened by a lockdown;
 //! - `report`: each event as a datagram, and the verdict on its call;
 //! - `line`, `dns`, `exec`: the datagram buffer, a DNS query's name, what an exec runs.
@@ -16,11 +17,12 @@
 // only they call is then unused.
 #![cfg_attr(test, allow(dead_code))]
 
+use warden_policy::policy;
+
 mod dns;
 mod exec;
 mod guard;
 mod line;
-mod policy;
 mod report;
 mod rules;
 mod settings;

@@ -8,7 +8,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use warden_lockdown::Table;
+use warden_policy::lockdown::Table;
 
 use crate::exec::How;
 use crate::policy::{Policy, Verdict};
@@ -85,7 +85,7 @@ fn unmapped(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use warden_lockdown::{empty_page, Known, PAGE_SIZE};
+    use warden_policy::lockdown::{empty_page, Known, PAGE_SIZE};
 
     fn page(known: &Known) -> [u8; PAGE_SIZE] {
         let mut page = empty_page();

@@ -219,13 +219,13 @@ static LOCKDOWN_PAGE: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
 /// Maps Warden's lockdown page, `/tmp/.<socket name>.lockdown`, if it is there.
 fn map_lockdown_page(socket_name: &[u8]) {
     let mut path = StackPath::new();
-    if !(path.push(b"/tmp/") && path.push(&warden_lockdown::file_name(socket_name))) {
+    if !(path.push(b"/tmp/") && path.push(&warden_policy::lockdown::file_name(socket_name))) {
         return;
     }
     let Some(path) = path.as_cstr() else {
         return;
     };
-    let size = warden_lockdown::PAGE_SIZE;
+    let size = warden_policy::lockdown::PAGE_SIZE;
     // SAFETY: plain system calls on a descriptor opened and closed here; the raw `openat`
     // bypasses the guard's own `open` hooks, O_NOFOLLOW refuses a planted link.
     unsafe {
@@ -263,8 +263,8 @@ fn map_lockdown_page(socket_name: &[u8]) {
 
 /// The lockdown table, copied into `buf`, when Warden has locked the environment down.
 fn lockdown_table(
-    buf: &mut [u8; warden_lockdown::TABLE_END],
-) -> Option<warden_lockdown::Table<'_>> {
+    buf: &mut [u8; warden_policy::lockdown::TABLE_END],
+) -> Option<warden_policy::lockdown::Table<'_>> {
     let page = LOCKDOWN_PAGE.load(Ordering::Acquire);
     if page.is_null() {
         return None;
@@ -273,18 +273,19 @@ fn lockdown_table(
     // is an aligned u64 inside it, read with one load. Warden writes the table before it sets
     // the flag and never changes it after, so once the flag reads set the copy is whole.
     unsafe {
-        let flag = std::ptr::read_volatile(page.add(warden_lockdown::FLAG_OFFSET).cast::<u64>());
-        if u64::from_le(flag) != warden_lockdown::LOCKED {
+        let flag =
+            std::ptr::read_volatile(page.add(warden_policy::lockdown::FLAG_OFFSET).cast::<u64>());
+        if u64::from_le(flag) != warden_policy::lockdown::LOCKED {
             return None;
         }
         fence(Ordering::Acquire);
         std::ptr::copy_nonoverlapping(page, buf.as_mut_ptr(), buf.len());
     }
-    warden_lockdown::Table::read(&buf[..])
+    warden_policy::lockdown::Table::read(&buf[..])
 }
 
 /// What a call is judged against now: the policy, and the lockdown once there is one.
-fn rules<'a>(guard: &'a Guard, buf: &'a mut [u8; warden_lockdown::TABLE_END]) -> Rules<'a> {
+fn rules<'a>(guard: &'a Guard, buf: &'a mut [u8; warden_policy::lockdown::TABLE_END]) -> Rules<'a> {
     Rules {
         policy: guard.policy(),
         lockdown: lockdown_table(buf),
@@ -651,7 +652,7 @@ fn on_connect(fd: c_int, dest: Option<SocketAddr>) -> Verdict {
         return Verdict::Allow;
     };
     guarded(|| {
-        let mut page = [0u8; warden_lockdown::TABLE_END];
+        let mut page = [0u8; warden_policy::lockdown::TABLE_END];
         let event = report::connect(&header(), &rules(guard, &mut page), proto, dest);
         emit(guard, &event.line);
         event.verdict
@@ -667,7 +668,7 @@ fn on_send(fd: c_int, dest: Option<SocketAddr>, bytes: usize, first: &[u8]) -> V
         return Verdict::Allow;
     };
     guarded(|| {
-        let mut page = [0u8; warden_lockdown::TABLE_END];
+        let mut page = [0u8; warden_policy::lockdown::TABLE_END];
         let rules = rules(guard, &mut page);
         let event = report::send(&header(), &rules, proto, dest, bytes, first);
         emit(guard, &event.line);
@@ -727,7 +728,7 @@ fn on_exec(called: ExecPath<'_>, file: &[u8], argv: Args<'_>) -> Verdict {
         return Verdict::Allow;
     };
     guarded(|| {
-        let mut page = [0u8; warden_lockdown::TABLE_END];
+        let mut page = [0u8; warden_policy::lockdown::TABLE_END];
         let event = report::exec(&header(), &rules(guard, &mut page), called, file, argv);
         emit(guard, &event.line);
         event.verdict

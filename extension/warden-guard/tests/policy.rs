@@ -461,17 +461,17 @@ struct LockdownPage(PathBuf);
 impl LockdownPage {
     fn write(warden: &Warden, locked: bool) -> LockdownPage {
         use std::os::unix::ffi::OsStrExt;
-        let name = warden_lockdown::file_name(warden.name.as_bytes());
+        let name = warden_policy::lockdown::file_name(warden.name.as_bytes());
         let path = PathBuf::from("/tmp").join(std::ffi::OsStr::from_bytes(&name));
-        let mut page = warden_lockdown::empty_page();
-        let mut known = warden_lockdown::Known::default();
+        let mut page = warden_policy::lockdown::empty_page();
+        let mut known = warden_policy::lockdown::Known::default();
         known.add_program("/usr/bin/true");
         let table = known.table_bytes();
-        let at = warden_lockdown::Known::table_offset();
+        let at = warden_policy::lockdown::Known::table_offset();
         page[at..at + table.len()].copy_from_slice(&table);
         if locked {
-            page[warden_lockdown::FLAG_OFFSET..warden_lockdown::FLAG_OFFSET + 8]
-                .copy_from_slice(&warden_lockdown::LOCKED.to_le_bytes());
+            page[warden_policy::lockdown::FLAG_OFFSET..warden_policy::lockdown::FLAG_OFFSET + 8]
+                .copy_from_slice(&warden_policy::lockdown::LOCKED.to_le_bytes());
         }
         std::fs::write(&path, page).unwrap();
         LockdownPage(path)

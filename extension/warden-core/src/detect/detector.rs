@@ -19,7 +19,7 @@ use crate::schema::{
     BaselineView, Class, Finding, Indicator, ModelView, Severity, FINDING_VERSION,
 };
 use crate::schema::{FeatureRecord, RecordKind, SCHEMA_VERSION};
-use warden_lockdown::Known;
+use warden_policy::lockdown::Known;
 
 /// Invocations whose real-time state is kept (records can lag behind by a few).
 const MAX_LIVE: usize = 16;

@@ -8,7 +8,7 @@
 //! crossed the threshold says so in its audit trail (docs/responses.md, "Lockdown").
 //!
 //! The page is created empty at start, before the runtime starts, so that every guarded
-//! process maps it when it loads the guard (see crate `warden-lockdown`).
+//! process maps it when it loads the guard (see crate `warden-policy`).
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -16,7 +16,7 @@ use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use warden_lockdown::{empty_page, file_name, Known, FLAG_OFFSET, LOCKED};
+use warden_policy::lockdown::{empty_page, file_name, Known, FLAG_OFFSET, LOCKED};
 
 use crate::clock::unix_ms;
 use crate::schema::{Action, ActionOutcome, ActionRecord, Finding, Indicator};

@@ -74,7 +74,7 @@ fn precursors_add_up_once_per_kind_and_invocation_then_the_page_is_locked() {
     );
     // The guard's view: the flag is set and the table names what is known.
     let bytes = std::fs::read(dir.path().join(".guard-test.lockdown")).unwrap();
-    let table = warden_lockdown::Table::read(&bytes).unwrap();
+    let table = warden_policy::lockdown::Table::read(&bytes).unwrap();
     assert!(table.knows_program(&[b"curl"]));
     assert!(!table.knows_program(&[b"sh"]));
     assert_eq!(u64::from_le_bytes(bytes[8..16].try_into().unwrap()), LOCKED);

@@ -9,16 +9,16 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::exec::{base_name, How};
+use crate::{base_name, unmapped, How};
 
 /// The largest policy file read.
-pub(crate) const MAX_POLICY_BYTES: u64 = 64 * 1024;
+pub const MAX_POLICY_BYTES: u64 = 64 * 1024;
 
 /// Where Lambda puts extensions: processes running from here are Warden and its peers.
 const EXTENSIONS_DIR: &[u8] = b"/opt/extensions/";
 /// Longest path a write is judged on once made absolute; a longer one is a violation (it
 /// cannot be checked without allocating).
-pub(crate) const MAX_WRITE_PATH: usize = 1024;
+pub const MAX_WRITE_PATH: usize = 1024;
 /// Files every program writes that can hold no payload (a device that discards, a terminal, a
 /// descriptor of its own): always writable under a `write` list.
 const ALWAYS_WRITABLE: [&[u8]; 6] = [
@@ -35,7 +35,7 @@ const ALWAYS_WRITABLE_TREES: [&[u8]; 4] = [b"/proc/", b"/dev/fd/", b"/dev/pts/",
 /// What happens to a call that breaks the policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum Mode {
+pub enum Mode {
     /// Reported, and the call proceeds.
     Observe,
     /// Reported, and the call is refused.
@@ -44,7 +44,7 @@ pub(crate) enum Mode {
 
 /// What the guard did with a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
+pub enum Verdict {
     /// No policy, or the policy allows it.
     Allow,
     /// Breaks the policy; observe mode let it proceed.
@@ -54,7 +54,7 @@ pub(crate) enum Verdict {
 }
 
 impl Verdict {
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Allow => "allow",
             Verdict::Observe => "observe",
@@ -65,7 +65,7 @@ impl Verdict {
 
 /// Why a policy file is not used.
 #[derive(Debug)]
-pub(crate) enum PolicyError {
+pub enum PolicyError {
     Unreadable(std::io::Error),
     TooLarge,
     Malformed(serde_json::Error),
@@ -158,7 +158,7 @@ struct Rule {
 
 /// A policy ready to be matched against.
 #[derive(Debug)]
-pub(crate) struct Policy {
+pub struct Policy {
     mode: Mode,
     egress: Option<Vec<Rule>>,
     exec: Option<Vec<Vec<u8>>>,
@@ -169,10 +169,7 @@ pub(crate) struct Policy {
 
 impl Policy {
     /// Reads and checks the file at `path`.
-    pub(crate) fn load(
-        path: &Path,
-        runtime_api: Option<SocketAddr>,
-    ) -> Result<Policy, PolicyError> {
+    pub fn load(path: &Path, runtime_api: Option<SocketAddr>) -> Result<Policy, PolicyError> {
         let file = std::fs::File::open(path).map_err(PolicyError::Unreadable)?;
         let mut text = Vec::new();
         file.take(MAX_POLICY_BYTES + 1)
@@ -185,10 +182,7 @@ impl Policy {
     }
 
     /// Checks a policy's text. `runtime_api` is the Runtime API's address, always reachable.
-    pub(crate) fn parse(
-        text: &[u8],
-        runtime_api: Option<SocketAddr>,
-    ) -> Result<Policy, PolicyError> {
+    pub fn parse(text: &[u8], runtime_api: Option<SocketAddr>) -> Result<Policy, PolicyError> {
         let file: PolicyFile = serde_json::from_slice(text).map_err(PolicyError::Malformed)?;
         let egress = match file.egress {
             Some(rules) => Some(
@@ -226,12 +220,12 @@ impl Policy {
         })
     }
 
-    pub(crate) fn mode(&self) -> Mode {
+    pub fn mode(&self) -> Mode {
         self.mode
     }
 
     /// The verdict on a call the policy allows or not.
-    pub(crate) fn verdict(&self, allowed: bool) -> Verdict {
+    pub fn verdict(&self, allowed: bool) -> Verdict {
         match (allowed, self.mode) {
             (true, _) => Verdict::Allow,
             (false, Mode::Observe) => Verdict::Observe,
@@ -240,7 +234,7 @@ impl Policy {
     }
 
     /// Whether the function may reach `dest`: always for loopback and the Runtime API.
-    pub(crate) fn allows_destination(&self, dest: SocketAddr) -> bool {
+    pub fn allows_destination(&self, dest: SocketAddr) -> bool {
         let Some(rules) = &self.egress else {
             return true;
         };
@@ -258,18 +252,18 @@ impl Policy {
     }
 
     /// Whether the policy's `egress` list names `dest` (no list names nothing).
-    pub(crate) fn lists_destination(&self, dest: SocketAddr) -> bool {
+    pub fn lists_destination(&self, dest: SocketAddr) -> bool {
         self.egress.is_some() && self.allows_destination(dest)
     }
 
     /// Whether the policy's `exec` list names `target` (no list names nothing).
-    pub(crate) fn lists_program(&self, target: &[u8], how: How) -> bool {
+    pub fn lists_program(&self, target: &[u8], how: How) -> bool {
         self.exec.is_some() && self.allows_program(target, how)
     }
 
     /// Whether the function may run `target`: listed by full path, or a bare listed name
     /// matching its base name. A memory file or a deleted one never is.
-    pub(crate) fn allows_program(&self, target: &[u8], how: How) -> bool {
+    pub fn allows_program(&self, target: &[u8], how: How) -> bool {
         let Some(listed) = &self.exec else {
             return true;
         };
@@ -287,14 +281,14 @@ impl Policy {
     }
 
     /// Whether opens for writing are judged (the policy has a `write` list).
-    pub(crate) fn checks_writes(&self) -> bool {
+    pub fn checks_writes(&self) -> bool {
         self.write.is_some()
     }
 
     /// Whether the function may open `path` (absolute and normalised, see [`normalize`]) for
     /// writing: under a listed prefix, or a file that can hold no payload. An entry ending
     /// with `/` is a directory tree; any other entry is that file or the tree below it.
-    pub(crate) fn allows_write(&self, path: &[u8]) -> bool {
+    pub fn allows_write(&self, path: &[u8]) -> bool {
         let Some(prefixes) = &self.write else {
             return true;
         };
@@ -324,7 +318,7 @@ fn write_prefix(entry: &str) -> Option<Vec<u8>> {
 
 /// `path` without `.` and `..` components and repeated slashes, written into `out`: `None`
 /// when it is not absolute or does not fit. Lexical only: symbolic links are not followed.
-pub(crate) fn normalize<'b>(path: &[u8], out: &'b mut [u8]) -> Option<&'b [u8]> {
+pub fn normalize<'b>(path: &[u8], out: &'b mut [u8]) -> Option<&'b [u8]> {
     if !path.starts_with(b"/") {
         return None;
     }
@@ -358,21 +352,13 @@ pub(crate) fn normalize<'b>(path: &[u8], out: &'b mut [u8]) -> Option<&'b [u8]> 
 }
 
 /// Whether an executable path is an extension's (a signal to it could blind Warden).
-pub(crate) fn is_extension(exe: &[u8]) -> bool {
+pub fn is_extension(exe: &[u8]) -> bool {
     exe.starts_with(EXTENSIONS_DIR)
 }
 
 /// Signals that stop or end a process.
-pub(crate) fn stops_or_ends(signal: i32) -> bool {
+pub fn stops_or_ends(signal: i32) -> bool {
     [libc::SIGSTOP, libc::SIGKILL, libc::SIGTERM, libc::SIGTSTP].contains(&signal)
-}
-
-/// An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) is the IPv4 address.
-fn unmapped(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
 }
 
 #[cfg(test)]

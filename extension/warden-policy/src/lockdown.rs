@@ -20,6 +20,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::{base_name, unmapped};
+
 /// The page's size: one memory page.
 pub const PAGE_SIZE: usize = 4096;
 /// What the page starts with.
@@ -67,7 +69,7 @@ pub struct Known {
 impl Known {
     /// Adds a destination (port 0: any port of that address); false when the page is full.
     pub fn add_destination(&mut self, addr: SocketAddr) -> bool {
-        let entry = (mapped(addr.ip()), addr.port());
+        let entry = (unmapped(addr.ip()), addr.port());
         if self.destinations.contains(&entry) {
             return true;
         }
@@ -156,7 +158,7 @@ impl<'a> Table<'a> {
 
     /// Whether `dest` is one of the known destinations (any port for an entry with port 0).
     pub fn knows_destination(&self, dest: SocketAddr) -> bool {
-        let octets = match mapped(dest.ip()) {
+        let octets = match unmapped(dest.ip()) {
             IpAddr::V6(v6) => v6.octets(),
             IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
         };
@@ -180,19 +182,6 @@ impl<'a> Table<'a> {
             })
         })
     }
-}
-
-/// An IPv4-mapped IPv6 address as the IPv4 one; others unchanged.
-fn mapped(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-/// The last component of a path.
-pub fn base_name(path: &[u8]) -> &[u8] {
-    path.rsplit(|&b| b == b'/').next().unwrap_or(path)
 }
 
 /// FNV-1a, 64 bits: stable across builds, so Warden and the guard agree.
