@@ -399,21 +399,36 @@ fn send_to(fd: c_int, name: &[u8], datagram: &[u8]) -> bool {
         *to = *from as c_char;
     }
     let len = offset_of!(libc::sockaddr_un, sun_path) + 1 + name.len();
-    // SAFETY: the buffer and address outlive the call; the raw system call bypasses the
-    // guard's own `sendto` hook.
-    let sent = unsafe {
-        libc::syscall(
-            libc::SYS_sendto,
-            fd,
-            datagram.as_ptr(),
-            datagram.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            &addr as *const libc::sockaddr_un,
-            len as socklen_t,
-        )
-    };
-    sent >= 0
+    for attempt in 0..=FULL_QUEUE_RETRIES {
+        // SAFETY: the buffer and address outlive the call; the raw system call bypasses the
+        // guard's own `sendto` hook.
+        let sent = unsafe {
+            libc::syscall(
+                libc::SYS_sendto,
+                fd,
+                datagram.as_ptr(),
+                datagram.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                &addr as *const libc::sockaddr_un,
+                len as socklen_t,
+            )
+        };
+        if sent >= 0 {
+            return true;
+        }
+        if errno() != libc::EAGAIN || attempt == FULL_QUEUE_RETRIES {
+            break;
+        }
+        // Warden's queue is full (a burst: the kernel holds few datagrams per receiver). Give
+        // up the CPU so that Warden can read, a bounded number of times: never a wait.
+        // SAFETY: no arguments, cannot fail.
+        unsafe { libc::syscall(libc::SYS_sched_yield) };
+    }
+    false
 }
+
+/// How many times a datagram to a full queue is tried again after yielding the CPU.
+const FULL_QUEUE_RETRIES: u32 = 4;
 
 // ---------------------------------------------------------------------------------------------
 // Small system facts.
@@ -436,6 +451,11 @@ fn unix_ms() -> u64 {
         now.assume_init()
     };
     (now.tv_sec as u64).saturating_mul(1000) + (now.tv_nsec as u64) / 1_000_000
+}
+
+fn errno() -> c_int {
+    // SAFETY: the calling thread's errno.
+    unsafe { *libc::__errno_location() }
 }
 
 fn set_errno(errno: c_int) {
