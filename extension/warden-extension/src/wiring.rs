@@ -15,7 +15,7 @@ use warden_core::health::{Counter, Health};
 use warden_core::model::Scorer;
 use warden_core::pipeline::detection::DetectorSink;
 use warden_core::pipeline::Pipeline;
-use warden_core::respond::lockdown::{Lockdown, LockdownPage};
+use warden_core::respond::lockdown::{Lockdown, LockdownPage, PAGE_DIR};
 use warden_core::respond::{Responder, Shared};
 use warden_core::sinks::outputs::Outputs;
 use warden_core::sinks::Sinks;
@@ -157,7 +157,7 @@ pub(crate) fn prepare_lockdown(config: &Config, health: &Health) -> Option<Optio
         );
         return None;
     };
-    match LockdownPage::create(&config.tmp_dir, socket) {
+    match LockdownPage::create(Path::new(PAGE_DIR), socket) {
         Ok(page) => Some(Some(page)),
         Err(e) => {
             health.note(

@@ -219,7 +219,10 @@ static LOCKDOWN_PAGE: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
 /// Maps Warden's lockdown page, `/tmp/.<socket name>.lockdown`, if it is there.
 fn map_lockdown_page(socket_name: &[u8]) {
     let mut path = StackPath::new();
-    if !(path.push(b"/tmp/") && path.push(&warden_policy::lockdown::file_name(socket_name))) {
+    if !(path.push(warden_policy::lockdown::DIR.as_bytes())
+        && path.push(b"/")
+        && path.push(&warden_policy::lockdown::file_name(socket_name)))
+    {
         return;
     }
     let Some(path) = path.as_cstr() else {

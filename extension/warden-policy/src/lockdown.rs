@@ -22,6 +22,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::{base_name, unmapped};
 
+/// Where the page lives: the environment's scratch directory, the one place both Warden and
+/// every process of the function can reach (whatever `WARDEN_TMP_DIR` says).
+pub const DIR: &str = "/tmp";
 /// The page's size: one memory page.
 pub const PAGE_SIZE: usize = 4096;
 /// What the page starts with.

@@ -16,6 +16,8 @@ use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+/// Where the page goes (the guard looks there): the environment's /tmp.
+pub use warden_policy::lockdown::DIR as PAGE_DIR;
 use warden_policy::lockdown::{empty_page, file_name, Known, FLAG_OFFSET, LOCKED};
 
 use crate::clock::unix_ms;
