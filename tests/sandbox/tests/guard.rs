@@ -211,8 +211,16 @@ fn enforce_refuses_inside_the_function_and_the_invocation_completes() {
         eprintln!("needs root for the sandbox's namespaces; skipping");
         return;
     }
+    enforce_refuses_and_completes(guarded, "python3");
+}
+
+/// Runs a connect and a spawn under an enforce policy that allows no egress and only
+/// `runtime` among programs: both fail inside the function, each is found in real time as a
+/// denied call, and every invocation completes. `function` builds the guarded function for a
+/// policy.
+fn enforce_refuses_and_completes(function: impl Fn(Option<&Value>) -> Sandbox, runtime: &str) {
     let port = draining_listener(std::time::Duration::from_millis(0));
-    let policy = json!({"mode": "enforce", "egress": [], "exec": ["python3"]});
+    let policy = json!({"mode": "enforce", "egress": [], "exec": [runtime]});
     let events = vec![
         quiet(0),
         json!({"connect": {"host": "host.sandbox", "port": port, "count": 2}}),
@@ -220,7 +228,7 @@ fn enforce_refuses_inside_the_function_and_the_invocation_completes() {
         json!({"spawn": ["sh", "-c", "true"]}),
         quiet(2),
     ];
-    let out = Outcome::of(guarded(Some(&policy)), &events);
+    let out = Outcome::of(function(Some(&policy)), &events);
     assert!(
         out.run.statuses().iter().all(|s| s == "success"),
         "{:?}\n{}",
@@ -459,40 +467,11 @@ fn enforce_refuses_inside_node_and_the_invocation_completes() {
         eprintln!("needs root for the sandbox's namespaces; skipping");
         return;
     }
-    let port = draining_listener(std::time::Duration::from_millis(0));
-    let policy = json!({"mode": "enforce", "egress": [], "exec": ["node"]});
-    let events = vec![
-        quiet(0),
-        json!({"connect": {"host": "host.sandbox", "port": port, "count": 2}}),
-        quiet(1),
-        json!({"spawn": ["sh", "-c", "true"]}),
-        quiet(2),
-    ];
-    let out = Outcome::of(
-        guarded_provided("tests/functions/node-guard", &policy),
-        &events,
-    );
-    assert!(
-        out.run.statuses().iter().all(|s| s == "success"),
-        "{:?}\n{}",
-        out.run.statuses(),
-        out.run.stderr
-    );
-    let connect = &out.response(1)["connect"];
-    assert_eq!(connect["connected"], 0, "{connect:#}");
-    assert_eq!(connect["failed"], 2, "{connect:#}");
-    realtime(&out, 1, "exfiltration_egress", "policy_violation", |e| {
-        kind(e, "connect") && e["verdict"] == "deny"
-    });
     // libuv reports the child's failed exec to the parent: spawnSync returns the error.
-    assert!(
-        out.response(3)["spawn"].get("error").is_some(),
-        "{:#}",
-        out.response(3)
-    );
-    realtime(&out, 3, "command_injection", "policy_violation", |e| {
-        kind(e, "exec") && e["verdict"] == "deny"
-    });
+    let node = |policy: Option<&Value>| {
+        guarded_provided("tests/functions/node-guard", policy.expect("a policy"))
+    };
+    enforce_refuses_and_completes(node, "node");
 }
 
 /// A TCP connect made with raw system calls (what a static binary or Go's runtime does): no

@@ -1,33 +1,12 @@
 use super::*;
-use crate::schema::{BaselineView, Class, Severity};
+use crate::schema::{Class, Severity};
+use crate::testing::finding_of;
 
 fn finding(request_id: &str, indicators: &[Indicator]) -> Finding {
-    Finding {
-        warden_finding: 1,
-        id: format!("wf-{request_id}"),
-        time_unix_ms: unix_ms(),
-        request_id: Some(request_id.into()),
-        function_name: "fn".into(),
-        function_version: "$LATEST".into(),
-        class: Class::CommandInjection,
-        severity: Severity::High,
-        score: 0.9,
-        realtime: true,
-        indicators: indicators.to_vec(),
-        explanation: vec![],
-        evidence: vec![],
-        raw_evidence: vec![],
-        model: None,
-        baseline: BaselineView {
-            warmed_up: false,
-            learned: 0,
-        },
-        related: vec![],
-        earlier_requests: vec![],
-        actions: vec![],
-        feature_schema: 1,
-        vector_version: 1,
-    }
+    let mut f = finding_of(Class::CommandInjection, Severity::High);
+    f.request_id = Some(request_id.into());
+    f.indicators = indicators.to_vec();
+    f
 }
 
 fn known() -> Known {
