@@ -264,31 +264,39 @@ fn map_lockdown_page(socket_name: &[u8]) {
     }
 }
 
+/// Room on a hook's stack for a copy of the lockdown table, left uninitialised: a hooked call
+/// pays for the copy only once the environment is locked down.
+type PageCopy = MaybeUninit<[u8; warden_policy::lockdown::TABLE_END]>;
+
 /// The lockdown table, copied into `buf`, when Warden has locked the environment down.
-fn lockdown_table(
-    buf: &mut [u8; warden_policy::lockdown::TABLE_END],
-) -> Option<warden_policy::lockdown::Table<'_>> {
+fn lockdown_table(buf: &mut PageCopy) -> Option<warden_policy::lockdown::Table<'_>> {
     let page = LOCKDOWN_PAGE.load(Ordering::Acquire);
     if page.is_null() {
         return None;
     }
     // SAFETY: `page` is a live read-only mapping of PAGE_SIZE bytes (never unmapped); the flag
     // is an aligned u64 inside it, read with one load. Warden writes the table before it sets
-    // the flag and never changes it after, so once the flag reads set the copy is whole.
-    unsafe {
+    // the flag and never changes it after, so once the flag reads set the copy is whole; the
+    // copy fills every byte of `buf` before it is read.
+    let copy = unsafe {
         let flag =
             std::ptr::read_volatile(page.add(warden_policy::lockdown::FLAG_OFFSET).cast::<u64>());
         if u64::from_le(flag) != warden_policy::lockdown::LOCKED {
             return None;
         }
         fence(Ordering::Acquire);
-        std::ptr::copy_nonoverlapping(page, buf.as_mut_ptr(), buf.len());
-    }
-    warden_policy::lockdown::Table::read(&buf[..])
+        std::ptr::copy_nonoverlapping(
+            page,
+            buf.as_mut_ptr().cast::<u8>(),
+            warden_policy::lockdown::TABLE_END,
+        );
+        buf.assume_init_ref()
+    };
+    warden_policy::lockdown::Table::read(&copy[..])
 }
 
 /// What a call is judged against now: the policy, and the lockdown once there is one.
-fn rules<'a>(guard: &'a Guard, buf: &'a mut [u8; warden_policy::lockdown::TABLE_END]) -> Rules<'a> {
+fn rules<'a>(guard: &'a Guard, buf: &'a mut PageCopy) -> Rules<'a> {
     Rules {
         policy: guard.policy(),
         lockdown: lockdown_table(buf),
@@ -675,7 +683,7 @@ fn on_connect(fd: c_int, dest: Option<SocketAddr>) -> Verdict {
         return Verdict::Allow;
     };
     guarded(|| {
-        let mut page = [0u8; warden_policy::lockdown::TABLE_END];
+        let mut page = PageCopy::uninit();
         let event = report::connect(&header(), &rules(guard, &mut page), proto, dest);
         emit(guard, &event.line);
         event.verdict
@@ -691,7 +699,7 @@ fn on_send(fd: c_int, dest: Option<SocketAddr>, bytes: usize, first: &[u8]) -> V
         return Verdict::Allow;
     };
     guarded(|| {
-        let mut page = [0u8; warden_policy::lockdown::TABLE_END];
+        let mut page = PageCopy::uninit();
         let rules = rules(guard, &mut page);
         let event = report::send(&header(), &rules, proto, dest, bytes, first);
         emit(guard, &event.line);
@@ -751,7 +759,7 @@ fn on_exec(called: ExecPath<'_>, file: &[u8], argv: Args<'_>) -> Verdict {
         return Verdict::Allow;
     };
     guarded(|| {
-        let mut page = [0u8; warden_policy::lockdown::TABLE_END];
+        let mut page = PageCopy::uninit();
         let event = report::exec(&header(), &rules(guard, &mut page), called, file, argv);
         emit(guard, &event.line);
         event.verdict
