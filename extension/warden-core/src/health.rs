@@ -76,7 +76,8 @@ counters! {
     GuardProcesses => "guard_processes_total": "Function processes the in-process guard loaded in (their hello).",
     GuardPolicyErrors => "guard_policy_errors_total": "Function processes whose guard could not use the zero-trust policy (it ran without).",
     GuardDropped => "guard_dropped_total": "Guard events lost: the guard could not send them, or Warden's queue was full.",
-    GuardRejected => "guard_rejected_total": "Guard datagrams rejected as malformed or oversized.",
+    GuardRingEvents => "guard_ring_events_total": "Guard events read from the guard's shared ring (the rest came as datagrams).",
+    GuardRejected => "guard_rejected_total": "Guard events rejected as malformed or oversized, or a ring the function wrote over.",
     GuardForged => "guard_forged_total": "Guard datagrams naming a process other than their sender (forged).",
 }
 

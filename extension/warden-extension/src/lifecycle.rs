@@ -245,8 +245,11 @@ async fn run_on(
             ))
         }),
     };
-    let pipeline = build_pipeline(&config, health.clone(), first);
+    let mut pipeline = build_pipeline(&config, health.clone(), first);
     let lockdown_page = prepare_lockdown(&config, &health);
+    if let (Some(Some(page)), Some(watch)) = (&lockdown_page, pipeline.filewatch.as_mut()) {
+        watch.own_file(page.path());
+    }
 
     let name = extension_name();
     let events = ["INVOKE", "SHUTDOWN"];

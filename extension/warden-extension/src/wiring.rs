@@ -20,7 +20,9 @@ use warden_core::respond::{Responder, Shared};
 use warden_core::sinks::outputs::Outputs;
 use warden_core::sinks::Sinks;
 use warden_core::sources::filewatch::{FileWatch, PROGRAM_DIRS};
-use warden_core::sources::guard::{self, GuardContext, GuardHealth, GuardListener};
+use warden_core::sources::guard::{
+    self, GuardContext, GuardEvent, GuardHealth, GuardListener, GuardRing,
+};
 use warden_core::sources::procfs::reader::ticks_per_sec;
 use warden_core::sources::procfs::CounterSnapshot;
 use warden_core::sources::sampler::{Exclusions, Sampler};
@@ -65,7 +67,7 @@ pub(crate) fn build_pipeline(
         );
         sampler
     });
-    let filewatch = match FileWatch::new(&config.tmp_dir) {
+    let mut filewatch = match FileWatch::new(&config.tmp_dir) {
         Ok(mut w) => {
             let n = w.watch_programs(&PROGRAM_DIRS);
             warden_core::debug!("watching {n} program directories");
@@ -76,10 +78,13 @@ pub(crate) fn build_pipeline(
             None
         }
     };
-    let guard_events = config
-        .guard_socket
-        .as_deref()
-        .and_then(|name| start_guard_listener(name, &health));
+    let (guard_events, guard_ring) = match config.guard_socket.as_deref() {
+        Some(name) => start_guard_sources(name, &health),
+        None => (None, None),
+    };
+    if let (Some(watch), Some(ring)) = (filewatch.as_mut(), guard_ring.as_ref()) {
+        watch.own_file(ring.path());
+    }
     let mut sinks = Sinks::default();
     if config.records {
         sinks.records.push(Box::new(
@@ -97,6 +102,7 @@ pub(crate) fn build_pipeline(
         forwarder: None,
         telemetry_bytes: Default::default(),
         guard_events,
+        guard_ring,
         guard_context: GuardContext {
             own_pid: std::process::id(),
             runtime_api,
@@ -120,19 +126,19 @@ fn exec_wrapper_interpreter() -> Option<String> {
     resolved.into_os_string().into_string().ok()
 }
 
-/// Binds the in-process guard's socket (before Warden registers, so before the runtime
-/// starts: function code cannot take the name) and starts reading it. Without it, Warden
-/// runs on its other sources.
-fn start_guard_listener(
+/// Binds the in-process guard's socket and creates its event ring (before Warden registers,
+/// so before the runtime starts: function code cannot take the name or plant the file) and
+/// starts reading both. Without the ring, guards send every event on the socket; without
+/// the socket, Warden runs on its other sources.
+fn start_guard_sources(
     name: &str,
     health: &Arc<Health>,
-) -> Option<tokio::sync::mpsc::Receiver<warden_core::sources::guard::GuardEvent>> {
-    match GuardListener::bind(name) {
-        Ok(listener) => {
-            let (tx, rx) = tokio::sync::mpsc::channel(guard::QUEUE);
-            tokio::spawn(guard::receive(listener, tx, health.clone()));
-            Some(rx)
-        }
+) -> (
+    Option<tokio::sync::mpsc::Receiver<GuardEvent>>,
+    Option<Arc<GuardRing>>,
+) {
+    let listener = match GuardListener::bind(name) {
+        Ok(listener) => listener,
         Err(e) => {
             health.note(
                 Counter::SubscribeErrors,
@@ -140,9 +146,25 @@ fn start_guard_listener(
                     "the guard's socket @{name} could not be bound ({e}); no guard events"
                 ),
             );
+            return (None, None);
+        }
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(guard::QUEUE);
+    tokio::spawn(guard::receive(listener, tx.clone(), health.clone()));
+    let ring = match GuardRing::create(Path::new(PAGE_DIR), name, health.clone()) {
+        Ok(ring) => Some(Arc::new(ring)),
+        Err(e) => {
+            health.note(
+                Counter::SubscribeErrors,
+                format_args!("the guard's ring could not be created ({e}); guards send datagrams"),
+            );
             None
         }
+    };
+    if let Some(ring) = &ring {
+        tokio::spawn(guard::ring::poll(ring.clone(), tx));
     }
+    (Some(rx), ring)
 }
 
 /// The lockdown page, created before the runtime starts so that every guarded process maps

@@ -1,13 +1,14 @@
 //! The library's contact with the C world, and its only `unsafe` code: the constructor, the
-//! hooks that stand in for libc's functions, the real functions behind them, and the socket
-//! events leave by.
+//! hooks that stand in for libc's functions, the real functions behind them, and the ring and
+//! socket events leave by.
 //!
 //! Rules every hook keeps, because it runs inside someone else's process, possibly in a child
 //! between `vfork` and `exec` or in a signal handler:
 //! - no allocation, no lock, no `std::io`: events are written into a stack buffer
-//!   (`line::Line`) and sent with one non-blocking `sendto`;
+//!   (`line::Line`), then into Warden's shared ring (no system call) or, for what Warden must
+//!   know the sender of (a process's hello, a signal), with one non-blocking `sendto`;
 //! - the real call always happens unless enforce mode refuses it, whatever the guard's own
-//!   trouble (no Warden, a full socket: the event is dropped and counted);
+//!   trouble (no Warden, a full ring or socket: the event is dropped and counted);
 //! - the guard writes to no descriptor but its own socket, checked by inode before each send,
 //!   since the program may close or reuse any descriptor number.
 //!
@@ -38,6 +39,7 @@ use crate::policy::{self, Verdict};
 use crate::report::{self, ExecPath, Header, Proto};
 use crate::rules::Rules;
 use crate::settings::Settings;
+use warden_ring::{PushError, Ring};
 
 /// The guard's socket is moved up to this descriptor number (or the first free one above),
 /// out of the way of programs that expect low numbers to be theirs.
@@ -193,16 +195,17 @@ fn start_guard() {
         return;
     };
     map_lockdown_page(&guard.socket_name);
+    map_ring(&guard.socket_name);
     let mut exe = [0u8; PATH_BUF];
     let exe = read_link(c"/proc/self/exe", &mut exe).unwrap_or(b"");
-    emit(guard, &report::hello(&header(), guard.policy_word(), exe));
+    emit_attested(guard, &report::hello(&header(), guard.policy_word(), exe));
     if let Some(problem) = problem {
         let reason = problem.error.to_string();
         eprintln!(
             "[warden-guard] policy {} not used: {reason}",
             problem.path.display()
         );
-        emit(
+        emit_attested(
             guard,
             &report::notice(&header(), "policy_error", reason.as_bytes()),
         );
@@ -218,17 +221,26 @@ static LOCKDOWN_PAGE: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
 
 /// Maps Warden's lockdown page, `/tmp/.<socket name>.lockdown`, if it is there.
 fn map_lockdown_page(socket_name: &[u8]) {
-    let mut path = StackPath::new();
-    if !(path.push(warden_policy::lockdown::DIR.as_bytes())
-        && path.push(b"/")
-        && path.push(&warden_policy::lockdown::file_name(socket_name)))
-    {
-        return;
-    }
-    let Some(path) = path.as_cstr() else {
-        return;
-    };
+    let name = warden_policy::lockdown::file_name(socket_name);
     let size = warden_policy::lockdown::PAGE_SIZE;
+    if let Some(page) = map_shared(&name, size, false) {
+        LOCKDOWN_PAGE.store(page, Ordering::Release);
+    }
+}
+
+/// Maps one of Warden's files in /tmp, shared, if it is there and at least `size` bytes: read
+/// only, or read and write.
+fn map_shared(name: &[u8], size: usize, writable: bool) -> Option<*mut u8> {
+    let mut path = StackPath::new();
+    if !(path.push(warden_policy::lockdown::DIR.as_bytes()) && path.push(b"/") && path.push(name)) {
+        return None;
+    }
+    let path = path.as_cstr()?;
+    let (open_mode, protection) = if writable {
+        (libc::O_RDWR, libc::PROT_READ | libc::PROT_WRITE)
+    } else {
+        (libc::O_RDONLY, libc::PROT_READ)
+    };
     // SAFETY: plain system calls on a descriptor opened and closed here; the raw `openat`
     // bypasses the guard's own `open` hooks, O_NOFOLLOW refuses a planted link.
     unsafe {
@@ -236,20 +248,20 @@ fn map_lockdown_page(socket_name: &[u8]) {
             libc::SYS_openat,
             libc::AT_FDCWD,
             path.as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            open_mode | libc::O_CLOEXEC | libc::O_NOFOLLOW,
             0,
         ) as c_int;
         if fd < 0 {
-            return;
+            return None;
         }
         let mut stat = MaybeUninit::<libc::stat>::zeroed();
         let sized = libc::syscall(libc::SYS_fstat, fd, stat.as_mut_ptr()) == 0
             && stat.assume_init().st_size >= size as libc::off_t;
-        let page = if sized {
+        let mapped = if sized {
             libc::mmap(
                 std::ptr::null_mut(),
                 size,
-                libc::PROT_READ,
+                protection,
                 libc::MAP_SHARED,
                 fd,
                 0,
@@ -258,9 +270,7 @@ fn map_lockdown_page(socket_name: &[u8]) {
             libc::MAP_FAILED
         };
         libc::close(fd);
-        if page != libc::MAP_FAILED {
-            LOCKDOWN_PAGE.store(page.cast(), Ordering::Release);
-        }
+        (mapped != libc::MAP_FAILED).then_some(mapped.cast())
     }
 }
 
@@ -326,11 +336,54 @@ fn guarded(report: impl FnOnce() -> Verdict) -> Verdict {
     catch_unwind(AssertUnwindSafe(report)).unwrap_or(Verdict::Allow)
 }
 
-/// Sends one datagram to Warden, or counts it as dropped.
+/// Hands an event to Warden through the ring when this process mapped it, else as a
+/// datagram; counts it as dropped when neither takes it.
 fn emit(guard: &Guard, line: &crate::line::Line) {
+    let sent = match ring() {
+        Some(ring) => match ring.push(line.as_bytes()) {
+            Ok(()) => true,
+            Err(PushError::NotReady) => send_datagram(&guard.socket_name, line.as_bytes()),
+            Err(PushError::Full | PushError::TooLong) => false,
+        },
+        None => send_datagram(&guard.socket_name, line.as_bytes()),
+    };
+    if !sent {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Sends an event as a datagram, which carries the sender's pid from the kernel: for what
+/// Warden must be able to trust the sender of (a process's hello, a signal to Warden).
+fn emit_attested(guard: &Guard, line: &crate::line::Line) {
     if !send_datagram(&guard.socket_name, line.as_bytes()) {
         DROPPED.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Warden's event ring as this process mapped it, or null.
+static RING: AtomicPtr<AtomicU64> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Maps Warden's ring, `/tmp/.<socket name>.ring`, if it is there. A child started by `fork`
+/// keeps the mapping; one started by `exec` maps it again when the guard loads.
+fn map_ring(socket_name: &[u8]) {
+    if let Some(words) = map_shared(
+        &warden_ring::file_name(socket_name),
+        warden_ring::BYTES,
+        true,
+    ) {
+        RING.store(words.cast(), Ordering::Release);
+    }
+}
+
+fn ring() -> Option<Ring<'static>> {
+    let words = RING.load(Ordering::Acquire);
+    if words.is_null() {
+        return None;
+    }
+    // SAFETY: `words` is a live shared mapping of warden_ring::BYTES bytes, page aligned and
+    // never unmapped; every access to it goes through atomics (other processes write it too).
+    let words = unsafe { std::slice::from_raw_parts(words.cast_const(), warden_ring::WORDS) };
+    Ring::new(words)
 }
 
 fn send_datagram(name: &[u8], datagram: &[u8]) -> bool {
@@ -836,7 +889,7 @@ fn on_kill(target: pid_t, signal: c_int) -> Verdict {
         let hits_extension =
             report::kill_needs_target(guard.policy(), signal) && targets_extension(target);
         let event = report::kill(&header(), guard.policy(), target, signal, hits_extension);
-        emit(guard, &event.line);
+        emit_attested(guard, &event.line);
         event.verdict
     })
 }

@@ -1,5 +1,5 @@
 //! The events real programs cause: Python with the built library preloaded, reporting to a
-//! socket bound here as Warden would bind it.
+//! socket bound and a ring created here as Warden would.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -64,6 +64,43 @@ print(os.getpid(), port)
     assert_eq!(connect.body(), ["tcp", addr.as_str()]);
     assert_eq!(connect.pid().to_string(), pid);
     assert_eq!(connect.verdict(), "allow");
+}
+
+/// A connect to a local listener, then a stop signal to a child: what each reports, and how.
+const CONNECT_THEN_SIGNAL: &str = r#"
+import os, signal, socket, subprocess
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen()
+socket.create_connection(listener.getsockname()).close()
+child = subprocess.Popen(["/bin/sleep", "5"])
+os.kill(child.pid, signal.SIGSTOP)
+child.kill()
+"#;
+
+#[test]
+fn calls_go_through_the_ring_and_what_warden_must_trust_the_sender_of_as_datagrams() {
+    let warden = Warden::bind();
+    let (_, events) = Program::python(&warden, CONNECT_THEN_SIGNAL).run();
+    let by_ring =
+        |kind: &str| -> Vec<bool> { of_kind(&events, kind).iter().map(|e| e.by_ring).collect() };
+    assert_eq!(by_ring("connect"), [true], "{events:#?}");
+    assert_eq!(by_ring("exec"), [true], "{events:#?}");
+    // The kernel names a datagram's sender: a hello or a signal cannot be forged by another
+    // process of the function.
+    assert!(by_ring("hello").iter().all(|r| !r), "{events:#?}");
+    assert!(!by_ring("kill").is_empty() && by_ring("kill").iter().all(|r| !r));
+    assert_eq!(warden.ring_events(), 2);
+}
+
+#[test]
+fn without_a_ring_every_event_comes_as_a_datagram() {
+    let warden = Warden::socket_only();
+    let (_, events) = Program::python(&warden, CONNECT_THEN_SIGNAL).run();
+    for kind in ["hello", "connect", "exec", "kill"] {
+        assert!(!of_kind(&events, kind).is_empty(), "{kind} in {events:#?}");
+    }
+    assert_eq!(warden.ring_events(), 0);
 }
 
 #[test]

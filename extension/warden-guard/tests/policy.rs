@@ -334,6 +334,70 @@ print("done", flush=True)
     assert_eq!(dropped, 41 - queued, "dropped count in {last:?}");
 }
 
+#[test]
+fn a_full_ring_drops_and_counts_events_and_never_blocks() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    use std::process::{Command, Stdio};
+    use warden_ring::{Reader, RingFile, SLOTS};
+
+    // A Warden whose ring nobody reads until told (its socket takes the hello).
+    let name = format!("warden-guard-test-ring-full-{}", std::process::id());
+    let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let _socket = UnixDatagram::bind_addr(&addr).unwrap();
+    let ring = RingFile::create(&support::ring_path(&name)).unwrap();
+    let mut reader = Reader::new(ring.ring());
+    let extra = 20;
+    let script = format!(
+        r#"
+import socket, sys
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen()
+for _ in range({total}):
+    socket.create_connection(listener.getsockname()).close()
+    listener.accept()[0].close()
+print("filled", flush=True)
+sys.stdin.readline()
+socket.create_connection(listener.getsockname()).close()
+print("done", flush=True)
+"#,
+        total = SLOTS + extra
+    );
+    let mut child = Command::new(support::python())
+        .args(["-c", &script])
+        .env("LD_PRELOAD", support::library())
+        .env("WARDEN_GUARD_SOCKET", &name)
+        .env_remove("WARDEN_POLICY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "filled");
+    let mut kinds = Vec::new();
+    reader.drain(ring.ring(), 0, |event| {
+        kinds.push(String::from_utf8(event.to_vec()).unwrap());
+    });
+    assert_eq!(kinds.len() as u64, SLOTS, "the ring holds {SLOTS} events");
+    writeln!(child.stdin.take().unwrap()).unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "done");
+    assert!(child.wait().unwrap().success());
+    let mut last = String::new();
+    reader.drain(ring.ring(), 0, |event| {
+        last = String::from_utf8(event.to_vec()).unwrap();
+    });
+    let last: Vec<&str> = last.split('\t').collect();
+    assert_eq!(last[1], "connect");
+    assert_eq!(last[5], extra.to_string(), "dropped count in {last:?}");
+    let _ = std::fs::remove_file(ring.path());
+}
+
 /// Opens files in a scratch directory (argv[1]) for writing in each way a program may, and one
 /// for reading; prints what happened to each.
 const TRY_WRITES: &str = r#"

@@ -189,6 +189,11 @@ fn what_the_outside_view_misses_the_guard_sees_in_real_time() {
         health["guard_processes_total"].as_u64().unwrap() >= 1,
         "{health:#}"
     );
+    // Calls come through the ring Warden created before the runtime started.
+    assert!(
+        health["guard_ring_events_total"].as_u64().unwrap() >= 5,
+        "{health:#}"
+    );
     // The wrapper's shell, run by the platform before the runtime, is not the function's.
     assert!(
         out.init_findings().is_empty(),
@@ -553,6 +558,10 @@ fn precursors_lock_the_environment_down_and_the_guard_refuses_what_it_does_not_k
     let mut events: Vec<Value> = (0..4)
         .map(|_| json!({"connect": connect(partner), "spawn": ["/bin/true"]}))
         .collect();
+    // Learned before the precursors come: the records of the invocations above are out (they
+    // wait for their telemetry), and a loaded machine's late INVOKE cannot give the first
+    // precursor to a learning invocation.
+    events.push(json!({"delay_ms": 300}));
     let first = events.len();
     events.extend([
         // Two precursors, in two invocations: recon, then a read of a credential source.

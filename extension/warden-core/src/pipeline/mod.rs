@@ -9,6 +9,7 @@ pub mod detection;
 pub mod recycle;
 pub mod stopped;
 
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use crate::health::{Counter, Health};
 use crate::schema::{Observation, ShutdownReason};
 use crate::sinks::Sinks;
 use crate::sources::filewatch::{FileWatch, MAX_WATCHES};
-use crate::sources::guard::{self, GuardContext, GuardEvent, GuardHealth};
+use crate::sources::guard::{self, GuardContext, GuardEvent, GuardHealth, GuardRing};
 use crate::sources::procfs::CounterSnapshot;
 use crate::sources::sampler::{Sampler, MAX_SEEN_SOCKETS};
 use crate::sources::telemetry::guard::{weight, QueueBytes};
@@ -80,6 +81,9 @@ pub struct Pipeline {
     pub telemetry_bytes: QueueBytes,
     /// The in-process guard's events, when its socket is bound.
     pub guard_events: Option<mpsc::Receiver<GuardEvent>>,
+    /// The guard's event ring, read here too whenever an invocation begins or ends, so that
+    /// what the function did just before is not left waiting for the ring's next poll.
+    pub guard_ring: Option<Arc<GuardRing>>,
     /// Who Warden is, to read the guard's events.
     pub guard_context: GuardContext,
     /// What the guard says about itself.
@@ -125,7 +129,8 @@ struct State {
     /// When invocations really started, from their deadlines.
     invocation_start: InvocationStart,
     /// Guard events not yet dated to an invocation, and until when they wait.
-    guard_held: Vec<GuardEvent>,
+    /// Each with the moment its wait ends, in arrival order.
+    guard_held: VecDeque<(Instant, GuardEvent)>,
     guard_held_until: Option<Instant>,
 }
 
@@ -138,8 +143,11 @@ const GUARD_HOLD_MAX: usize = 256;
 /// When an invocation started, on the platform's clock rather than Warden's: Warden may hear
 /// of an INVOKE late (slowed, stopped, or simply after the runtime), and events stamped by the
 /// guard in between must still find their invocation. Every deadline is the start plus the
-/// function's timeout; the largest gap between receipt and deadline seen so far is the
-/// closest estimate of that timeout.
+/// function's timeout, which Lambda takes in whole seconds: the gap between receipt and
+/// deadline, rounded up to a second, is that timeout as long as Warden hears of an INVOKE
+/// less than a second late (the largest seen so far is kept). Without the rounding, a start
+/// estimated from INVOKEs all heard a few milliseconds late would lie after what the runtime
+/// did in those milliseconds, and give it to the invocation before.
 #[derive(Debug, Default)]
 struct InvocationStart {
     timeout_ms: u64,
@@ -147,7 +155,8 @@ struct InvocationStart {
 
 impl InvocationStart {
     fn started(&mut self, received_ms: u64, deadline_ms: u64) -> u64 {
-        self.timeout_ms = self.timeout_ms.max(deadline_ms.saturating_sub(received_ms));
+        let left_ms = deadline_ms.saturating_sub(received_ms);
+        self.timeout_ms = self.timeout_ms.max(left_ms.div_ceil(1000) * 1000);
         deadline_ms.saturating_sub(self.timeout_ms).min(received_ms)
     }
 }
@@ -181,7 +190,7 @@ impl Pipeline {
             gap: None,
             closed: None,
             invocation_start: InvocationStart::default(),
-            guard_held: Vec::new(),
+            guard_held: VecDeque::new(),
             guard_held_until: None,
         };
         let mut sampler_timer = interval(self.sampler_interval);
@@ -204,6 +213,7 @@ impl Pipeline {
                     Some(Command::Invoke { request_id, snapshot, unix_ms, deadline_ms }) => {
                         // Let the /next request that follows the INVOKE go out first.
                         tokio::task::yield_now().await;
+                        self.catch_up_guard(&mut st);
                         let started = st.invocation_start.started(unix_ms, deadline_ms);
                         self.on_invoke(&mut st, &request_id, snapshot, unix_ms, started);
                         self.release_guard_events(&mut st);
@@ -212,6 +222,7 @@ impl Pipeline {
                         sampler_timer.reset();
                     }
                     Some(Command::Shutdown { reason, deadline_ms, snapshot, flushed }) => {
+                        self.catch_up_guard(&mut st);
                         self.release_guard_events(&mut st);
                         self.on_shutdown(&mut st, &reason, deadline_ms, snapshot, &mut telemetry).await;
                         if let Some(flushed) = flushed {
@@ -222,7 +233,11 @@ impl Pipeline {
                     None => break,
                 },
                 batch = telemetry.recv(), if telemetry_open => match batch {
-                    Some(events) => self.on_telemetry(&mut st, events),
+                    Some(events) => {
+                        // A runtimeDone may close the record: the guard's news goes first.
+                        self.catch_up_guard(&mut st);
+                        self.on_telemetry(&mut st, events);
+                    }
                     None => telemetry_open = false,
                 },
                 at = sampler_timer.tick(), if st.armed && self.sampler.is_some() => self.on_tick(&mut st, at),
@@ -240,7 +255,7 @@ impl Pipeline {
                     None => self.guard_events = None,
                 },
                 _ = sleep_until(st.guard_held_until.unwrap_or_else(Instant::now)), if st.guard_held_until.is_some() => {
-                    self.release_guard_events(&mut st);
+                    self.release_waited_guard_events(&mut st);
                 },
                 // Only while a closed record waits: no wake-ups during a plain invocation.
                 _ = housekeeping.tick(), if self.assembler.waiting() => self.emit_ready(&mut st),
@@ -521,17 +536,59 @@ impl Pipeline {
     /// act on an invocation before Warden has handled its INVOKE, and an event handled
     /// first would go to the invocation before.
     fn hold_guard_event(&mut self, st: &mut State, event: GuardEvent) {
-        st.guard_held.push(event);
+        // Each event waits its own while: one that arrives just before an earlier one's wait
+        // ends must still get the chance to meet its INVOKE.
+        let until = Instant::now() + GUARD_HOLD;
+        st.guard_held.push_back((until, event));
         if st.guard_held.len() >= GUARD_HOLD_MAX {
             self.release_guard_events(st);
         } else if st.guard_held_until.is_none() {
-            st.guard_held_until = Some(Instant::now() + GUARD_HOLD);
+            st.guard_held_until = Some(until);
+        }
+    }
+
+    /// Dates the held events whose wait is over, and waits for the next one's.
+    fn release_waited_guard_events(&mut self, st: &mut State) {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        while st
+            .guard_held
+            .front()
+            .is_some_and(|(until, _)| *until <= now)
+        {
+            if let Some((_, event)) = st.guard_held.pop_front() {
+                due.push(event);
+            }
+        }
+        st.guard_held_until = st.guard_held.front().map(|(until, _)| *until);
+        for event in &due {
+            self.on_guard(st, event);
+        }
+    }
+
+    /// Takes every guard event already sent, from the socket's queue and the ring, without
+    /// waiting.
+    fn catch_up_guard(&mut self, st: &mut State) {
+        let mut events = Vec::new();
+        if let Some(rx) = self.guard_events.as_mut() {
+            while let Ok(event) = rx.try_recv() {
+                events.push(event);
+            }
+        }
+        if let Some(ring) = &self.guard_ring {
+            ring.drain(|event| events.push(event));
+        }
+        for event in events {
+            self.hold_guard_event(st, event);
         }
     }
 
     fn release_guard_events(&mut self, st: &mut State) {
         st.guard_held_until = None;
-        let held = std::mem::take(&mut st.guard_held);
+        let held: Vec<GuardEvent> = std::mem::take(&mut st.guard_held)
+            .into_iter()
+            .map(|(_, event)| event)
+            .collect();
         for event in &held {
             self.on_guard(st, event);
         }
@@ -765,5 +822,14 @@ mod invocation_start_tests {
         assert_eq!(start.started(20_300, 23_000), 20_000);
         // The estimate only grows toward the real timeout.
         assert_eq!(start.started(30_000, 33_000), 30_000);
+    }
+
+    #[test]
+    fn invokes_all_heard_a_little_late_still_date_the_start_exactly() {
+        let mut start = InvocationStart::default();
+        // A 3 s timeout; every INVOKE heard 2 to 6 ms after the platform started it.
+        assert_eq!(start.started(10_006, 13_000), 10_000);
+        assert_eq!(start.started(20_002, 23_000), 20_000);
+        assert_eq!(start.started(30_004, 33_000), 30_000);
     }
 }

@@ -65,6 +65,8 @@ pub struct FileWatch {
     /// The scratch tree's top directory.
     root: PathBuf,
     counts: WatchCounts,
+    /// Warden's own files in the scratch tree (the guard's ring, the lockdown page).
+    own_files: HashSet<PathBuf>,
 }
 
 /// Bounds the watch met since they were last taken ([`FileWatch::take_counts`]).
@@ -90,6 +92,7 @@ impl FileWatch {
             buf: vec![0; 16 * 1024],
             root: dir.to_path_buf(),
             counts: WatchCounts::default(),
+            own_files: HashSet::new(),
         };
         watch.add(dir)?;
         Ok(watch)
@@ -112,6 +115,13 @@ impl FileWatch {
             }
         }
         self.program_dirs.len()
+    }
+
+    /// `path` is one of Warden's own files: its creation and writes are Warden's and the
+    /// guard's (every guarded process opens the ring to write), not the function's. Its
+    /// removal or replacement is still reported.
+    pub fn own_file(&mut self, path: &Path) {
+        self.own_files.insert(path.to_path_buf());
     }
 
     /// A new invocation starts: each program is reported again the first time it runs.
@@ -219,6 +229,11 @@ impl FileWatch {
         } else {
             return;
         };
+        if matches!(action, TmpAction::Created | TmpAction::Written)
+            && self.own_files.contains(&path)
+        {
+            return;
+        }
         let size = match action {
             TmpAction::Deleted => None,
             _ => std::fs::symlink_metadata(&path).ok().map(|m| m.len()),
@@ -351,6 +366,43 @@ mod tests {
         assert_eq!(
             actions,
             vec![TmpAction::Created, TmpAction::Written, TmpAction::Deleted]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn wardens_own_files_are_reported_only_when_removed() {
+        let dir = fresh_dir("ownfiles");
+        let mut w = FileWatch::new(&dir).unwrap();
+        let ring = dir.join(".warden-guard.ring");
+        w.own_file(&ring);
+        std::fs::write(&ring, b"words").unwrap();
+        std::fs::OpenOptions::new().write(true).open(&ring).unwrap();
+        std::fs::write(dir.join("other"), b"x").unwrap();
+        std::fs::remove_file(&ring).unwrap();
+        let mut out = Vec::new();
+        while out.len() < 3 {
+            tokio::time::timeout(Duration::from_secs(5), w.next(&mut out))
+                .await
+                .expect("events arrive")
+                .unwrap();
+        }
+        let seen: Vec<(String, TmpAction)> = out
+            .iter()
+            .map(|o| match o {
+                Observation::TmpFile { path, action, .. } => {
+                    (path.rsplit('/').next().unwrap().to_string(), *action)
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("other".to_string(), TmpAction::Created),
+                ("other".to_string(), TmpAction::Written),
+                (".warden-guard.ring".to_string(), TmpAction::Deleted),
+            ]
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -1,5 +1,5 @@
-//! What the guard's tests share: the built library, a stand-in for Warden's socket, and real
-//! Python programs run with the library preloaded.
+//! What the guard's tests share: the built library, a stand-in for Warden's socket and ring,
+//! and real Python programs run with the library preloaded.
 
 // Test code: a failed step should stop the test with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unreachable_pub)]
@@ -11,6 +11,8 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
+
+use warden_ring::{Reader, RingFile};
 
 /// The library under test: `$WARDEN_GUARD_LIBRARY` (e.g. the layer's build), else the crate's
 /// own `libwarden_guard.so`, built here first: cargo builds a `cdylib` for `cargo build`, not
@@ -70,10 +72,12 @@ pub fn python() -> &'static Path {
     })
 }
 
-/// One datagram, split into fields.
+/// One event, split into fields.
 #[derive(Debug, Clone)]
 pub struct Event {
     pub fields: Vec<String>,
+    /// Read from the ring rather than the socket.
+    pub by_ring: bool,
 }
 
 impl Event {
@@ -92,12 +96,27 @@ impl Event {
     }
 }
 
-/// Warden's receiving socket, bound under a name no other test uses and read all the time by
-/// a thread of its own (a Unix datagram socket queues only a few datagrams,
-/// `net.unix.max_dgram_qlen`, before senders get EAGAIN).
+/// Warden's receiving socket, bound under a name no other test uses, and its event ring, both
+/// read all the time by threads of their own (a Unix datagram socket queues only a few
+/// datagrams, `net.unix.max_dgram_qlen`, before senders get EAGAIN).
 pub struct Warden {
     pub name: String,
     received: Option<Arc<Mutex<Vec<Event>>>>,
+    ring_path: Option<PathBuf>,
+}
+
+impl Drop for Warden {
+    fn drop(&mut self) {
+        if let Some(path) = &self.ring_path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Where the guard looks for the ring of the socket `name`.
+pub fn ring_path(name: &str) -> PathBuf {
+    Path::new(warden_policy::lockdown::DIR)
+        .join(String::from_utf8(warden_ring::file_name(name.as_bytes())).unwrap())
 }
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -114,7 +133,20 @@ fn unique_name() -> String {
 const QUIET: Duration = Duration::from_millis(150);
 
 impl Warden {
+    /// A socket and a ring, as Warden sets up.
     pub fn bind() -> Warden {
+        let mut warden = Warden::socket_only();
+        let path = ring_path(&warden.name);
+        let ring = RingFile::create(&path).expect("creating the ring");
+        let sink = Arc::downgrade(warden.received.as_ref().unwrap());
+        std::thread::spawn(move || read_ring(ring, sink));
+        warden.ring_path = Some(path);
+        warden
+    }
+
+    /// A socket and no ring (an older Warden, or a ring that could not be created): guards
+    /// send every event as a datagram.
+    pub fn socket_only() -> Warden {
         let name = unique_name();
         let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
         let socket = UnixDatagram::bind_addr(&addr).expect("binding the abstract socket");
@@ -124,6 +156,7 @@ impl Warden {
         Warden {
             name,
             received: Some(received),
+            ring_path: None,
         }
     }
 
@@ -132,7 +165,15 @@ impl Warden {
         Warden {
             name: unique_name(),
             received: None,
+            ring_path: None,
         }
+    }
+
+    /// Events that came through the ring so far (the rest came as datagrams).
+    pub fn ring_events(&self) -> usize {
+        self.received.as_ref().map_or(0, |r| {
+            r.lock().unwrap().iter().filter(|e| e.by_ring).count()
+        })
     }
 
     /// Every datagram received, once the socket has been quiet for a moment (the program has
@@ -163,13 +204,36 @@ fn receive(socket: UnixDatagram, sink: Weak<Mutex<Vec<Event>>>) {
             continue;
         };
         assert!(n <= 1024, "datagram of {n} bytes");
-        let text = std::str::from_utf8(&buf[..n]).expect("UTF-8 datagram");
-        assert!(!text.ends_with('\n'), "trailing newline in {text:?}");
-        let fields: Vec<String> = text.split('\t').map(String::from).collect();
-        assert_eq!(fields[0], "1", "format version of {text:?}");
-        assert!(fields.len() >= 7, "header of {text:?}");
-        sink.lock().unwrap().push(Event { fields });
+        sink.lock().unwrap().push(event(&buf[..n], false));
     }
+}
+
+/// Reads the ring into `sink` every few milliseconds, as Warden does, until the Warden that
+/// owns it is dropped.
+fn read_ring(ring: RingFile, sink: Weak<Mutex<Vec<Event>>>) {
+    let mut reader = Reader::new(ring.ring());
+    let started = std::time::Instant::now();
+    loop {
+        let Some(sink) = sink.upgrade() else {
+            return;
+        };
+        let now_ms = started.elapsed().as_millis() as u64;
+        let drained = reader.drain(ring.ring(), now_ms, |bytes| {
+            sink.lock().unwrap().push(event(bytes, true));
+        });
+        assert_eq!(drained.resynced, 0, "the ring's indices went wrong");
+        drop(sink);
+        std::thread::sleep(Duration::from_millis(4));
+    }
+}
+
+fn event(bytes: &[u8], by_ring: bool) -> Event {
+    let text = std::str::from_utf8(bytes).expect("UTF-8 event");
+    assert!(!text.ends_with('\n'), "trailing newline in {text:?}");
+    let fields: Vec<String> = text.split('\t').map(String::from).collect();
+    assert_eq!(fields[0], "1", "format version of {text:?}");
+    assert!(fields.len() >= 7, "header of {text:?}");
+    Event { fields, by_ring }
 }
 
 /// A Python program run with the guard preloaded and reporting to `warden`.

@@ -6,6 +6,7 @@
 //! sender the kernel names, queued for the pipeline, and turned into observations.
 
 pub mod listener;
+pub mod ring;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -17,6 +18,7 @@ use tokio::sync::mpsc;
 use crate::health::{Counter, Health};
 use crate::schema::{Observation, TamperKind};
 pub use listener::{GuardListener, DEFAULT_NAME};
+pub use ring::GuardRing;
 pub use wire::{GuardCall, GuardEvent, PolicyState, WireError, MAX_DATAGRAM};
 
 /// Events queued between the socket and the pipeline; beyond it they are dropped, counted.
