@@ -1,8 +1,12 @@
 //! What the guard costs the calls it hooks, side by side in one run: the median time of a
-//! `connect` to a closed local port, and of starting `/bin/true` and waiting for it (with the
+//! `connect` to a closed local port, of an exec the kernel refuses (the hook's whole work, no
+//! new program), and of starting `/bin/true` and waiting for it (with the
 //! child unguarded, so that only the hook is measured, and guarded, which adds loading the
 //! library into it). Three ways: without the guard; with it, reporting into Warden's ring
 //! (what Warden sets up); and with it but no ring, reporting by datagram (an older Warden).
+//! Then a runtime's start (`python3 -c pass`), plainly and through the layer's exec wrapper,
+//! as Lambda starts it with the guard on. Last, the memory the measuring process holds at the
+//! end, which the library adds to.
 //!
 //!     cargo bench -p warden-guard
 //!
@@ -25,6 +29,9 @@ use std::time::{Duration, Instant};
 use warden_ring::{Reader, RingFile};
 
 const ROLE: &str = "WARDEN_GUARD_BENCH_CHILD";
+/// The layer's exec wrapper, beside a copy of the library as the layer lays them out.
+const WRAPPER: &str = "WARDEN_GUARD_BENCH_WRAPPER";
+const STARTS: usize = 100;
 const CONNECTS: usize = 10_000;
 const SPAWNS: usize = 200;
 const ROUNDS: usize = 5;
@@ -35,6 +42,16 @@ fn main() {
         return;
     }
     let library = support::library();
+    let layer = tempfile::tempdir().unwrap();
+    let wrapper = layer.path().join("wrapper");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../layer/warden-wrapper"),
+        &wrapper,
+    )
+    .unwrap();
+    std::fs::create_dir(layer.path().join("lib")).unwrap();
+    std::fs::copy(&library, layer.path().join("lib/libwarden_guard.so")).unwrap();
+    std::env::set_var(WRAPPER, &wrapper);
     let name = format!("warden-guard-bench-{}", std::process::id());
     let addr = net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
     let warden = UnixDatagram::bind_addr(&addr).unwrap();
@@ -64,7 +81,7 @@ fn main() {
         (middle(&rounds.0), middle(&rounds.1), middle(&rounds.2));
     println!(
         "{:<44} {:>10} {:>10} {:>6} {:>10} {:>6}",
-        "median ns", "plain", "ring", "ratio", "datagram", "ratio"
+        "median of the rounds' medians", "plain", "ring", "ratio", "datagram", "ratio"
     );
     for (((what, without), (_, ring)), (_, datagram)) in
         plain.iter().zip(&with_ring).zip(&with_datagrams)
@@ -144,7 +161,18 @@ fn measure() {
     let connect = median(CONNECTS, || {
         assert!(TcpStream::connect(closed).is_err());
     });
-    println!("connect to a closed local port {connect}");
+    println!("connect to a closed local port, ns {connect}");
+    // The exec hook alone: a script whose interpreter does not exist is reported by the guard
+    // like any exec, then refused by the kernel, so this process goes on.
+    let script = std::env::temp_dir().join(format!("warden-bench-exec-{}", std::process::id()));
+    std::fs::write(&script, "#!/nonexistent/interpreter\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let exec = median(CONNECTS, || {
+        let error = std::os::unix::process::CommandExt::exec(&mut Command::new(&script));
+        assert_eq!(error.kind(), std::io::ErrorKind::NotFound);
+    });
+    std::fs::remove_file(&script).unwrap();
+    println!("exec refused by the kernel, ns {exec}");
     let spawn = median(SPAWNS, || {
         let status = Command::new("/bin/true")
             .env_remove("LD_PRELOAD")
@@ -152,11 +180,46 @@ fn measure() {
             .unwrap();
         assert!(status.success());
     });
-    println!("spawn /bin/true (child unguarded), wait {spawn}");
+    println!("spawn /bin/true (child unguarded), ns {spawn}");
     let spawn = median(SPAWNS, || {
         assert!(Command::new("/bin/true").status().unwrap().success());
     });
-    println!("spawn /bin/true (child guarded), wait {spawn}");
+    println!("spawn /bin/true (child guarded), ns {spawn}");
+    // A runtime's start as Lambda makes it: plainly, or (guarded runs) through the layer's
+    // exec wrapper, which loads the library into it.
+    let guarded = std::env::var_os("LD_PRELOAD").is_some();
+    let wrapper = std::env::var_os(WRAPPER).unwrap();
+    let python = support::python();
+    let start = median(STARTS, || {
+        let mut runtime = if guarded {
+            let mut c = Command::new(&wrapper);
+            c.arg(python);
+            c
+        } else {
+            Command::new(python)
+        };
+        let status = runtime
+            .args(["-c", "pass"])
+            .env_remove("LD_PRELOAD")
+            .status()
+            .unwrap();
+        assert!(status.success());
+    });
+    println!("start python3 -c pass (guarded: wrapper), ns {start}");
+    // What the process holds after all that: resident, and its proportional share of what
+    // it shares (the library's pages, the ring) with the other guarded processes.
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap();
+    for (key, label) in [
+        ("Rss:", "resident memory, KiB"),
+        ("Pss:", "proportional memory, KiB"),
+    ] {
+        let kib = rollup
+            .lines()
+            .find_map(|line| line.strip_prefix(key))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap();
+        println!("{label} {kib}");
+    }
 }
 
 fn median(runs: usize, mut call: impl FnMut()) -> u64 {
