@@ -3,8 +3,9 @@
 The zip is what users deploy, so it is checked here rather than trusted: the binary's ELF
 machine matches the architecture, it is statically linked (no program interpreter, no needed
 shared libraries: it must run on Amazon Linux 2 and 2023 alike), and the zip fits the budget.
-The in-process guard (`warden/lib/libwarden_guard.so`, with its exec wrapper `warden/wrapper`)
-is a shared library of the same machine that needs only glibc's own libraries. Entries carry
+The in-process guard (`warden/lib/libwarden_guard.so`) is a shared library of the same machine
+that needs only glibc's own libraries; its exec wrapper (`warden/wrapper`) is a static binary
+like the extension. Entries carry
 fixed timestamps, so the same files give the same zip.
 """
 
@@ -130,9 +131,9 @@ def stage(arch, binary, model_dir, guard, wrapper, out):
         library = os.path.join(root, "warden", "lib", "libwarden_guard.so")
         shutil.copyfile(guard, library)
         os.chmod(library, 0o644)
-        script = os.path.join(root, "warden", "wrapper")
-        shutil.copyfile(wrapper, script)
-        os.chmod(script, 0o755)
+        program = os.path.join(root, "warden", "wrapper")
+        shutil.copyfile(wrapper, program)
+        os.chmod(program, 0o755)
     return root
 
 
@@ -162,7 +163,7 @@ def main():
     parser.add_argument("--binary", required=True)
     parser.add_argument("--model-dir")
     parser.add_argument("--guard", help="the in-process guard library (warden/lib/)")
-    parser.add_argument("--wrapper", help="its exec wrapper script (warden/wrapper)")
+    parser.add_argument("--wrapper", help="its exec wrapper, a static binary (warden/wrapper)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     try:
@@ -171,6 +172,7 @@ def main():
             raise LayerError("--guard and --wrapper go together")
         if args.guard:
             check_guard(args.guard, args.arch)
+            check_binary(args.wrapper, args.arch)
         root = stage(args.arch, args.binary, args.model_dir, args.guard, args.wrapper, args.out)
         path = os.path.join(args.out, f"warden-{args.arch}.zip")
         write_zip(root, path)

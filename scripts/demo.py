@@ -58,7 +58,7 @@ def layer():
     shutil.copy2(os.path.join(RELEASE, "warden-extension"), os.path.join(base, "extensions", "warden"))
     shutil.copy2(os.path.join(ROOT, "layer", "model", "model.bin"), os.path.join(base, "warden", "model.bin"))
     shutil.copy2(os.path.join(RELEASE, "libwarden_guard.so"), os.path.join(base, "warden", "lib", "libwarden_guard.so"))
-    shutil.copy2(os.path.join(ROOT, "layer", "warden-wrapper"), os.path.join(base, "warden", "wrapper"))
+    shutil.copy2(os.path.join(RELEASE, "warden-wrapper"), os.path.join(base, "warden", "wrapper"))
     return base
 
 

@@ -112,17 +112,24 @@ pub(crate) fn build_pipeline(
     }
 }
 
-/// The interpreter named by the `#!` line of the function's exec wrapper, resolved to the
-/// file the kernel runs (Lambda passes the function's variables to extensions too).
+/// What the platform runs first when the function has an exec wrapper, resolved to the file
+/// the kernel runs: the interpreter named by a script's `#!` line, or the wrapper itself when
+/// it is a program (the layer's is). Lambda passes the function's variables to extensions too.
 fn exec_wrapper_interpreter() -> Option<String> {
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::Read;
     let wrapper = std::env::var_os("AWS_LAMBDA_EXEC_WRAPPER")?;
-    let mut first = String::new();
-    BufReader::new(std::fs::File::open(wrapper).ok()?.take(256))
-        .read_line(&mut first)
-        .ok()?;
-    let interpreter = first.strip_prefix("#!")?.split_whitespace().next()?;
-    let resolved = std::fs::canonicalize(interpreter).ok()?;
+    let mut head = [0u8; 256];
+    let read = std::fs::File::open(&wrapper).ok()?.read(&mut head).ok()?;
+    let head = &head[..read];
+    let program = match head.strip_prefix(b"#!") {
+        Some(line) => {
+            let line = line.split(|b| *b == b'\n').next().unwrap_or_default();
+            let line = std::str::from_utf8(line).ok()?;
+            std::path::PathBuf::from(line.split_whitespace().next()?)
+        }
+        None => std::path::PathBuf::from(wrapper),
+    };
+    let resolved = std::fs::canonicalize(program).ok()?;
     resolved.into_os_string().into_string().ok()
 }
 

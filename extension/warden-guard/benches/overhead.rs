@@ -44,11 +44,7 @@ fn main() {
     let library = support::library();
     let layer = tempfile::tempdir().unwrap();
     let wrapper = layer.path().join("wrapper");
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../layer/warden-wrapper"),
-        &wrapper,
-    )
-    .unwrap();
+    std::fs::copy(support::wrapper(), &wrapper).unwrap();
     std::fs::create_dir(layer.path().join("lib")).unwrap();
     std::fs::copy(&library, layer.path().join("lib/libwarden_guard.so")).unwrap();
     std::env::set_var(WRAPPER, &wrapper);

@@ -46,7 +46,7 @@ fn place_guard(sandbox: &Sandbox) -> PathBuf {
     std::fs::create_dir_all(dir.join("lib")).unwrap();
     std::fs::copy(guard_library(), dir.join("lib/libwarden_guard.so")).unwrap();
     let wrapper = dir.join("wrapper");
-    std::fs::copy(repo_root().join("layer/warden-wrapper"), &wrapper).unwrap();
+    std::fs::copy(bin("warden-wrapper"), &wrapper).unwrap();
     wrapper
 }
 

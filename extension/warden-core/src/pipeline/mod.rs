@@ -88,8 +88,9 @@ pub struct Pipeline {
     pub guard_context: GuardContext,
     /// What the guard says about itself.
     pub guard_health: GuardHealth,
-    /// The interpreter of the function's exec wrapper script (`AWS_LAMBDA_EXEC_WRAPPER`),
-    /// resolved: the platform runs it once, at init, before the runtime.
+    /// The program the function's exec wrapper (`AWS_LAMBDA_EXEC_WRAPPER`) runs as, resolved:
+    /// a script's interpreter, or the wrapper itself. The platform runs it once, at init,
+    /// before the runtime.
     pub exec_wrapper_interpreter: Option<String>,
 }
 

@@ -30,6 +30,23 @@ pub fn library() -> PathBuf {
 /// Builds the library with the cargo running these tests, into the same target directory and
 /// profile (`<target>/<profile>/`, the parent of the `deps/` directory holding this binary).
 fn build_library() -> PathBuf {
+    build(&["--lib", "-p", "warden-guard"], "libwarden_guard.so")
+}
+
+/// The layer's exec wrapper, built like the library.
+pub fn wrapper() -> PathBuf {
+    static WRAPPER: OnceLock<PathBuf> = OnceLock::new();
+    WRAPPER
+        .get_or_init(|| {
+            build(
+                &["-p", "warden-wrapper", "--bin", "warden-wrapper"],
+                "warden-wrapper",
+            )
+        })
+        .clone()
+}
+
+fn build(what: &[&str], artifact: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe
         .parent()
@@ -39,7 +56,8 @@ fn build_library() -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     build
-        .args(["build", "--quiet", "--lib", "-p", "warden-guard"])
+        .args(["build", "--quiet"])
+        .args(what)
         .arg("--manifest-path")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", target_dir);
@@ -50,10 +68,10 @@ fn build_library() -> PathBuf {
         build.arg("--release");
     }
     let status = build.status().expect("running cargo build");
-    assert!(status.success(), "cargo build -p warden-guard failed");
-    let library = profile_dir.join("libwarden_guard.so");
-    assert!(library.exists(), "{} was not built", library.display());
-    library
+    assert!(status.success(), "cargo build {what:?} failed");
+    let built = profile_dir.join(artifact);
+    assert!(built.exists(), "{} was not built", built.display());
+    built
 }
 
 /// The real Python interpreter (not a shim script, whose own execs would be reported too).

@@ -1,0 +1,73 @@
+//! The built wrapper, run as Lambda runs it: with the runtime's command as its arguments.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+/// A layer laid out in a scratch directory: `wrapper`, and `lib/libwarden_guard.so` when
+/// `with_guard` (any readable file will do: the runtimes here only show their environment).
+fn layer(with_guard: bool) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        env!("CARGO_BIN_EXE_warden-wrapper"),
+        dir.path().join("wrapper"),
+    )
+    .unwrap();
+    if with_guard {
+        std::fs::create_dir(dir.path().join("lib")).unwrap();
+        std::fs::write(dir.path().join("lib/libwarden_guard.so"), b"").unwrap();
+    }
+    dir
+}
+
+fn run(layer: &Path, preload: Option<&str>, runtime: &[&str]) -> std::process::Output {
+    let mut command = Command::new(layer.join("wrapper"));
+    command.args(runtime).env_remove("LD_PRELOAD");
+    if let Some(preload) = preload {
+        command.env("LD_PRELOAD", preload);
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn the_runtime_runs_with_the_guard_first_in_ld_preload() {
+    let layer = layer(true);
+    // The "runtime" prints its environment. The library here is an empty file, which the
+    // dynamic loader reports on stderr and skips.
+    let out = run(layer.path(), Some("/other.so"), &["/usr/bin/env"]);
+    assert!(out.status.success(), "{out:?}");
+    let guard = layer.path().join("lib/libwarden_guard.so");
+    let env = String::from_utf8(out.stdout).unwrap();
+    let preload = env.lines().find_map(|l| l.strip_prefix("LD_PRELOAD="));
+    assert_eq!(
+        preload,
+        Some(format!("{}:/other.so", guard.display()).as_str())
+    );
+}
+
+#[test]
+fn without_the_library_the_runtime_runs_unchanged() {
+    let layer = layer(false);
+    let out = run(
+        layer.path(),
+        None,
+        &["/bin/sh", "-c", "printf '[%s]' \"$LD_PRELOAD\""],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "[]");
+}
+
+#[test]
+fn a_runtime_that_cannot_run_is_one_clear_line_and_status_127() {
+    let layer = layer(true);
+    let out = run(layer.path(), None, &["/nonexistent/runtime"]);
+    assert_eq!(out.status.code(), Some(127));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("[warden-wrapper] could not run /nonexistent/runtime"),
+        "{stderr}"
+    );
+    let out = run(layer.path(), None, &[]);
+    assert_eq!(out.status.code(), Some(127));
+}
