@@ -145,6 +145,9 @@ def run(function_args, name, events, env=()):
     if out.returncode != 0:
         sys.stderr.write(out.stderr)
         raise SystemExit(f"sandbox failed with {out.returncode}")
+    # What the function's log group would hold: Warden's records and findings among its lines.
+    with open(os.path.join(WORK, f"{name}.stdout.jsonl"), "w") as f:
+        f.write(out.stdout)
     findings = {}
     init = []
     for line in out.stdout.splitlines():
@@ -192,7 +195,9 @@ def describe(f):
 
 def verdict(found):
     """An invocation's last finding: the one made from its whole record, when there is one."""
-    return max(found, key=lambda f: (f["time_unix_ms"], not f["realtime"]))
+    # Findings come in the order Warden printed them: of those printed in the same millisecond,
+    # the later one knew more (max() keeps the first of equals, so it is given them reversed).
+    return max(reversed(found), key=lambda f: (f["time_unix_ms"], not f["realtime"]))
 
 
 def show(title, events, report, findings):

@@ -433,14 +433,18 @@ impl Pipeline {
         let Some(gap) = st.gap.take() else {
             return;
         };
-        if ended_at.is_some_and(|t| gap.was_stop(t)) {
+        let Some(ended_at) = ended_at else {
+            return;
+        };
+        if gap.was_stop(ended_at) {
             let health = self.health.clone();
             guard(&health, "assembler", || self.assembler.stopped(request_id));
-            // Not a thaw after all: what ran meanwhile is this invocation's.
-            if self.assembler.open_request() == Some(request_id) {
-                st.thawed = false;
-                st.programs.append(&mut st.next_programs);
-            }
+        }
+        // Not a thaw after all (Warden was stopped, or starved, while the runtime worked on):
+        // what ran meanwhile is this invocation's.
+        if gap.runtime_ran_on(ended_at) && self.assembler.open_request() == Some(request_id) {
+            st.thawed = false;
+            st.programs.append(&mut st.next_programs);
         }
     }
 

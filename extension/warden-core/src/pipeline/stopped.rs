@@ -26,10 +26,16 @@ pub struct Gap {
 
 impl Gap {
     /// Whether Warden was stopped rather than frozen, given when the runtime finished the
-    /// invocation (`platform.runtimeDone`'s time).
+    /// invocation (`platform.runtimeDone`'s time): long enough to be tampering.
     pub fn was_stop(&self, runtime_done_unix_ms: u64) -> bool {
         self.to_unix_ms.saturating_sub(self.from_unix_ms) >= STOP_MIN_MS
-            && runtime_done_unix_ms > self.from_unix_ms + STOP_SLACK_MS
+            && self.runtime_ran_on(runtime_done_unix_ms)
+    }
+
+    /// Whether the runtime kept working after Warden last ran: then the gap was no freeze,
+    /// however short, and what Warden found when it ran again is the invocation's own.
+    pub fn runtime_ran_on(&self, runtime_done_unix_ms: u64) -> bool {
+        runtime_done_unix_ms > self.from_unix_ms + STOP_SLACK_MS
     }
 }
 
@@ -43,6 +49,17 @@ mod tests {
             from_unix_ms: from,
             to_unix_ms: to,
         }
+    }
+
+    #[test]
+    fn a_short_stop_is_no_tampering_verdict_but_no_freeze_either() {
+        // Stopped 400 ms while the function went on: too short to call tampering, but what
+        // ran meanwhile is still the invocation's.
+        let short = gap(1_000, 1_400);
+        assert!(!short.was_stop(1_450));
+        assert!(short.runtime_ran_on(1_450));
+        // A freeze: the runtime had finished when Warden last ran.
+        assert!(!gap(1_000, 61_000).runtime_ran_on(1_015));
     }
 
     #[test]
