@@ -27,7 +27,17 @@ fn run(layer: &Path, preload: Option<&str>, runtime: &[&str]) -> std::process::O
     if let Some(preload) = preload {
         command.env("LD_PRELOAD", preload);
     }
-    command.output().unwrap()
+    // A copy just written can be "busy" for a moment: another test's fork may still hold the
+    // copy's descriptor open for writing until that child execs.
+    for _ in 0..100 {
+        match command.output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => return result.unwrap(),
+        }
+    }
+    panic!("the wrapper stayed busy");
 }
 
 #[test]
