@@ -23,7 +23,7 @@ use crate::health::{Counter, Health};
 use crate::schema::{Observation, ShutdownReason};
 use crate::sinks::Sinks;
 use crate::sources::filewatch::{FileWatch, MAX_WATCHES};
-use crate::sources::guard::{self, GuardContext, GuardEvent, GuardHealth, GuardRing};
+use crate::sources::guard::{self, GuardCall, GuardContext, GuardEvent, GuardHealth, GuardRing};
 use crate::sources::procfs::CounterSnapshot;
 use crate::sources::sampler::{Sampler, MAX_SEEN_SOCKETS};
 use crate::sources::telemetry::guard::{weight, QueueBytes};
@@ -125,6 +125,10 @@ struct State {
     next_programs: Vec<Observation>,
     /// The last gap noticed while an invocation was in flight, judged at its runtimeDone.
     gap: Option<stopped::Gap>,
+    /// Programs seen when Warden ran again after that gap, once the next INVOKE came before
+    /// the gap could be judged: the gapped invocation's if its runtime worked on meanwhile,
+    /// else the next one's.
+    gap_programs: Vec<Observation>,
     /// The invocation the last INVOKE closed.
     closed: Option<String>,
     /// When invocations really started, from their deadlines.
@@ -189,6 +193,7 @@ impl Pipeline {
             thawed: false,
             next_programs: Vec::new(),
             gap: None,
+            gap_programs: Vec::new(),
             closed: None,
             invocation_start: InvocationStart::default(),
             guard_held: VecDeque::new(),
@@ -339,7 +344,19 @@ impl Pipeline {
             self.publish(st);
             st.programs = programs;
         }
-        st.programs.append(&mut st.next_programs);
+        self.flush_gap_programs(st);
+        let closing = self.assembler.open_request();
+        if st
+            .gap
+            .as_ref()
+            .is_some_and(|g| Some(g.request_id.as_str()) == closing)
+        {
+            // Run after a freeze (the next invocation's) or while Warden was stopped (this
+            // one's): its runtimeDone will tell.
+            st.gap_programs.append(&mut st.next_programs);
+        } else {
+            st.programs.append(&mut st.next_programs);
+        }
         self.note_bounds();
         if let Some(sampler) = self.sampler.as_mut() {
             let unnamed = sampler.unnamed_tasks();
@@ -434,17 +451,45 @@ impl Pipeline {
             return;
         };
         let Some(ended_at) = ended_at else {
+            self.flush_gap_programs(st);
             return;
         };
         if gap.was_stop(ended_at) {
             let health = self.health.clone();
             guard(&health, "assembler", || self.assembler.stopped(request_id));
         }
+        if !gap.runtime_ran_on(ended_at) {
+            self.flush_gap_programs(st);
+            return;
+        }
         // Not a thaw after all (Warden was stopped, or starved, while the runtime worked on):
         // what ran meanwhile is this invocation's.
-        if gap.runtime_ran_on(ended_at) && self.assembler.open_request() == Some(request_id) {
+        if self.assembler.open_request() == Some(request_id) {
             st.thawed = false;
             st.programs.append(&mut st.next_programs);
+        }
+        let health = self.health.clone();
+        let pending = self.assembler.is_pending(request_id);
+        for obs in std::mem::take(&mut st.gap_programs) {
+            guard(&health, "observers", || {
+                self.sinks.observe(Some(request_id), &obs)
+            });
+            if pending {
+                guard(&health, "assembler", || {
+                    self.assembler.observe_for(request_id, obs)
+                });
+            } else {
+                health.add(Counter::ObservationsDropped, 1);
+            }
+        }
+    }
+
+    /// Programs held for a gap's verdict that no longer wait for it: to the invocation in
+    /// flight, as if the gap had been a freeze.
+    fn flush_gap_programs(&mut self, st: &mut State) {
+        if !st.gap_programs.is_empty() {
+            st.observations.append(&mut st.gap_programs);
+            self.publish(st);
         }
     }
 
@@ -541,6 +586,9 @@ impl Pipeline {
     /// act on an invocation before Warden has handled its INVOKE, and an event handled
     /// first would go to the invocation before.
     fn hold_guard_event(&mut self, st: &mut State, event: GuardEvent) {
+        if let (GuardCall::Exec { .. }, Some(sampler)) = (&event.call, self.sampler.as_mut()) {
+            sampler.note_exec(event.pid, event.unix_ms);
+        }
         // Each event waits its own while: one that arrives just before an earlier one's wait
         // ends must still get the chance to meet its INVOKE.
         let until = Instant::now() + GUARD_HOLD;

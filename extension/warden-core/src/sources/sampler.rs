@@ -31,6 +31,10 @@ pub const MIN_TABLE_GAP: Duration = Duration::from_millis(50);
 /// Start times have a resolution of one clock tick (10 ms): a process that started up to
 /// this long before the runtime finished may be the next invocation's.
 const START_SLACK_MS: u64 = 10;
+/// Processes whose guard exec time is remembered; beyond, the table starts afresh.
+const MAX_EXEC_TIMES: usize = 4096;
+/// How old a guard exec time may be and still say which process it was (pids are reused).
+const EXEC_TIME_TRUSTED_MS: u64 = 10_000;
 
 /// Endpoints that belong to the platform, not to the function.
 #[derive(Debug, Clone, Default)]
@@ -93,6 +97,10 @@ pub struct Sampler {
     /// Alive at the INVOKE, not known before, and the previous invocation's end time
     /// not known yet: see [`Sampler::resolve`].
     undecided: Vec<(ProcessInfo, u64)>,
+    /// When the guard saw each recent process exec (unix ms, to the millisecond): sharper
+    /// than a start time from /proc (10 ms ticks) where a process began right at an
+    /// invocation's edge.
+    exec_times: HashMap<u32, u64>,
     ticks_per_sec: u64,
 }
 
@@ -126,6 +134,7 @@ impl Sampler {
             next_start: None,
             early: Vec::new(),
             undecided: Vec::new(),
+            exec_times: HashMap::new(),
             ticks_per_sec: ticks_per_sec(),
         }
     }
@@ -213,7 +222,7 @@ impl Sampler {
             };
             let started = offset.map(|o| o + info.start_ticks * 1000 / self.ticks_per_sec.max(1));
             match (started, self.ended_at) {
-                (Some(s), Some(end)) if started_after(&info, s, end) => self.carried.push(pid),
+                (Some(s), Some(end)) if self.came_after(&info, s, end) => self.carried.push(pid),
                 (Some(s), None) => self.undecided.push((info, s)),
                 _ => out.push(process(info, false, true, false)),
             }
@@ -230,7 +239,7 @@ impl Sampler {
         started: &mut Vec<Observation>,
     ) {
         for (info, s) in std::mem::take(&mut self.undecided) {
-            if started_after(&info, s, ended_at) {
+            if self.came_after(&info, s, ended_at) {
                 self.tracked.insert(info.pid, info.exe.clone());
                 let fork = self.note_fork(&info);
                 started.push(process(info, false, false, fork));
@@ -253,7 +262,26 @@ impl Sampler {
             return false;
         };
         let started = offset + info.start_ticks * 1000 / self.ticks_per_sec.max(1);
-        started_after(info, started, next)
+        self.came_after(info, started, next)
+    }
+
+    /// The guard saw process `pid` exec at `unix_ms`.
+    pub fn note_exec(&mut self, pid: u32, unix_ms: u64) {
+        if self.exec_times.len() >= MAX_EXEC_TIMES {
+            self.exec_times.clear();
+        }
+        let at = self.exec_times.entry(pid).or_insert(unix_ms);
+        *at = (*at).min(unix_ms);
+    }
+
+    /// Whether a process that started at `started` (from /proc) came after `boundary`: no
+    /// when the guard saw it exec before the boundary (recently: pids are reused).
+    fn came_after(&self, info: &ProcessInfo, started: u64, boundary: u64) -> bool {
+        let exec_before = self
+            .exec_times
+            .get(&info.pid)
+            .is_some_and(|&t| t < boundary && boundary - t < EXEC_TIME_TRUSTED_MS);
+        !exec_before && started_after(info, started, boundary)
     }
 
     /// Whether some processes wait for the previous invocation's end time.

@@ -583,3 +583,28 @@ fn at_the_cap_closed_sockets_are_forgotten_and_open_ones_stay_seen() {
     assert_eq!(s.take_evictions(), 1);
     assert_eq!(s.take_evictions(), 0);
 }
+
+#[test]
+fn a_guard_exec_time_before_the_next_invocation_keeps_a_process_with_the_one_that_ran_it() {
+    let f = FakeProc::new("exectime");
+    let mut s = sampler(&f);
+    s.begin(&[1, 42], Some(42), &mut Vec::new());
+    // 60 and 61 both start within a clock tick of the next invocation's start; the guard saw
+    // 60 exec 3 ms before it, and knows nothing of 61.
+    let next = unix_now_ms();
+    f.process_started(60, 42, "/usr/bin/sleep", ticks_now());
+    f.process_started(61, 42, "/bin/sh", ticks_now());
+    f.write("loadavg", "0.0 0.0 0.0 1/10 61\n");
+    s.note_exec(60, next - 3);
+    s.next_invocation_at(next);
+    let mut last = Vec::new();
+    s.final_tick(&mut last);
+    let pids: Vec<u32> = last
+        .iter()
+        .filter_map(|o| match o {
+            Observation::Process { pid, .. } => Some(*pid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pids, vec![60], "{last:?}");
+}
