@@ -78,6 +78,8 @@ counters! {
     GuardDropped => "guard_dropped_total": "Guard events lost: the guard could not send them, or Warden's queue was full.",
     GuardRejected => "guard_rejected_total": "Guard datagrams rejected as malformed or oversized.",
     GuardForged => "guard_forged_total": "Guard datagrams naming a process other than their sender (forged).",
+    ProfileUnavailable => "profile_unavailable_total": "An s3:// profile not had at init: S3 unreachable or too slow for the deadline, the object missing, access denied, no credentials.",
+    ProfileRejected => "profile_rejected_total": "A profile read but refused: malformed, too large, a content hash that does not match, another function's, or for another build's features.",
 }
 
 /// The counters, shared by every stage.
