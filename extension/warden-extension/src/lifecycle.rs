@@ -308,6 +308,10 @@ async fn run_on(
                     f.set_account(account);
                 }
                 pipeline.add_detector(detector);
+                warden_core::info!(
+                    "detector ready {} us after start",
+                    started.elapsed().as_micros()
+                );
             }
             Ok(None) => {}
             Err(_) => detector_health.note(
