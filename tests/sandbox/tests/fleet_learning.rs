@@ -374,3 +374,105 @@ fn a_bad_or_unreachable_profile_leaves_the_function_unaffected() {
         );
     }
 }
+
+/// The environment's copy of its profile, against the local AWS API server directly: kept
+/// after a download, used again only while S3's hash for the object is the copy's, never when
+/// the function rewrote it; and an object whose metadata hash disagrees with its body is
+/// refused.
+#[test]
+fn the_environments_copy_is_used_only_while_s3_vouches_for_it() {
+    use warden_core::config::AwsEnv;
+    use warden_core::fleet::{self, cache::Cache, LoadError, Request};
+
+    let moto = MotoServer::start();
+    moto.client(&["s3-bucket", BUCKET]);
+    let dir = scratch();
+    let object = |environments: u64| {
+        let mut baseline = warden_core::detect::Baseline::new();
+        for i in 0..25 {
+            baseline.observe(&[i as f32; warden_core::features::N]);
+        }
+        encode(&ProfileContent {
+            function: FUNCTION.into(),
+            generated_unix_ms: 1,
+            environments,
+            profile: baseline.to_profile(),
+            policy: None,
+        })
+        .unwrap()
+    };
+    let put = |key: &str, bytes: &[u8], sha256: &str| {
+        let path = dir.path().join("object.json");
+        std::fs::write(&path, bytes).unwrap();
+        moto.client(&["s3-put", BUCKET, key, path.to_str().unwrap(), sha256]);
+    };
+    let endpoint = moto.endpoint();
+    let env = AwsEnv::from_lookup(&|name: &str| match name {
+        "AWS_REGION" => Some("us-east-1"),
+        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("testing"),
+        "AWS_ENDPOINT_URL" => Some(endpoint.as_str()),
+        _ => None,
+    });
+    let sdk = warden_core::aws::sdk_config(&env).unwrap();
+    let cache = Cache::new(dir.path(), &format!("s3://{BUCKET}/{KEY}"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let load = |key: &str| {
+        let request = Request {
+            bucket: BUCKET,
+            key,
+            function: FUNCTION,
+            deadline: Duration::from_secs(5),
+        };
+        runtime.block_on(fleet::load(Some(&sdk), &request, Some(&cache)))
+    };
+
+    let first = object(2);
+    put(KEY, &first.bytes, &first.sha256);
+    let loaded = load(KEY).unwrap();
+    assert!(!loaded.from_cache);
+    assert_eq!(loaded.object.sha256, first.sha256);
+    let again = load(KEY).unwrap();
+    assert!(again.from_cache, "S3 vouches for the copy");
+
+    // The function rewrites the copy with a profile of its own, its hash consistent: S3's
+    // hash is not the copy's, so the object is downloaded again.
+    let planted = object(99);
+    let copy = std::fs::read_dir(cache.dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .unwrap();
+    std::fs::write(&copy, &planted.bytes).unwrap();
+    let after = load(KEY).unwrap();
+    assert!(!after.from_cache);
+    assert_eq!(after.object.content.environments, 2);
+    // A new version in S3 replaces a copy that was current.
+    let second = object(3);
+    put(KEY, &second.bytes, &second.sha256);
+    let newer = load(KEY).unwrap();
+    assert_eq!(
+        (newer.from_cache, newer.object.content.environments),
+        (false, 3)
+    );
+
+    // Body and metadata disagree: refused.
+    put("bad/mismatch.json", &first.bytes, &second.sha256);
+    let mismatch = Cache::new(dir.path(), "another source");
+    let request = Request {
+        bucket: BUCKET,
+        key: "bad/mismatch.json",
+        function: FUNCTION,
+        deadline: Duration::from_secs(5),
+    };
+    let refused = runtime.block_on(fleet::load(Some(&sdk), &request, Some(&mismatch)));
+    assert!(
+        matches!(refused, Err(LoadError::Rejected(_))),
+        "{refused:?}"
+    );
+    // No credentials in the environment: not had, said plainly.
+    let none = runtime.block_on(fleet::load(None, &request, None));
+    assert!(matches!(none, Err(LoadError::NoAws)), "{none:?}");
+}
