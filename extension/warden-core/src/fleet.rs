@@ -3,7 +3,7 @@
 //! execution environment starts warmed, without a redeploy (docs/fleet-learning.md).
 //!
 //! - [`object`]: the object's format and checks, shared with the profiler that writes it.
-//! - [`store`]: the two S3 calls, `GetObject` and `HeadObject`.
+//! - [`store`]: the two S3 calls, `GetObject` and `HeadObject`, on the SDK's runtime.
 //! - [`cache`]: the environment's own copy in the scratch directory.
 //!
 //! Every failure is an error for the caller to log once and count: the environment then
@@ -15,11 +15,9 @@ pub mod store;
 
 use std::time::Duration;
 
-use aws_types::sdk_config::SdkConfig;
-
 use cache::Cache;
 use object::{Decoded, ObjectError};
-use store::StoreError;
+use store::{StoreError, S3};
 
 /// A profile read and checked.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,27 +78,26 @@ pub struct Request<'a> {
 /// says the object's hash is the copy's; otherwise the object is downloaded, checked, and
 /// the copy replaced.
 pub async fn load(
-    sdk: Option<&SdkConfig>,
+    s3: Option<&S3>,
     request: &Request<'_>,
     cache: Option<&Cache>,
 ) -> Result<Loaded, LoadError> {
-    let sdk = sdk.ok_or(LoadError::NoAws)?;
-    match tokio::time::timeout(request.deadline, load_now(sdk, request, cache)).await {
+    let s3 = s3.ok_or(LoadError::NoAws)?;
+    match tokio::time::timeout(request.deadline, load_now(s3, request, cache)).await {
         Ok(result) => result,
         Err(_) => Err(LoadError::TimedOut(request.deadline)),
     }
 }
 
 async fn load_now(
-    sdk: &SdkConfig,
+    s3: &S3,
     request: &Request<'_>,
     cache: Option<&Cache>,
 ) -> Result<Loaded, LoadError> {
-    let client = store::client(sdk);
     let copy = cache.and_then(Cache::read);
     if let Some(copy) = copy {
         // The copy is only as good as S3's word on the object's hash now.
-        let current = store::sha256(&client, request.bucket, request.key).await?;
+        let current = s3.sha256(request.bucket, request.key).await?;
         if let (Some(current), Ok(object)) = (current, object::decode(&copy, request.function)) {
             if object.sha256.eq_ignore_ascii_case(&current) {
                 return Ok(Loaded {
@@ -110,7 +107,7 @@ async fn load_now(
             }
         }
     }
-    let fetched = store::get(&client, request.bucket, request.key).await?;
+    let fetched = s3.get(request.bucket, request.key).await?;
     let object = object::decode(&fetched.body, request.function)?;
     if let Some(stated) = &fetched.sha256 {
         if !stated.eq_ignore_ascii_case(&object.sha256) {

@@ -11,7 +11,7 @@ use warden_core::assembler::{Assembler, AssemblerConfig};
 use warden_core::clock::unix_ms;
 use warden_core::config::{Config, Mode, ModelChoice, ProfileSource};
 use warden_core::detect::{Baseline, BaselineProfile, Detector, DetectorConfig};
-use warden_core::fleet::{self, cache::Cache};
+use warden_core::fleet::{self, cache::Cache, store::S3};
 use warden_core::health::{Counter, Health};
 use warden_core::model::Scorer;
 use warden_core::pipeline::detection::DetectorSink;
@@ -270,14 +270,17 @@ pub(crate) async fn load_profile(config: &Config, health: &Health) -> Option<Bas
     let loaded = match source {
         ProfileSource::File(path) => profile_file(path, function).map(|p| (p, String::new())),
         ProfileSource::S3 { bucket, key } => {
-            let sdk = warden_core::aws::sdk_config(&config.outputs.aws).ok();
+            let aws = &config.outputs.aws;
+            let s3 = warden_core::aws::sdk_config(aws)
+                .ok()
+                .and_then(|sdk| S3::new(&sdk, aws));
             let request = fleet::Request {
                 bucket,
                 key,
                 function,
                 deadline: config.profile_deadline,
             };
-            match fleet::load(sdk.as_ref(), &request, profile_cache(config).as_ref()).await {
+            match fleet::load(s3.as_ref(), &request, profile_cache(config).as_ref()).await {
                 Ok(loaded) => {
                     let content = loaded.object.content;
                     let how = if loaded.from_cache {

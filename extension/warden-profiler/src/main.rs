@@ -46,7 +46,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             .map(|v| &*Box::leak(v.into_boxed_str()))
     });
     let sdk = warden_core::aws::sdk_config(&env).context("AWS access")?;
-    let s3 = warden_core::fleet::store::client(&sdk);
+    let s3 = store::client(&sdk);
     let profiler = Arc::new(Profiler { settings, sdk, s3 });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let profiler = profiler.clone();

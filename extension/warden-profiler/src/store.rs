@@ -4,6 +4,7 @@
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
+use aws_types::sdk_config::SdkConfig;
 
 use warden_core::fleet::object::{Encoded, SHA256_METADATA};
 
@@ -14,6 +15,17 @@ pub(crate) struct StoreError {
     bucket: String,
     key: String,
     message: String,
+}
+
+/// An S3 client on the shared configuration. With an endpoint override (a VPC endpoint, a
+/// local test server) buckets are addressed by path, which every S3-compatible server
+/// understands; otherwise by host name, as S3 prefers.
+pub(crate) fn client(sdk: &SdkConfig) -> Client {
+    let path_style = sdk.endpoint_url().is_some();
+    let config = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(path_style)
+        .build();
+    Client::from_conf(config)
 }
 
 fn error(bucket: &str, key: &str, e: impl std::error::Error) -> StoreError {

@@ -34,14 +34,15 @@ const RECORD_KEY: &str = "fleet-record-key-0123456789";
 /// The forged habit: what a poisoner wants the profile to call normal.
 const POISON_EXE: &str = "/usr/bin/nc";
 
-/// The function's habit: it shells out to compress something on many invocations.
+/// The function's habit: it shells out to compress something on many invocations (and
+/// waits a little, so that the sampler sees the shell's command line every time).
 fn habit() -> Value {
-    json!({"spawn": ["sh", "-c", "gzip -c /etc/hostname >/dev/null"]})
+    json!({"spawn": ["sh", "-c", "gzip -c /etc/hostname >/dev/null; sleep 0.1"]})
 }
 
 /// A command only one environment runs (its code planted it there).
 fn one_environment_command() -> Value {
-    json!({"spawn": ["sh", "-c", "tar -cf /dev/null /etc/hostname"]})
+    json!({"spawn": ["sh", "-c", "tar -cf /dev/null /etc/hostname; sleep 0.1"]})
 }
 
 fn benign(i: usize) -> Value {
@@ -191,6 +192,12 @@ fn a_profile_learned_across_environments_warms_a_new_one() {
     let dir = scratch();
     for (environment, only_here) in [(1, true), (2, false)] {
         let stdout = learn_run(environment, only_here);
+        // What must stay out of the profile was really seen there.
+        assert_eq!(
+            stdout.contains("tar -cf /dev/null") && stdout.contains("\"warden_mac\""),
+            only_here,
+            "{stdout}"
+        );
         let log = dir.path().join(format!("stream-{environment}.log"));
         std::fs::write(&log, format!("START RequestId: x\n{stdout}")).unwrap();
         let stream = format!("2026/12/07/[$LATEST]{environment:032x}");
@@ -382,7 +389,7 @@ fn a_bad_or_unreachable_profile_leaves_the_function_unaffected() {
 #[test]
 fn the_environments_copy_is_used_only_while_s3_vouches_for_it() {
     use warden_core::config::AwsEnv;
-    use warden_core::fleet::{self, cache::Cache, LoadError, Request};
+    use warden_core::fleet::{self, cache::Cache, store::S3, LoadError, Request};
 
     let moto = MotoServer::start();
     moto.client(&["s3-bucket", BUCKET]);
@@ -414,6 +421,7 @@ fn the_environments_copy_is_used_only_while_s3_vouches_for_it() {
         _ => None,
     });
     let sdk = warden_core::aws::sdk_config(&env).unwrap();
+    let s3 = S3::new(&sdk, &env).unwrap();
     let cache = Cache::new(dir.path(), &format!("s3://{BUCKET}/{KEY}"));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -426,7 +434,7 @@ fn the_environments_copy_is_used_only_while_s3_vouches_for_it() {
             function: FUNCTION,
             deadline: Duration::from_secs(5),
         };
-        runtime.block_on(fleet::load(Some(&sdk), &request, Some(&cache)))
+        runtime.block_on(fleet::load(Some(&s3), &request, Some(&cache)))
     };
 
     let first = object(2);
@@ -467,7 +475,7 @@ fn the_environments_copy_is_used_only_while_s3_vouches_for_it() {
         function: FUNCTION,
         deadline: Duration::from_secs(5),
     };
-    let refused = runtime.block_on(fleet::load(Some(&sdk), &request, Some(&mismatch)));
+    let refused = runtime.block_on(fleet::load(Some(&s3), &request, Some(&mismatch)));
     assert!(
         matches!(refused, Err(LoadError::Rejected(_))),
         "{refused:?}"
