@@ -107,7 +107,36 @@ def logs_put(group, stream, path):
     return {"events": len(events)}
 
 
+def s3_bucket(bucket):
+    """A versioned bucket, as the template creates for the fleet's profiles."""
+    s3 = client("s3")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    return {"bucket": bucket}
+
+
+def s3_put(bucket, key, path, sha256=""):
+    """Puts a file as an object, with the metadata sha256 when given."""
+    with open(path, "rb") as f:
+        body = f.read()
+    extra = {"Metadata": {"sha256": sha256}} if sha256 else {}
+    client("s3").put_object(Bucket=bucket, Key=key, Body=body, **extra)
+    return {"bytes": len(body)}
+
+
+def s3_get(bucket, key):
+    """An object's body (text), metadata and how many versions it has."""
+    s3 = client("s3")
+    got = s3.get_object(Bucket=bucket, Key=key)
+    versions = s3.list_object_versions(Bucket=bucket, Prefix=key).get("Versions", [])
+    return {"body": got["Body"].read().decode(), "metadata": got.get("Metadata", {}),
+            "versions": len([v for v in versions if v["Key"] == key])}
+
+
 COMMANDS = {
+    "s3-bucket": s3_bucket,
+    "s3-put": s3_put,
+    "s3-get": s3_get,
     "metrics": metrics,
     "securityhub-enable": securityhub_enable,
     "securityhub-findings": securityhub_findings,

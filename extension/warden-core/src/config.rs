@@ -41,6 +41,49 @@ pub enum ModelChoice {
     Off,
 }
 
+/// Where the function's baseline profile comes from (`WARDEN_PROFILE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProfileSource {
+    /// A file in the layer or the function's package.
+    File(PathBuf),
+    /// An S3 object the fleet's profiler writes, read at init (docs/fleet-learning.md).
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The object's key.
+        key: String,
+    },
+}
+
+impl ProfileSource {
+    /// `/absolute/path` or `s3://bucket/key`.
+    pub fn parse(value: &str) -> Option<ProfileSource> {
+        if value.starts_with('/') {
+            return Some(ProfileSource::File(PathBuf::from(value)));
+        }
+        let (bucket, key) = value.strip_prefix("s3://")?.split_once('/')?;
+        // Bucket names: 3 to 63 lowercase letters, digits, dots and hyphens.
+        let bucket_ok = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+        let key_ok = !key.is_empty() && key.len() <= 1024 && !key.chars().any(char::is_control);
+        (bucket_ok && key_ok).then(|| ProfileSource::S3 {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for ProfileSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProfileSource::File(path) => write!(f, "{}", path.display()),
+            ProfileSource::S3 { bucket, key } => write!(f, "s3://{bucket}/{key}"),
+        }
+    }
+}
+
 /// A setting that could not be used; its default applies.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -97,8 +140,12 @@ pub struct Config {
     pub records: bool,
     /// `WARDEN_MODEL`: the model file, `none` for none.
     pub model: ModelChoice,
-    /// `WARDEN_PROFILE`: a baseline profile (JSON) trained offline to seed the baseline.
-    pub profile: Option<PathBuf>,
+    /// `WARDEN_PROFILE`: a baseline profile (JSON) to seed the baseline: a file trained
+    /// offline, or the S3 object the fleet's profiler keeps up to date.
+    pub profile: Option<ProfileSource>,
+    /// `WARDEN_PROFILE_DEADLINE_MS`: longest wait for an `s3://` profile at init; past it
+    /// the environment learns as it would without one.
+    pub profile_deadline: Duration,
     /// `WARDEN_THRESHOLD`: score (0..1, exclusive) at which an invocation becomes a finding.
     pub threshold: f32,
     /// `WARDEN_KNOWN_EXES`: executables the function legitimately runs (comma-separated
@@ -142,6 +189,7 @@ impl Default for Config {
             records: false,
             model: ModelChoice::Layer,
             profile: None,
+            profile_deadline: Duration::from_millis(250),
             threshold: 0.5,
             known_exes: Vec::new(),
             log_level: Level::Warn,
@@ -161,10 +209,11 @@ impl Default for Config {
     }
 }
 
-const KNOWN: [&str; 18] = [
+const KNOWN: [&str; 19] = [
     "WARDEN_MODE",
     "WARDEN_MODEL",
     "WARDEN_PROFILE",
+    "WARDEN_PROFILE_DEADLINE_MS",
     "WARDEN_THRESHOLD",
     "WARDEN_KNOWN_EXES",
     "WARDEN_RECORDS",
@@ -226,6 +275,9 @@ impl Config {
         if let Some(v) = take(number(get, "WARDEN_MAX_PENDING", 1, 4_096)) {
             c.max_pending = v as usize;
         }
+        if let Some(v) = take(number(get, "WARDEN_PROFILE_DEADLINE_MS", 10, 5_000)) {
+            c.profile_deadline = Duration::from_millis(v);
+        }
         match mode {
             Some(Ok(m)) => c.mode = m,
             Some(Err(e)) => errors.push(e),
@@ -252,9 +304,13 @@ impl Config {
             Some(v) => errors.push(invalid("WARDEN_MODEL", v, "an absolute path or none")),
             None => {}
         }
-        match get("WARDEN_PROFILE") {
-            Some(v) if v.starts_with('/') => c.profile = Some(PathBuf::from(v)),
-            Some(v) => errors.push(invalid("WARDEN_PROFILE", v, "an absolute path")),
+        match get("WARDEN_PROFILE").map(|v| (v, ProfileSource::parse(v))) {
+            Some((_, Some(source))) => c.profile = Some(source),
+            Some((v, None)) => errors.push(invalid(
+                "WARDEN_PROFILE",
+                v,
+                "an absolute path or s3://bucket/key",
+            )),
             None => {}
         }
         match get("WARDEN_GUARD_SOCKET") {
@@ -325,6 +381,15 @@ impl Config {
             memory_mb: get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|v| v.parse().ok()),
         };
         (c, errors)
+    }
+}
+
+impl Config {
+    /// Whether Warden itself will make network connections (AWS APIs: its outputs, or an
+    /// `s3://` profile at init), which the function's counters must then leave out.
+    pub fn uses_network(&self) -> bool {
+        self.outputs.uses_network()
+            || (self.mode == Mode::On && matches!(self.profile, Some(ProfileSource::S3 { .. })))
     }
 }
 

@@ -79,6 +79,8 @@ counters! {
     GuardRingEvents => "guard_ring_events_total": "Guard events read from the guard's shared ring (the rest came as datagrams).",
     GuardRejected => "guard_rejected_total": "Guard events rejected as malformed or oversized, or a ring the function wrote over.",
     GuardForged => "guard_forged_total": "Guard datagrams naming a process other than their sender (forged).",
+    ProfileUnavailable => "profile_unavailable_total": "An s3:// profile not had at init: S3 unreachable or too slow for the deadline, the object missing, access denied, no credentials.",
+    ProfileRejected => "profile_rejected_total": "A profile read but refused: malformed, too large, a content hash that does not match, another function's, or for another build's features.",
 }
 
 /// The counters, shared by every stage.

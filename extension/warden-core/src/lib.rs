@@ -19,6 +19,8 @@
 //! - [`model`]: the scoring interface and the shipped model's loader and scorer.
 //! - [`detect`]: baseline, indicators and model → a scored, explained [`schema::Finding`].
 //! - [`respond`]: automated responses and their audit trail.
+//! - [`fleet`]: the function's profile read at init from the S3 object the fleet's profiler
+//!   keeps (`WARDEN_PROFILE=s3://…`), with its format, checks and the environment's copy.
 //! - [`record_mac`]: record lines signed with the deployment's key, so that training learns
 //!   only from what Warden wrote.
 //! - [`sinks`]: where records and findings go; [`redact`]: evidence without secrets, for
@@ -38,6 +40,7 @@ pub mod clock;
 pub mod config;
 pub mod detect;
 pub mod features;
+pub mod fleet;
 pub mod health;
 pub mod log;
 pub mod model;

@@ -26,7 +26,7 @@ use lambda_extension::{service_fn, Extension, LambdaEvent, NextEvent};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use crate::events_api::{ApiError, EventsClient};
-use crate::wiring::{build_detector, build_pipeline, prepare_lockdown};
+use crate::wiring::{build_detector, build_pipeline, load_profile, prepare_lockdown};
 use warden_core::clock::unix_ms;
 use warden_core::config::{Config, Mode};
 use warden_core::health::{Counter, Health};
@@ -210,7 +210,7 @@ async fn run_on(
     let responses = Shared::default();
     let scratch = ScratchProbe::new(&config.tmp_dir);
     let mut reader = ProcReader::new(&config.proc_root, self_pid);
-    if config.outputs.uses_network() {
+    if config.uses_network() {
         reader.track_own_traffic(Some(config.telemetry_port));
     }
     let first = reader.snapshot(&scratch);
@@ -293,12 +293,16 @@ async fn run_on(
     let (detector_health, detector_responses) = (health.clone(), responses.clone());
     tokio::spawn(async move {
         let mut pipeline = pipeline;
+        // An s3:// profile is fetched here, within its deadline: the runtime's init goes on
+        // meanwhile, and the first INVOKE waits in its queue at most that long.
+        let profile = load_profile(&detector_config, &detector_health).await;
         let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             build_detector(
                 &detector_config,
                 &detector_health,
                 &detector_responses,
                 lockdown_page,
+                profile,
             )
         }));
         match built {
@@ -307,6 +311,10 @@ async fn run_on(
                     f.set_account(account);
                 }
                 pipeline.add_detector(detector);
+                warden_core::info!(
+                    "detector ready {} us after start",
+                    started.elapsed().as_micros()
+                );
             }
             Ok(None) => {}
             Err(_) => detector_health.note(

@@ -5,12 +5,13 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use warden_core::assembler::{Assembler, AssemblerConfig};
 use warden_core::clock::unix_ms;
-use warden_core::config::{Config, Mode, ModelChoice};
-use warden_core::detect::{BaselineProfile, Detector, DetectorConfig};
+use warden_core::config::{Config, Mode, ModelChoice, ProfileSource};
+use warden_core::detect::{Baseline, BaselineProfile, Detector, DetectorConfig};
+use warden_core::fleet::{self, cache::Cache, store::S3};
 use warden_core::health::{Counter, Health};
 use warden_core::model::Scorer;
 use warden_core::pipeline::detection::DetectorSink;
@@ -54,7 +55,7 @@ pub(crate) fn build_pipeline(
             .as_deref()
             .and_then(|a| a.parse::<SocketAddr>().ok()),
         telemetry_port: Some(config.telemetry_port),
-        own_sockets: config.outputs.uses_network(),
+        own_sockets: config.uses_network(),
     };
     let runtime_api = exclusions.runtime_api;
     let sampler = config.sampler_interval.map(|_| {
@@ -69,6 +70,9 @@ pub(crate) fn build_pipeline(
     });
     let mut filewatch = match FileWatch::new(&config.tmp_dir) {
         Ok(mut w) => {
+            if let Some(cache) = profile_cache(config) {
+                w.leave_out(cache.dir());
+            }
             let n = w.watch_programs(&PROGRAM_DIRS);
             warden_core::debug!("watching {n} program directories");
             Some(w)
@@ -205,8 +209,9 @@ pub(crate) fn build_detector(
     health: &Arc<Health>,
     responses: &Shared,
     lockdown_page: Option<Option<LockdownPage>>,
+    profile: Option<BaselineProfile>,
 ) -> Option<DetectorSink> {
-    let detector = detector_from_config(config, health.clone())?;
+    let detector = detector_from_config(config, health.clone(), profile)?;
     let lockdown = config
         .outputs
         .lockdown
@@ -219,9 +224,13 @@ pub(crate) fn build_detector(
     )
 }
 
-/// The detector the settings ask for: `None` unless the mode is `on`. A missing or bad
-/// model or profile is logged once and detection carries on without it.
-fn detector_from_config(config: &Config, health: Arc<Health>) -> Option<DetectorSink> {
+/// The detector the settings ask for, seeded with `profile`: `None` unless the mode is `on`.
+/// A missing or bad model is logged once and detection carries on without it.
+fn detector_from_config(
+    config: &Config,
+    health: Arc<Health>,
+    profile: Option<BaselineProfile>,
+) -> Option<DetectorSink> {
     if config.mode != Mode::On {
         return None;
     }
@@ -236,15 +245,11 @@ fn detector_from_config(config: &Config, health: Arc<Health>) -> Option<Detector
         known_exes: config.known_exes.clone(),
     };
     let mut detector = Detector::new(cfg.clone(), health.clone(), unix_ms());
-    if let Some(path) = &config.profile {
-        match load_profile(path, &cfg.function_name)
-            .and_then(|p| detector.with_profile(&p).map_err(|e| e.to_string()))
-        {
+    if let Some(profile) = profile {
+        // Checked against this build's features when it was loaded.
+        match detector.with_profile(&profile) {
             Ok(d) => detector = d,
-            Err(e) => {
-                warden_core::warn!("baseline profile {} not used: {e}", path.display());
-                detector = Detector::new(cfg, health.clone(), unix_ms());
-            }
+            Err(_) => detector = Detector::new(cfg, health.clone(), unix_ms()),
         }
     }
     let scorer: Option<Arc<dyn Scorer>> = match &config.model {
@@ -270,10 +275,99 @@ fn detector_from_config(config: &Config, health: Arc<Health>) -> Option<Detector
     Some(DetectorSink::new(detector, Box::new(std::io::stdout()), health).with_outputs(outputs))
 }
 
-/// One profile, or the function's entry of what `warden train --profile-out` writes (one
-/// profile per function name).
-fn load_profile(path: &Path, function: &str) -> Result<BaselineProfile, String> {
+/// The environment's copy of an `s3://` profile, when detection will read one.
+fn profile_cache(config: &Config) -> Option<Cache> {
+    match &config.profile {
+        Some(source @ ProfileSource::S3 { .. }) if config.mode == Mode::On => {
+            Some(Cache::new(&config.tmp_dir, &source.to_string()))
+        }
+        _ => None,
+    }
+}
+
+/// The baseline profile `WARDEN_PROFILE` names, read and checked against this function and
+/// this build's features; `None` when there is none to use. Only detection uses one. Each
+/// failure is one log line and a health counter, and the environment learns as it would
+/// without a profile. An `s3://` profile is read within `WARDEN_PROFILE_DEADLINE_MS`.
+pub(crate) async fn load_profile(config: &Config, health: &Health) -> Option<BaselineProfile> {
+    if config.mode != Mode::On {
+        return None;
+    }
+    let source = config.profile.as_ref()?;
+    let function = config.lambda.function_name.as_str();
+    let started = Instant::now();
+    let loaded = match source {
+        ProfileSource::File(path) => profile_file(path, function).map(|p| (p, String::new())),
+        ProfileSource::S3 { bucket, key } => {
+            let aws = &config.outputs.aws;
+            let s3 = warden_core::aws::sdk_config(aws)
+                .ok()
+                .and_then(|sdk| S3::new(&sdk, aws));
+            let request = fleet::Request {
+                bucket,
+                key,
+                function,
+                deadline: config.profile_deadline,
+            };
+            match fleet::load(s3.as_ref(), &request, profile_cache(config).as_ref()).await {
+                Ok(loaded) => {
+                    let content = loaded.object.content;
+                    let how = if loaded.from_cache {
+                        "the environment's copy, current in S3"
+                    } else {
+                        "downloaded"
+                    };
+                    let about = format!(
+                        " ({} invocations in {} environments, {how})",
+                        content.profile.invocations, content.environments
+                    );
+                    Ok((content.profile, about))
+                }
+                Err(e) if e.is_rejection() => Err(e.to_string()),
+                Err(e) => {
+                    health.note(
+                        Counter::ProfileUnavailable,
+                        format_args!(
+                            "profile {source} not loaded: {e}; this environment learns \
+                             without it"
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+    };
+    let checked = loaded.and_then(|(profile, about)| match Baseline::from_profile(&profile) {
+        Ok(_) => Ok((profile, about)),
+        Err(e) => Err(e.to_string()),
+    });
+    match checked {
+        Ok((profile, about)) => {
+            warden_core::info!(
+                "profile {source} loaded in {} us{about}",
+                started.elapsed().as_micros()
+            );
+            Some(profile)
+        }
+        Err(e) => {
+            health.note(
+                Counter::ProfileRejected,
+                format_args!("profile {source} not used: {e}; this environment learns without it"),
+            );
+            None
+        }
+    }
+}
+
+/// One profile, the function's entry of what `warden train --profile-out` writes (one
+/// profile per function name), or a profile object as the fleet's profiler writes it.
+fn profile_file(path: &Path, function: &str) -> Result<BaselineProfile, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    if text.contains("\"warden_profile\"") {
+        return fleet::object::decode(text.as_bytes(), function)
+            .map(|object| object.content.profile)
+            .map_err(|e| e.to_string());
+    }
     if let Ok(one) = serde_json::from_str::<BaselineProfile>(&text) {
         return Ok(one);
     }
@@ -290,7 +384,7 @@ mod profile_file_tests {
     use warden_core::detect::Baseline;
 
     #[test]
-    fn a_profile_file_holds_one_profile_or_one_per_function() {
+    fn a_profile_file_holds_one_profile_one_per_function_or_a_profile_object() {
         let dir = std::env::temp_dir().join(format!("warden-profile-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut b = Baseline::new();
@@ -301,13 +395,26 @@ mod profile_file_tests {
         p.shell_shapes = vec!["sh -c gzip -0".into()];
         let one = dir.join("one.json");
         std::fs::write(&one, serde_json::to_string(&p).unwrap()).unwrap();
-        assert_eq!(load_profile(&one, "any").unwrap(), p);
+        assert_eq!(profile_file(&one, "any").unwrap(), p);
         let map = dir.join("map.json");
         let by_function = std::collections::BTreeMap::from([("orders".to_string(), p.clone())]);
         std::fs::write(&map, serde_json::to_string(&by_function).unwrap()).unwrap();
-        assert_eq!(load_profile(&map, "orders").unwrap(), p);
-        let missing = load_profile(&map, "billing").unwrap_err();
+        assert_eq!(profile_file(&map, "orders").unwrap(), p);
+        let missing = profile_file(&map, "billing").unwrap_err();
         assert!(missing.contains("billing"), "{missing}");
+        // The fleet's object, downloaded: checked as when read from S3.
+        let object = dir.join("object.json");
+        let content = fleet::object::ProfileContent {
+            function: "orders".into(),
+            generated_unix_ms: 1,
+            environments: 2,
+            profile: p.clone(),
+            policy: None,
+        };
+        std::fs::write(&object, fleet::object::encode(&content).unwrap().bytes).unwrap();
+        assert_eq!(profile_file(&object, "orders").unwrap(), p);
+        let foreign = profile_file(&object, "billing").unwrap_err();
+        assert!(foreign.contains("not \"billing\""), "{foreign}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -41,6 +41,9 @@ impl MotoServer {
         );
         let child = Command::new(&exe)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // Inside the sandbox the server is `host.sandbox`, which moto would otherwise read
+            // as a bucket's host name: clients here address buckets by path.
+            .env("S3_IGNORE_SUBDOMAIN_BUCKETNAME", "true")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -6,7 +6,10 @@
 //! seen, health, Warden's CPU and memory, per function and per function version), a command
 //! injection and a reverse shell (findings by class and by severity, `high` and `critical`),
 //! a response policy in dry run (response actions), and the sandbox's SHUTDOWN (the last
-//! window is flushed). The Embedded Metric Format lines on the sandbox's stdout give the
+//! window is flushed). The fleet's profiler runs once too, in the sandbox against the local AWS
+//! API server (a protected function with a profile in S3 and nothing new to learn), so that
+//! its metrics (profile age and learning state) are in the emitted set as well. The Embedded
+//! Metric Format lines on the sandboxes' stdout give the
 //! emitted set — namespace, metric name, dimension names, and the dimension values seen —
 //! which tests/template/check_template.py compares with every metric a dashboard widget or an
 //! alarm uses, SEARCH expressions included. The same script still checks the template and the
@@ -25,6 +28,7 @@ use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 use warden_sandbox::harness::{bin, draining_listener, python, repo_root, scratch, Run, Sandbox};
+use warden_sandbox::moto::{self, MotoServer};
 
 fn venv_tool(name: &str) -> std::path::PathBuf {
     let path = python().with_file_name(name);
@@ -109,6 +113,47 @@ fn run_extension() -> Run {
             .any(|a| a["outcome"] == "dry_run"),
         "no dry-run action:\n{}",
         run.stdout
+    );
+    run
+}
+
+/// Runs the fleet's profiler once against the local AWS API server, for a function that has
+/// a profile in S3 and no new records: it prints every metric it has, the profile's age
+/// included.
+fn run_profiler() -> Run {
+    let server = MotoServer::start();
+    let dir = scratch();
+    let object = dir.path().join("object.json");
+    std::fs::write(&object, "{}").unwrap();
+    let log = dir.path().join("stream.log");
+    std::fs::write(&log, "START RequestId: x\n").unwrap();
+    server.client(&["s3-bucket", "warden-profiles"]);
+    let key = "warden/profiles/orders.json";
+    server.client(&["s3-put", "warden-profiles", key, object.to_str().unwrap()]);
+    server.client(&[
+        "logs-put",
+        "/aws/lambda/orders",
+        "stream",
+        log.to_str().unwrap(),
+    ]);
+    let mut profiler = Sandbox::bootstrap(bin("warden-profiler"))
+        .env("WARDEN_PROFILER_FUNCTIONS", "orders")
+        .env("WARDEN_PROFILER_BUCKET", "warden-profiles")
+        .env("WARDEN_RECORD_KEY", "template-record-key-0123456789")
+        .arg("--host-link")
+        .arg("--host-forward")
+        .arg(&server.port().to_string());
+    for (k, v) in moto::sandbox_env(server.port()) {
+        profiler = profiler.env(&k, &v);
+    }
+    let run = profiler.run(&[json!({})]);
+    run.assert_ok();
+    assert_eq!(
+        run.statuses(),
+        ["success"],
+        "{}\n{}",
+        run.stdout,
+        run.stderr
     );
     run
 }
@@ -202,7 +247,13 @@ fn dashboard_and_alarms_plot_only_metrics_the_extension_emits() {
         return;
     }
     let run = run_extension();
-    let emitted = emitted(&run.stdout);
+    let profiler = run_profiler();
+    let mut emitted = emitted(&run.stdout);
+    if let (Some(all), Value::Array(more)) =
+        (emitted.as_array_mut(), self::emitted(&profiler.stdout))
+    {
+        all.extend(more);
+    }
     assert!(
         emitted.as_array().is_some_and(|a| !a.is_empty()),
         "no EMF line on the sandbox's stdout:\n{}",

@@ -112,7 +112,12 @@ fn detection_settings() {
     assert_eq!(c.mode, Mode::Learn);
     assert!(c.records, "learn mode prints records");
     assert_eq!(c.model, ModelChoice::Off);
-    assert_eq!(c.profile, Some(PathBuf::from("/opt/warden/profile.json")));
+    assert_eq!(
+        c.profile,
+        Some(ProfileSource::File(PathBuf::from(
+            "/opt/warden/profile.json"
+        )))
+    );
     assert_eq!(c.threshold, 0.7);
     assert_eq!(c.known_exes, vec!["sh", "/usr/bin/gzip"]);
 
@@ -128,6 +133,47 @@ fn detection_settings() {
     assert_eq!(c.threshold, Config::default().threshold);
     assert_eq!(c.profile, None);
     assert_eq!(errors.len(), 2, "{errors:?}");
+}
+
+#[test]
+fn a_profile_is_a_path_or_an_s3_object_with_a_deadline() {
+    let (c, errors) = Config::from_vars(&vars(&[
+        (
+            "WARDEN_PROFILE",
+            "s3://fleet-profiles.example/warden/profiles/orders.json",
+        ),
+        ("WARDEN_PROFILE_DEADLINE_MS", "400"),
+    ]));
+    assert_eq!(errors, vec![]);
+    assert_eq!(
+        c.profile,
+        Some(ProfileSource::S3 {
+            bucket: "fleet-profiles.example".into(),
+            key: "warden/profiles/orders.json".into(),
+        })
+    );
+    assert_eq!(
+        c.profile.map(|p| p.to_string()).as_deref(),
+        Some("s3://fleet-profiles.example/warden/profiles/orders.json")
+    );
+    assert_eq!(c.profile_deadline, Duration::from_millis(400));
+    assert_eq!(
+        Config::default().profile_deadline,
+        Duration::from_millis(250)
+    );
+    for bad in [
+        "s3://",
+        "s3://bucket",
+        "s3://bucket/",
+        "s3://Bad_Bucket/key",
+        "s3://ab/key",
+    ] {
+        let (c, errors) = Config::from_vars(&vars(&[("WARDEN_PROFILE", bad)]));
+        assert_eq!((c.profile, errors.len()), (None, 1), "{bad}");
+    }
+    let (c, errors) = Config::from_vars(&vars(&[("WARDEN_PROFILE_DEADLINE_MS", "60000")]));
+    assert_eq!(c.profile_deadline, Duration::from_millis(250));
+    assert_eq!(errors.len(), 1);
 }
 
 #[test]

@@ -92,6 +92,8 @@ const HEALTH_METRICS: [(&str, &[&str]); 4] = [
             "filewatch_limited_total",
             "filewatch_overflows_total",
             "seen_sockets_evicted_total",
+            "profile_unavailable_total",
+            "profile_rejected_total",
         ],
     ),
 ];

@@ -64,6 +64,9 @@ pub struct FileWatch {
     buf: Vec<u8>,
     /// The scratch tree's top directory.
     root: PathBuf,
+    /// A directory of Warden's own files (its profile's copy): what is written there is not
+    /// the function's. Programs run from there are still reported.
+    own_dir: Option<PathBuf>,
     counts: WatchCounts,
     /// Warden's own files in the scratch tree (the guard's ring, the lockdown page).
     own_files: HashSet<PathBuf>,
@@ -91,6 +94,7 @@ impl FileWatch {
             programs: HashSet::new(),
             buf: vec![0; 16 * 1024],
             root: dir.to_path_buf(),
+            own_dir: None,
             counts: WatchCounts::default(),
             own_files: HashSet::new(),
         };
@@ -122,6 +126,12 @@ impl FileWatch {
     /// removal or replacement is still reported.
     pub fn own_file(&mut self, path: &Path) {
         self.own_files.insert(path.to_path_buf());
+    }
+
+    /// Leaves out the files written directly in `dir`, a directory of Warden's own in the
+    /// scratch tree; a program run from it is still reported.
+    pub fn leave_out(&mut self, dir: &Path) {
+        self.own_dir = Some(dir.to_path_buf());
     }
 
     /// A new invocation starts: each program is reported again the first time it runs.
@@ -216,6 +226,9 @@ impl FileWatch {
             if mask & libc::IN_CREATE != 0 {
                 let _ = self.add(&path);
             }
+            return;
+        }
+        if self.own_dir.as_deref() == path.parent() {
             return;
         }
         let action = if mask & libc::IN_CREATE != 0 {
@@ -404,6 +417,33 @@ mod tests {
                 (".warden-guard.ring".to_string(), TmpAction::Deleted),
             ]
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn wardens_own_files_are_left_out_but_not_the_functions_beside_them() {
+        let dir = fresh_dir("ownwatch");
+        let own = dir.join(".warden-profile");
+        let mut w = FileWatch::new(&dir).unwrap();
+        w.leave_out(&own);
+        std::fs::create_dir_all(&own).unwrap();
+        let mut out = Vec::new();
+        // The directory's creation adds its watch before anything is written in it.
+        let _ = tokio::time::timeout(Duration::from_millis(200), w.next(&mut out)).await;
+        std::fs::write(own.join("copy.json"), b"{}").unwrap();
+        std::fs::write(dir.join("function.txt"), b"x").unwrap();
+        while out.len() < 2 {
+            tokio::time::timeout(Duration::from_secs(5), w.next(&mut out))
+                .await
+                .expect("events arrive")
+                .unwrap();
+        }
+        for o in &out {
+            let Observation::TmpFile { path, .. } = o else {
+                panic!("{o:?}")
+            };
+            assert!(path.ends_with("/function.txt"), "{path}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

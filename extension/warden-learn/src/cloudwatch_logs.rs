@@ -1,8 +1,11 @@
 //! Feature records read back from a function's CloudWatch log group: what
-//! `WARDEN_MODE=learn` (or `WARDEN_RECORDS=1`) printed there, for `warden train`.
+//! `WARDEN_MODE=learn` (or `WARDEN_RECORDS=1`) printed there, for `warden train` and the
+//! fleet's profiler; and the invocations Warden's findings there name, which teach nothing.
 //!
 //! Each log stream is one execution environment, so each stream becomes its own baseline
 //! scope, replayed in time order as the extension saw it.
+
+use std::collections::HashSet;
 
 use aws_sdk_cloudwatchlogs::Client;
 use aws_types::sdk_config::SdkConfig;
@@ -47,6 +50,9 @@ pub struct LogRecords {
     pub events: usize,
     /// Warden lines that are not feature records (health lines, findings) or do not parse.
     pub other: usize,
+    /// Request ids that a finding line names. Findings are not signed: a line the function
+    /// prints can only keep one more invocation out of a profile, never add to one.
+    pub flagged: HashSet<String>,
 }
 
 /// Reads every feature record in the group that `trust` believes; other log lines are
@@ -59,6 +65,7 @@ pub async fn read_records(
 ) -> Result<LogRecords, LogsError> {
     let client = Client::new(config);
     let mut rows = Vec::new();
+    let mut flagged = HashSet::new();
     let (mut token, mut events, mut other) = (None::<String>, 0usize, 0usize);
     loop {
         let page = client
@@ -79,7 +86,17 @@ pub async fn read_records(
                 continue;
             };
             let line = message.trim();
-            if !line.starts_with('{') || !line.contains("\"warden_schema\"") {
+            if !line.starts_with('{') {
+                continue;
+            }
+            if line.contains("\"warden_finding\"") {
+                if let Some(id) = finding_request_id(line) {
+                    flagged.insert(id);
+                }
+                other += 1;
+                continue;
+            }
+            if !line.contains("\"warden_schema\"") {
                 continue;
             }
             let source = format!("{}:{}", query.group, stream.unwrap_or(""));
@@ -105,5 +122,13 @@ pub async fn read_records(
         rows,
         events,
         other,
+        flagged,
     })
+}
+
+/// The request id a finding line names (none for the init phase's findings).
+fn finding_request_id(line: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    value.get("warden_finding")?;
+    Some(value.get("request_id")?.as_str()?.to_string())
 }

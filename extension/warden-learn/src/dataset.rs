@@ -3,7 +3,7 @@
 //! prints), reduced to vectors and replayed through a per-environment [`Baseline`] in
 //! record order, exactly as the extension sees them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -336,11 +336,56 @@ pub fn replay(rows: &[Row], mut alerted: impl FnMut(usize, &[f32; N]) -> bool) -
 }
 
 /// One baseline profile per function, learned from all its rows in order (learn mode's
-/// records span many environments; the profile is the function's history).
+/// records span many environments; the profile is the function's history), with the default
+/// [`Promotion`] rule.
 pub fn profiles(rows: &[Row]) -> BTreeMap<String, BaselineProfile> {
+    profiles_with(rows, &Promotion::default())
+}
+
+/// What may enter a function's profile (docs/fleet-learning.md, "Promotion rule"): only clean
+/// invocations teach anything, and a habit only once it was seen often enough, in enough
+/// distinct execution environments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promotion {
+    /// A habit (program, shell command shape, destination, write directory) must be seen in
+    /// at least this many execution environments (one log stream each); never fewer than
+    /// [`HABIT_MIN_ENVIRONMENTS`].
+    pub min_environments: usize,
+    /// Request ids of invocations a finding named: neither their figures nor their habits are
+    /// learned.
+    pub flagged: HashSet<String>,
+}
+
+impl Default for Promotion {
+    fn default() -> Self {
+        Promotion {
+            min_environments: HABIT_MIN_ENVIRONMENTS,
+            flagged: HashSet::new(),
+        }
+    }
+}
+
+impl Promotion {
+    /// Whether a row may teach anything: benign (or unlabelled) and named by no finding.
+    pub fn is_clean(&self, row: &Row) -> bool {
+        !row.is_attack()
+            && row
+                .record
+                .request_id
+                .as_ref()
+                .is_none_or(|id| !self.flagged.contains(id))
+    }
+}
+
+/// One baseline profile per function, learned from its clean rows in order, each habit
+/// promoted by `rule`.
+pub fn profiles_with(rows: &[Row], rule: &Promotion) -> BTreeMap<String, BaselineProfile> {
+    let min_environments = rule.min_environments.max(HABIT_MIN_ENVIRONMENTS);
     let mut learned: BTreeMap<String, (Baseline, Habits)> = BTreeMap::new();
-    for row in rows.iter().filter(|r| !r.is_attack()) {
-        let (baseline, habits) = learned.entry(row.function.clone()).or_default();
+    for row in rows.iter().filter(|r| rule.is_clean(r)) {
+        let (baseline, habits) = learned
+            .entry(row.function.clone())
+            .or_insert_with(|| (Baseline::new(), Habits::new(min_environments)));
         baseline.observe(&row.raw);
         habits.count(&row.scope, &row.record.evidence);
     }
@@ -364,7 +409,8 @@ const HABIT_MIN_INVOCATIONS: u64 = 3;
 /// ...and in this share of them: one attack in the learning history is not taught...
 const HABIT_MIN_SHARE: f64 = 0.005;
 /// ...and in at least this many execution environments: what one environment repeats (a
-/// beacon planted there, records its code printed) is not the function's.
+/// beacon planted there, records its code printed) is not the function's. The least
+/// [`Promotion::min_environments`] can be.
 pub const HABIT_MIN_ENVIRONMENTS: usize = 2;
 
 /// Whether any hard indicator fires on the evidence, judged with nothing familiar.
@@ -380,24 +426,23 @@ fn has_hard_indicator(evidence: &[Observation]) -> bool {
 #[derive(Default)]
 struct Seen {
     invocations: u64,
-    /// The first [`HABIT_MIN_ENVIRONMENTS`] environments it was seen in.
+    /// The first environments it was seen in, as many as the rule needs.
     environments: Vec<String>,
 }
 
 impl Seen {
-    fn note(&mut self, scope: &str) {
+    fn note(&mut self, scope: &str, enough: usize) {
         self.invocations += 1;
-        if self.environments.len() < HABIT_MIN_ENVIRONMENTS
-            && !self.environments.iter().any(|e| e == scope)
-        {
+        if self.environments.len() < enough && !self.environments.iter().any(|e| e == scope) {
             self.environments.push(scope.to_string());
         }
     }
 }
 
 /// What a function's processes were, counted per invocation.
-#[derive(Default)]
 struct Habits {
+    /// Environments a habit needs.
+    min_environments: usize,
     invocations: u64,
     exes: HashMap<String, Seen>,
     shapes: HashMap<String, Seen>,
@@ -427,6 +472,17 @@ fn write_directory(obs: &Observation) -> Option<String> {
 }
 
 impl Habits {
+    fn new(min_environments: usize) -> Habits {
+        Habits {
+            min_environments,
+            invocations: 0,
+            exes: HashMap::new(),
+            shapes: HashMap::new(),
+            destinations: HashMap::new(),
+            write_paths: HashMap::new(),
+        }
+    }
+
     fn count(&mut self, scope: &str, evidence: &[Observation]) {
         self.invocations += 1;
         // An invocation with a hard indicator teaches nothing, as in the detector: a record
@@ -458,18 +514,22 @@ impl Habits {
                 seen.learn(std::slice::from_ref(obs));
             }
         }
+        let enough = self.min_environments;
         let directories: BTreeSet<String> = evidence.iter().filter_map(write_directory).collect();
         for dir in directories {
-            self.write_paths.entry(dir).or_default().note(scope);
+            self.write_paths.entry(dir).or_default().note(scope, enough);
         }
         for addr in seen.destinations() {
-            self.destinations.entry(addr).or_default().note(scope);
+            self.destinations
+                .entry(addr)
+                .or_default()
+                .note(scope, enough);
         }
         for exe in seen.exes() {
-            self.exes.entry(exe).or_default().note(scope);
+            self.exes.entry(exe).or_default().note(scope, enough);
         }
         for shape in seen.shell_shapes() {
-            self.shapes.entry(shape).or_default().note(scope);
+            self.shapes.entry(shape).or_default().note(scope, enough);
         }
     }
 
@@ -477,22 +537,21 @@ impl Habits {
     fn regular(&self) -> Regular {
         let min =
             HABIT_MIN_INVOCATIONS.max((HABIT_MIN_SHARE * self.invocations as f64).ceil() as u64);
-        fn keep<K: Clone + Ord>(m: &HashMap<K, Seen>, min: u64) -> Vec<K> {
+        fn keep<K: Clone + Ord>(m: &HashMap<K, Seen>, min: u64, environments: usize) -> Vec<K> {
             let mut v: Vec<K> = m
                 .iter()
-                .filter(|(_, n)| {
-                    n.invocations >= min && n.environments.len() >= HABIT_MIN_ENVIRONMENTS
-                })
+                .filter(|(_, n)| n.invocations >= min && n.environments.len() >= environments)
                 .map(|(k, _)| k.clone())
                 .collect();
             v.sort();
             v
         }
+        let environments = self.min_environments;
         Regular {
-            exes: keep(&self.exes, min),
-            shapes: keep(&self.shapes, min),
-            destinations: keep(&self.destinations, min),
-            write_paths: keep(&self.write_paths, min),
+            exes: keep(&self.exes, min, environments),
+            shapes: keep(&self.shapes, min, environments),
+            destinations: keep(&self.destinations, min, environments),
+            write_paths: keep(&self.write_paths, min, environments),
         }
     }
 }
