@@ -271,42 +271,73 @@ print(len(leaked))
     assert_eq!(of_kind(&events, "exec").len(), 1, "{events:#?}");
 }
 
+/// A Python program with the guard that makes `connects` connections, says "filled", then
+/// makes one more when told and says "done": to fill Warden's channel and look at what the
+/// next event says it dropped.
+struct Filler {
+    child: std::process::Child,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Filler {
+    fn start(socket_name: &str, connects: u64) -> Filler {
+        use std::process::{Command, Stdio};
+        let script = format!(
+            r#"
+import socket, sys
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen()
+for _ in range({connects}):
+    socket.create_connection(listener.getsockname()).close()
+    listener.accept()[0].close()
+print("filled", flush=True)
+sys.stdin.readline()
+socket.create_connection(listener.getsockname()).close()
+print("done", flush=True)
+"#
+        );
+        let mut child = Command::new(support::python())
+            .args(["-c", &script])
+            .env("LD_PRELOAD", support::library())
+            .env("WARDEN_GUARD_SOCKET", socket_name)
+            .env_remove("WARDEN_POLICY")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut filler = Filler { child, stdout };
+        assert_eq!(filler.line(), "filled");
+        filler
+    }
+
+    fn line(&mut self) -> String {
+        use std::io::BufRead;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line.trim().to_string()
+    }
+
+    /// The one more connection, and the program's end.
+    fn finish(mut self) {
+        use std::io::Write;
+        writeln!(self.child.stdin.take().unwrap()).unwrap();
+        assert_eq!(self.line(), "done");
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
 #[test]
 fn events_that_cannot_be_sent_are_dropped_counted_and_never_block() {
-    use std::io::{BufRead, BufReader, Write};
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::net::{SocketAddr, UnixDatagram};
-    use std::process::{Command, Stdio};
 
     // A Warden that reads nothing until told: its queue fills, later sends fail at once.
     let name = format!("warden-guard-test-full-{}", std::process::id());
     let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
     let socket = UnixDatagram::bind_addr(&addr).unwrap();
-    let script = r#"
-import socket, sys
-listener = socket.socket()
-listener.bind(("127.0.0.1", 0))
-listener.listen()
-for _ in range(40):
-    socket.create_connection(listener.getsockname()).close()
-print("filled", flush=True)
-sys.stdin.readline()
-socket.create_connection(listener.getsockname()).close()
-print("done", flush=True)
-"#;
-    let mut child = Command::new(support::python())
-        .args(["-c", script])
-        .env("LD_PRELOAD", support::library())
-        .env("WARDEN_GUARD_SOCKET", &name)
-        .env_remove("WARDEN_POLICY")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "filled");
+    let filler = Filler::start(&name, 40);
     // Take what was queued, then let the program make one more connection.
     socket.set_nonblocking(true).unwrap();
     let mut buf = [0u8; 2048];
@@ -315,11 +346,7 @@ print("done", flush=True)
         queued += 1;
     }
     assert!(queued < 41, "the queue took {queued} of 41 datagrams");
-    writeln!(child.stdin.take().unwrap()).unwrap();
-    line.clear();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "done");
-    assert!(child.wait().unwrap().success());
+    filler.finish();
     socket.set_nonblocking(false).unwrap();
     socket
         .set_read_timeout(Some(std::time::Duration::from_secs(5)))
@@ -336,10 +363,8 @@ print("done", flush=True)
 
 #[test]
 fn a_full_ring_drops_and_counts_events_and_never_blocks() {
-    use std::io::{BufRead, BufReader, Write};
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::net::{SocketAddr, UnixDatagram};
-    use std::process::{Command, Stdio};
     use warden_ring::{Reader, RingFile, SLOTS};
 
     // A Warden whose ring nobody reads until told (its socket takes the hello).
@@ -349,45 +374,13 @@ fn a_full_ring_drops_and_counts_events_and_never_blocks() {
     let ring = RingFile::create(&support::ring_path(&name)).unwrap();
     let mut reader = Reader::new(ring.ring());
     let extra = 20;
-    let script = format!(
-        r#"
-import socket, sys
-listener = socket.socket()
-listener.bind(("127.0.0.1", 0))
-listener.listen()
-for _ in range({total}):
-    socket.create_connection(listener.getsockname()).close()
-    listener.accept()[0].close()
-print("filled", flush=True)
-sys.stdin.readline()
-socket.create_connection(listener.getsockname()).close()
-print("done", flush=True)
-"#,
-        total = SLOTS + extra
-    );
-    let mut child = Command::new(support::python())
-        .args(["-c", &script])
-        .env("LD_PRELOAD", support::library())
-        .env("WARDEN_GUARD_SOCKET", &name)
-        .env_remove("WARDEN_POLICY")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "filled");
+    let filler = Filler::start(&name, SLOTS + extra);
     let mut kinds = Vec::new();
     reader.drain(ring.ring(), 0, |event| {
         kinds.push(String::from_utf8(event.to_vec()).unwrap());
     });
     assert_eq!(kinds.len() as u64, SLOTS, "the ring holds {SLOTS} events");
-    writeln!(child.stdin.take().unwrap()).unwrap();
-    line.clear();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "done");
-    assert!(child.wait().unwrap().success());
+    filler.finish();
     let mut last = String::new();
     reader.drain(ring.ring(), 0, |event| {
         last = String::from_utf8(event.to_vec()).unwrap();

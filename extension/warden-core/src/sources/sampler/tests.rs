@@ -345,13 +345,7 @@ fn the_last_pass_at_the_next_invoke_leaves_what_the_next_invocation_started_to_i
     s.next_invocation_at(unix_now_ms() - 1000);
     let mut last = Vec::new();
     s.final_tick(&mut last);
-    let pids: Vec<u32> = last
-        .iter()
-        .filter_map(|o| match o {
-            Observation::Process { pid, .. } => Some(*pid),
-            _ => None,
-        })
-        .collect();
+    let pids = process_pids(&last);
     assert_eq!(pids, vec![50], "{last:?}");
     let mut end = Vec::new();
     s.finish(&[1, 42, 50, 51], &mut end);
@@ -599,12 +593,16 @@ fn a_guard_exec_time_before_the_next_invocation_keeps_a_process_with_the_one_tha
     s.next_invocation_at(next);
     let mut last = Vec::new();
     s.final_tick(&mut last);
-    let pids: Vec<u32> = last
-        .iter()
+    let pids = process_pids(&last);
+    assert_eq!(pids, vec![60], "{last:?}");
+}
+
+/// The pids of the process observations in `out`, in order.
+fn process_pids(out: &[Observation]) -> Vec<u32> {
+    out.iter()
         .filter_map(|o| match o {
             Observation::Process { pid, .. } => Some(*pid),
             _ => None,
         })
-        .collect();
-    assert_eq!(pids, vec![60], "{last:?}");
+        .collect()
 }
