@@ -36,16 +36,9 @@ pub fn sdk_config(env: &AwsEnv) -> Result<SdkConfig, AwsError> {
     if !env.usable() {
         return Err(AwsError::NoEnvironment);
     }
-    let (Some(region), Some(key)) = (&env.region, &env.access_key_id) else {
+    let (Some(region), Some(credentials)) = (&env.region, environment_credentials(env)) else {
         return Err(AwsError::NoEnvironment);
     };
-    let credentials = Credentials::new(
-        key.clone(),
-        env.secret_access_key.0.clone(),
-        env.session_token.as_ref().map(|t| t.0.clone()),
-        None,
-        "lambda-environment",
-    );
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
@@ -94,4 +87,17 @@ impl ResolveDns for CountingResolver {
             }
         })
     }
+}
+
+/// The role's credentials as Lambda hands them to every process of the environment; `None`
+/// without an access key.
+pub(crate) fn environment_credentials(env: &AwsEnv) -> Option<Credentials> {
+    let key = env.access_key_id.as_ref()?;
+    Some(Credentials::new(
+        key.clone(),
+        env.secret_access_key.0.clone(),
+        env.session_token.as_ref().map(|t| t.0.clone()),
+        None,
+        "lambda-environment",
+    ))
 }

@@ -65,14 +65,8 @@ pub struct S3 {
 impl S3 {
     /// The client for the function's role, region and endpoint; `None` without them.
     pub fn new(sdk: &SdkConfig, env: &AwsEnv) -> Option<S3> {
-        let (region, key) = (env.region.as_ref()?, env.access_key_id.as_ref()?);
-        let credentials = Credentials::new(
-            key.clone(),
-            env.secret_access_key.0.clone(),
-            env.session_token.as_ref().map(|t| t.0.clone()),
-            None,
-            "lambda-environment",
-        );
+        let region = env.region.as_ref()?;
+        let credentials = crate::aws::environment_credentials(env)?;
         Some(S3 {
             sdk: sdk.clone(),
             region: region.clone(),
