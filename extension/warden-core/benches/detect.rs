@@ -1,13 +1,15 @@
 //! Detection cost per invocation without a model: the record reduced to its vector,
 //! normalised by a warmed-up baseline, indicators replayed over its evidence, the score
-//! combined and the baseline updated. Also one real-time observation.
+//! combined and the baseline updated. Also one real-time observation, and the baseline's
+//! z-scores warmed up against provisional (an environment's 4th to 20th invocation).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test and bench code: fail loudly
 
 use std::hint::black_box;
 use std::sync::Arc;
 
-use criterion::{criterion_group, criterion_main, Criterion};
-use warden_core::detect::{Detector, DetectorConfig};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use warden_core::detect::{Baseline, Detector, DetectorConfig};
+use warden_core::features::vector;
 use warden_core::health::Health;
 use warden_core::schema::FeatureRecord;
 use warden_core::schema::{Observation, TmpAction};
@@ -47,6 +49,43 @@ fn bench(c: &mut Criterion) {
     c.bench_function("detect/observe (benign)", |b| {
         b.iter(|| black_box(d.observe(Some("req"), black_box(&obs), 0)))
     });
+    provisional(c);
+}
+
+/// The baseline's part of an invocation in the warm-up, side by side with a warmed one.
+fn provisional(c: &mut Criterion) {
+    let rows: Vec<_> = (1..=40).map(|seq| vector(&record(seq))).collect();
+    let (mut warmed, mut early) = (Baseline::new(), Baseline::new());
+    for x in &rows {
+        warmed.observe(x);
+    }
+    for x in &rows[..10] {
+        early.observe(x);
+    }
+    assert!(warmed.warmed_up() && early.scoring() && !early.warmed_up());
+    let x = rows[11];
+    let mut g = c.benchmark_group("baseline");
+    g.bench_function("normalise (warmed up)", |b| {
+        b.iter(|| black_box(warmed.normalise(black_box(&x))))
+    });
+    g.bench_function("normalise (provisional)", |b| {
+        b.iter(|| black_box(early.normalise(black_box(&x))))
+    });
+    g.bench_function("observe (warmed up)", |b| {
+        b.iter_batched(
+            || warmed.clone(),
+            |mut w| black_box(w.observe(&x)),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("observe (warm-up, provisional stats)", |b| {
+        b.iter_batched(
+            || early.clone(),
+            |mut e| black_box(e.observe(&x)),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
 }
 
 criterion_group!(benches, bench);

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from . import plan, selftest
-from .catalog import HOLDOUT, expand
+from .catalog import FUNCTIONS, HOLDOUT, expand
 from .hosts import Services
 from .runner import CorpusError, Tools, labelled, run_in_sandbox
 
@@ -38,6 +38,10 @@ def parse(argv):
     ap.add_argument("--python", help="Python with awslambdaric (default: .venv/bin/python)")
     ap.add_argument("--port-base", type=int, help="fixed host ports (default: any free ones)")
     ap.add_argument("--env", action="append", default=[], help="K=V for the function and Warden")
+    ap.add_argument("--guard", action="store_true",
+                    help="load the in-process guard through the layer's exec wrapper, as the SAM "
+                         "template does (managed runtimes only: Lambda runs no wrapper for a custom "
+                         "runtime's bootstrap)")
     ap.add_argument("--host-log", help="write what the host services saw here (JSON lines)")
     ap.add_argument("--keep-work", action="store_true", help="keep target/scenarios/work-*")
     args = ap.parse_args(argv)
@@ -63,7 +67,8 @@ def main(argv=None):
         return dry_run(runs)
     work = root / "target" / "scenarios" / f"work-{os.getpid()}"
     try:
-        tools = Tools.locate(root, work, args.sandbox, args.extension, args.no_extension, args.python)
+        tools = Tools.locate(root, work, args.sandbox, args.extension, args.no_extension, args.python,
+                             args.guard)
         services.start()
         return execute(args, runs, tools, services)
     except CorpusError as err:
@@ -108,6 +113,7 @@ def execute(args, runs, tools, services):
                 continue
             for index, outcome in enumerate(result.outcomes):
                 line = labelled(outcome, run, args.seed, args.split, index)
+                line["guarded"] = bool(tools.wrapper_env(line["runtime"])) and not FUNCTIONS[run.function].bootstrap
                 counts[line["label"]] += 1
                 missing += outcome.record is None
                 if out:

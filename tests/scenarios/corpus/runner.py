@@ -32,9 +32,11 @@ class Tools:
     python: Path
     rust_probe: Path
     work: Path
+    guard: tuple = None  # (library, exec wrapper) placed in the layer, or None
 
     @classmethod
-    def locate(cls, root, work, sandbox=None, extension=None, no_extension=False, python=None):
+    def locate(cls, root, work, sandbox=None, extension=None, no_extension=False, python=None,
+               guard=False):
         sandbox = Path(sandbox) if sandbox else newest(root, "warden-sandbox")
         if not sandbox or not sandbox.is_file():
             raise CorpusError("warden-sandbox not found: build it (cargo build -p warden-sandbox)")
@@ -45,7 +47,13 @@ class Tools:
                 raise CorpusError("warden-extension not found: build it, or pass --no-extension")
         venv = root / ".venv" / "bin" / "python"
         py = Path(python or os.environ.get("WARDEN_SANDBOX_PYTHON") or (venv if venv.exists() else "python3"))
-        return cls(root, sandbox, ext, py, newest(root, "rust-probe"), work)
+        parts = None
+        if guard:
+            parts = (newest(root, "libwarden_guard.so"), newest(root, "warden-wrapper"))
+            if not all(parts):
+                raise CorpusError("--guard: build the guard and its wrapper "
+                                  "(cargo build --release -p warden-guard -p warden-wrapper)")
+        return cls(root, sandbox, ext, py, newest(root, "rust-probe"), work, parts)
 
     def layer(self):
         layer = self.work / "layer"
@@ -54,7 +62,22 @@ class Tools:
             extensions.mkdir(parents=True)
             if self.extension:
                 _place(self.extension, extensions / "warden")
+            if self.guard:
+                (layer / "warden" / "lib").mkdir(parents=True)
+                _place(self.guard[0], layer / "warden" / "lib" / "libwarden_guard.so")
+                _place(self.guard[1], layer / "warden" / "wrapper")
         return layer
+
+    def wrapper_env(self, runtime):
+        """How the guard is loaded: the exec wrapper's variable for a managed runtime (Python);
+        for a custom runtime, where its bootstrap finds the library (as the function's own
+        bootstrap loads it, docs/configuration.md). Paths are the layer's on the host, which the
+        sandbox sees isolated or not."""
+        if not self.guard:
+            return []
+        if runtime == "python":
+            return [("AWS_LAMBDA_EXEC_WRAPPER", str(self.layer() / "warden" / "wrapper"))]
+        return [("GUARD_LIBRARY", str(self.layer() / "warden" / "lib" / "libwarden_guard.so"))]
 
     def function_dir(self, name):
         """The code directory: the function's own under functions/ (a Python handler, or a
@@ -115,7 +138,7 @@ def run_in_sandbox(run, tools, ports, env=()):
         cmd += ["--handler", "handler.handler"]
     for port in sorted(ports.values()):
         cmd += ["--host-forward", str(port)]
-    for key, value in [*fn_env.items(), ("WARDEN_RECORDS", "1"), *env]:
+    for key, value in [*fn_env.items(), ("WARDEN_RECORDS", "1"), *tools.wrapper_env(spec.runtime), *env]:
         cmd += ["--env", f"{key}={value}"]
     limit = 60 + len(run.invocations) * (spec.timeout_s + 5)
     try:

@@ -3,6 +3,10 @@
 //!
 //! - **Warm-up**: the first [`WARMUP`] accepted invocations are kept and their exact
 //!   median and MAD become the *reference*; until then every z-score is 0.
+//! - **Provisional statistics**: from [`EARLY`] invocations on, the median and MAD of those
+//!   seen so far score at [`EARLY_WEIGHT`] of their z: a 4 MB response after five 10 kB ones
+//!   is news before the reference is set, but a handful of rows cannot say how wide normal
+//!   is, so only gross deviations count.
 //! - **Bounded updates**: after that each statistic moves by stochastic approximation using
 //!   only the *side* of the statistic an observation falls on, never its size, by a step
 //!   of `gain / k` (k = invocations learned) times the reference scale. A 50 MB outlier
@@ -25,6 +29,10 @@ use crate::features::{idx, FEATURES, FEATURE_NAMES, N, VECTOR_VERSION};
 
 /// Invocations learned before statistical scoring starts.
 pub const WARMUP: usize = 20;
+/// Invocations seen before the provisional statistics score (see the module docs).
+pub const EARLY: usize = 3;
+/// Share of a provisional z that counts.
+pub const EARLY_WEIGHT: f32 = 0.5;
 /// MAD to standard deviation for normally distributed data.
 const MAD_TO_SIGMA: f32 = 1.4826;
 /// Gain of the median update, in reference scales.
@@ -114,6 +122,8 @@ pub enum ProfileError {
 #[derive(Debug, Clone)]
 pub struct Baseline {
     warm: Vec<[f32; N]>,
+    /// Median and MAD of `warm` once it holds [`EARLY`] rows, until warmed up.
+    provisional: Option<([f32; N], [f32; N])>,
     median: [f32; N],
     mad: [f32; N],
     /// Reference scale per feature (σ units, floors applied): bounds steps and growth.
@@ -139,6 +149,7 @@ impl Baseline {
     pub fn new() -> Baseline {
         Baseline {
             warm: Vec::with_capacity(WARMUP),
+            provisional: None,
             median: [0.0; N],
             mad: [0.0; N],
             reference: [0.0; N],
@@ -182,6 +193,8 @@ impl Baseline {
             self.count_presence(x);
             if self.warm.len() >= WARMUP {
                 self.settle_warmup();
+            } else if self.warm.len() >= EARLY {
+                self.provisional = Some(column_stats(&self.warm));
             }
             return true;
         }
@@ -240,18 +253,9 @@ impl Baseline {
     }
 
     fn settle_warmup(&mut self) {
-        let mut column = Vec::with_capacity(self.warm.len());
-        for i in 0..N {
-            column.clear();
-            column.extend(self.warm.iter().map(|x| x[i]));
-            let m = median(&mut column);
-            for v in column.iter_mut() {
-                *v = (*v - m).abs();
-            }
-            self.median[i] = m;
-            self.mad[i] = median(&mut column);
-        }
+        (self.median, self.mad) = column_stats(&self.warm);
         self.warm = Vec::new();
+        self.provisional = None;
         self.set_reference();
     }
 
@@ -263,10 +267,23 @@ impl Baseline {
 
     /// Robust scale of feature `i` (σ units) with its floors applied.
     fn scale(&self, i: usize) -> f32 {
-        let f = &FEATURES[i];
-        (self.mad[i] * MAD_TO_SIGMA)
-            .max(f.min_scale)
-            .max(f.rel_scale * self.median[i].abs())
+        floored_scale(i, self.median[i], self.mad[i])
+    }
+
+    /// Whether z-scores are given: warmed up, or provisional statistics (see the module
+    /// docs).
+    pub fn scoring(&self) -> bool {
+        self.warmed_up() || self.provisional.is_some()
+    }
+
+    /// Median and scale of feature `i` as scored now: the reference's, the provisional
+    /// ones, or none yet.
+    fn stats(&self, i: usize) -> Option<(f32, f32)> {
+        if self.warmed_up() {
+            return Some((self.median[i], self.scale(i)));
+        }
+        let (median, mad) = self.provisional.as_ref()?;
+        Some((median[i], floored_scale(i, median[i], mad[i])))
     }
 
     /// The median of feature `i`, in vector units.
@@ -274,12 +291,14 @@ impl Baseline {
         self.median.get(i).copied().unwrap_or(0.0)
     }
 
-    /// Robust z-scores `(x − median) / scale`; all 0 while warming up.
+    /// Robust z-scores `(x − median) / scale`; provisional ones count at [`EARLY_WEIGHT`];
+    /// all 0 before that.
     pub fn normalise(&self, x: &[f32; N]) -> [f32; N] {
         let mut z = [0.0; N];
-        if self.warmed_up() {
-            for (i, out) in z.iter_mut().enumerate() {
-                *out = (x[i] - self.median[i]) / self.scale(i);
+        let weight = if self.warmed_up() { 1.0 } else { EARLY_WEIGHT };
+        for (i, out) in z.iter_mut().enumerate() {
+            if let Some((m, s)) = self.stats(i) {
+                *out = weight * (x[i] - m) / s;
             }
         }
         z
@@ -288,10 +307,9 @@ impl Baseline {
     /// The normal range of feature `i` in vector units: median ± [`RANGE_Z`] scales,
     /// never below 0 for features that cannot be negative.
     pub fn range(&self, i: usize) -> (f32, f32) {
-        if i >= N {
+        let Some((m, s)) = (i < N).then(|| self.stats(i)).flatten() else {
             return (0.0, 0.0);
-        }
-        let (m, s) = (self.median[i], self.scale(i));
+        };
         let low = m - RANGE_Z * s;
         let signed = matches!(
             FEATURES[i].transform,
@@ -370,6 +388,31 @@ impl Baseline {
         }
         Ok(b)
     }
+}
+
+/// Scale of feature `i` (σ units) from a median and MAD, with the feature's floors.
+fn floored_scale(i: usize, median: f32, mad: f32) -> f32 {
+    let f = &FEATURES[i];
+    (mad * MAD_TO_SIGMA)
+        .max(f.min_scale)
+        .max(f.rel_scale * median.abs())
+}
+
+/// Median and MAD of each column of `rows`.
+fn column_stats(rows: &[[f32; N]]) -> ([f32; N], [f32; N]) {
+    let (mut med, mut mad) = ([0.0; N], [0.0; N]);
+    let mut column = Vec::with_capacity(rows.len());
+    for i in 0..N {
+        column.clear();
+        column.extend(rows.iter().map(|x| x[i]));
+        let m = median(&mut column);
+        for v in column.iter_mut() {
+            *v = (*v - m).abs();
+        }
+        med[i] = m;
+        mad[i] = median(&mut column);
+    }
+    (med, mad)
 }
 
 /// Median of a non-empty slice (reorders it); 0 when empty.

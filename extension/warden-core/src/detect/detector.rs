@@ -31,6 +31,9 @@ const LOCKDOWN_SHELLS: [&str; 3] = ["sh", "dash", "bash"];
 pub const LEARNING_INVOCATIONS: u64 = 20;
 /// Most habits remembered as already reported during the learning period.
 const MAX_REPORTED: usize = 512;
+/// Share of the alert threshold from which the baseline part backs a model verdict, so that
+/// the verdict is not the model's alone.
+const SUPPORTING_BASELINE: f32 = 0.5;
 /// Most evidence items in one finding.
 const MAX_FINDING_EVIDENCE: usize = 8;
 /// Detector settings.
@@ -155,6 +158,15 @@ impl Detector {
 
     /// Whether a habit was reported during the learning period. A shell caught without its
     /// command line is the same news as any shell command reported before.
+    /// Remembers habits as reported during the learning period (see `was_reported`).
+    fn note_reported(&mut self, habits: &[Habit]) {
+        for h in habits {
+            if self.reported.len() < MAX_REPORTED {
+                self.reported.insert(h.clone());
+            }
+        }
+    }
+
     fn was_reported(&self, habit: &Habit) -> bool {
         match habit {
             Habit::Shell(shape) if shape.is_empty() => {
@@ -354,6 +366,9 @@ impl Detector {
             .collect();
         self.familiar
             .note_invocation(&r.evidence, if hard { &hard_evidence } else { &[] });
+        if hard && a.score >= self.cfg.threshold {
+            self.familiar.name_taints(&r.evidence, a.class);
+        }
         if a.score < self.cfg.threshold {
             self.baseline.observe(&x);
             self.familiar.learn(&r.evidence);
@@ -363,7 +378,19 @@ impl Detector {
             // A lone error: held until a burst names it (see `burst`).
             return None;
         }
-        let model_alone = a.indicators < self.cfg.threshold && a.baseline < self.cfg.threshold;
+        // The model's vote with no indicator at the threshold and no clear deviation of this
+        // function's own behaviour behind it: a 4 MB response where the function's responses
+        // were kilobytes is one even below the baseline's own alarm; one temp file more than
+        // usual is not.
+        let model_alone = a.indicators < self.cfg.threshold
+            && a.baseline < SUPPORTING_BASELINE * self.cfg.threshold;
+        // The generic model's class, when it alarms: news the first time in the environment.
+        let model_alarm = model
+            .as_ref()
+            .and_then(|m| m.class)
+            .map(|(c, _)| c)
+            .filter(|_| a.model >= self.cfg.threshold);
+        let model_news = model_alarm.is_some_and(|c| !self.model_classes.contains(&c));
         if model_alone && !burst {
             // The generic model's vote with nothing of this function's own to support it:
             // the baseline still learns the invocation (it refuses outliers itself), so a
@@ -376,8 +403,11 @@ impl Detector {
                 self.health.add(Counter::ModelVotesUnsupported, 1);
                 return None;
             }
-            if tracker.hits.is_empty() && !self.model_classes.insert(a.class) {
-                // Reported once per class while the environment learns.
+            // Reported once per class, and again only with something not reported before:
+            // the indicators below the threshold that come with it (an unknown destination,
+            // a new program) are the function's habits being learned, not news each time.
+            let new_habit = unfamiliar.iter().any(|h| !self.was_reported(h));
+            if !self.model_classes.insert(a.class) && !new_habit {
                 self.health.add(Counter::FindingsSummarised, 1);
                 return None;
             }
@@ -388,23 +418,27 @@ impl Detector {
             .into_iter()
             .any(|i| tracker.get(i).is_some());
         if learning
+            && !model_alone
             && !hard
             && !ongoing
-            && a.baseline < self.cfg.threshold
-            && a.model < self.cfg.threshold
+            && a.baseline < SUPPORTING_BASELINE * self.cfg.threshold
+            && !model_news
             && !unfamiliar.is_empty()
         {
             // One finding per new habit: an invocation that shows only habits reported before
-            // adds nothing while the environment learns. A baseline or model alarm is news of
-            // its own (a second upload to a destination reported once is still an upload).
+            // adds nothing while the environment learns. A clear baseline deviation is news of
+            // its own (a second upload to a destination reported once is still an upload); the
+            // generic model's, the first time it names a class here (it judges the function
+            // by other functions' habits, and says the same of each of its invocations).
             if unfamiliar.iter().all(|h| self.was_reported(h)) {
                 self.health.add(Counter::FindingsSummarised, 1);
                 return None;
             }
-            for h in unfamiliar {
-                if self.reported.len() < MAX_REPORTED {
-                    self.reported.insert(h);
-                }
+        }
+        if learning && !hard {
+            self.note_reported(&unfamiliar);
+            if let Some(c) = model_alarm {
+                self.model_classes.insert(c);
             }
         }
         // Without a hard indicator, a finding made while the environment learns, or one that
@@ -575,14 +609,21 @@ fn weighted(t: &Tracker, warmed: bool) -> Vec<Weighted> {
     // they name the class only with the planted process (persistence), unless something
     // else does. Hard indicators keep naming their own class.
     let planted = t.get(Indicator::StillRunning).is_some();
-    // A payload run from /tmp that is left running is persistence, not a one-off dropper.
+    // A payload run from /tmp, or a shell wired to a socket, that is left running is
+    // persistence, not a one-off dropper or session.
     let stays = planted || t.get(Indicator::LeftRunning).is_some();
     t.hits
         .iter()
         .map(|h| Weighted {
             class: match h.indicator {
-                Indicator::ExecFromTmp | Indicator::ExecFromMemory if stays => Class::Persistence,
+                Indicator::ExecFromTmp | Indicator::ExecFromMemory | Indicator::ShellOverSocket
+                    if stays =>
+                {
+                    Class::Persistence
+                }
                 Indicator::PolicyViolation => forbidden_class(h.evidence.first()),
+                // The attack that first called it, again, or what it left behind.
+                Indicator::ReturningDestination => t.returning_class.unwrap_or(Class::Persistence),
                 other => other.class(),
             },
             weight: h.indicator.weight(warmed),

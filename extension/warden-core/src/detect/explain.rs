@@ -12,6 +12,8 @@ use crate::schema::{Explanation, Source};
 
 /// Features listed in an explanation.
 pub const TOP_FEATURES: usize = 5;
+/// Smallest share of the score a listed feature carries.
+const MIN_SHARE: f32 = 0.01;
 
 /// Explanation of a real-time finding: indicator features with their counts so far.
 pub fn realtime(a: &Assessment, counts: &[u32; N], baseline: &Baseline) -> Vec<Explanation> {
@@ -26,7 +28,7 @@ pub fn record(
     counts: &[u32; N],
     baseline: &Baseline,
 ) -> Vec<Explanation> {
-    let warmed = baseline.warmed_up();
+    let warmed = baseline.scoring();
     // An indicator can see more than the record's counts (a script run from /tmp by an
     // interpreter is not an executable under /tmp).
     top(a, baseline, |i| {
@@ -55,8 +57,10 @@ fn top(
             .partial_cmp(&(shows.contains(&p), sums[p]))
             .unwrap_or(std::cmp::Ordering::Equal)
     });
+    // Only what contributed: a share that rounds to nothing explains nothing.
+    order.retain(|&i| sums[i] / total >= MIN_SHARE);
     order.truncate(TOP_FEATURES);
-    let warmed = baseline.warmed_up();
+    let warmed = baseline.scoring();
     order
         .into_iter()
         .map(|i| {

@@ -131,6 +131,9 @@ pub struct Familiar {
     candidates: HashMap<Habit, Candidate>,
     /// What invocations with a hard indicator did: never learned.
     tainted: HashSet<Habit>,
+    /// The class of the finding that tainted a destination: what a later contact to it most
+    /// likely is (the attack again, or what it left behind).
+    taint_classes: HashMap<SocketAddr, Class>,
     /// Invocations noted so far.
     invocations: u64,
     /// Taught at once by one quiet invocation ([`Familiar::learn`]) and seen in no other
@@ -345,6 +348,26 @@ impl Familiar {
         self.tainted.contains(&Habit::Destination(*addr))
     }
 
+    /// Names the tainted destinations of `evidence` that have no class yet with `class`, the
+    /// class of the finding their invocation made (see [`Familiar::note_invocation`]).
+    pub fn name_taints(&mut self, evidence: &[Observation], class: Class) {
+        if matches!(class, Class::Anomaly | Class::Probing | Class::Tamper) {
+            return;
+        }
+        for habit in Habit::of(evidence) {
+            if let Habit::Destination(addr) = habit {
+                if self.tainted.contains(&habit) && self.taint_classes.len() < MAX_FAMILIAR {
+                    self.taint_classes.entry(addr).or_insert(class);
+                }
+            }
+        }
+    }
+
+    /// The class of the finding that tainted `addr`, if it had one.
+    pub fn taint_class(&self, addr: &SocketAddr) -> Option<Class> {
+        self.taint_classes.get(addr).copied()
+    }
+
     fn add(&mut self, habit: &Habit) {
         match habit {
             Habit::Program(exe) => self.add_exe(exe),
@@ -384,9 +407,35 @@ impl Familiar {
     pub fn knows_shell(&self, exe: &str, cmdline: &str) -> bool {
         // A shell caught while it exits has no command line left: for a function known to
         // run shell commands, nothing says this one is different.
-        let unreadable =
-            cmdline.trim().is_empty() && (self.runs_shells || !self.shell_shapes.is_empty());
-        unreadable || self.knows_exe(exe) || self.shell_shapes.contains(&command_shape(cmdline))
+        let unreadable = cmdline.trim().is_empty() && self.runs_shells();
+        unreadable
+            || self.knows_exe(exe)
+            || self.shell_shapes.contains(&command_shape(cmdline))
+            || self.runs_only_known_programs(cmdline)
+    }
+
+    /// A function that runs shell commands by habit, running one whose every command is a
+    /// program it runs by habit: a variant of its own work whose shape had too few readings to
+    /// be learned (a short shell is caught with its command line now and then). What such a
+    /// command may also do is judged on its own: recon commands, /tmp, sockets, destinations.
+    fn runs_only_known_programs(&self, cmdline: &str) -> bool {
+        if !self.runs_shells() {
+            return false;
+        }
+        let programs = command_programs(cmdline);
+        !programs.is_empty()
+            && programs
+                .iter()
+                .all(|p| !is_shell(p) && self.knows_program_named(p))
+    }
+
+    /// Whether a program the function runs by habit is called `name` as a command line calls
+    /// it: a path, or a base name found on the `PATH`.
+    fn knows_program_named(&self, name: &str) -> bool {
+        if name.contains('/') {
+            return self.exes.contains(name);
+        }
+        self.exes.iter().any(|e| words::base_name(e) == name)
     }
 
     /// Executables (not shells) known, sorted.
@@ -490,6 +539,8 @@ pub struct Tracker {
     unfamiliar_endpoint: Option<Observation>,
     /// Every indicator fired so far, once each, in firing order.
     pub hits: Vec<Hit>,
+    /// The class of the finding that tainted the first returning destination, if known.
+    pub returning_class: Option<Class>,
 }
 
 impl Tracker {
@@ -513,9 +564,9 @@ impl Tracker {
                 runtime_fork,
                 ..
             } => {
-                if *alive_at_end {
+                if *alive_at_end && !calls_runtime_api(cmdline) {
                     self.hit(Indicator::LeftRunning, &[&clean], &mut fired);
-                } else {
+                } else if !*alive_at_end {
                     let origin = Origin {
                         exec: *exec,
                         runtime_fork: *runtime_fork,
@@ -628,6 +679,10 @@ impl Tracker {
             self.hit(Indicator::ReconCommand, &[clean], fired);
         }
         if is_shell(exe) {
+            if origin.runtime_fork && !origin.exec {
+                // A shell runtime's own subshell (`$(…)`), before it runs anything.
+                return;
+            }
             // A shell command of a shape the function runs talks to whom its arguments say
             // (a URL whose host resolves anew): only a new shell with a new destination is
             // an injected command that talks out.
@@ -660,6 +715,9 @@ impl Tracker {
         }
         if familiar.is_tainted_destination(addr) {
             self.hit(Indicator::ReturningDestination, &[clean], fired);
+            if let Some(class) = familiar.taint_class(addr) {
+                self.returning_class.get_or_insert(class);
+            }
         } else if familiar.is_beaconing(addr) {
             self.hit(Indicator::Beaconing, &[clean], fired);
         }
@@ -782,6 +840,32 @@ const RECON_PROGRAMS: [&str; 2] = ["id", "whoami"];
 const RECON_COMMANDS: [&str; 7] = ["id", "whoami", "uname", "hostname", "printenv", "ps", "env"];
 
 /// A reconnaissance command: one of [`RECON_PROGRAMS`] run directly, or one of
+/// A custom runtime's own call to the Runtime API (`curl …/runtime/invocation/…/response`):
+/// the runtime finishes an invocation the moment the API has its response, while the helper
+/// that posted it is still exiting, so it is caught "left running" at the end. Were it a
+/// planted process dressed up as one, it would still be running at the next invocation and
+/// reported there (`still_running`).
+fn calls_runtime_api(cmdline: &str) -> bool {
+    cmdline.contains("/2018-06-01/runtime/invocation/")
+}
+
+/// The programs a shell command line starts: the first word of each command (`sh -c CMD`:
+/// CMD's), variable assignments skipped. Substitutions (`$(…)`, backquotes) count as commands.
+fn command_programs(cmdline: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    for segment in cmdline.split(|c| ";|&()`{}\n$".contains(c)) {
+        let words: Vec<&str> = segment.split_ascii_whitespace().collect();
+        let command = match words.as_slice() {
+            [shell, "-c", rest @ ..] if is_shell(shell) => rest,
+            all => all,
+        };
+        if let Some(first) = command.iter().find(|w| !w.contains('=')) {
+            out.push(*first);
+        }
+    }
+    out
+}
+
 /// [`RECON_COMMANDS`] where a shell command line starts a command (`…; id`, `$(whoami)`,
 /// `&& uname -a`), or a search or listing of the file system root or the task root.
 /// `env` counts only on its own (printing the environment), not as `env VAR=1 prog`.

@@ -64,15 +64,18 @@ const Z_SUPPORT: f32 = 3.0;
 /// [`UNSUPPORTED_MODEL`] (which includes every invocation of a function whose baseline is
 /// still warming up: nothing can support the model there yet).
 pub fn model_trust(hits: &[Weighted], z: &[f32; N], rare_action: bool) -> f32 {
-    let deviates = z
-        .iter()
-        .enumerate()
-        .any(|(i, &v)| counted_z(i, v) >= Z_SUPPORT);
-    if !hits.is_empty() || rare_action || deviates {
+    if !hits.is_empty() || rare_action || deviates(z) {
         1.0
     } else {
         UNSUPPORTED_MODEL
     }
+}
+
+/// Whether the baseline sees a deviation that supports a model verdict.
+fn deviates(z: &[f32; N]) -> bool {
+    z.iter()
+        .enumerate()
+        .any(|(i, &v)| counted_z(i, v) >= Z_SUPPORT)
 }
 
 /// Classes from most to least specific: the most specific one supported wins.

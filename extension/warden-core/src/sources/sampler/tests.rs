@@ -354,6 +354,19 @@ fn the_last_pass_at_the_next_invoke_leaves_what_the_next_invocation_started_to_i
             .all(|o| !matches!(o, Observation::Process { pid: 51 | 52, .. })),
         "{end:?}"
     );
+    // 50 started before the next invocation did: this invocation's leftover, decided without
+    // waiting for its end time.
+    assert!(
+        matches!(
+            &end[..],
+            [Observation::Process {
+                pid: 50,
+                alive_at_end: true,
+                ..
+            }]
+        ),
+        "{end:?}"
+    );
     std::fs::remove_dir_all(f.0.join("52")).unwrap();
     let mut started = Vec::new();
     s.begin(&[1, 42, 50, 51], Some(52), &mut started);
@@ -366,14 +379,7 @@ fn the_last_pass_at_the_next_invoke_leaves_what_the_next_invocation_started_to_i
         .collect();
     pids.sort_unstable();
     assert_eq!(pids, vec![51, 52], "{started:?}");
-    // 50 waits for this invocation's end time, and is its leftover.
-    let (mut left, mut started) = (Vec::new(), Vec::new());
-    s.resolve(unix_now_ms() - 500, &mut left, &mut started);
-    assert!(
-        matches!(&left[..], [Observation::Process { pid: 50, .. }]),
-        "{left:?}"
-    );
-    assert!(started.is_empty(), "{started:?}");
+    assert!(!s.undecided());
 }
 
 #[test]
@@ -605,4 +611,79 @@ fn process_pids(out: &[Observation]) -> Vec<u32> {
             _ => None,
         })
         .collect()
+}
+
+#[test]
+fn a_process_a_pass_found_before_the_end_is_left_by_that_invocation_not_the_next() {
+    let f = FakeProc::new("seenbefore");
+    let mut s = sampler(&f);
+    s.begin(&[1, 42], Some(42), &mut Vec::new());
+    // Started within a clock tick of the runtime's end: /proc alone cannot say on which side.
+    f.process_started(70, 42, "/usr/bin/sleep", ticks_now());
+    f.write("loadavg", "0.0 0.0 0.0 1/10 70\n");
+    let mut during = Vec::new();
+    s.tick(&mut during);
+    assert_eq!(process_pids(&during), vec![70]);
+    // The pass found it before the runtime finished: it was left running by this invocation.
+    s.mark_end(Some(unix_now_ms() + 2));
+    let mut at_end = Vec::new();
+    s.finish(&[1, 42, 70], &mut at_end);
+    assert!(
+        at_end.iter().any(|o| matches!(
+            o,
+            Observation::Process {
+                pid: 70,
+                alive_at_end: true,
+                ..
+            }
+        )),
+        "{at_end:?}"
+    );
+}
+
+#[test]
+fn a_process_found_between_the_end_and_the_next_start_is_the_closing_invocations() {
+    let f = FakeProc::new("between");
+    let mut s = sampler(&f);
+    s.begin(&[1, 42], Some(42), &mut Vec::new());
+    // The runtime finished a moment ago; a pass then finds a process started within a clock
+    // tick of that end (a handler's detached child, forked as it returned).
+    s.mark_end(Some(unix_now_ms() - 3));
+    f.process_started(80, 42, "/usr/bin/sleep", ticks_now());
+    f.write("loadavg", "0.0 0.0 0.0 1/10 80\n");
+    s.tick(&mut Vec::new());
+    // The next invocation starts later: what was alive before it is not its doing.
+    s.next_invocation_at(unix_now_ms() + 5);
+    let mut end = Vec::new();
+    s.finish(&[1, 42, 80], &mut end);
+    assert!(
+        matches!(
+            &end[..],
+            [Observation::Process {
+                pid: 80,
+                alive_at_end: true,
+                ..
+            }]
+        ),
+        "{end:?}"
+    );
+}
+
+#[test]
+fn a_shell_runtimes_subshell_is_its_own_but_a_shell_it_starts_is_not() {
+    let f = FakeProc::new("subshell");
+    f.process(42, 1, "/usr/bin/bash");
+    f.write("42/cmdline", "/bin/bash\0/var/task/bootstrap\0");
+    let mut s = sampler(&f);
+    s.begin(&[1, 42], Some(42), &mut Vec::new());
+    // 43: a `$(…)` subshell, a fork with the runtime's command line. 44: `bash -c …` started
+    // by the runtime: the same executable, another command line.
+    f.process(43, 42, "/usr/bin/bash");
+    f.write("43/cmdline", "/bin/bash\0/var/task/bootstrap\0");
+    f.process(44, 42, "/usr/bin/bash");
+    f.write("44/cmdline", "bash\0-c\0id\0");
+    f.write("loadavg", "0.0 0.0 0.0 1/10 44\n");
+    let mut out = Vec::new();
+    s.tick(&mut out);
+    assert_eq!(forks(&out), [(43, true), (44, false)], "{out:?}");
 }
