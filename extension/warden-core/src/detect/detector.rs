@@ -125,7 +125,8 @@ pub struct Detector {
     profiled: bool,
     /// Habits already reported during the learning period (each is reported once).
     reported: std::collections::HashSet<Habit>,
-    /// Classes the model's vote alone reported during the learning period (each once).
+    /// Classes the generic model named in findings of the learning period (its vote is news
+    /// once per class).
     model_classes: std::collections::HashSet<Class>,
 }
 
@@ -156,8 +157,6 @@ impl Detector {
         }
     }
 
-    /// Whether a habit was reported during the learning period. A shell caught without its
-    /// command line is the same news as any shell command reported before.
     /// Remembers habits as reported during the learning period (see `was_reported`).
     fn note_reported(&mut self, habits: &[Habit]) {
         for h in habits {
@@ -167,6 +166,8 @@ impl Detector {
         }
     }
 
+    /// Whether a habit was reported during the learning period. A shell caught without its
+    /// command line is the same news as any shell command reported before.
     fn was_reported(&self, habit: &Habit) -> bool {
         match habit {
             Habit::Shell(shape) if shape.is_empty() => {
