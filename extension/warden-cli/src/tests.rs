@@ -121,12 +121,20 @@ fn trained_model_separates_synthetic_classes() {
     raw[idx::CPU_MS] = 30.0;
     raw[idx::NET_TX] = 6.5;
     raw[idx::PRODUCED] = 5.5;
-    assert_eq!(score_after_history(&model, raw).class, None);
+    let benign = score_after_history(&model, raw);
+    assert_eq!(benign.class, None);
     raw[idx::NET_TX] = 17.0;
     let out = score_after_history(&model, raw);
     assert_eq!(out.class.map(|c| c.0), Some(Class::ExfiltrationEgress));
     assert_eq!(out.contributions.first().map(|c| c.0), Some(idx::NET_TX));
-    assert!(out.anomaly > 0.5, "{}", out.anomaly);
+    // Far from anything benign. The novelty's scale is set by the benign training rows, whose
+    // warm-up rows carry provisional z-scores: relative to the benign row, not an absolute 0.5.
+    assert!(
+        out.anomaly > 10.0 * benign.anomaly && out.anomaly > 0.3,
+        "exfil {} against benign {}",
+        out.anomaly,
+        benign.anomaly
+    );
 }
 
 #[test]
