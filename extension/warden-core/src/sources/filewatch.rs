@@ -353,6 +353,16 @@ mod tests {
         dir
     }
 
+    /// Reads the watch until `out` holds at least `n` observations (5 s each at most).
+    async fn read_at_least(w: &mut FileWatch, out: &mut Vec<Observation>, n: usize) {
+        while out.len() < n {
+            tokio::time::timeout(Duration::from_secs(5), w.next(out))
+                .await
+                .expect("events arrive")
+                .unwrap();
+        }
+    }
+
     #[tokio::test]
     async fn reports_a_file_even_if_deleted_before_reading() {
         let dir = fresh_dir("tmpwatch");
@@ -360,12 +370,7 @@ mod tests {
         std::fs::write(dir.join("dropper"), b"#!/bin/sh\n").unwrap();
         std::fs::remove_file(dir.join("dropper")).unwrap();
         let mut out = Vec::new();
-        while out.len() < 3 {
-            tokio::time::timeout(Duration::from_secs(5), w.next(&mut out))
-                .await
-                .expect("events arrive")
-                .unwrap();
-        }
+        read_at_least(&mut w, &mut out, 3).await;
         let actions: Vec<TmpAction> = out
             .iter()
             .map(|o| match o {
@@ -394,12 +399,7 @@ mod tests {
         std::fs::write(dir.join("other"), b"x").unwrap();
         std::fs::remove_file(&ring).unwrap();
         let mut out = Vec::new();
-        while out.len() < 3 {
-            tokio::time::timeout(Duration::from_secs(5), w.next(&mut out))
-                .await
-                .expect("events arrive")
-                .unwrap();
-        }
+        read_at_least(&mut w, &mut out, 3).await;
         let seen: Vec<(String, TmpAction)> = out
             .iter()
             .map(|o| match o {
@@ -432,12 +432,7 @@ mod tests {
         let _ = tokio::time::timeout(Duration::from_millis(200), w.next(&mut out)).await;
         std::fs::write(own.join("copy.json"), b"{}").unwrap();
         std::fs::write(dir.join("function.txt"), b"x").unwrap();
-        while out.len() < 2 {
-            tokio::time::timeout(Duration::from_secs(5), w.next(&mut out))
-                .await
-                .expect("events arrive")
-                .unwrap();
-        }
+        read_at_least(&mut w, &mut out, 2).await;
         for o in &out {
             let Observation::TmpFile { path, .. } = o else {
                 panic!("{o:?}")
