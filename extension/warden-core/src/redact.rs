@@ -221,6 +221,7 @@ pub fn observation(obs: &Observation) -> (Observation, bool) {
         // Addresses, numbers, a request id and a fixed kind: nothing the function chose to
         // write.
         Observation::Endpoint { .. }
+        | Observation::SecretSent { .. }
         | Observation::Connect { .. }
         | Observation::Signal { .. }
         | Observation::Tamper { .. } => (obs.clone(), false),

@@ -4,6 +4,9 @@
 //! child unguarded, so that only the hook is measured, and guarded, which adds loading the
 //! library into it). Three ways: without the guard; with it, reporting into Warden's ring
 //! (what Warden sets up); and with it but no ring, reporting by datagram (an older Warden).
+//! Then what a `send` or `write` pays for the search for the role's secret key: a 1 KiB
+//! datagram, a 64-byte log line and a 256 KiB file write (which asks whether its descriptor is
+//! a socket first), and a 1 KiB datagram that carries the key (reported each time).
 //! Then a runtime's start (`python3 -c pass`), plainly and through the layer's exec wrapper,
 //! as Lambda starts it with the guard on. Last, the memory the measuring process holds at the
 //! end, which the library adds to.
@@ -35,6 +38,8 @@ const STARTS: usize = 100;
 const CONNECTS: usize = 10_000;
 const SPAWNS: usize = 200;
 const ROUNDS: usize = 5;
+/// In every run's environment, as Lambda puts the role's key there.
+const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
 fn main() {
     if std::env::var_os(ROLE).is_some() {
@@ -133,7 +138,10 @@ impl Drop for StopOnDrop {
 
 fn run_child(library: Option<&PathBuf>, socket: &str) -> Vec<(String, u64)> {
     let mut command = Command::new(std::env::current_exe().unwrap());
-    command.env(ROLE, "1").env("WARDEN_GUARD_SOCKET", socket);
+    command
+        .env(ROLE, "1")
+        .env("WARDEN_GUARD_SOCKET", socket)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
     command.env_remove("WARDEN_POLICY").env_remove("LD_PRELOAD");
     if let Some(library) = library {
         command.env("LD_PRELOAD", library);
@@ -181,6 +189,7 @@ fn measure() {
         assert!(Command::new("/bin/true").status().unwrap().success());
     });
     println!("spawn /bin/true (child guarded), ns {spawn}");
+    measure_payload_search();
     // A runtime's start as Lambda makes it: plainly, or (guarded runs) through the layer's
     // exec wrapper, which loads the library into it.
     let guarded = std::env::var_os("LD_PRELOAD").is_some();
@@ -216,6 +225,40 @@ fn measure() {
             .unwrap();
         println!("{label} {kib}");
     }
+}
+
+/// Sends and writes, each searched for the secret key by the guard.
+fn measure_payload_search() {
+    use std::io::Write as _;
+    let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender.connect(receiver.local_addr().unwrap()).unwrap();
+    // Datagrams the receiver never reads are dropped by the kernel: sends never wait.
+    let datagram = vec![b'x'; 1024];
+    let send = median(CONNECTS, || {
+        sender.send(&datagram).unwrap();
+    });
+    println!("send 1 KiB over UDP, ns {send}");
+    let mut null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    let line = [b'x'; 64];
+    let write = median(CONNECTS, || {
+        null.write_all(&line).unwrap();
+    });
+    println!("write 64 B to a file, ns {write}");
+    let block = vec![b'x'; 256 * 1024];
+    let write = median(SPAWNS, || {
+        null.write_all(&block).unwrap();
+    });
+    println!("write 256 KiB to a file, ns {write}");
+    let mut carrying = format!("{{\"AWS_SECRET_ACCESS_KEY\": \"{SECRET_KEY}\"}}").into_bytes();
+    carrying.resize(1024, b' ');
+    let send = median(SPAWNS, || {
+        sender.send(&carrying).unwrap();
+    });
+    println!("send 1 KiB carrying the key over UDP, ns {send}");
 }
 
 fn median(runs: usize, mut call: impl FnMut()) -> u64 {

@@ -4,6 +4,7 @@
 use std::sync::OnceLock;
 
 use crate::policy::{Policy, PolicyError};
+use crate::secret::SecretKey;
 use crate::settings::Settings;
 
 /// The policy in force.
@@ -23,6 +24,8 @@ pub(crate) struct Guard {
     pub(crate) policy: PolicyState,
     /// The Runtime API: reachable under a lockdown too.
     pub(crate) runtime_api: Option<std::net::SocketAddr>,
+    /// The role's secret key, searched for in what leaves by a socket.
+    pub(crate) secret_key: Option<SecretKey>,
 }
 
 impl Guard {
@@ -79,6 +82,7 @@ pub(crate) fn install(settings: Settings) -> Option<(&'static Guard, Option<Poli
         socket_name: settings.socket_name,
         policy,
         runtime_api: settings.runtime_api,
+        secret_key: settings.secret_key,
     };
     GUARD.set(guard).ok()?;
     GUARD.get().map(|g| (g, problem))

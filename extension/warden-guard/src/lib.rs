@@ -1,7 +1,7 @@
 //! Warden's in-process guard: a shared library loaded with `LD_PRELOAD` into the function's
 //! runtime and everything it starts. It stands in for a few libc calls Warden cannot see from
 //! outside (a connect and close inside one sample, UDP without connect, an exec from memory or
-//! through the dynamic loader, a signal to Warden, a read of credentials), sends one datagram
+//! through the dynamic loader, a signal to Warden, a read of credentials, the role's secret key in what is sent), sends one datagram
 //! per call to Warden's abstract socket, and with a policy can refuse the call.
 //!
 //! - `sys`: the constructor, the hooks and the socket: the only `unsafe` code;
@@ -11,7 +11,8 @@
 //!   lockdown page;
 //! - `rules`: the verdict on an egress or exec, the policy's tightened by a lockdown;
 //! - `report`: each event as a datagram, and the verdict on its call;
-//! - `line`, `dns`, `exec`: the datagram buffer, a DNS query's name, what an exec runs.
+//! - `line`, `dns`, `exec`: the datagram buffer, a DNS query's name, what an exec runs;
+//! - `secret`: the role's secret key as it would look in a payload that carries it out.
 
 // The hooks are left out of unit tests, so that the test binary keeps libc's functions; what
 // only they call is then unused.
@@ -25,6 +26,7 @@ mod guard;
 mod line;
 mod report;
 mod rules;
+mod secret;
 mod settings;
 #[cfg(not(test))]
 mod sys;

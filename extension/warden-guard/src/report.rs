@@ -11,6 +11,7 @@ use crate::exec;
 use crate::line::Line;
 use crate::policy::{self, Policy, Verdict};
 use crate::rules::Rules;
+use crate::secret::Encoding;
 
 /// The version of the datagram format.
 const FORMAT_VERSION: &str = "1";
@@ -117,6 +118,25 @@ pub(crate) fn send(
     } else {
         line.field("-");
     }
+    Event { line, verdict }
+}
+
+/// `secret`: the role's secret key in `bytes` sent to `dest` over `proto`, encoded as
+/// `encoding`, by `call` (`send`, `write`).
+pub(crate) fn secret_sent(
+    header: &Header,
+    rules: &Rules<'_>,
+    proto: Proto,
+    dest: SocketAddr,
+    bytes: usize,
+    encoding: Encoding,
+) -> Event {
+    let verdict = rules.secret_sent();
+    let mut line = start("secret", header, verdict);
+    line.field(proto.as_str());
+    line.number(dest);
+    line.number(bytes);
+    line.field(encoding.as_str());
     Event { line, verdict }
 }
 
@@ -309,6 +329,31 @@ mod tests {
         );
         assert_eq!(event.verdict, Verdict::Deny);
         assert!(text(&event.line).contains("\tdeny\tudp\t"));
+    }
+
+    #[test]
+    fn a_secret_sent_is_reported_and_refused_only_by_a_policy_in_enforce_mode() {
+        let dest: SocketAddr = "198.51.100.7:8080".parse().unwrap();
+        let event = secret_sent(
+            &HEADER,
+            &Rules::policy(None),
+            Proto::Tcp,
+            dest,
+            310,
+            Encoding::Base64,
+        );
+        assert_eq!(
+            text(&event.line),
+            "1\tsecret\t10\t11\t1700000000123\t2\tallow\ttcp\t198.51.100.7:8080\t310\tbase64"
+        );
+        // Even to a listed destination: no policy lists the role's key as something to send.
+        let observe = policy(r#"{"mode":"observe","egress":[{"cidr":"198.51.100.0/24"}]}"#);
+        let enforce = policy(r#"{"mode":"enforce","egress":[{"cidr":"198.51.100.0/24"}]}"#);
+        for (policy, verdict) in [(&observe, Verdict::Observe), (&enforce, Verdict::Deny)] {
+            let rules = Rules::policy(Some(policy));
+            let event = secret_sent(&HEADER, &rules, Proto::Tcp, dest, 1, Encoding::Text);
+            assert_eq!(event.verdict, verdict);
+        }
     }
 
     #[test]

@@ -56,6 +56,15 @@ impl<'a> Rules<'a> {
         }
     }
 
+    /// The verdict on sending the role's secret key to `dest`: no policy lists that, so a
+    /// policy observes or refuses it by its mode, and a lockdown refuses it.
+    pub(crate) fn secret_sent(&self) -> Verdict {
+        if self.lockdown.is_some() {
+            return Verdict::Deny;
+        }
+        self.policy.map_or(Verdict::Allow, |p| p.verdict(false))
+    }
+
     /// The verdict on running `target` (the file an exec really runs, see `exec::classify`).
     pub(crate) fn program(&self, target: &[u8], how: How) -> Verdict {
         let by_policy = self

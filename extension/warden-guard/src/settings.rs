@@ -4,6 +4,8 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::secret::SecretKey;
+
 /// The abstract socket name Warden binds when `WARDEN_GUARD_SOCKET` is not set.
 pub(crate) const DEFAULT_SOCKET: &str = "warden-guard";
 /// `sun_path` holds 108 bytes; an abstract name starts with a NUL.
@@ -20,6 +22,8 @@ pub(crate) struct Settings {
     pub(crate) policy_path: Option<PathBuf>,
     /// `AWS_LAMBDA_RUNTIME_API` (host:port), always reachable under an egress policy.
     pub(crate) runtime_api: Option<SocketAddr>,
+    /// `AWS_SECRET_ACCESS_KEY`, as the searches for it in what the process sends.
+    pub(crate) secret_key: Option<SecretKey>,
 }
 
 impl Settings {
@@ -38,11 +42,14 @@ impl Settings {
             .filter(|path| !path.is_empty())
             .map(PathBuf::from);
         let runtime_api = text("AWS_LAMBDA_RUNTIME_API").and_then(|api| api.parse().ok());
+        let secret_key =
+            var("AWS_SECRET_ACCESS_KEY").and_then(|key| SecretKey::new(key.as_encoded_bytes()));
         Settings {
             enabled,
             socket_name,
             policy_path,
             runtime_api,
+            secret_key,
         }
     }
 }
@@ -65,6 +72,7 @@ mod tests {
         assert!(s.enabled);
         assert_eq!(s.socket_name, b"warden-guard");
         assert!(s.policy_path.is_none() && s.runtime_api.is_none());
+        assert!(s.secret_key.is_none());
     }
 
     #[test]
@@ -74,11 +82,16 @@ mod tests {
             ("WARDEN_GUARD_SOCKET", "guard-7"),
             ("WARDEN_POLICY", "/var/task/policy.json"),
             ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            ),
         ]);
         assert!(!s.enabled);
         assert_eq!(s.socket_name, b"guard-7");
         assert_eq!(s.policy_path, Some(PathBuf::from("/var/task/policy.json")));
         assert_eq!(s.runtime_api, "127.0.0.1:9001".parse().ok());
+        assert!(s.secret_key.is_some());
     }
 
     #[test]

@@ -46,6 +46,9 @@ use warden_ring::{PushError, Ring};
 const HIGH_FD: c_int = 900;
 /// Room for a path built on the stack (`/proc/<pid>/exe`, a `PATH` candidate).
 const PATH_BUF: usize = 512;
+/// Above this many bytes a write is first asked whether its descriptor is a socket (one system
+/// call) before it is searched for the secret key: large writes are mostly to files.
+const SEARCH_BEFORE_ASKING: usize = 16 * 1024;
 /// How much of a scattered payload is gathered to read a DNS query from (a query over UDP
 /// is at most 512 bytes without EDNS).
 const PAYLOAD_HEAD: usize = 512;
@@ -57,9 +60,12 @@ const PAYLOAD_HEAD: usize = 512;
 #[derive(Clone, Copy)]
 enum Real {
     Connect,
+    Send,
     Sendto,
     Sendmsg,
     Sendmmsg,
+    Write,
+    Writev,
     Execve,
     Execv,
     Execvp,
@@ -79,11 +85,14 @@ enum Real {
 }
 
 impl Real {
-    const ALL: [Real; 20] = [
+    const ALL: [Real; 23] = [
         Real::Connect,
+        Real::Send,
         Real::Sendto,
         Real::Sendmsg,
         Real::Sendmmsg,
+        Real::Write,
+        Real::Writev,
         Real::Execve,
         Real::Execv,
         Real::Execvp,
@@ -105,9 +114,12 @@ impl Real {
     fn symbol(self) -> &'static CStr {
         match self {
             Real::Connect => c"connect",
+            Real::Send => c"send",
             Real::Sendto => c"sendto",
             Real::Sendmsg => c"sendmsg",
             Real::Sendmmsg => c"sendmmsg",
+            Real::Write => c"write",
+            Real::Writev => c"writev",
             Real::Execve => c"execve",
             Real::Execv => c"execv",
             Real::Execvp => c"execvp",
@@ -760,7 +772,8 @@ fn on_send(fd: c_int, dest: Option<SocketAddr>, bytes: usize, first: &[u8]) -> V
     })
 }
 
-/// A `sendmsg` header's destination, total length and first buffer.
+/// A `sendmsg` header's destination, total length and buffers: the send to an explicit
+/// destination reported, and the buffers searched for the secret key.
 ///
 /// SAFETY (for callers): `msg` points to a valid msghdr, as sendmsg's contract requires.
 unsafe fn on_send_message(fd: c_int, msg: *const msghdr) -> Verdict {
@@ -771,15 +784,17 @@ unsafe fn on_send_message(fd: c_int, msg: *const msghdr) -> Verdict {
     unsafe {
         let msg = &*msg;
         let dest = inet_destination(msg.msg_name.cast(), msg.msg_namelen);
-        if dest.is_none() {
-            return Verdict::Allow;
-        }
         let iov: &[libc::iovec] = if msg.msg_iov.is_null() {
             &[]
         } else {
             std::slice::from_raw_parts(msg.msg_iov, msg.msg_iovlen)
         };
         let bytes = iov.iter().map(|v| v.iov_len).sum();
+        let parts = iov.iter().map(|v| bytes_at(v.iov_base, v.iov_len));
+        let carried = on_payload(fd, dest, bytes, parts);
+        if dest.is_none() {
+            return carried;
+        }
         // The payload's start, gathered across buffers: a DNS query may come in pieces.
         let mut head = [0u8; PAYLOAD_HEAD];
         let mut len = 0;
@@ -792,8 +807,72 @@ unsafe fn on_send_message(fd: c_int, msg: *const msghdr) -> Verdict {
                 break;
             }
         }
-        on_send(fd, dest, bytes, &head[..len])
+        stricter(on_send(fd, dest, bytes, &head[..len]), carried)
     }
+}
+
+/// What leaves by `fd` (`total` bytes in `parts`; `dest` when the call names it): reported
+/// when it carries the role's secret key and the descriptor is an internet socket.
+fn on_payload<'a>(
+    fd: c_int,
+    dest: Option<SocketAddr>,
+    total: usize,
+    mut parts: impl Iterator<Item = &'a [u8]>,
+) -> Verdict {
+    let Some(guard) = guard::get() else {
+        return Verdict::Allow;
+    };
+    let Some(key) = &guard.secret_key else {
+        return Verdict::Allow;
+    };
+    guarded(|| {
+        if total > SEARCH_BEFORE_ASKING && socket_proto(fd).is_none() {
+            return Verdict::Allow;
+        }
+        let Some(encoding) = parts.find_map(|part| key.found_in(part)) else {
+            return Verdict::Allow;
+        };
+        // A file or a pipe holds the key, it does not carry it out (a program reading the
+        // pipe and sending it is guarded too).
+        let (Some(proto), Some(dest)) = (socket_proto(fd), dest.or_else(|| peer_address(fd)))
+        else {
+            return Verdict::Allow;
+        };
+        let mut page = PageCopy::uninit();
+        let rules = rules(guard, &mut page);
+        let event = report::secret_sent(&header(), &rules, proto, dest, total, encoding);
+        emit(guard, &event.line);
+        event.verdict
+    })
+}
+
+/// The stricter of two verdicts on one call.
+fn stricter(a: Verdict, b: Verdict) -> Verdict {
+    match (a, b) {
+        (Verdict::Deny, _) | (_, Verdict::Deny) => Verdict::Deny,
+        (Verdict::Observe, _) | (_, Verdict::Observe) => Verdict::Observe,
+        _ => Verdict::Allow,
+    }
+}
+
+/// The internet address a connected socket talks to.
+fn peer_address(fd: c_int) -> Option<SocketAddr> {
+    // SAFETY: an all-zero sockaddr_storage is valid.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::sockaddr_storage>() as socklen_t;
+    // SAFETY: getpeername writes at most `len` bytes into `addr` and the length it wrote.
+    let rc = unsafe {
+        libc::getpeername(
+            fd,
+            (&mut addr as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: `len` bytes of `addr` were written.
+    unsafe { inet_destination((&addr as *const libc::sockaddr_storage).cast(), len) }
 }
 
 /// SAFETY (for callers): `ptr` is null or points to `len` readable bytes.
@@ -1013,6 +1092,71 @@ unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -
 }
 
 /// # Safety
+/// libc's `send`.
+#[no_mangle]
+unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t {
+    if guard::get().is_some() {
+        // SAFETY: send's contract: `buf` covers `len` bytes.
+        let payload = unsafe { bytes_at(buf, len) };
+        if on_payload(fd, None, len, std::iter::once(payload)) == Verdict::Deny {
+            set_errno(libc::EACCES);
+            return -1;
+        }
+    }
+    call_real!(
+        Real::Send,
+        unsafe extern "C" fn(c_int, *const c_void, size_t, c_int) -> ssize_t,
+        -1,
+        (fd, buf, len, flags)
+    )
+}
+
+/// # Safety
+/// libc's `write`.
+#[no_mangle]
+unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t {
+    if guard::get().is_some() {
+        // SAFETY: write's contract: `buf` covers `len` bytes.
+        let payload = unsafe { bytes_at(buf, len) };
+        if on_payload(fd, None, len, std::iter::once(payload)) == Verdict::Deny {
+            set_errno(libc::EACCES);
+            return -1;
+        }
+    }
+    call_real!(
+        Real::Write,
+        unsafe extern "C" fn(c_int, *const c_void, size_t) -> ssize_t,
+        -1,
+        (fd, buf, len)
+    )
+}
+
+/// # Safety
+/// libc's `writev`.
+#[no_mangle]
+unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, count: c_int) -> ssize_t {
+    if guard::get().is_some() && !iov.is_null() && count > 0 {
+        // SAFETY: writev's contract: `count` iovecs, each covering its length.
+        let iov = unsafe { std::slice::from_raw_parts(iov, count as usize) };
+        let total = iov.iter().map(|v| v.iov_len).sum();
+        // SAFETY: as above.
+        let parts = iov
+            .iter()
+            .map(|v| unsafe { bytes_at(v.iov_base, v.iov_len) });
+        if on_payload(fd, None, total, parts) == Verdict::Deny {
+            set_errno(libc::EACCES);
+            return -1;
+        }
+    }
+    call_real!(
+        Real::Writev,
+        unsafe extern "C" fn(c_int, *const libc::iovec, c_int) -> ssize_t,
+        -1,
+        (fd, iov, count)
+    )
+}
+
+/// # Safety
 /// libc's `sendto`.
 #[no_mangle]
 unsafe extern "C" fn sendto(
@@ -1026,7 +1170,8 @@ unsafe extern "C" fn sendto(
     if guard::get().is_some() {
         // SAFETY: sendto's contract: `addr` and `buf` cover their lengths.
         let (dest, payload) = unsafe { (inet_destination(addr, addr_len), bytes_at(buf, len)) };
-        if on_send(fd, dest, len, payload) == Verdict::Deny {
+        let carried = on_payload(fd, dest, len, std::iter::once(payload));
+        if stricter(on_send(fd, dest, len, payload), carried) == Verdict::Deny {
             set_errno(libc::EACCES);
             return -1;
         }

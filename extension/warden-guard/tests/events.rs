@@ -346,3 +346,95 @@ print("read")
         "{events:#?}"
     );
 }
+
+/// Shaped like a real secret access key.
+const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+#[test]
+fn the_secret_key_sent_over_a_socket_is_reported_however_it_is_written_and_nowhere_else() {
+    let warden = Warden::bind();
+    let scratch = tempfile::tempdir().unwrap();
+    let script = r#"
+import base64, json, os, socket, sys, urllib.parse
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen()
+port = listener.getsockname()[1]
+key = os.environ["AWS_SECRET_ACCESS_KEY"]
+def connection():
+    return socket.create_connection(("127.0.0.1", port))
+with connection() as s:  # send: the environment as JSON
+    s.sendall(json.dumps(dict(os.environ)).encode())
+with connection() as s:  # write: URL-encoded in a query string
+    query = urllib.parse.urlencode({"k": key})
+    os.write(s.fileno(), f"GET /p.gif?{query} HTTP/1.1\r\n\r\n".encode())
+with connection() as s:  # sendmsg: base64, after a prefix in its own buffer
+    s.sendmsg([b"data=", base64.b64encode(f"AWS_SECRET_ACCESS_KEY={key}".encode())])
+with connection() as s:  # nothing secret
+    s.sendall(b"an ordinary request body " * 100)
+with open(os.path.join(sys.argv[1], "kept"), "w") as f:  # a file holds it, sends nothing
+    f.write(key)
+r, w = os.pipe()
+os.write(w, key.encode())
+print(port)
+"#;
+    let (out, events) = Program::python(&warden, script)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .arg(scratch.path())
+        .run();
+    let port = &lines(&out)[0];
+    let secrets: Vec<Vec<&str>> = of_kind(&events, "secret")
+        .iter()
+        .map(|e| e.body())
+        .collect();
+    let dest = format!("127.0.0.1:{port}");
+    assert_eq!(secrets.len(), 3, "{events:#?}");
+    for (body, encoding) in secrets.iter().zip(["text", "text", "base64"]) {
+        assert_eq!(body[..2], ["tcp", dest.as_str()]);
+        assert_eq!(body[3], encoding, "{body:?}");
+    }
+    assert!(of_kind(&events, "secret")
+        .iter()
+        .all(|e| e.verdict() == "allow"));
+}
+
+#[test]
+fn without_the_key_in_the_environment_nothing_is_searched_for() {
+    let warden = Warden::bind();
+    let script = r#"
+import socket
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen()
+with socket.create_connection(listener.getsockname()) as s:
+    s.sendall(b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+"#;
+    let (_, events) = Program::python(&warden, script)
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .run();
+    assert!(of_kind(&events, "secret").is_empty(), "{events:#?}");
+}
+
+#[test]
+fn node_posting_its_environment_over_http_is_reported() {
+    let warden = Warden::bind();
+    let script = r#"
+const http = require('http');
+const server = http.createServer((req, res) => { req.resume(); req.on('end', () => res.end('ok')); });
+server.listen(0, '127.0.0.1', () => {
+  const creds = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('AWS_')));
+  const req = http.request({ host: '127.0.0.1', port: server.address().port, method: 'POST', path: '/c' },
+    (res) => { res.resume(); res.on('end', () => { console.log(server.address().port); server.close(); }); });
+  req.end(JSON.stringify(creds));
+});
+"#;
+    let (out, events) = Program::node(&warden, script)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .run();
+    let dest = format!("127.0.0.1:{}", lines(&out)[0]);
+    let secrets = of_kind(&events, "secret");
+    assert!(!secrets.is_empty(), "{events:#?}");
+    assert!(secrets
+        .iter()
+        .all(|e| e.body()[1] == dest && e.body()[3] == "text"));
+}

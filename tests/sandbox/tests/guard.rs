@@ -142,6 +142,8 @@ fn what_the_outside_view_misses_the_guard_sees_in_real_time() {
         json!({"spawn": ["sh", "-c", "cp /bin/true /tmp/t && exec /lib64/ld-linux-x86-64.so.2 /tmp/t"]}),
         // Warden stopped while the function works.
         json!({"stop_extension": {"ms": 300}}),
+        // The role's credentials read from the runtime's memory and posted.
+        json!({"send": {"host": "host.sandbox", "port": port, "environ": true}}),
     ]
     .into_iter()
     .enumerate()
@@ -184,6 +186,13 @@ fn what_the_outside_view_misses_the_guard_sees_in_real_time() {
         (kind(e, "exec") && e["how"] == "loader") || (kind(e, "program") && e["exe"] == "/tmp/t")
     });
     realtime(&out, first + 8, "tamper", "tamper", |e| kind(e, "tamper"));
+    realtime(
+        &out,
+        first + 10,
+        "credential_theft",
+        "credentials_sent",
+        |e| kind(e, "secret_sent") && e["encoding"] == "text",
+    );
     let health = out.health();
     assert!(
         health["guard_processes_total"].as_u64().unwrap() >= 1,

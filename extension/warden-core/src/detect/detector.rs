@@ -641,7 +641,9 @@ fn forbidden_class(call: Option<&Observation>) -> Class {
     match call {
         Some(Observation::Connect { .. } | Observation::Send { .. }) => Class::ExfiltrationEgress,
         Some(Observation::Exec { .. }) => Class::CommandInjection,
-        Some(Observation::CredentialRead { .. }) => Class::CredentialTheft,
+        Some(Observation::CredentialRead { .. } | Observation::SecretSent { .. }) => {
+            Class::CredentialTheft
+        }
         Some(Observation::Signal { .. }) => Class::Tamper,
         // A file written where the function never writes: a payload put down.
         Some(Observation::FileWrite { .. }) => Class::Dropper,

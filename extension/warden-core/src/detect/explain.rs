@@ -137,7 +137,7 @@ fn fits(class: Class, obs: &Observation) -> bool {
         Observation::FileWrite { .. } => {
             matches!(class, Class::Dropper | Class::Persistence | Class::Anomaly)
         }
-        Observation::CredentialRead { .. } => matches!(
+        Observation::CredentialRead { .. } | Observation::SecretSent { .. } => matches!(
             class,
             Class::CredentialTheft | Class::ExfiltrationEgress | Class::Anomaly
         ),

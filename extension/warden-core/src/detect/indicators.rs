@@ -55,7 +55,7 @@ impl Indicator {
             Indicator::ShellOverSocket => Class::ReverseShell,
             Indicator::ReturningDestination | Indicator::Beaconing => Class::Persistence,
             Indicator::ListenerOpened => Class::Anomaly,
-            Indicator::CredentialAccess => Class::CredentialTheft,
+            Indicator::CredentialAccess | Indicator::CredentialsSent => Class::CredentialTheft,
             Indicator::UnknownDestination => Class::ExfiltrationEgress,
             Indicator::ErrorBurst => Class::Probing,
             Indicator::Tamper => Class::Tamper,
@@ -90,6 +90,9 @@ impl Indicator {
             Indicator::Tamper => 0.9,
             Indicator::ExecFromMemory => 0.95,
             Indicator::PolicyViolation => 0.9,
+            // Above every other indicator an attack that sends credentials also fires (a
+            // shell, a new destination), so that the class follows what was taken.
+            Indicator::CredentialsSent => 0.99,
         }
     }
 
@@ -112,6 +115,7 @@ impl Indicator {
             Indicator::Tamper => idx::STATUS_ERROR,
             Indicator::ExecFromMemory => idx::EXEC_FROM_TMP,
             Indicator::PolicyViolation => idx::NEW_ENDPOINTS,
+            Indicator::CredentialsSent => idx::NET_TX,
         }
     }
 }
@@ -616,6 +620,12 @@ impl Tracker {
                 if credential_hint || reads_environment(exe, argv) {
                     self.hit(Indicator::CredentialAccess, &[&clean], &mut fired);
                 }
+                self.policy(*verdict, &clean, &mut fired);
+            }
+            Observation::SecretSent { verdict, .. } => {
+                // Its destination is judged by the connect that opened the socket (or, for
+                // the function's response, is the Runtime API).
+                self.hit(Indicator::CredentialsSent, &[&clean], &mut fired);
                 self.policy(*verdict, &clean, &mut fired);
             }
             Observation::CredentialRead { verdict, .. } => {

@@ -257,6 +257,9 @@ pub enum Indicator {
     /// A call the function's zero-trust policy forbids (an egress destination, a program),
     /// reported or refused by the in-process guard.
     PolicyViolation,
+    /// The role's secret access key in what a process sent over the network (seen by the
+    /// in-process guard): credentials read, by whatever means, and sent out.
+    CredentialsSent,
 }
 
 impl Indicator {
@@ -275,6 +278,7 @@ impl Indicator {
                 | Indicator::Tamper
                 | Indicator::ExecFromMemory
                 | Indicator::PolicyViolation
+                | Indicator::CredentialsSent
         )
     }
 }

@@ -24,7 +24,9 @@ pub use finding::{
     FINDING_VERSION,
 };
 pub use lifecycle::ShutdownReason;
-pub use observation::{ExecHow, Observation, PolicyVerdict, Proto, TamperKind, TmpAction};
+pub use observation::{
+    ExecHow, Observation, PolicyVerdict, Proto, SecretEncoding, TamperKind, TmpAction,
+};
 pub use record::{
     CounterDelta, EndGauges, FeatureRecord, LogStats, ObservationCounts, PlatformFigures,
     RecordKind, Status, MAX_EVIDENCE, SCHEMA_VERSION,

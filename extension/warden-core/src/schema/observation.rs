@@ -124,6 +124,24 @@ pub enum Observation {
         #[serde(default, skip_serializing_if = "PolicyVerdict::is_allow")]
         verdict: PolicyVerdict,
     },
+    /// The role's secret access key in what a process sent over the network, seen by the
+    /// guard in the payload of a `send`, `write` or the like: stolen credentials leaving,
+    /// however the code read them (SDKs sign with the key, they never send it).
+    SecretSent {
+        /// The sending process.
+        pid: u32,
+        /// tcp or udp.
+        proto: Proto,
+        /// Destination.
+        addr: SocketAddr,
+        /// Size of the payload that carried it.
+        bytes: u64,
+        /// How the key was written in it.
+        encoding: SecretEncoding,
+        /// What the zero-trust policy said (a policy never allows it).
+        #[serde(default, skip_serializing_if = "PolicyVerdict::is_allow")]
+        verdict: PolicyVerdict,
+    },
     /// A credential source opened (`/proc/*/environ`, `~/.aws/…`), seen by the guard.
     CredentialRead {
         /// The calling process.
@@ -219,6 +237,16 @@ pub enum ExecHow {
     Deleted,
     /// Through the dynamic loader (`ld.so /tmp/x`): the target is the program it was given.
     Loader,
+}
+
+/// How the secret key was written in a payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretEncoding {
+    /// As text, or URL, form or JSON encoded.
+    Text,
+    /// Base64 or base64url.
+    Base64,
 }
 
 /// What happened to a /tmp file.

@@ -78,6 +78,7 @@ impl ObservationCounts {
             | Observation::Exec { .. }
             | Observation::Signal { .. }
             | Observation::CredentialRead { .. }
+            | Observation::SecretSent { .. }
             | Observation::FileWrite { .. } => {}
             Observation::Endpoint { listen: true, .. } => self.listeners_opened += 1,
             Observation::Endpoint { .. } => self.new_endpoints += 1,

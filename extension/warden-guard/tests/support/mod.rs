@@ -273,8 +273,34 @@ impl<'a> Program<'a> {
         Program { warden, command }
     }
 
+    /// A Node.js program (`node -e`), guarded the same way.
+    pub fn node(warden: &'a Warden, script: &str) -> Program<'a> {
+        let mut program = Program::python(warden, "");
+        let mut command = Command::new("node");
+        command.arg("-e").arg(script);
+        for (key, value) in program.command.get_envs() {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        program.command = command;
+        program
+    }
+
     pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Program<'a> {
         self.command.env(key, value);
+        self
+    }
+
+    pub fn env_remove(mut self, key: &str) -> Program<'a> {
+        self.command.env_remove(key);
+        self
+    }
+
+    /// An argument after the script (`sys.argv[1]` onwards).
+    pub fn arg(mut self, value: impl AsRef<std::ffi::OsStr>) -> Program<'a> {
+        self.command.arg(value);
         self
     }
 
@@ -285,7 +311,7 @@ impl<'a> Program<'a> {
 
     /// Runs it; returns its output (checked to have succeeded) and what Warden received.
     pub fn run(mut self) -> (Output, Vec<Event>) {
-        let out = self.command.output().expect("running python");
+        let out = self.command.output().expect("running the program");
         assert!(
             out.status.success(),
             "program failed: {}\nstdout:\n{}\nstderr:\n{}",

@@ -650,6 +650,20 @@ fn what_the_guard_sees_is_found_in_real_time_with_its_class_even_while_learning(
     let f = d.observe(Some("r2"), &read, 2).expect("credential read");
     assert_eq!(f.class, Class::CredentialTheft);
 
+    // The key read from the runtime's own memory and posted: nothing but the payload shows it.
+    let sent = Observation::SecretSent {
+        pid: 50,
+        proto: Proto::Tcp,
+        addr: "203.0.113.8:8080".parse().unwrap(),
+        bytes: 412,
+        encoding: crate::schema::SecretEncoding::Text,
+        verdict: PolicyVerdict::Allow,
+    };
+    let f = d.observe(Some("r7"), &sent, 7).expect("credentials sent");
+    assert_eq!(f.class, Class::CredentialTheft);
+    assert!(f.severity >= Severity::High, "{f:?}");
+    assert_eq!(f.indicators.first(), Some(&Indicator::CredentialsSent));
+
     let denied = Observation::Connect {
         pid: 50,
         proto: Proto::Tcp,

@@ -116,6 +116,19 @@ pub fn observations(event: &GuardEvent, ctx: &GuardContext, out: &mut Vec<Observ
             dns: dns.clone(),
             verdict,
         }),
+        GuardCall::SecretSent {
+            proto,
+            addr,
+            bytes,
+            encoding,
+        } => out.push(Observation::SecretSent {
+            pid,
+            proto: *proto,
+            addr: *addr,
+            bytes: *bytes,
+            encoding: *encoding,
+            verdict,
+        }),
         GuardCall::Exec {
             path,
             target,

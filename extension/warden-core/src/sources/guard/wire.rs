@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 
-use crate::schema::{ExecHow, PolicyVerdict, Proto};
+use crate::schema::{ExecHow, PolicyVerdict, Proto, SecretEncoding};
 
 /// Longest datagram the guard sends; a longer one is rejected.
 pub const MAX_DATAGRAM: usize = 1024;
@@ -71,6 +71,17 @@ pub enum GuardCall {
         bytes: u64,
         /// The DNS question's name, for a query to port 53.
         dns: Option<String>,
+    },
+    /// The role's secret key in a payload sent to `addr`.
+    SecretSent {
+        /// tcp or udp.
+        proto: Proto,
+        /// Destination.
+        addr: SocketAddr,
+        /// Payload size.
+        bytes: u64,
+        /// How the key was written.
+        encoding: SecretEncoding,
     },
     /// A program run.
     Exec {
@@ -174,6 +185,16 @@ pub fn parse(datagram: &[u8]) -> Result<GuardEvent, WireError> {
             addr: f.addr()?,
             bytes: f.number("bytes")?,
             dns: Some(f.text("dns")?).filter(|d| d != "-"),
+        },
+        "secret" => GuardCall::SecretSent {
+            proto: f.proto()?,
+            addr: f.addr()?,
+            bytes: f.number("bytes")?,
+            encoding: match f.next("encoding")? {
+                "text" => SecretEncoding::Text,
+                "base64" => SecretEncoding::Base64,
+                _ => return Err(WireError::Field("encoding")),
+            },
         },
         "exec" => GuardCall::Exec {
             path: f.text("path")?,
@@ -307,13 +328,28 @@ mod tests {
                 ..
             }
         ));
+        let e = event("1\tsecret\t40\t42\t1\t0\tobserve\ttcp\t203.0.113.4:80\t512\tbase64");
+        assert_eq!(e.verdict, PolicyVerdict::Observe);
+        assert_eq!(
+            e.call,
+            GuardCall::SecretSent {
+                proto: Proto::Tcp,
+                addr: "203.0.113.4:80".parse().unwrap(),
+                bytes: 512,
+                encoding: SecretEncoding::Base64,
+            }
+        );
         let e = event("1\tguard\t40\t40\t1\t0\tallow\tpolicy_error\tline 3: expected ]");
         assert!(matches!(e.call, GuardCall::Notice { ref what, .. } if what == "policy_error"));
     }
 
     #[test]
     fn malformed_datagrams_are_rejected_whole() {
-        let cases: [(&[u8], WireError); 11] = [
+        let cases: [(&[u8], WireError); 12] = [
+            (
+                b"1\tsecret\t1\t1\t1\t0\tallow\ttcp\t1.2.3.4:1\t9\trot13",
+                WireError::Field("encoding"),
+            ),
             (
                 b"2\tconnect\t1\t1\t1\t0\tallow\ttcp\t1.2.3.4:1",
                 WireError::Version,
