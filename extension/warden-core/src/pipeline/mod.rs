@@ -240,8 +240,12 @@ impl Pipeline {
                 },
                 batch = telemetry.recv(), if telemetry_open => match batch {
                     Some(events) => {
-                        // A runtimeDone may close the record: the guard's news goes first.
+                        // A runtimeDone may close the record: the guard's news goes first,
+                        // its wait cut short. Its INVOKE was handled (commands go first), and
+                        // each event is dated by its own time; held past the record's end, an
+                        // event the record could still have carried was lost.
                         self.catch_up_guard(&mut st);
+                        self.release_guard_events(&mut st);
                         self.on_telemetry(&mut st, events);
                     }
                     None => telemetry_open = false,
