@@ -326,7 +326,8 @@ fn detector_predictions(
         };
         let label = f.class.as_str().to_string();
         let top_feature = f.explanation.first().map(|e| e.feature.clone());
-        // Held errors of a probing burst are reported by the finding that names the burst.
+        // Earlier invocations a finding names (a probing burst's held errors, a beacon's
+        // first contacts) are reported by it when they raised nothing of their own.
         for id in &f.earlier_requests {
             let Some(&j) = at.get(&(row.scope.as_str(), id.as_str())) else {
                 continue;

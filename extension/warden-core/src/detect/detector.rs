@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::baseline::{Baseline, BaselineProfile, ProfileError};
 use super::burst::ErrorBursts;
+use super::contacts::EarlyContacts;
 use super::explain;
 use super::indicators::{Familiar, Habit, Tracker};
 use super::memory::MemoryCarry;
@@ -72,6 +73,24 @@ struct Live {
     classes: Vec<crate::schema::Class>,
 }
 
+/// The destinations a `beaconing` hit of `tracker` names.
+fn beacon_addresses(tracker: &Tracker) -> Vec<std::net::SocketAddr> {
+    let Some(hit) = tracker
+        .hits
+        .iter()
+        .find(|h| h.indicator == Indicator::Beaconing)
+    else {
+        return Vec::new();
+    };
+    Habit::of(&hit.evidence)
+        .into_iter()
+        .filter_map(|h| match h {
+            Habit::Destination(addr) => Some(addr),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The live state of `request_id`, created if new (the oldest is dropped beyond
 /// [`MAX_LIVE`]).
 fn live_entry<'a>(live: &'a mut VecDeque<Live>, request_id: &str) -> &'a mut Live {
@@ -128,6 +147,8 @@ pub struct Detector {
     /// Classes the generic model named in findings of the learning period (its vote is news
     /// once per class).
     model_classes: std::collections::HashSet<Class>,
+    /// Invocations that contacted a destination not yet familiar, for a beacon's finding.
+    early_contacts: EarlyContacts,
 }
 
 impl Detector {
@@ -154,6 +175,7 @@ impl Detector {
             profiled: false,
             reported: std::collections::HashSet::new(),
             model_classes: std::collections::HashSet::new(),
+            early_contacts: EarlyContacts::default(),
         }
     }
 
@@ -248,6 +270,15 @@ impl Detector {
         let counts = indicator_counts(&live.tracker);
         let related = live.finding_ids.clone();
         let a = assess(&hits, &[0.0; N], None, threshold);
+        let earlier_requests = if strong.contains(&Indicator::Beaconing) {
+            let addrs = beacon_addresses(&live.tracker);
+            addrs
+                .iter()
+                .flat_map(|addr| self.early_contacts.take(addr, Some(request_id)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let id = format!("{}-{}", self.id_base, self.next_id);
         self.next_id += 1;
         live.finding_ids.push(id.clone());
@@ -264,9 +295,37 @@ impl Detector {
             evidence,
             model: None,
             related,
-            earlier_requests: Vec::new(),
+            earlier_requests,
         };
         Some(self.finding(&a, parts))
+    }
+
+    /// Notes the invocation's contacts with destinations not familiar yet (or still watched
+    /// for a cadence), and stops following those that became habits.
+    fn note_early_contacts(&mut self, r: &FeatureRecord) {
+        let Some(request_id) = r.request_id.as_deref() else {
+            return;
+        };
+        let invocation = self.scored;
+        for habit in Habit::of(&r.evidence) {
+            let Habit::Destination(addr) = habit else {
+                continue;
+            };
+            if self.familiar.knows(&habit) && !self.familiar.is_candidate(&habit) {
+                self.early_contacts.forget(&addr);
+            } else {
+                self.early_contacts.note(addr, invocation, request_id);
+            }
+        }
+    }
+
+    /// The earlier invocations of a beacon's run, when `tracker` found one: the first of
+    /// them is where it was planted.
+    fn beacon_contacts(&mut self, tracker: &Tracker, current: Option<&str>) -> Vec<String> {
+        beacon_addresses(tracker)
+            .iter()
+            .flat_map(|addr| self.early_contacts.take(addr, current))
+            .collect()
     }
 
     /// What the function is known to do, for a lockdown (`respond::lockdown`): its familiar
@@ -365,6 +424,7 @@ impl Detector {
             .into_iter()
             .filter(|h| !self.familiar.knows(h))
             .collect();
+        self.note_early_contacts(r);
         self.familiar
             .note_invocation(&r.evidence, if hard { &hard_evidence } else { &[] });
         if hard && a.score >= self.cfg.threshold {
@@ -448,7 +508,7 @@ impl Detector {
         let earlier_requests = if a.class == Class::Probing {
             self.bursts.take_unreported()
         } else {
-            Vec::new()
+            self.beacon_contacts(&tracker, r.request_id.as_deref())
         };
         self.bursts.mark_reported();
         if live

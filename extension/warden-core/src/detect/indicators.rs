@@ -332,6 +332,12 @@ impl Familiar {
         }
     }
 
+    /// Whether a habit is still being counted (not yet familiar, or learned at once from a
+    /// quiet invocation and still watched for a beacon's cadence).
+    pub fn is_candidate(&self, habit: &Habit) -> bool {
+        self.candidates.contains_key(habit)
+    }
+
     /// Whether contacting `addr` now makes a beacon's cadence: it was first contacted after
     /// the environment's first invocation, in every invocation since, and this is the
     /// [`BEACON_RUN`]th in a row or later (see [`beacon_like`]); it has not become a habit

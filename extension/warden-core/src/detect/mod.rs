@@ -3,13 +3,15 @@
 //!
 //! - [`baseline`]: the per-function behavioural baseline, learned online.
 //! - [`indicators`]: rules that need no statistics; [`burst`], [`memory`]: error bursts and
-//!   memory that stays up.
+//!   memory that stays up; [`contacts`]: the invocations a beacon called out from before its
+//!   cadence showed.
 //! - [`score`], [`explain`]: the combined score and its explanation.
 //! - [`detector`]: the stage itself: records and observations in, [`crate::schema::Finding`]s
 //!   out.
 
 pub mod baseline;
 pub mod burst;
+pub mod contacts;
 pub mod detector;
 pub mod explain;
 pub mod indicators;

@@ -125,7 +125,8 @@ pub struct Finding {
     /// Ids of earlier findings for the same invocation.
     pub related: Vec<String>,
     /// Earlier invocations this finding also reports: the first errors of a probing
-    /// burst, held until the burst showed.
+    /// burst, held until the burst showed; a beacon's first contacts, before its cadence
+    /// showed (the first of them is where it was planted).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub earlier_requests: Vec<String>,
     /// The audit trail: one entry per response action considered (docs/responses.md).

@@ -487,6 +487,14 @@ fn a_beacon_planted_in_a_new_environment_is_reported_at_each_thaw_as_persistence
         assert!(f.indicators.contains(&Indicator::Beaconing), "{n}");
         assert_eq!(f.explanation[0].feature, "new_endpoints", "{n}");
     }
+    // The first beaconing finding names the invocations before it in the run, the plant
+    // first; the later ones name none (they were named once).
+    let first = BEACON_RUN as usize - 1;
+    let planted: Vec<String> = (4..4 + first as u64).map(|s| format!("req-{s}")).collect();
+    assert_eq!(findings[first].as_ref().unwrap().earlier_requests, planted);
+    for f in findings.iter().skip(first + 1).flatten() {
+        assert!(f.earlier_requests.is_empty(), "{:?}", f.earlier_requests);
+    }
 }
 
 #[test]
