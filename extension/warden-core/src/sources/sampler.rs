@@ -221,6 +221,11 @@ impl Sampler {
             let Probe::Process(info) = self.reader.probe(pid) else {
                 continue;
             };
+            if info.exited {
+                // A helper that exited as the invocation ended and was not reaped yet: it
+                // was not left running (its exe and command line are gone with it).
+                continue;
+            }
             let started = offset.map(|o| o + info.start_ticks * 1000 / self.ticks_per_sec.max(1));
             // The next invocation's start when known: between the runtime's end and then the
             // runtime works on no invocation, so what it started in between (and a pass saw

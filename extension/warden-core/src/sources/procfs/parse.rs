@@ -16,6 +16,8 @@ pub enum ParseError {
 /// The fields Warden uses from `/proc/[pid]/stat`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PidStat {
+    /// State letter (`R`, `S`, `Z`, ...).
+    pub state: u8,
     /// Parent process id.
     pub ppid: u32,
     /// User CPU of the process (all its threads, dead ones included), in clock ticks.
@@ -45,7 +47,11 @@ pub fn parse_stat(text: &str) -> Result<PidStat, ParseError> {
     let close = text.rfind(')').ok_or(ParseError::Missing("comm"))?;
     // Fields after the name start at field 3 (state); index = field number - 3.
     let mut f = text[close + 1..].split_ascii_whitespace();
-    let ppid = num(f.nth(1), "ppid")?;
+    let state = f
+        .next()
+        .and_then(|t| t.bytes().next())
+        .ok_or(ParseError::Missing("state"))?;
+    let ppid = num(f.next(), "ppid")?;
     let utime = num(f.nth(9), "utime")?;
     let stime = num(f.next(), "stime")?;
     let cutime: i64 = num(f.next(), "cutime")?;
@@ -53,6 +59,7 @@ pub fn parse_stat(text: &str) -> Result<PidStat, ParseError> {
     let threads = num(f.nth(2), "num_threads")?;
     let start_ticks = num(f.nth(1), "starttime")?;
     Ok(PidStat {
+        state,
         ppid,
         utime,
         stime,
@@ -61,6 +68,14 @@ pub fn parse_stat(text: &str) -> Result<PidStat, ParseError> {
         threads,
         start_ticks,
     })
+}
+
+impl PidStat {
+    /// The process has exited and waits for its parent to reap it (a zombie): it runs
+    /// nothing any more.
+    pub fn exited(&self) -> bool {
+        matches!(self.state, b'Z' | b'X')
+    }
 }
 
 /// The fields Warden uses from `/proc/[pid]/status`.

@@ -47,6 +47,8 @@ pub struct ProcessInfo {
     pub start_ticks: u64,
     /// Its standard input or output is a socket.
     pub stdio_socket: bool,
+    /// It has exited and waits to be reaped (a zombie).
+    pub exited: bool,
 }
 
 /// Result of looking up one pid.
@@ -347,6 +349,7 @@ impl ProcReader {
             cmdline: self.cmdline(pid).unwrap_or_default(),
             start_ticks: stat.start_ticks,
             stdio_socket: self.stdio_socket(pid),
+            exited: stat.exited(),
         })
     }
 

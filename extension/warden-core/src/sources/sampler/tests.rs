@@ -295,6 +295,36 @@ fn processes_left_running_are_reported_at_the_end() {
 }
 
 #[test]
+fn a_helper_that_exited_but_was_not_reaped_yet_was_not_left_running() {
+    let f = FakeProc::new("zombie");
+    let mut s = sampler(&f);
+    s.begin(&[1, 42], Some(42), &mut Vec::new());
+    f.process(50, 42, "/usr/bin/curl");
+    // Exited, its parent (the runtime's loop) not waiting for it yet: state Z, no exe.
+    f.write(
+        "50/stat",
+        "50 (curl) Z 42 0 0 0 0 0 0 0 0 0 1 1 0 0 20 0 1 0 5 0 0\n",
+    );
+    let _ = std::fs::remove_file(f.0.join("50/exe"));
+    f.process(51, 1, "/tmp/miner");
+    s.mark_end(Some(unix_now_ms()));
+    let mut out = Vec::new();
+    s.finish(&[1, 42, 50, 51], &mut out);
+    let left: Vec<u32> = out
+        .iter()
+        .filter_map(|o| match o {
+            Observation::Process {
+                pid,
+                alive_at_end: true,
+                ..
+            } => Some(*pid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(left, [51]);
+}
+
+#[test]
 fn a_process_the_next_invocation_started_is_reported_there() {
     let f = FakeProc::new("next");
     let mut s = sampler(&f);

@@ -11,6 +11,7 @@ fn stat_valid() {
     assert_eq!(
         s,
         PidStat {
+            state: b'S',
             ppid: 4144,
             utime: 250,
             stime: 31,
