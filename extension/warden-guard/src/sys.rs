@@ -846,6 +846,19 @@ fn on_payload<'a>(
     })
 }
 
+/// Whether what `send` or `write` would carry out by `fd` is refused (the secret key,
+/// under a policy that denies it).
+///
+/// SAFETY (for callers): `buf` is null or covers `len` readable bytes.
+unsafe fn buffer_refused(fd: c_int, buf: *const c_void, len: size_t) -> bool {
+    if guard::get().is_none() {
+        return false;
+    }
+    // SAFETY: the caller's contract.
+    let payload = unsafe { bytes_at(buf, len) };
+    on_payload(fd, None, len, std::iter::once(payload)) == Verdict::Deny
+}
+
 /// The stricter of two verdicts on one call.
 fn stricter(a: Verdict, b: Verdict) -> Verdict {
     match (a, b) {
@@ -1095,13 +1108,10 @@ unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -
 /// libc's `send`.
 #[no_mangle]
 unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t {
-    if guard::get().is_some() {
-        // SAFETY: send's contract: `buf` covers `len` bytes.
-        let payload = unsafe { bytes_at(buf, len) };
-        if on_payload(fd, None, len, std::iter::once(payload)) == Verdict::Deny {
-            set_errno(libc::EACCES);
-            return -1;
-        }
+    // SAFETY: send's contract: `buf` covers `len` bytes.
+    if unsafe { buffer_refused(fd, buf, len) } {
+        set_errno(libc::EACCES);
+        return -1;
     }
     call_real!(
         Real::Send,
@@ -1115,13 +1125,10 @@ unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_i
 /// libc's `write`.
 #[no_mangle]
 unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t {
-    if guard::get().is_some() {
-        // SAFETY: write's contract: `buf` covers `len` bytes.
-        let payload = unsafe { bytes_at(buf, len) };
-        if on_payload(fd, None, len, std::iter::once(payload)) == Verdict::Deny {
-            set_errno(libc::EACCES);
-            return -1;
-        }
+    // SAFETY: write's contract: `buf` covers `len` bytes.
+    if unsafe { buffer_refused(fd, buf, len) } {
+        set_errno(libc::EACCES);
+        return -1;
     }
     call_real!(
         Real::Write,

@@ -236,17 +236,7 @@ fn the_init_phase_judges_what_the_runtime_starts_not_the_runtime() {
     out.clear();
     s.end_init_at(unix_now_ms());
     s.finish(&[1, 10, 20, 21, 22, 23], &mut out);
-    let left: Vec<u32> = out
-        .iter()
-        .filter_map(|o| match o {
-            Observation::Process {
-                pid,
-                alive_at_end: true,
-                ..
-            } => Some(*pid),
-            _ => None,
-        })
-        .collect();
+    let left = left_running_pids(&out);
     assert_eq!(left, [23], "{out:?}");
 
     // From the first INVOKE on, the runtime is node (exec'd since it was first seen).
@@ -310,17 +300,7 @@ fn a_helper_that_exited_but_was_not_reaped_yet_was_not_left_running() {
     s.mark_end(Some(unix_now_ms()));
     let mut out = Vec::new();
     s.finish(&[1, 42, 50, 51], &mut out);
-    let left: Vec<u32> = out
-        .iter()
-        .filter_map(|o| match o {
-            Observation::Process {
-                pid,
-                alive_at_end: true,
-                ..
-            } => Some(*pid),
-            _ => None,
-        })
-        .collect();
+    let left = left_running_pids(&out);
     assert_eq!(left, [51]);
 }
 
@@ -634,6 +614,20 @@ fn a_guard_exec_time_before_the_next_invocation_keeps_a_process_with_the_one_tha
 }
 
 /// The pids of the process observations in `out`, in order.
+/// Pids reported as left running.
+fn left_running_pids(out: &[Observation]) -> Vec<u32> {
+    out.iter()
+        .filter_map(|o| match o {
+            Observation::Process {
+                pid,
+                alive_at_end: true,
+                ..
+            } => Some(*pid),
+            _ => None,
+        })
+        .collect()
+}
+
 fn process_pids(out: &[Observation]) -> Vec<u32> {
     out.iter()
         .filter_map(|o| match o {
