@@ -73,8 +73,13 @@ struct Live {
     classes: Vec<crate::schema::Class>,
 }
 
-/// The destinations a `beaconing` hit of `tracker` names.
-fn beacon_addresses(tracker: &Tracker) -> Vec<std::net::SocketAddr> {
+/// The earlier invocations of a beacon's run, when `tracker` found one (other than
+/// `current`): the first of them is where it was planted.
+fn beacon_contacts(
+    contacts: &mut EarlyContacts,
+    tracker: &Tracker,
+    current: Option<&str>,
+) -> Vec<String> {
     let Some(hit) = tracker
         .hits
         .iter()
@@ -88,6 +93,7 @@ fn beacon_addresses(tracker: &Tracker) -> Vec<std::net::SocketAddr> {
             Habit::Destination(addr) => Some(addr),
             _ => None,
         })
+        .flat_map(|addr| contacts.take(&addr, current))
         .collect()
 }
 
@@ -271,11 +277,7 @@ impl Detector {
         let related = live.finding_ids.clone();
         let a = assess(&hits, &[0.0; N], None, threshold);
         let earlier_requests = if strong.contains(&Indicator::Beaconing) {
-            let addrs = beacon_addresses(&live.tracker);
-            addrs
-                .iter()
-                .flat_map(|addr| self.early_contacts.take(addr, Some(request_id)))
-                .collect()
+            beacon_contacts(&mut self.early_contacts, &live.tracker, Some(request_id))
         } else {
             Vec::new()
         };
@@ -317,15 +319,6 @@ impl Detector {
                 self.early_contacts.note(addr, invocation, request_id);
             }
         }
-    }
-
-    /// The earlier invocations of a beacon's run, when `tracker` found one: the first of
-    /// them is where it was planted.
-    fn beacon_contacts(&mut self, tracker: &Tracker, current: Option<&str>) -> Vec<String> {
-        beacon_addresses(tracker)
-            .iter()
-            .flat_map(|addr| self.early_contacts.take(addr, current))
-            .collect()
     }
 
     /// What the function is known to do, for a lockdown (`respond::lockdown`): its familiar
@@ -508,7 +501,7 @@ impl Detector {
         let earlier_requests = if a.class == Class::Probing {
             self.bursts.take_unreported()
         } else {
-            self.beacon_contacts(&tracker, r.request_id.as_deref())
+            beacon_contacts(&mut self.early_contacts, &tracker, r.request_id.as_deref())
         };
         self.bursts.mark_reported();
         if live
