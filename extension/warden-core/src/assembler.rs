@@ -81,6 +81,27 @@ struct Pending {
     firsts: Firsts,
 }
 
+/// Which invocation an event belongs to (see [`Assembler::date`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dating<'a> {
+    /// The invocation in flight (or init, before the first).
+    Open,
+    /// An earlier invocation, by request id.
+    Earlier(&'a str),
+    /// Between an earlier invocation (by request id) and the one in flight, until the earlier
+    /// one's `runtimeDone` comes.
+    Undecided(&'a str),
+}
+
+/// When an invocation ran, on the platform's clock (Unix ms).
+#[derive(Debug)]
+struct Dated {
+    request_id: String,
+    start: u64,
+    /// When the runtime was done with it, once its `runtimeDone` came.
+    end: Option<u64>,
+}
+
 /// The assembler; see the module docs.
 #[derive(Debug)]
 pub struct Assembler {
@@ -92,8 +113,8 @@ pub struct Assembler {
     open: Option<String>,
     /// Where function logs go: the last `platform.start` in the telemetry stream.
     log_owner: Option<String>,
-    /// The last invocations' request ids and starts, to date late events.
-    starts: VecDeque<(String, u64)>,
+    /// The last invocations' request ids, starts and ends, to date late events.
+    starts: VecDeque<Dated>,
     /// Request ids emitted, with the platform figures they got.
     recent: VecDeque<(String, Firsts)>,
     /// Telemetry for ids not announced (yet).
@@ -158,18 +179,76 @@ impl Assembler {
     /// The invocation an event stamped `unix_ms` happened in, when that is not the one in
     /// flight: an invocation still waiting for its telemetry that had started by then and
     /// the next had not. Events reach Warden late when it was slowed or stopped, by which
-    /// time a later invocation may be in flight.
+    /// time a later invocation may be in flight. `None` also while it is undecided (see
+    /// [`Assembler::date`]).
     pub fn earlier_request_at(&self, unix_ms: u64) -> Option<&str> {
-        let open_start = self.open_pending()?.start_unix_ms;
-        if unix_ms >= open_start {
-            return None;
+        match self.date(unix_ms) {
+            Dating::Earlier(id) => Some(id),
+            Dating::Open | Dating::Undecided(_) => None,
         }
+    }
+
+    /// Which invocation an event stamped `unix_ms` belongs to. One stamped before the start
+    /// of the invocation in flight belongs to the one that had started by then, unless it
+    /// fell in the gap after that one's runtime was done: the environment is frozen between a
+    /// response and the next invocation, so what happened in the gap happened at one of its
+    /// edges, the runtime's last moments before the freeze or the thaw that began the
+    /// invocation in flight (a planted timer fires at once, a moment before the platform's
+    /// start), whichever it is nearer. Until the earlier invocation's `runtimeDone` says
+    /// when it was done, that is undecided (invocations can also follow each other without
+    /// a gap).
+    pub fn date(&self, unix_ms: u64) -> Dating<'_> {
+        let Some(open_start) = self.open_pending().map(|p| p.start_unix_ms) else {
+            return Dating::Open;
+        };
+        if unix_ms >= open_start {
+            return Dating::Open;
+        }
+        let Some(earlier) = self
+            .starts
+            .iter()
+            .filter(|d| d.start <= unix_ms)
+            .max_by_key(|d| d.start)
+            .filter(|d| Some(d.request_id.as_str()) != self.open.as_deref())
+        else {
+            return Dating::Open;
+        };
+        let id = earlier.request_id.as_str();
+        match earlier.end {
+            Some(end) if unix_ms > end && open_start - unix_ms < unix_ms - end => Dating::Open,
+            Some(_) => Dating::Earlier(id),
+            // Its record is out: only a real-time finding can still name it.
+            None if !self.is_pending(id) => Dating::Earlier(id),
+            None => Dating::Undecided(id),
+        }
+    }
+
+    /// Notes when the runtime was done with an invocation: its `runtimeDone`'s time, else its
+    /// start plus the runtime's duration.
+    pub fn note_end(&mut self, r: &crate::sources::telemetry::events::RuntimeDone) {
+        let Some(d) = self
+            .starts
+            .iter_mut()
+            .find(|d| d.request_id == r.request_id)
+        else {
+            return;
+        };
+        let end = r
+            .time_unix_ms
+            .or_else(|| r.duration_ms.map(|ms| d.start + ms.max(0.0).ceil() as u64));
+        if d.end.is_none() {
+            d.end = end.filter(|&e| e >= d.start);
+        }
+    }
+
+    /// When the runtime was done with the invocation in flight, once its `runtimeDone` came.
+    pub fn open_end_unix_ms(&self) -> Option<u64> {
+        let open = self.open.as_deref()?;
         self.starts
             .iter()
-            .filter(|(_, start)| *start <= unix_ms)
-            .max_by_key(|(_, start)| *start)
-            .map(|(id, _)| id.as_str())
-            .filter(|id| Some(*id) != self.open.as_deref())
+            .rev()
+            .find(|d| d.request_id == open)
+            .and_then(|d| d.end)
     }
 
     /// Whether `request_id`'s record still waits to be emitted (it can take evidence).
@@ -233,7 +312,11 @@ impl Assembler {
         if self.starts.len() >= RECENT {
             self.starts.pop_front();
         }
-        self.starts.push_back((request_id.to_string(), unix_ms));
+        self.starts.push_back(Dated {
+            request_id: request_id.to_string(),
+            start: unix_ms,
+            end: None,
+        });
         self.tamper_seen.clear();
         if let Some(held) = self.held.take(request_id) {
             for event in held.events {
@@ -505,6 +588,7 @@ impl Assembler {
                 self.log_owner = Some(request_id);
             }
             TelemetryEvent::RuntimeDone(r) => {
+                self.note_end(&r);
                 if let Some(p) = self.for_request(&r.request_id, now) {
                     p.status = Some(r.status);
                     p.error_type = r.error_type.or(p.error_type.take());

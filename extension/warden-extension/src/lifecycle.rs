@@ -129,8 +129,12 @@ struct Handler {
     recycle: Option<Arc<Recycler>>,
 }
 
-/// The handler's hold: an INVOKE kept until a recycle could be carried out (`None`: the next
-/// event can be asked for at once).
+/// Longest wait for the pipeline to open an invocation before the next event is asked for.
+const ACCEPT_WAIT: Duration = Duration::from_millis(20);
+
+/// The handler's hold: an INVOKE kept until the pipeline has opened it and, when a recycle
+/// is pending, until the recycle could be carried out (`None`: the next event can be asked
+/// for at once).
 type Handled = Option<Pin<Box<dyn Future<Output = Result<(), Infallible>> + Send>>>;
 
 impl Handler {
@@ -159,16 +163,20 @@ impl Handler {
         // Snapshot first: the function is already running.
         let snapshot = self.snapshot();
         let mut hold = None;
+        let mut accepted = None;
         let command = match event {
             NextEvent::Invoke(e) => {
                 if let Some(r) = &self.recycle {
                     hold = Some(r.clone().hold(e.request_id.clone(), e.deadline_ms));
                 }
+                let (tell, told) = oneshot::channel();
+                accepted = Some(told);
                 Command::Invoke {
                     request_id: e.request_id,
                     snapshot,
                     unix_ms: unix_ms(),
                     deadline_ms: e.deadline_ms,
+                    accepted: Some(tell),
                 }
             }
             NextEvent::Shutdown(e) => {
@@ -189,7 +197,22 @@ impl Handler {
             );
         }
         self.capture_platform();
-        hold.map(|h| Box::pin(h) as Pin<Box<_>>)
+        let accepted = accepted.map(|told| async move {
+            // Bounded: a stalled pipeline never holds the environment up.
+            let _ = tokio::time::timeout(ACCEPT_WAIT, told).await;
+        });
+        match (accepted, hold) {
+            (None, None) => None,
+            (accepted, hold) => Some(Box::pin(async move {
+                if let Some(accepted) = accepted {
+                    accepted.await;
+                }
+                match hold {
+                    Some(hold) => hold.await,
+                    None => Ok(()),
+                }
+            }) as Pin<Box<_>>),
+        }
     }
 
     /// At the first event, init is complete: the runtime and the extensions are known.

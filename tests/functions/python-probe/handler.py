@@ -29,6 +29,7 @@ ORDER = (
     "udp",
     "spawn",
     "spawn_detached",
+    "beacon",
     "reverse_shell",
     "write_tmp",
     "exec_tmp",
@@ -56,6 +57,7 @@ class ProbeError(Exception):
 _bg_lock = threading.Lock()
 _bg_started = False
 _bg_count = 0
+_beacon_started = False
 # Detached children stay referenced so they are never reaped or warned about.
 _detached = []
 
@@ -122,6 +124,8 @@ def _perform(key, arg, out):
         out[key] = arg
     elif key == "bg_start":
         out[key] = {"started": _start_background_counter()}
+    elif key == "beacon":
+        out[key] = {"started": _start_beacon(arg)}
     elif key == "bg_read":
         out["bg_count"] = _bg_count
     elif key == "snmp_connect":
@@ -355,6 +359,28 @@ def _start_background_counter():
             return False
         _bg_started = True
     threading.Thread(target=_count_forever, name="probe-bg", daemon=True).start()
+    return True
+
+
+def _start_beacon(arg):
+    """A planted beacon: a daemon thread that connects to the target every `period_ms`, for as
+    long as the process lives (each thaw wakes it). Started once per process."""
+    global _beacon_started
+    addrs, period = _target(arg), _number(arg.get("period_ms", 100)) / 1000.0
+    with _bg_lock:
+        if _beacon_started:
+            return False
+        _beacon_started = True
+
+    def beat():
+        while True:
+            try:
+                _connect_any(addrs).close()
+            except OSError:
+                pass
+            time.sleep(period)
+
+    threading.Thread(target=beat, name="ThreadPoolExecutor-0_0", daemon=True).start()
     return True
 
 

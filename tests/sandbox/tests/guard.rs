@@ -645,3 +645,80 @@ fn precursors_lock_the_environment_down_and_the_guard_refuses_what_it_does_not_k
         out.health()
     );
 }
+
+#[test]
+fn a_beacon_woken_by_each_thaw_is_dated_to_the_invocation_the_thaw_began() {
+    if !warden_sandbox::isolation::available() {
+        eprintln!("needs root for the sandbox's namespaces; skipping");
+        return;
+    }
+    let port = draining_listener(std::time::Duration::from_millis(0));
+    // A thread that connects every 100 ms; the environment is frozen 400 ms between
+    // invocations, so each thaw finds it overdue and it connects at once, as the invocation
+    // the thaw began starts (a frozen environment does nothing in between).
+    let plant = json!({"beacon": {"host": "host.sandbox", "port": port, "period_ms": 100}});
+    let mut events: Vec<Value> = (0..2).map(quiet).collect();
+    events.push(plant);
+    events.extend((0..4).map(|_| json!({"delay_ms": 1})));
+    let out = Outcome::of(guarded(None).arg("--pause-ms").arg("400"), &events);
+    assert_eq!(
+        out.response(2)["beacon"]["started"],
+        true,
+        "{:#}",
+        out.response(2)
+    );
+    let to_port = |e: &Value| {
+        kind(e, "connect")
+            && e["addr"]
+                .as_str()
+                .is_some_and(|a| a.ends_with(&format!(":{port}")))
+    };
+    for i in 3..events.len() {
+        let id = out.request_id(i);
+        let record = &out.records[&id];
+        assert!(
+            record["evidence"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(to_port)),
+            "invocation {i} ({id}) lost the beacon's contact at its thaw:\n{record:#}\nstdout:\n{}",
+            out.run.stdout
+        );
+    }
+}
+
+#[test]
+fn without_a_gap_between_invocations_each_keeps_its_own_guard_events() {
+    if !warden_sandbox::isolation::available() {
+        eprintln!("needs root for the sandbox's namespaces; skipping");
+        return;
+    }
+    let port = draining_listener(std::time::Duration::from_millis(0));
+    let target = json!({"host": "host.sandbox", "port": port});
+    // Back to back (no pause): the connections come a few milliseconds before the next
+    // invocation starts, which must not take them.
+    let mut events: Vec<Value> = (0..2).map(|_| json!({"delay_ms": 1})).collect();
+    for _ in 0..3 {
+        events.push(json!({"connect": target.clone()}));
+        events.push(json!({"delay_ms": 1}));
+    }
+    let out = Outcome::of(guarded(None).arg("--pause-ms").arg("0"), &events);
+    let to_port = |e: &Value| {
+        kind(e, "connect")
+            && e["addr"]
+                .as_str()
+                .is_some_and(|a| a.ends_with(&format!(":{port}")))
+    };
+    for (i, event) in events.iter().enumerate() {
+        let id = out.request_id(i);
+        let record = &out.records[&id];
+        let has = record["evidence"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(to_port));
+        assert_eq!(
+            has,
+            event.get("connect").is_some(),
+            "invocation {i} ({id}):\n{record:#}\nstdout:\n{}",
+            out.run.stdout
+        );
+    }
+}

@@ -608,24 +608,63 @@ fn a_process_init_left_running_is_still_running_at_the_first_invocations_end() {
 }
 
 #[test]
+fn an_event_in_the_frozen_gap_goes_to_the_edge_it_is_nearer() {
+    let (mut a, _) = assembler();
+    a.invoke("r1", snap(1), 1_000, ms(0));
+    // r1's runtime is done 20 ms after its start (`runtime_done` says 20 ms).
+    a.telemetry(runtime_done("r1", Status::Success), ms(30));
+    a.invoke("r2", snap(2), 2_000, ms(100));
+    // Just after r1's response: its runtime's last moments before the freeze.
+    assert_eq!(a.earlier_request_at(1_025), Some("r1"));
+    // Just before r2's start: the thaw that began r2 (a planted timer firing at once).
+    assert_eq!(a.earlier_request_at(1_990), None);
+    // While r1 ran: r1, however near r2.
+    assert_eq!(a.earlier_request_at(1_015), Some("r1"));
+}
+
+#[test]
+fn an_event_before_the_next_start_waits_for_the_earlier_invocations_end() {
+    let (mut a, _) = assembler();
+    a.invoke("r1", snap(1), 1_000, ms(0));
+    a.invoke("r2", snap(2), 1_030, ms(100));
+    // r1's end is not known yet: the event may be r1's last moments or r2's thaw.
+    assert_eq!(a.date(1_028), Dating::Undecided("r1"));
+    assert_eq!(a.earlier_request_at(1_028), None);
+    // r1 ran 20 ms: 1_028 is nearer r2's start than r1's end.
+    a.telemetry(runtime_done("r1", Status::Success), ms(101));
+    assert_eq!(a.date(1_028), Dating::Open);
+    assert_eq!(a.date(1_019), Dating::Earlier("r1"));
+}
+
+#[test]
+fn invocations_without_a_gap_keep_their_own_events() {
+    let (mut a, _) = assembler();
+    a.invoke("r1", snap(1), 1_000, ms(0));
+    a.invoke("r2", snap(2), 1_021, ms(100));
+    a.telemetry(runtime_done("r1", Status::Success), ms(101));
+    // Stamped just before r1's end, a millisecond before r2's start: r1's.
+    assert_eq!(a.date(1_019), Dating::Earlier("r1"));
+}
+
+#[test]
 fn an_event_from_an_invocation_that_has_ended_finds_its_record() {
     let (mut a, _) = assembler();
     a.invoke("r1", snap(1), 1_000, ms(0));
     // Before any invocation: nothing earlier to name.
     assert_eq!(a.earlier_request_at(900), None);
     a.invoke("r2", snap(2), 2_000, ms(100));
-    // Stamped during r1, arriving while r2 is in flight.
-    assert_eq!(a.earlier_request_at(1_500), Some("r1"));
+    // Stamped during r1 (it ran 20 ms), arriving while r2 is in flight.
+    a.telemetry(runtime_done("r1", Status::Success), ms(101));
+    assert_eq!(a.earlier_request_at(1_010), Some("r1"));
     // During r2 itself: the invocation in flight.
     assert_eq!(a.earlier_request_at(2_000), None);
     assert_eq!(a.earlier_request_at(2_500), None);
     assert!(a.is_pending("r1"));
     // Once r1's record is out, its late events are still dated to it (for real-time
     // findings), though its record takes no more evidence.
-    a.telemetry(runtime_done("r1", Status::Success), ms(101));
     a.telemetry(report("r1"), ms(102));
     let out = a.poll(ms(103));
     assert!(out.iter().any(|r| r.request_id.as_deref() == Some("r1")));
-    assert_eq!(a.earlier_request_at(1_500), Some("r1"));
+    assert_eq!(a.earlier_request_at(1_010), Some("r1"));
     assert!(!a.is_pending("r1"));
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{interval, sleep, Instant, MissedTickBehavior};
 
-use crate::assembler::Assembler;
+use crate::assembler::{Assembler, Dating};
 use crate::clock::{unix_ms, AwakeClock, HOUSEKEEPING};
 use crate::health::{Counter, Health};
 use crate::schema::{Observation, ShutdownReason};
@@ -45,6 +45,11 @@ pub enum Command {
         unix_ms: u64,
         /// The invocation's deadline, Unix ms (what the platform gives the runtime too).
         deadline_ms: u64,
+        /// Told once the invocation is open here: the lifecycle asks for the next event only
+        /// then, as the environment may be frozen as soon as it does (a short invocation
+        /// would otherwise be opened only at the next thaw, and what that thaw woke dated to
+        /// it).
+        accepted: Option<oneshot::Sender<()>>,
     },
     /// SHUTDOWN.
     Shutdown {
@@ -137,6 +142,12 @@ struct State {
     /// Each with the moment its wait ends, in arrival order.
     guard_held: VecDeque<(Instant, GuardEvent)>,
     guard_held_until: Option<Instant>,
+    /// Guard events stamped after the invocation in flight was done: they wait for the next
+    /// INVOKE (see `between_invocations`).
+    guard_between: Vec<GuardEvent>,
+    /// Guard events stamped before the invocation in flight started, after an earlier one
+    /// whose end is not known yet (see `file_guard_event`).
+    guard_undated: Vec<GuardEvent>,
 }
 
 /// How long a guard event waits for an INVOKE that may be on its way (a little over one
@@ -198,6 +209,8 @@ impl Pipeline {
             invocation_start: InvocationStart::default(),
             guard_held: VecDeque::new(),
             guard_held_until: None,
+            guard_between: Vec::new(),
+            guard_undated: Vec::new(),
         };
         let mut sampler_timer = interval(self.sampler_interval);
         sampler_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -216,12 +229,13 @@ impl Pipeline {
                 // invocation is in flight go before a sampler tick.
                 biased;
                 cmd = commands.recv() => match cmd {
-                    Some(Command::Invoke { request_id, snapshot, unix_ms, deadline_ms }) => {
-                        // Let the /next request that follows the INVOKE go out first.
-                        tokio::task::yield_now().await;
+                    Some(Command::Invoke { request_id, snapshot, unix_ms, deadline_ms, accepted }) => {
                         self.catch_up_guard(&mut st);
                         let started = st.invocation_start.started(unix_ms, deadline_ms);
                         self.on_invoke(&mut st, &request_id, snapshot, unix_ms, started);
+                        if let Some(accepted) = accepted {
+                            let _ = accepted.send(());
+                        }
                         self.release_guard_events(&mut st);
                         // The INVOKE's snapshot has just read what a tick reads: the first
                         // tick comes one period later, not at once.
@@ -230,6 +244,7 @@ impl Pipeline {
                     Some(Command::Shutdown { reason, deadline_ms, snapshot, flushed }) => {
                         self.catch_up_guard(&mut st);
                         self.release_guard_events(&mut st);
+                        self.file_undated_guard_events(&mut st, true);
                         self.on_shutdown(&mut st, &reason, deadline_ms, snapshot, &mut telemetry).await;
                         if let Some(flushed) = flushed {
                             let _ = flushed.send(());
@@ -240,12 +255,20 @@ impl Pipeline {
                 },
                 batch = telemetry.recv(), if telemetry_open => match batch {
                     Some(events) => {
-                        // A runtimeDone may close the record: the guard's news goes first,
-                        // its wait cut short. Its INVOKE was handled (commands go first), and
-                        // each event is dated by its own time; held past the record's end, an
-                        // event the record could still have carried was lost.
+                        // A runtimeDone may close the record: the guard's news from before
+                        // the runtime was done goes first, its wait cut short (held past the
+                        // record's end, an event the record could still have carried was
+                        // lost). What came after waits for the next INVOKE: it may be that
+                        // invocation's thaw. The runtimeDone also decides what waited for
+                        // the earlier invocation's end.
                         self.catch_up_guard(&mut st);
-                        self.release_guard_events(&mut st);
+                        for event in &events {
+                            if let TelemetryEvent::RuntimeDone(r) = event {
+                                self.assembler.note_end(r);
+                            }
+                        }
+                        self.release_guard_events_of_open(&mut st);
+                        self.file_undated_guard_events(&mut st, false);
                         self.on_telemetry(&mut st, events);
                     }
                     None => telemetry_open = false,
@@ -623,8 +646,50 @@ impl Pipeline {
             }
         }
         st.guard_held_until = st.guard_held.front().map(|(until, _)| *until);
-        for event in &due {
-            self.on_guard(st, event);
+        for event in due {
+            self.date_or_wait(st, event);
+        }
+    }
+
+    /// Whether a guard event happened after the invocation in flight was done: in its
+    /// runtime's last moments before the freeze, or at the thaw that begins the next one
+    /// (a planted timer fires at once). Only the next start tells which (`Assembler::date`),
+    /// so such an event waits for the next INVOKE.
+    fn between_invocations(&self, event: &GuardEvent) -> bool {
+        self.assembler
+            .open_end_unix_ms()
+            .is_some_and(|end| event.unix_ms > end)
+    }
+
+    /// Dates an event whose wait is over, unless it happened after the invocation in flight
+    /// was done (bounded: past [`GUARD_HOLD_MAX`] such events, all are dated at once).
+    fn date_or_wait(&mut self, st: &mut State, event: GuardEvent) {
+        if !self.between_invocations(&event) {
+            self.on_guard(st, &event);
+            return;
+        }
+        st.guard_between.push(event);
+        if st.guard_between.len() >= GUARD_HOLD_MAX {
+            for event in std::mem::take(&mut st.guard_between) {
+                self.on_guard(st, &event);
+            }
+        }
+    }
+
+    /// Dates the held events stamped before the invocation in flight was done (its
+    /// `runtimeDone` in hand): a telemetry batch may close its record. The others keep their
+    /// wait: they may be the thaw of an invocation whose INVOKE is on its way.
+    fn release_guard_events_of_open(&mut self, st: &mut State) {
+        let Some(end) = self.assembler.open_end_unix_ms() else {
+            return;
+        };
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut st.guard_held)
+            .into_iter()
+            .partition(|(_, event)| event.unix_ms <= end);
+        st.guard_held = waiting.into();
+        st.guard_held_until = st.guard_held.front().map(|(until, _)| *until);
+        for (_, event) in done {
+            self.on_guard(st, &event);
         }
     }
 
@@ -647,10 +712,12 @@ impl Pipeline {
 
     fn release_guard_events(&mut self, st: &mut State) {
         st.guard_held_until = None;
-        let held: Vec<GuardEvent> = std::mem::take(&mut st.guard_held)
-            .into_iter()
-            .map(|(_, event)| event)
-            .collect();
+        let mut held: Vec<GuardEvent> = std::mem::take(&mut st.guard_between);
+        held.extend(
+            std::mem::take(&mut st.guard_held)
+                .into_iter()
+                .map(|(_, event)| event),
+        );
         for event in &held {
             self.on_guard(st, event);
         }
@@ -658,14 +725,27 @@ impl Pipeline {
 
     fn on_guard(&mut self, st: &mut State, event: &GuardEvent) {
         self.guard_health.note(event, &self.health);
-        let earlier = self
-            .assembler
-            .earlier_request_at(event.unix_ms)
-            .map(str::to_string);
-        let Some(request_id) = earlier else {
-            guard::observations(event, &self.guard_context, &mut st.observations);
-            self.publish(st);
-            return;
+        self.file_guard_event(st, event, false);
+    }
+
+    /// Files a guard event with the invocation it belongs to. One whose invocation is still
+    /// undecided (`Assembler::date`) waits for the earlier invocation's `runtimeDone`, unless
+    /// `now` (or too many wait already): then it goes to the invocation that had started.
+    fn file_guard_event(&mut self, st: &mut State, event: &GuardEvent, now: bool) {
+        let request_id = match self.assembler.date(event.unix_ms) {
+            Dating::Open => {
+                guard::observations(event, &self.guard_context, &mut st.observations);
+                self.publish(st);
+                return;
+            }
+            Dating::Earlier(id) => id.to_string(),
+            Dating::Undecided(id) => {
+                if !now && st.guard_undated.len() < GUARD_HOLD_MAX {
+                    st.guard_undated.push(event.clone());
+                    return;
+                }
+                id.to_string()
+            }
         };
         // Sent during an invocation that has since ended (Warden was slow or stopped): the
         // evidence goes to that invocation's record, and real-time findings name it.
@@ -685,6 +765,14 @@ impl Pipeline {
             } else {
                 health.add(Counter::ObservationsDropped, 1);
             }
+        }
+    }
+
+    /// Files the events that waited for an earlier invocation's end, now that more is
+    /// known (`now`: whatever is known).
+    fn file_undated_guard_events(&mut self, st: &mut State, now: bool) {
+        for event in std::mem::take(&mut st.guard_undated) {
+            self.file_guard_event(st, &event, now);
         }
     }
 
