@@ -19,7 +19,7 @@ use crate::schema::Observation;
 use crate::schema::{
     BaselineView, Class, Finding, Indicator, ModelView, Severity, FINDING_VERSION,
 };
-use crate::schema::{FeatureRecord, RecordKind, SCHEMA_VERSION};
+use crate::schema::{FeatureRecord, RecordKind, Status, SCHEMA_VERSION};
 use warden_policy::lockdown::Known;
 
 /// Invocations whose real-time state is kept (records can lag behind by a few).
@@ -95,6 +95,17 @@ fn beacon_contacts(
         })
         .flat_map(|addr| contacts.take(&addr, current))
         .collect()
+}
+
+/// Share of an invocation's duration spent on the CPU from which it was busy all the while.
+const BUSY_SHARE: f64 = 0.8;
+
+/// An invocation that timed out busy on the CPU (see [`Indicator::BurnedToTimeout`]).
+fn burned_to_timeout(r: &FeatureRecord) -> bool {
+    let cpu_ms = (r.counters.cpu_user_ms + r.counters.cpu_system_ms) as f64;
+    let p = &r.platform;
+    let duration_ms = p.duration_ms.or(p.runtime_duration_ms).unwrap_or(0.0);
+    r.status == Status::Timeout && duration_ms > 0.0 && cpu_ms >= BUSY_SHARE * duration_ms
 }
 
 /// The live state of `request_id`, created if new (the oldest is dropped beyond
@@ -374,6 +385,7 @@ impl Detector {
         self.memory.settle(&mut x, &self.baseline);
         let z = self.baseline.normalise(&x);
         let mut tracker = Tracker::default();
+        tracker.note_listers(&r.evidence);
         for obs in &r.evidence {
             tracker.feed(obs, &self.familiar, &self.cfg.tmp_prefix);
         }
@@ -384,6 +396,9 @@ impl Detector {
         }
         if r.gauges.persisting_processes > 0 {
             tracker.add(Indicator::StillRunning);
+        }
+        if burned_to_timeout(r) {
+            tracker.add(Indicator::BurnedToTimeout);
         }
         let hits = weighted(&tracker, warmed);
         let model = self.model(&x, &z);

@@ -56,6 +56,7 @@ impl Indicator {
             Indicator::ReturningDestination | Indicator::Beaconing => Class::Persistence,
             Indicator::ListenerOpened => Class::Anomaly,
             Indicator::CredentialAccess | Indicator::CredentialsSent => Class::CredentialTheft,
+            Indicator::BurnedToTimeout => Class::DenialOfWallet,
             Indicator::UnknownDestination => Class::ExfiltrationEgress,
             Indicator::ErrorBurst => Class::Probing,
             Indicator::Tamper => Class::Tamper,
@@ -93,6 +94,9 @@ impl Indicator {
             // Above every other indicator an attack that sends credentials also fires (a
             // shell, a new destination), so that the class follows what was taken.
             Indicator::CredentialsSent => 0.99,
+            // Above the threshold on its own, below what names another class that burns CPU
+            // (a mining port).
+            Indicator::BurnedToTimeout => 0.6,
         }
     }
 
@@ -116,6 +120,7 @@ impl Indicator {
             Indicator::ExecFromMemory => idx::EXEC_FROM_TMP,
             Indicator::PolicyViolation => idx::NEW_ENDPOINTS,
             Indicator::CredentialsSent => idx::NET_TX,
+            Indicator::BurnedToTimeout => idx::CPU_MS,
         }
     }
 }
@@ -546,6 +551,9 @@ pub struct Hit {
 #[derive(Debug, Clone, Default)]
 pub struct Tracker {
     shell: Option<Observation>,
+    /// Processes of the invocation that list processes without printing environments
+    /// (see [`lists_processes_quietly`]), by pid.
+    listers: Vec<u32>,
     unfamiliar_endpoint: Option<Observation>,
     /// Every indicator fired so far, once each, in firing order.
     pub hits: Vec<Hit>,
@@ -554,6 +562,39 @@ pub struct Tracker {
 }
 
 impl Tracker {
+    /// Notes the processes of `evidence` that list processes quietly, so that their reads of
+    /// other processes' environments are judged as such whatever the evidence's order.
+    pub fn note_listers(&mut self, evidence: &[Observation]) {
+        for obs in evidence {
+            self.note_lister(obs);
+        }
+    }
+
+    fn note_lister(&mut self, obs: &Observation) {
+        let (pid, exe, argv) = match obs {
+            Observation::Process {
+                pid, exe, cmdline, ..
+            } => (*pid, exe.as_str(), cmdline.as_str()),
+            Observation::Exec {
+                pid,
+                path,
+                target,
+                argv,
+                ..
+            } => {
+                let exe = if target.is_empty() { path } else { target };
+                (*pid, exe.as_str(), argv.as_str())
+            }
+            _ => return,
+        };
+        if self.listers.len() < MAX_LISTERS
+            && !self.listers.contains(&pid)
+            && lists_processes_quietly(exe, argv)
+        {
+            self.listers.push(pid);
+        }
+    }
+
     /// Feeds one observation; returns the indicators that fired for the first time.
     pub fn feed(
         &mut self,
@@ -561,6 +602,7 @@ impl Tracker {
         familiar: &Familiar,
         tmp_prefix: &str,
     ) -> Vec<Indicator> {
+        self.note_lister(obs);
         let credential_hint = redact::observation(obs).1;
         let clean = obs.clone();
         let mut fired = Vec::new();
@@ -634,8 +676,16 @@ impl Tracker {
                 self.hit(Indicator::CredentialsSent, &[&clean], &mut fired);
                 self.policy(*verdict, &clean, &mut fired);
             }
-            Observation::CredentialRead { verdict, .. } => {
-                self.hit(Indicator::CredentialAccess, &[&clean], &mut fired);
+            Observation::CredentialRead { pid, path, verdict } => {
+                // `ps` reads every process's environment as it lists them: reconnaissance,
+                // not a credential read, unless asked to print them.
+                let listing = self.listers.contains(pid) && is_process_environ(path);
+                let indicator = if listing {
+                    Indicator::ReconCommand
+                } else {
+                    Indicator::CredentialAccess
+                };
+                self.hit(indicator, &[&clean], &mut fired);
                 self.policy(*verdict, &clean, &mut fired);
             }
             Observation::FileWrite { verdict, .. } => {
@@ -917,6 +967,39 @@ fn is_recon(exe: &str, cmdline: &str) -> bool {
             _ => RECON_COMMANDS.contains(&name),
         }
     })
+}
+
+/// Most process listers remembered in one invocation.
+const MAX_LISTERS: usize = 32;
+
+/// System programs that list processes. procps reads each process's
+/// `/proc/<pid>/environ` as it goes, whatever it prints.
+const PROCESS_LISTERS: [&str; 5] = ["ps", "top", "pgrep", "pkill", "pidof"];
+
+/// A system process lister (by path: a copy elsewhere is just a program) not asked to print
+/// environments (`ps e`, `ps auxe`: a BSD option word with an `e`).
+fn lists_processes_quietly(exe: &str, argv: &str) -> bool {
+    let system = ["/usr/bin/", "/bin/", "/usr/sbin/", "/sbin/"]
+        .iter()
+        .any(|dir| exe.starts_with(dir));
+    let base = words::base_name(exe);
+    if !system || !PROCESS_LISTERS.contains(&base) {
+        return false;
+    }
+    let prints_environment = base == "ps"
+        && argv.split_ascii_whitespace().skip(1).any(|word| {
+            !word.starts_with('-')
+                && word.chars().all(|c| c.is_ascii_alphabetic())
+                && word.contains('e')
+        });
+    !prints_environment
+}
+
+/// `/proc/<pid>/environ` of a process named by number.
+fn is_process_environ(path: &str) -> bool {
+    path.strip_prefix("/proc/")
+        .and_then(|rest| rest.strip_suffix("/environ"))
+        .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A program that reads the whole environment, where a function's credentials are: `env` or

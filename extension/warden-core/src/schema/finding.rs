@@ -261,6 +261,10 @@ pub enum Indicator {
     /// The role's secret access key in what a process sent over the network (seen by the
     /// in-process guard): credentials read, by whatever means, and sent out.
     CredentialsSent,
+    /// An invocation that ran until the function's timeout, busy on the CPU all the while:
+    /// the bill run up to its ceiling, whatever the function's history says (a function that
+    /// hangs on a call waits, it does not burn).
+    BurnedToTimeout,
 }
 
 impl Indicator {

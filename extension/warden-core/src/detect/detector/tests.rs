@@ -740,3 +740,106 @@ fn the_generic_models_alarm_is_news_once_per_class_while_learning() {
         .record(&attack, 0)
         .is_some_and(|f| f.severity >= Severity::High));
 }
+
+fn environ_read(pid: u32, of: u32) -> Observation {
+    Observation::CredentialRead {
+        pid,
+        path: format!("/proc/{of}/environ"),
+        verdict: crate::schema::PolicyVerdict::Allow,
+    }
+}
+
+fn exec_of(pid: u32, target: &str, argv: &str) -> Observation {
+    Observation::Exec {
+        pid,
+        path: target.into(),
+        target: target.into(),
+        how: crate::schema::ExecHow::Path,
+        argv: argv.into(),
+        verdict: crate::schema::PolicyVerdict::Allow,
+    }
+}
+
+#[test]
+fn ps_listing_processes_is_reconnaissance_and_printing_environments_is_credential_theft() {
+    // procps reads every process's environment as it lists them.
+    let mut d = detector();
+    let ps = exec_of(86, "/usr/bin/ps", "ps -ef");
+    assert!(d
+        .observe(Some("r1"), &ps, 1)
+        .is_none_or(|f| f.class != Class::CredentialTheft));
+    let f = d.observe(Some("r1"), &environ_read(86, 1), 2);
+    assert!(
+        f.as_ref()
+            .is_none_or(|f| f.class == Class::CommandInjection),
+        "{f:?}"
+    );
+
+    let mut d = detector();
+    d.observe(Some("r1"), &exec_of(87, "/usr/bin/ps", "ps eww"), 1);
+    let f = d
+        .observe(Some("r1"), &environ_read(87, 1), 2)
+        .expect("environments printed");
+    assert_eq!(f.class, Class::CredentialTheft);
+
+    // A program merely called `ps`, outside the system's directories, is not trusted for it.
+    let mut d = detector();
+    d.observe(Some("r1"), &exec_of(88, "/var/task/bin/ps", "ps -ef"), 1);
+    let f = d
+        .observe(Some("r1"), &environ_read(88, 1), 2)
+        .expect("read by a copy");
+    assert_eq!(f.class, Class::CredentialTheft);
+
+    // In a record, whatever the evidence's order: the read first, the exec after.
+    let mut d = detector();
+    let mut r = record(9);
+    r.evidence = vec![
+        environ_read(90, 1),
+        environ_read(90, 12),
+        exec_of(90, "/usr/bin/ps", "ps -ef"),
+    ];
+    let f = d.record(&r, 10);
+    assert!(
+        f.as_ref().is_none_or(|f| f.class != Class::CredentialTheft),
+        "{f:?}"
+    );
+}
+
+fn timed_out(seq: u64, cpu_ms: u64) -> FeatureRecord {
+    let mut r = record(seq);
+    r.status = crate::schema::Status::Timeout;
+    r.platform.duration_ms = Some(3000.0);
+    r.counters.cpu_user_ms = cpu_ms;
+    r
+}
+
+#[test]
+fn an_invocation_that_burns_to_its_timeout_is_denial_of_wallet_from_the_first_ones() {
+    // The second invocation of a new environment: no history to compare with.
+    let mut d = detector();
+    assert_eq!(d.record(&record(1), 0), None);
+    let f = d
+        .record(&timed_out(2, 2_950), 1)
+        .expect("burned to the timeout");
+    assert_eq!(f.class, Class::DenialOfWallet);
+    assert!(f.indicators.contains(&Indicator::BurnedToTimeout), "{f:?}");
+    assert_eq!(f.explanation[0].feature, "cpu_ms");
+    // Learning: low severity, as no hard indicator fired.
+    assert_eq!(f.severity, Severity::Low);
+
+    // A timeout spent waiting on a call is no burn.
+    let mut d = detector();
+    assert_eq!(d.record(&record(1), 0), None);
+    let hung = d.record(&timed_out(2, 40), 1);
+    assert!(
+        hung.as_ref()
+            .is_none_or(|f| !f.indicators.contains(&Indicator::BurnedToTimeout)),
+        "{hung:?}"
+    );
+
+    // Past the learning period, every burn is reported again, with its severity.
+    let mut d = warmed();
+    let f = d.record(&timed_out(31, 2_990), 2).expect("burned again");
+    assert_eq!(f.class, Class::DenialOfWallet);
+    assert!(f.severity >= Severity::Medium, "{f:?}");
+}
