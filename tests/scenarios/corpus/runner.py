@@ -148,6 +148,9 @@ def run_in_sandbox(run, tools, ports, env=()):
         raise CorpusError(f"{run.name}: the sandbox ran past {limit} s") from err
     stdout = done.stdout.decode("utf-8", "replace")
     stderr = done.stderr.decode("utf-8", "replace")
+    # Kept beside the run's events (removed with the work directory unless --keep-work).
+    (folder / "stdout.txt").write_text(stdout)
+    (folder / "stderr.txt").write_text(stderr)
     if done.returncode != 0:
         raise CorpusError(f"{run.name}: warden-sandbox exited {done.returncode}: {stderr[-2000:]}")
     lines = [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
