@@ -110,6 +110,13 @@ fn realtime(
     );
 }
 
+/// Whether an evidence item names a destination on `port`.
+fn to(e: &Value, port: u16) -> bool {
+    e["addr"]
+        .as_str()
+        .is_some_and(|a| a.ends_with(&format!(":{port}")))
+}
+
 fn kind(e: &Value, kind: &str) -> bool {
     e["kind"] == kind
 }
@@ -520,11 +527,7 @@ fn what_bypasses_the_guard_the_outside_view_still_reports() {
         "{:#}",
         out.response(first)
     );
-    let to_port = |e: &Value| {
-        e["addr"]
-            .as_str()
-            .is_some_and(|a| a.ends_with(&format!(":{port}")))
-    };
+    let to_port = |e: &Value| to(e, port);
     // No libc call: the guard never saw the connection.
     for i in 0..events.len() {
         for f in out.findings_of(i) {
@@ -667,12 +670,7 @@ fn a_beacon_woken_by_each_thaw_is_dated_to_the_invocation_the_thaw_began() {
         "{:#}",
         out.response(2)
     );
-    let to_port = |e: &Value| {
-        kind(e, "connect")
-            && e["addr"]
-                .as_str()
-                .is_some_and(|a| a.ends_with(&format!(":{port}")))
-    };
+    let to_port = |e: &Value| kind(e, "connect") && to(e, port);
     for i in 3..events.len() {
         let id = out.request_id(i);
         let record = &out.records[&id];
@@ -702,12 +700,7 @@ fn without_a_gap_between_invocations_each_keeps_its_own_guard_events() {
         events.push(json!({"delay_ms": 1}));
     }
     let out = Outcome::of(guarded(None).arg("--pause-ms").arg("0"), &events);
-    let to_port = |e: &Value| {
-        kind(e, "connect")
-            && e["addr"]
-                .as_str()
-                .is_some_and(|a| a.ends_with(&format!(":{port}")))
-    };
+    let to_port = |e: &Value| kind(e, "connect") && to(e, port);
     for (i, event) in events.iter().enumerate() {
         let id = out.request_id(i);
         let record = &out.records[&id];

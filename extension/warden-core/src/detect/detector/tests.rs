@@ -760,35 +760,28 @@ fn exec_of(pid: u32, target: &str, argv: &str) -> Observation {
     }
 }
 
+/// The class of the real-time finding (if any) when `exe` run as `argv` reads another
+/// process's environment, in a fresh environment.
+fn class_of_environ_read(exe: &str, argv: &str) -> Option<Class> {
+    let mut d = detector();
+    d.observe(Some("r1"), &exec_of(86, exe, argv), 1);
+    d.observe(Some("r1"), &environ_read(86, 1), 2)
+        .map(|f| f.class)
+}
+
 #[test]
 fn ps_listing_processes_is_reconnaissance_and_printing_environments_is_credential_theft() {
     // procps reads every process's environment as it lists them.
-    let mut d = detector();
-    let ps = exec_of(86, "/usr/bin/ps", "ps -ef");
-    assert!(d
-        .observe(Some("r1"), &ps, 1)
-        .is_none_or(|f| f.class != Class::CredentialTheft));
-    let f = d.observe(Some("r1"), &environ_read(86, 1), 2);
+    let listing = class_of_environ_read("/usr/bin/ps", "ps -ef");
     assert!(
-        f.as_ref()
-            .is_none_or(|f| f.class == Class::CommandInjection),
-        "{f:?}"
+        listing.is_none_or(|c| c == Class::CommandInjection),
+        "{listing:?}"
     );
-
-    let mut d = detector();
-    d.observe(Some("r1"), &exec_of(87, "/usr/bin/ps", "ps eww"), 1);
-    let f = d
-        .observe(Some("r1"), &environ_read(87, 1), 2)
-        .expect("environments printed");
-    assert_eq!(f.class, Class::CredentialTheft);
-
+    let printing = class_of_environ_read("/usr/bin/ps", "ps eww");
+    assert_eq!(printing, Some(Class::CredentialTheft));
     // A program merely called `ps`, outside the system's directories, is not trusted for it.
-    let mut d = detector();
-    d.observe(Some("r1"), &exec_of(88, "/var/task/bin/ps", "ps -ef"), 1);
-    let f = d
-        .observe(Some("r1"), &environ_read(88, 1), 2)
-        .expect("read by a copy");
-    assert_eq!(f.class, Class::CredentialTheft);
+    let copy = class_of_environ_read("/var/task/bin/ps", "ps -ef");
+    assert_eq!(copy, Some(Class::CredentialTheft));
 
     // In a record, whatever the evidence's order: the read first, the exec after.
     let mut d = detector();
