@@ -658,11 +658,13 @@ fn a_beacon_woken_by_each_thaw_is_dated_to_the_invocation_the_thaw_began() {
     let port = draining_listener(std::time::Duration::from_millis(0));
     // A thread that connects every 100 ms; the environment is frozen 400 ms between
     // invocations, so each thaw finds it overdue and it connects at once, as the invocation
-    // the thaw began starts (a frozen environment does nothing in between).
+    // the thaw began starts (a frozen environment does nothing in between). Each invocation
+    // sleeps 20 ms, letting the thread have the interpreter: a handler that never lets go
+    // of it can be frozen again before the thread runs, and that thaw shows no beat.
     let plant = json!({"beacon": {"host": "host.sandbox", "port": port, "period_ms": 100}});
     let mut events: Vec<Value> = (0..2).map(quiet).collect();
     events.push(plant);
-    events.extend((0..4).map(|_| json!({"delay_ms": 1})));
+    events.extend((0..4).map(|_| json!({"delay_ms": 20})));
     let out = Outcome::of(guarded(None).arg("--pause-ms").arg("400"), &events);
     assert_eq!(
         out.response(2)["beacon"]["started"],
