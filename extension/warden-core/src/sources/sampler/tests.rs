@@ -613,8 +613,7 @@ fn a_guard_exec_time_before_the_next_invocation_keeps_a_process_with_the_one_tha
     assert_eq!(pids, vec![60], "{last:?}");
 }
 
-/// The pids of the process observations in `out`, in order.
-/// Pids reported as left running.
+/// The pids of the processes in `out` reported as left running, in order.
 fn left_running_pids(out: &[Observation]) -> Vec<u32> {
     out.iter()
         .filter_map(|o| match o {
