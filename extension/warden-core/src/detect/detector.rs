@@ -10,6 +10,7 @@ use super::contacts::EarlyContacts;
 use super::explain;
 use super::indicators::{Familiar, Habit, Tracker};
 use super::memory::MemoryCarry;
+use super::responses::ResponseSizes;
 use super::score::{assess, model_trust, severity, Assessment, Weighted, DEFAULT_THRESHOLD};
 use crate::features::{idx, raw_values, transform, N, VECTOR_VERSION};
 use crate::health::{Counter, Health};
@@ -166,6 +167,8 @@ pub struct Detector {
     model_classes: std::collections::HashSet<Class>,
     /// Invocations that contacted a destination not yet familiar, for a beacon's finding.
     early_contacts: EarlyContacts,
+    /// The responses the environment returned, for oversized ones.
+    responses: ResponseSizes,
 }
 
 impl Detector {
@@ -193,6 +196,7 @@ impl Detector {
             reported: std::collections::HashSet::new(),
             model_classes: std::collections::HashSet::new(),
             early_contacts: EarlyContacts::default(),
+            responses: ResponseSizes::default(),
         }
     }
 
@@ -231,6 +235,7 @@ impl Detector {
     /// Seeds the baseline from a profile trained offline.
     pub fn with_profile(mut self, profile: &BaselineProfile) -> Result<Detector, ProfileError> {
         self.baseline = Baseline::from_profile(profile)?;
+        self.responses = ResponseSizes::from_baseline(&self.baseline);
         for exe in &profile.known_exes {
             self.familiar.add_exe(exe);
         }
@@ -400,6 +405,10 @@ impl Detector {
         if burned_to_timeout(r) {
             tracker.add(Indicator::BurnedToTimeout);
         }
+        let produced = r.platform.produced_bytes.unwrap_or(0);
+        if self.responses.oversized(produced) {
+            tracker.add(Indicator::OversizedResponse);
+        }
         let hits = weighted(&tracker, warmed);
         let model = self.model(&x, &z);
         let rare = self.baseline.rare_presence(&x).is_some();
@@ -438,6 +447,7 @@ impl Detector {
         if hard && a.score >= self.cfg.threshold {
             self.familiar.name_taints(&r.evidence, a.class);
         }
+        self.responses.note(produced, a.score < self.cfg.threshold);
         if a.score < self.cfg.threshold {
             self.baseline.observe(&x);
             self.familiar.learn(&r.evidence);
@@ -482,10 +492,14 @@ impl Detector {
             }
         }
         // Something planted that keeps running or calling out is news at every invocation,
-        // not only the first time.
-        let ongoing = [Indicator::Beaconing, Indicator::StillRunning]
-            .into_iter()
-            .any(|i| tracker.get(i).is_some());
+        // not only the first time; so is each response that takes data out.
+        let ongoing = [
+            Indicator::Beaconing,
+            Indicator::StillRunning,
+            Indicator::OversizedResponse,
+        ]
+        .into_iter()
+        .any(|i| tracker.get(i).is_some());
         if learning
             && !model_alone
             && !hard

@@ -57,6 +57,7 @@ impl Indicator {
             Indicator::ListenerOpened => Class::Anomaly,
             Indicator::CredentialAccess | Indicator::CredentialsSent => Class::CredentialTheft,
             Indicator::BurnedToTimeout => Class::DenialOfWallet,
+            Indicator::OversizedResponse => Class::ExfiltrationResponse,
             Indicator::UnknownDestination => Class::ExfiltrationEgress,
             Indicator::ErrorBurst => Class::Probing,
             Indicator::Tamper => Class::Tamper,
@@ -97,6 +98,8 @@ impl Indicator {
             // Above the threshold on its own, below what names another class that burns CPU
             // (a mining port).
             Indicator::BurnedToTimeout => 0.6,
+            // Above the threshold on its own: the response is the whole of the attack.
+            Indicator::OversizedResponse => 0.6,
         }
     }
 
@@ -121,6 +124,7 @@ impl Indicator {
             Indicator::PolicyViolation => idx::NEW_ENDPOINTS,
             Indicator::CredentialsSent => idx::NET_TX,
             Indicator::BurnedToTimeout => idx::CPU_MS,
+            Indicator::OversizedResponse => idx::PRODUCED,
         }
     }
 }

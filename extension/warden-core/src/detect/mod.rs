@@ -4,7 +4,7 @@
 //! - [`baseline`]: the per-function behavioural baseline, learned online.
 //! - [`indicators`]: rules that need no statistics; [`burst`], [`memory`]: error bursts and
 //!   memory that stays up; [`contacts`]: the invocations a beacon called out from before its
-//!   cadence showed.
+//!   cadence showed; [`responses`]: responses far larger than any the function returned.
 //! - [`score`], [`explain`]: the combined score and its explanation.
 //! - [`detector`]: the stage itself: records and observations in, [`crate::schema::Finding`]s
 //!   out.
@@ -16,6 +16,7 @@ pub mod detector;
 pub mod explain;
 pub mod indicators;
 pub mod memory;
+pub mod responses;
 pub mod score;
 
 pub use baseline::{Baseline, BaselineProfile, ProfileError};

@@ -265,6 +265,10 @@ pub enum Indicator {
     /// the bill run up to its ceiling, whatever the function's history says (a function that
     /// hangs on a call waits, it does not burn).
     BurnedToTimeout,
+    /// A response many times larger than any the environment returned before, and large in
+    /// itself: data taken out through the function's own response (an export without its
+    /// limit, every field of a record).
+    OversizedResponse,
 }
 
 impl Indicator {

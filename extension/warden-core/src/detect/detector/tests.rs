@@ -836,3 +836,38 @@ fn an_invocation_that_burns_to_its_timeout_is_denial_of_wallet_from_the_first_on
     assert_eq!(f.class, Class::DenialOfWallet);
     assert!(f.severity >= Severity::Medium, "{f:?}");
 }
+
+fn responding(seq: u64, bytes: u64) -> FeatureRecord {
+    let mut r = record(seq);
+    r.platform.produced_bytes = Some(bytes);
+    r
+}
+
+#[test]
+fn a_response_far_larger_than_any_before_is_response_exfiltration_each_time() {
+    // A function whose responses vary widely by design, in a new environment.
+    let sizes = [2_000, 31_000, 500, 18_000, 5_600, 63, 24_000];
+    let mut d = detector();
+    for (i, &bytes) in sizes.iter().enumerate() {
+        assert_eq!(d.record(&responding(i as u64 + 1, bytes), 0), None);
+    }
+    let mut seq = sizes.len() as u64;
+    for dump in [2_400_000, 3_100_000, 2_200_000] {
+        seq += 1;
+        let f = d
+            .record(&responding(seq, dump), 0)
+            .expect("the dump is found");
+        assert_eq!(f.class, Class::ExfiltrationResponse);
+        assert!(
+            f.indicators.contains(&Indicator::OversizedResponse),
+            "{f:?}"
+        );
+        assert_eq!(f.explanation[0].feature, "produced_bytes");
+        // Between dumps, ordinary responses raise nothing.
+        seq += 1;
+        assert_eq!(d.record(&responding(seq, 9_000), 0), None);
+    }
+    // A response in the function's usual spread is not one.
+    seq += 1;
+    assert_eq!(d.record(&responding(seq, 40_000), 0), None);
+}
