@@ -202,10 +202,19 @@ pub fn observation(obs: &Observation) -> (Observation, bool) {
             };
             (clean, false)
         }
-        Observation::CredentialRead { pid, path, verdict } => (
+        Observation::CredentialRead {
+            pid,
+            path,
+            reader,
+            verdict,
+        } => (
             Observation::CredentialRead {
                 pid: *pid,
                 path: redact_evidence(path).text,
+                reader: reader.as_ref().map(|r| crate::schema::Reader {
+                    exe: redact_evidence(&r.exe).text,
+                    argv: redact_evidence(&r.argv).text,
+                }),
                 verdict: *verdict,
             },
             true,

@@ -74,11 +74,15 @@ fn start(kind: &str, header: &Header, verdict: Verdict) -> Line {
     line
 }
 
-/// `hello`: the library is loaded in a process.
-pub(crate) fn hello(header: &Header, policy_word: &str, exe: &[u8]) -> Line {
+/// `hello`: the library is loaded in a process, running `exe` with the arguments of
+/// `cmdline` (`/proc/self/cmdline`: NUL-separated). Its arguments name the process even when
+/// its parent ran it unguarded (a shell that exported the preload after it started).
+pub(crate) fn hello(header: &Header, policy_word: &str, exe: &[u8], cmdline: &[u8]) -> Line {
     let mut line = start("hello", header, Verdict::Allow);
     line.field(policy_word);
     line.text(exe, PATH_CAP);
+    let args = cmdline.split(|&b| b == 0).filter(|a| !a.is_empty());
+    crate::exec::write_argv(&mut line, args);
     line
 }
 
@@ -273,8 +277,14 @@ mod tests {
     #[test]
     fn hello_and_notice_carry_the_header() {
         assert_eq!(
-            text(&hello(&HEADER, "none", b"/usr/bin/python3.11")),
-            "1\thello\t10\t11\t1700000000123\t2\tallow\tnone\t/usr/bin/python3.11"
+            text(&hello(
+                &HEADER,
+                "none",
+                b"/usr/bin/python3.11",
+                b"python3\0-m\0awslambdaric\0app.handler\0"
+            )),
+            "1\thello\t10\t11\t1700000000123\t2\tallow\tnone\t/usr/bin/python3.11\t\
+             python3 -m awslambdaric app.handler"
         );
         assert_eq!(
             text(&notice(&HEADER, "policy_error", b"bad\njson")),

@@ -32,7 +32,13 @@ fn a_process_says_hello_with_its_executable_and_policy() {
     assert_eq!(first.fields[3], pid.to_string(), "tid of the main thread");
     assert_eq!(first.fields[5], "0", "nothing dropped");
     assert_eq!(first.verdict(), "allow");
-    assert_eq!(first.body(), ["none", python().to_str().unwrap()]);
+    let body = first.body();
+    assert_eq!(body[..2], ["none", python().to_str().unwrap()]);
+    // Its arguments, as the process was started.
+    assert!(
+        body[2].ends_with("-c import os; print(os.getpid())"),
+        "{body:?}"
+    );
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -185,7 +191,7 @@ print(shutil.which("true"))
     assert_eq!(searched.body(), ["true", on_path, "path", "true searched"]);
     // Both children load the guard too, and say so with the program they now run.
     let true_exe = std::fs::canonicalize("/bin/true").unwrap();
-    for pid in [child, spawned] {
+    for (pid, argv) in [(child, "/bin/true --flag a b"), (spawned, "true spawned")] {
         let hellos: Vec<Vec<&str>> = of_kind(&events, "hello")
             .into_iter()
             .filter(|e| e.pid() == pid)
@@ -193,7 +199,7 @@ print(shutil.which("true"))
             .collect();
         assert_eq!(
             hellos,
-            [["none", true_exe.to_str().unwrap()]],
+            [["none", true_exe.to_str().unwrap(), argv]],
             "{events:#?}"
         );
     }

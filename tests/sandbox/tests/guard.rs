@@ -717,3 +717,112 @@ fn without_a_gap_between_invocations_each_keeps_its_own_guard_events() {
         );
     }
 }
+
+#[test]
+fn a_socket_the_sampler_sees_goes_where_the_guards_call_to_it_goes() {
+    if !warden_sandbox::isolation::available() {
+        eprintln!("needs root for the sandbox's namespaces; skipping");
+        return;
+    }
+    let port = draining_listener(std::time::Duration::from_millis(0));
+    let target = json!({"host": "host.sandbox", "port": port});
+    // Back to back: each connection is the first thing its invocation does, often before
+    // Warden has handled its INVOKE, while the short invocation before it has no runtimeDone
+    // yet: Warden's last look at that one, or a tick, finds the socket in the table. Dated
+    // by that tick it went to the quiet invocation before; the guard's call dates it.
+    let mut events: Vec<Value> = (0..2).map(|_| json!({"delay_ms": 1})).collect();
+    for _ in 0..8 {
+        events.push(json!({"delay_ms": 1}));
+        events.push(json!({"connect": target.clone()}));
+    }
+    let out = Outcome::of(guarded(None).arg("--pause-ms").arg("0"), &events);
+    let has = |i: usize, what: &str| {
+        let record = &out.records[&out.request_id(i)];
+        record["evidence"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| kind(e, what) && to(e, port)))
+    };
+    let mut dated_right = 0;
+    for (i, event) in events.iter().enumerate() {
+        let id = out.request_id(i);
+        assert!(
+            !has(i, "endpoint") || has(i, "connect"),
+            "invocation {i} ({id}) has the socket without the call:\n{:#}\nstdout:\n{}",
+            out.records[&id],
+            out.run.stdout
+        );
+        if event.get("connect").is_some() && has(i, "connect") {
+            dated_right += 1;
+        }
+    }
+    // The calls themselves, dated by the guard's clock (an invocation that starts within a
+    // millisecond of the one before may lose one to it).
+    assert!(
+        dated_right >= 6,
+        "{dated_right} of 8\nstdout:\n{}",
+        out.run.stdout
+    );
+}
+
+#[test]
+fn a_program_its_parent_ran_unguarded_is_named_by_its_own_hello() {
+    if !warden_sandbox::isolation::available() {
+        eprintln!("needs root for the sandbox's namespaces; skipping");
+        return;
+    }
+    // A shell started without the guard exports it, then runs `ps` (as a bash runtime's loop
+    // that exports LD_PRELOAD after it started does): `ps` is guarded, its exec is reported
+    // by nobody, and only its own hello says what it is.
+    let ps_from_unguarded_shell = |args: &str| {
+        json!({"run": format!(
+            "LD_PRELOAD= /bin/bash -c 'export LD_PRELOAD=\"$GUARD_LIBRARY\"; ps {args} > /dev/null'"
+        )})
+    };
+    let (events, first) = spaced(
+        4,
+        vec![
+            ps_from_unguarded_shell("-ef"),
+            ps_from_unguarded_shell("eww"),
+        ],
+    );
+    let policy = json!({"mode": "observe", "egress": []});
+    let out = Outcome::of(
+        guarded_provided("tests/functions/bash-guard", &policy),
+        &events,
+    );
+    // In the record (the loop's own /tmp files, more than its evidence holds, give way).
+    let read_by = |i: usize, argv: &str| {
+        let record = &out.records[&out.request_id(i)];
+        let named = record["evidence"].as_array().is_some_and(|items| {
+            items.iter().any(|e| {
+                kind(e, "credential_read")
+                    && e["reader"]["exe"]
+                        .as_str()
+                        .is_some_and(|x| x.ends_with("/ps"))
+                    && e["reader"]["argv"] == argv
+            })
+        });
+        assert!(named, "{i}: no read by `{argv}`:\n{record:#}");
+    };
+    read_by(first, "ps -ef");
+    read_by(first + 2, "ps eww");
+    // Listing processes reads their environments: reconnaissance, not credential theft...
+    let stolen = |i: usize| {
+        out.findings_of(i)
+            .iter()
+            .any(|f| f["class"] == "credential_theft")
+    };
+    assert!(
+        !stolen(first),
+        "{:#?}\nstdout:\n{}",
+        out.findings_of(first),
+        out.run.stdout
+    );
+    // ...printing them is taking them.
+    assert!(
+        stolen(first + 2),
+        "{:#?}\nstdout:\n{}",
+        out.findings_of(first + 2),
+        out.run.stdout
+    );
+}

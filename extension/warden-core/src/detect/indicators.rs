@@ -589,6 +589,11 @@ impl Tracker {
                 let exe = if target.is_empty() { path } else { target };
                 (*pid, exe.as_str(), argv.as_str())
             }
+            Observation::CredentialRead {
+                pid,
+                reader: Some(r),
+                ..
+            } => (*pid, r.exe.as_str(), r.argv.as_str()),
             _ => return,
         };
         if self.listers.len() < MAX_LISTERS
@@ -680,10 +685,20 @@ impl Tracker {
                 self.hit(Indicator::CredentialsSent, &[&clean], &mut fired);
                 self.policy(*verdict, &clean, &mut fired);
             }
-            Observation::CredentialRead { pid, path, verdict } => {
+            Observation::CredentialRead {
+                pid,
+                path,
+                reader,
+                verdict,
+            } => {
                 // `ps` reads every process's environment as it lists them: reconnaissance,
-                // not a credential read, unless asked to print them.
-                let listing = self.listers.contains(pid) && is_process_environ(path);
+                // not a credential read, unless asked to print them. Who reads is known
+                // from its exec, or from its guard's hello when its parent ran unguarded.
+                let lister = self.listers.contains(pid)
+                    || reader
+                        .as_ref()
+                        .is_some_and(|r| lists_processes_quietly(&r.exe, &r.argv));
+                let listing = lister && is_process_environ(path);
                 let indicator = if listing {
                     Indicator::ReconCommand
                 } else {

@@ -10,6 +10,7 @@ pub mod recycle;
 pub mod stopped;
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
@@ -145,6 +146,11 @@ struct State {
     /// Guard events stamped after the invocation in flight was done: they wait for the next
     /// INVOKE (see `between_invocations`).
     guard_between: Vec<GuardEvent>,
+    /// The guard's recent calls to a destination (connect, send): where and when, to date
+    /// the sockets the sampler sees (see `date_sampled_sockets`).
+    guard_calls: VecDeque<(SocketAddr, u64)>,
+    /// What each guarded process runs, from its guard's hello.
+    guard_programs: guard::GuardPrograms,
     /// Guard events stamped before the invocation in flight started, after an earlier one
     /// whose end is not known yet (see `file_guard_event`).
     guard_undated: Vec<GuardEvent>,
@@ -155,6 +161,10 @@ struct State {
 const GUARD_HOLD: Duration = Duration::from_millis(25);
 /// Held events beyond which they are handled at once.
 const GUARD_HOLD_MAX: usize = 256;
+/// The guard's calls remembered to date the sampler's sockets by (see
+/// `Pipeline::date_sampled_sockets`), and for how long.
+const MAX_GUARD_CALLS: usize = 128;
+const GUARD_CALL_MEMORY_MS: u64 = 5_000;
 
 /// When an invocation started, on the platform's clock rather than Warden's: Warden may hear
 /// of an INVOKE late (slowed, stopped, or simply after the runtime), and events stamped by the
@@ -210,6 +220,8 @@ impl Pipeline {
             guard_held: VecDeque::new(),
             guard_held_until: None,
             guard_between: Vec::new(),
+            guard_calls: VecDeque::new(),
+            guard_programs: guard::GuardPrograms::default(),
             guard_undated: Vec::new(),
         };
         let mut sampler_timer = interval(self.sampler_interval);
@@ -354,6 +366,7 @@ impl Pipeline {
             self.note_thaw(st, Instant::now());
             // Its runtimeDone has not come yet: its last pass is now.
             self.sample_final(st);
+            self.publish(st);
         }
         self.drop_runtime_programs(st);
         self.release_programs(st);
@@ -456,6 +469,7 @@ impl Pipeline {
                     // A last pass names what the runtime did since the last tick (a short
                     // invocation may end before any tick comes).
                     self.sample_final(st);
+                    self.publish(st);
                     let unnamed = self.sampler.as_ref().map_or(0, Sampler::unnamed_tasks);
                     self.assembler.sampler_stats(st.ticks, unnamed);
                     st.ticks = 0;
@@ -618,6 +632,12 @@ impl Pipeline {
     /// act on an invocation before Warden has handled its INVOKE, and an event handled
     /// first would go to the invocation before.
     fn hold_guard_event(&mut self, st: &mut State, event: GuardEvent) {
+        if let GuardCall::Connect { addr, .. } | GuardCall::Send { addr, .. } = &event.call {
+            if st.guard_calls.len() >= MAX_GUARD_CALLS {
+                st.guard_calls.pop_front();
+            }
+            st.guard_calls.push_back((*addr, event.unix_ms));
+        }
         if let (GuardCall::Exec { .. }, Some(sampler)) = (&event.call, self.sampler.as_mut()) {
             sampler.note_exec(event.pid, event.unix_ms);
         }
@@ -725,6 +745,7 @@ impl Pipeline {
 
     fn on_guard(&mut self, st: &mut State, event: &GuardEvent) {
         self.guard_health.note(event, &self.health);
+        st.guard_programs.note(event);
         self.file_guard_event(st, event, false);
     }
 
@@ -734,7 +755,12 @@ impl Pipeline {
     fn file_guard_event(&mut self, st: &mut State, event: &GuardEvent, now: bool) {
         let request_id = match self.assembler.date(event.unix_ms) {
             Dating::Open => {
-                guard::observations(event, &self.guard_context, &mut st.observations);
+                guard::observations(
+                    event,
+                    &self.guard_context,
+                    &st.guard_programs,
+                    &mut st.observations,
+                );
                 self.publish(st);
                 return;
             }
@@ -751,7 +777,7 @@ impl Pipeline {
         // evidence goes to that invocation's record, and real-time findings name it.
         // Once that record is out, only the real-time finding can still name it.
         let mut found = Vec::new();
-        guard::observations(event, &self.guard_context, &mut found);
+        guard::observations(event, &self.guard_context, &st.guard_programs, &mut found);
         let health = self.health.clone();
         let pending = self.assembler.is_pending(&request_id);
         for obs in found {
@@ -787,9 +813,54 @@ impl Pipeline {
             st.armed = false;
         }
         st.observations = found;
+        self.date_sampled_sockets(st);
         self.drop_runtime_programs(st);
         st.observations.append(&mut st.programs);
         st.ticks += 1;
+    }
+
+    /// Sockets the sampler saw to a destination the guard reported a call to go where that
+    /// call goes: the guard's clock dates it, the sampler's tick does not (a tick between the
+    /// runtime's end and the INVOKE Warden has not handled yet, or the last pass of an
+    /// invocation made after the next one began, sees the next one's socket). Without such a
+    /// call (the process is not guarded) a socket stays with the tick that saw it.
+    fn date_sampled_sockets(&mut self, st: &mut State) {
+        if !st
+            .observations
+            .iter()
+            .any(|o| matches!(o, Observation::Endpoint { listen: false, .. }))
+        {
+            return;
+        }
+        // The guard reports a call before its socket exists: its event is already sent.
+        self.catch_up_guard(st);
+        let now = unix_ms();
+        let mut dated = Vec::new();
+        st.observations.retain(|obs| {
+            let Observation::Endpoint {
+                addr,
+                listen: false,
+                ..
+            } = obs
+            else {
+                return true;
+            };
+            let call = st
+                .guard_calls
+                .iter()
+                .rev()
+                .find(|(to, at)| to == addr && now.saturating_sub(*at) <= GUARD_CALL_MEMORY_MS);
+            match call {
+                Some(&(_, at)) => {
+                    dated.push(GuardEvent::sampled(at, obs.clone()));
+                    false
+                }
+                None => true,
+            }
+        });
+        for event in dated {
+            self.hold_guard_event(st, event);
+        }
     }
 
     /// During init, the programs the file watch saw that the tick before named as the
@@ -826,7 +897,7 @@ impl Pipeline {
             self.sampler = None;
         }
         st.observations.extend(found);
-        self.publish(st);
+        self.date_sampled_sockets(st);
     }
 
     /// Sends new observations to real-time consumers and into the record in flight.

@@ -25,7 +25,7 @@ pub use finding::{
 };
 pub use lifecycle::ShutdownReason;
 pub use observation::{
-    ExecHow, Observation, PolicyVerdict, Proto, SecretEncoding, TamperKind, TmpAction,
+    ExecHow, Observation, PolicyVerdict, Proto, Reader, SecretEncoding, TamperKind, TmpAction,
 };
 pub use record::{
     CounterDelta, EndGauges, FeatureRecord, LogStats, ObservationCounts, PlatformFigures,

@@ -148,6 +148,10 @@ pub enum Observation {
         pid: u32,
         /// Path.
         path: String,
+        /// What the calling process runs, as its guard said when it loaded (none when it
+        /// did not say: a fork that did not exec).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reader: Option<Reader>,
         /// What the zero-trust policy said.
         #[serde(default, skip_serializing_if = "PolicyVerdict::is_allow")]
         verdict: PolicyVerdict,
@@ -171,6 +175,15 @@ pub enum Observation {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_id: Option<String>,
     },
+}
+
+/// A guarded process, as its guard named it when it loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reader {
+    /// Its executable.
+    pub exe: String,
+    /// Its arguments, joined by spaces.
+    pub argv: String,
 }
 
 /// What kind of tampering with Warden was seen (docs/threat-model.md).

@@ -653,6 +653,7 @@ fn what_the_guard_sees_is_found_in_real_time_with_its_class_even_while_learning(
     let read = Observation::CredentialRead {
         pid: 50,
         path: "/proc/1/environ".into(),
+        reader: None,
         verdict: PolicyVerdict::Allow,
     };
     let f = d.observe(Some("r2"), &read, 2).expect("credential read");
@@ -745,6 +746,7 @@ fn environ_read(pid: u32, of: u32) -> Observation {
     Observation::CredentialRead {
         pid,
         path: format!("/proc/{of}/environ"),
+        reader: None,
         verdict: crate::schema::PolicyVerdict::Allow,
     }
 }
@@ -782,6 +784,34 @@ fn ps_listing_processes_is_reconnaissance_and_printing_environments_is_credentia
     // A program merely called `ps`, outside the system's directories, is not trusted for it.
     let copy = class_of_environ_read("/var/task/bin/ps", "ps -ef");
     assert_eq!(copy, Some(Class::CredentialTheft));
+
+    // Run by a parent the guard is not in (no exec event): named by its own guard's hello.
+    let read_by = |exe: &str, argv: &str| {
+        let mut d = detector();
+        let read = Observation::CredentialRead {
+            pid: 90,
+            path: "/proc/1/environ".into(),
+            reader: Some(crate::schema::Reader {
+                exe: exe.into(),
+                argv: argv.into(),
+            }),
+            verdict: crate::schema::PolicyVerdict::Allow,
+        };
+        d.observe(Some("r1"), &read, 1).map(|f| f.class)
+    };
+    let listing = read_by("/usr/bin/ps", "ps -ef");
+    assert!(
+        listing.is_none_or(|c| c == Class::CommandInjection),
+        "{listing:?}"
+    );
+    assert_eq!(
+        read_by("/usr/bin/ps", "ps eww"),
+        Some(Class::CredentialTheft)
+    );
+    assert_eq!(
+        read_by("/usr/bin/cat", "cat /proc/1/environ"),
+        Some(Class::CredentialTheft)
+    );
 
     // In a record, whatever the evidence's order: the read first, the exec after.
     let mut d = detector();

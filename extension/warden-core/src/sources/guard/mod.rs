@@ -16,11 +16,13 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::health::{Counter, Health};
-use crate::schema::{Observation, TamperKind};
+use crate::schema::{Observation, Reader, TamperKind};
 pub use listener::{GuardListener, DEFAULT_NAME};
 pub use ring::GuardRing;
 pub use wire::{GuardCall, GuardEvent, PolicyState, WireError, MAX_DATAGRAM};
 
+/// Processes whose guard's hello is remembered (see [`GuardPrograms`]).
+const MAX_PROGRAMS: usize = 1024;
 /// Events queued between the socket and the pipeline; beyond it they are dropped, counted.
 pub const QUEUE: usize = 1024;
 /// Processes whose drop count is remembered (see [`GuardHealth`]).
@@ -87,12 +89,57 @@ const STOPPING_SIGNALS: [i32; 7] = [
     libc::SIGHUP,
 ];
 
-/// The observations an event is evidence of (none for the guard's own news).
-pub fn observations(event: &GuardEvent, ctx: &GuardContext, out: &mut Vec<Observation>) {
+/// What each guarded process runs, from its guard's hello: a process its parent ran
+/// unguarded (a shell that exported the preload after it started) has no exec event, only
+/// this to name it.
+#[derive(Debug, Default)]
+pub struct GuardPrograms {
+    by_pid: HashMap<u32, Reader>,
+}
+
+impl GuardPrograms {
+    /// Notes a hello (a later one of the same pid, after an exec or a reused pid, replaces
+    /// it); an exec by a pid forgets it until the new program's hello.
+    pub fn note(&mut self, event: &GuardEvent) {
+        match &event.call {
+            GuardCall::Hello { exe, argv, .. } => {
+                if self.by_pid.len() >= MAX_PROGRAMS && !self.by_pid.contains_key(&event.pid) {
+                    self.by_pid.clear();
+                }
+                self.by_pid.insert(
+                    event.pid,
+                    Reader {
+                        exe: exe.clone(),
+                        argv: argv.clone(),
+                    },
+                );
+            }
+            GuardCall::Exec { .. } => {
+                self.by_pid.remove(&event.pid);
+            }
+            _ => {}
+        }
+    }
+
+    /// What `pid` runs, if its guard said.
+    pub fn of(&self, pid: u32) -> Option<&Reader> {
+        self.by_pid.get(&pid)
+    }
+}
+
+/// The observations an event is evidence of (none for the guard's own news); `programs`
+/// names the readers of credentials.
+pub fn observations(
+    event: &GuardEvent,
+    ctx: &GuardContext,
+    programs: &GuardPrograms,
+    out: &mut Vec<Observation>,
+) {
     let pid = event.pid;
     let verdict = event.verdict;
     match &event.call {
         GuardCall::Hello { .. } | GuardCall::Notice { .. } => {}
+        GuardCall::Sampled(socket) => out.push((**socket).clone()),
         GuardCall::Connect { proto, addr } => {
             if Some(*addr) != ctx.runtime_api {
                 out.push(Observation::Connect {
@@ -159,6 +206,7 @@ pub fn observations(event: &GuardEvent, ctx: &GuardContext, out: &mut Vec<Observ
         GuardCall::Open { path } => out.push(Observation::CredentialRead {
             pid,
             path: path.clone(),
+            reader: programs.of(pid).cloned(),
             verdict,
         }),
         GuardCall::Write { path } => out.push(Observation::FileWrite {
@@ -179,6 +227,9 @@ pub struct GuardHealth {
 impl GuardHealth {
     /// Counts an event's news about the guard.
     pub fn note(&mut self, event: &GuardEvent, health: &Health) {
+        if matches!(event.call, GuardCall::Sampled(_)) {
+            return;
+        }
         match &event.call {
             GuardCall::Hello { policy, .. } => {
                 health.add(Counter::GuardProcesses, 1);
@@ -232,6 +283,7 @@ mod tests {
                 signal: libc::SIGSTOP,
             }),
             &ctx,
+            &GuardPrograms::default(),
             &mut out,
         );
         assert!(matches!(
@@ -248,6 +300,7 @@ mod tests {
                 signal: libc::SIGSTOP,
             }),
             &ctx,
+            &GuardPrograms::default(),
             &mut out,
         );
         assert_eq!(out.len(), 1);
@@ -256,7 +309,7 @@ mod tests {
             proto: crate::schema::Proto::Tcp,
             addr: "127.0.0.1:9001".parse().unwrap(),
         };
-        observations(&event(api), &ctx, &mut out);
+        observations(&event(api), &ctx, &GuardPrograms::default(), &mut out);
         assert!(out.is_empty());
     }
 
@@ -271,7 +324,7 @@ mod tests {
         });
         e.verdict = PolicyVerdict::Deny;
         let mut out = Vec::new();
-        observations(&e, &ctx, &mut out);
+        observations(&e, &ctx, &GuardPrograms::default(), &mut out);
         assert_eq!(
             out,
             [Observation::FileWrite {
@@ -294,5 +347,46 @@ mod tests {
             g.note(&e, &health);
         }
         assert_eq!(health.get(Counter::GuardDropped), 5);
+    }
+
+    #[test]
+    fn a_credential_read_names_its_reader_from_the_readers_hello() {
+        let ctx = GuardContext {
+            own_pid: 7,
+            runtime_api: None,
+        };
+        let mut programs = GuardPrograms::default();
+        let read = event(GuardCall::Open {
+            path: "/proc/1/environ".into(),
+        });
+        let reader_of = |programs: &GuardPrograms| {
+            let mut out = Vec::new();
+            observations(&read, &ctx, programs, &mut out);
+            match out.as_slice() {
+                [Observation::CredentialRead { reader, .. }] => reader.clone(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(reader_of(&programs), None, "no hello: unnamed");
+        programs.note(&event(GuardCall::Hello {
+            policy: PolicyState::None,
+            exe: "/usr/bin/ps".into(),
+            argv: "ps -ef".into(),
+        }));
+        assert_eq!(
+            reader_of(&programs),
+            Some(Reader {
+                exe: "/usr/bin/ps".into(),
+                argv: "ps -ef".into()
+            })
+        );
+        // It execs something else: unnamed until that program's hello.
+        programs.note(&event(GuardCall::Exec {
+            path: "/usr/bin/cat".into(),
+            target: "/usr/bin/cat".into(),
+            how: crate::schema::ExecHow::Path,
+            argv: "cat /proc/1/environ".into(),
+        }));
+        assert_eq!(reader_of(&programs), None);
     }
 }

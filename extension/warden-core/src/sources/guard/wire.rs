@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 
-use crate::schema::{ExecHow, PolicyVerdict, Proto, SecretEncoding};
+use crate::schema::{ExecHow, Observation, PolicyVerdict, Proto, SecretEncoding};
 
 /// Longest datagram the guard sends; a longer one is rejected.
 pub const MAX_DATAGRAM: usize = 1024;
@@ -31,6 +31,21 @@ pub struct GuardEvent {
     pub call: GuardCall,
 }
 
+impl GuardEvent {
+    /// A socket the sampler saw (`Observation::Endpoint`), stamped with the time of the
+    /// guard's call to the same destination, so that it is dated as that call is.
+    pub fn sampled(unix_ms: u64, socket: Observation) -> GuardEvent {
+        GuardEvent {
+            pid: 0,
+            tid: 0,
+            unix_ms,
+            dropped: 0,
+            verdict: PolicyVerdict::Allow,
+            call: GuardCall::Sampled(Box::new(socket)),
+        }
+    }
+}
+
 /// The guard's policy state in a process, from its `hello`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PolicyState {
@@ -47,12 +62,17 @@ pub enum PolicyState {
 /// What the guard reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GuardCall {
+    /// Never on the wire: a socket the sampler saw, dated like the guard's call to the same
+    /// destination (see [`GuardEvent::sampled`]).
+    Sampled(Box<Observation>),
     /// The guard loaded in a process.
     Hello {
         /// Its policy state.
         policy: PolicyState,
         /// The process's executable.
         exe: String,
+        /// Its arguments, joined by spaces (empty from a guard that does not send them).
+        argv: String,
     },
     /// `connect` to an inet address.
     Connect {
@@ -175,6 +195,7 @@ pub fn parse(datagram: &[u8]) -> Result<GuardEvent, WireError> {
                 _ => return Err(WireError::Field("policy")),
             },
             exe: f.text("exe")?,
+            argv: f.0.next().unwrap_or_default().to_string(),
         },
         "connect" => GuardCall::Connect {
             proto: f.proto()?,
@@ -325,8 +346,14 @@ mod tests {
             e.call,
             GuardCall::Hello {
                 policy: PolicyState::Enforce,
+                ref argv,
                 ..
-            }
+            } if argv.is_empty()
+        ));
+        let e = event("1\thello\t40\t40\t1\t0\tallow\tnone\t/usr/bin/ps\tps -ef");
+        assert!(matches!(
+            e.call,
+            GuardCall::Hello { ref exe, ref argv, .. } if exe == "/usr/bin/ps" && argv == "ps -ef"
         ));
         let e = event("1\tsecret\t40\t42\t1\t0\tobserve\ttcp\t203.0.113.4:80\t512\tbase64");
         assert_eq!(e.verdict, PolicyVerdict::Observe);
