@@ -371,9 +371,7 @@ impl Assembler {
             return;
         };
         p.observed.count(&obs, &self.cfg.tmp_dir);
-        if p.evidence.len() < MAX_EVIDENCE {
-            p.evidence.push(obs);
-        } else {
+        if !keep_evidence(&mut p.evidence, obs) {
             p.evidence_dropped += 1;
             self.health.add(Counter::ObservationsDropped, 1);
         }
@@ -388,14 +386,12 @@ impl Assembler {
             .iter_mut()
             .find(|p| p.request_id.as_deref() == Some(request_id))
         {
-            Some(p) if p.evidence.len() < MAX_EVIDENCE => {
-                p.observed.count(&obs, tmp_dir);
-                p.evidence.push(obs);
-            }
             Some(p) => {
                 p.observed.count(&obs, tmp_dir);
-                p.evidence_dropped += 1;
-                self.health.add(Counter::ObservationsDropped, 1);
+                if !keep_evidence(&mut p.evidence, obs) {
+                    p.evidence_dropped += 1;
+                    self.health.add(Counter::ObservationsDropped, 1);
+                }
             }
             None => self.observe(obs),
         }
@@ -900,6 +896,28 @@ fn current<'a>(
             .find(|p| p.request_id.as_deref() == Some(id.as_str())),
         None => init.as_mut(),
     }
+}
+
+/// Keeps `obs` in a record's evidence, at most [`MAX_EVIDENCE`] items: once full, a /tmp
+/// file's activity gives way to anything else (a function that writes many files, or one
+/// that writes them to push an attack out of its record, keeps its processes, calls and
+/// reads in). False when something was dropped, `obs` or the item it replaced.
+fn keep_evidence(evidence: &mut Vec<Observation>, obs: Observation) -> bool {
+    if evidence.len() < MAX_EVIDENCE {
+        evidence.push(obs);
+        return true;
+    }
+    if matches!(obs, Observation::TmpFile { .. }) {
+        return false;
+    }
+    if let Some(i) = evidence
+        .iter()
+        .position(|o| matches!(o, Observation::TmpFile { .. }))
+    {
+        evidence.remove(i);
+        evidence.push(obs);
+    }
+    false
 }
 
 #[cfg(test)]

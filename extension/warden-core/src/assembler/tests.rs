@@ -668,3 +668,35 @@ fn an_event_from_an_invocation_that_has_ended_finds_its_record() {
     assert_eq!(a.earlier_request_at(1_010), Some("r1"));
     assert!(!a.is_pending("r1"));
 }
+
+#[test]
+fn a_flood_of_tmp_files_does_not_push_what_matters_out_of_the_record() {
+    let (mut a, _) = assembler();
+    a.invoke("r1", snap(1), 1_000, ms(0));
+    let file = |n: usize| Observation::TmpFile {
+        path: format!("/tmp/f{n}"),
+        action: TmpAction::Created,
+        size: Some(0),
+    };
+    for n in 0..MAX_EVIDENCE + 10 {
+        a.observe(file(n));
+    }
+    let read = Observation::CredentialRead {
+        pid: 9,
+        path: "/proc/1/environ".into(),
+        reader: None,
+        verdict: crate::schema::PolicyVerdict::Allow,
+    };
+    a.observe(read.clone());
+    a.observe(file(999));
+    a.telemetry(runtime_done("r1", Status::Success), ms(5));
+    a.telemetry(report("r1"), ms(5));
+    let out = a.flush(ms(6));
+    let r1 = out.iter().find(|r| r.kind == RecordKind::Invoke).unwrap();
+    assert_eq!(r1.evidence.len(), MAX_EVIDENCE);
+    assert!(r1.evidence.contains(&read), "{:?}", r1.evidence);
+    assert!(!r1.evidence.contains(&file(999)));
+    assert_eq!(r1.evidence_dropped, 12);
+    // Counted all the same.
+    assert_eq!(r1.observed.tmp_files_created, MAX_EVIDENCE as u32 + 11);
+}
