@@ -693,29 +693,43 @@ fn without_a_gap_between_invocations_each_keeps_its_own_guard_events() {
         return;
     }
     let port = draining_listener(std::time::Duration::from_millis(0));
-    let target = json!({"host": "host.sandbox", "port": port});
     // Back to back (no pause): the connections come a few milliseconds before the next
     // invocation starts, which must not take them.
-    let mut events: Vec<Value> = (0..2).map(|_| json!({"delay_ms": 1})).collect();
-    for _ in 0..3 {
-        events.push(json!({"connect": target.clone()}));
-        events.push(json!({"delay_ms": 1}));
-    }
+    let events = back_to_back(port, 3, true);
     let out = Outcome::of(guarded(None).arg("--pause-ms").arg("0"), &events);
-    let to_port = |e: &Value| kind(e, "connect") && to(e, port);
     for (i, event) in events.iter().enumerate() {
         let id = out.request_id(i);
-        let record = &out.records[&id];
-        let has = record["evidence"]
-            .as_array()
-            .is_some_and(|e| e.iter().any(to_port));
         assert_eq!(
-            has,
+            record_has(&out, i, "connect", port),
             event.get("connect").is_some(),
-            "invocation {i} ({id}):\n{record:#}\nstdout:\n{}",
+            "invocation {i} ({id}):\n{:#}\nstdout:\n{}",
+            out.records[&id],
             out.run.stdout
         );
     }
+}
+
+/// Two quiet invocations, then `pairs` of a connection to `port` and a quiet one (the
+/// connection first or second), for a sandbox without pauses.
+fn back_to_back(port: u16, pairs: usize, connect_first: bool) -> Vec<Value> {
+    let quiet = || json!({"delay_ms": 1});
+    let connect = || json!({"connect": {"host": "host.sandbox", "port": port}});
+    let mut events: Vec<Value> = (0..2).map(|_| quiet()).collect();
+    for _ in 0..pairs {
+        if connect_first {
+            events.extend([connect(), quiet()]);
+        } else {
+            events.extend([quiet(), connect()]);
+        }
+    }
+    events
+}
+
+/// Whether invocation `i`'s record holds `what` evidence (`connect`, `endpoint`) to `port`.
+fn record_has(out: &Outcome, i: usize, what: &str, port: u16) -> bool {
+    out.records[&out.request_id(i)]["evidence"]
+        .as_array()
+        .is_some_and(|items| items.iter().any(|e| kind(e, what) && to(e, port)))
 }
 
 #[test]
@@ -725,23 +739,13 @@ fn a_socket_the_sampler_sees_goes_where_the_guards_call_to_it_goes() {
         return;
     }
     let port = draining_listener(std::time::Duration::from_millis(0));
-    let target = json!({"host": "host.sandbox", "port": port});
     // Back to back: each connection is the first thing its invocation does, often before
     // Warden has handled its INVOKE, while the short invocation before it has no runtimeDone
     // yet: Warden's last look at that one, or a tick, finds the socket in the table. Dated
     // by that tick it went to the quiet invocation before; the guard's call dates it.
-    let mut events: Vec<Value> = (0..2).map(|_| json!({"delay_ms": 1})).collect();
-    for _ in 0..8 {
-        events.push(json!({"delay_ms": 1}));
-        events.push(json!({"connect": target.clone()}));
-    }
+    let events = back_to_back(port, 8, false);
     let out = Outcome::of(guarded(None).arg("--pause-ms").arg("0"), &events);
-    let has = |i: usize, what: &str| {
-        let record = &out.records[&out.request_id(i)];
-        record["evidence"]
-            .as_array()
-            .is_some_and(|e| e.iter().any(|e| kind(e, what) && to(e, port)))
-    };
+    let has = |i: usize, what: &str| record_has(&out, i, what, port);
     let mut dated_right = 0;
     for (i, event) in events.iter().enumerate() {
         let id = out.request_id(i);
