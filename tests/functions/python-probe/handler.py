@@ -364,15 +364,20 @@ def _start_background_counter():
 
 def _start_beacon(arg):
     """A planted beacon: a daemon thread that connects to the target every `period_ms`, for as
-    long as the process lives (each thaw wakes it). Started once per process."""
+    long as the process lives (each thaw wakes it), the first time after `first_after_ms` (0:
+    at once; longer than the invocation: a silent plant, first heard at a later thaw).
+    Started once per process."""
     global _beacon_started
     addrs, period = _target(arg), _number(arg.get("period_ms", 100)) / 1000.0
+    first_after = _number(arg.get("first_after_ms", 0)) / 1000.0
     with _bg_lock:
         if _beacon_started:
             return False
         _beacon_started = True
 
     def beat():
+        if first_after > 0:
+            time.sleep(first_after)
         while True:
             try:
                 _connect_any(addrs).close()

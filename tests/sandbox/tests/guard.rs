@@ -687,6 +687,73 @@ fn a_beacon_woken_by_each_thaw_is_dated_to_the_invocation_the_thaw_began() {
 }
 
 #[test]
+fn a_silent_beacon_thread_is_found_at_its_second_contact_and_named_where_it_was_planted() {
+    if !warden_sandbox::isolation::available() {
+        eprintln!("needs root for the sandbox's namespaces; skipping");
+        return;
+    }
+    let port = draining_listener(std::time::Duration::from_millis(0));
+    // The plant's thread sleeps past its own invocation, so that invocation calls nobody:
+    // only the thread it leaves running shows (one more thread kept at the next INVOKE).
+    // Its contacts begin at the next thaw; the second in a row is a beacon's cadence.
+    let plant = json!({"beacon": {
+        "host": "host.sandbox", "port": port, "period_ms": 100, "first_after_ms": 250,
+    }});
+    let mut events: Vec<Value> = (0..3).map(quiet).collect();
+    events.push(plant);
+    events.extend((0..2).map(|_| json!({"delay_ms": 20})));
+    let out = Outcome::of(guarded(None).arg("--pause-ms").arg("400"), &events);
+    assert_eq!(
+        out.response(3)["beacon"]["started"],
+        true,
+        "{:#}",
+        out.response(3)
+    );
+    let to_port = |e: &Value| kind(e, "connect") && to(e, port);
+    let contacted = |i: usize| {
+        out.records[&out.request_id(i)]["evidence"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(to_port))
+    };
+    assert!(
+        !contacted(3),
+        "the plant itself called out:\n{}",
+        out.run.stdout
+    );
+    assert!(
+        contacted(4) && contacted(5),
+        "no beats:\n{}",
+        out.run.stdout
+    );
+    out.has(
+        5,
+        |f| {
+            f["class"] == "persistence"
+                && f["indicators"]
+                    .as_array()
+                    .is_some_and(|i| i.iter().any(|i| i == "beaconing"))
+        },
+        "beaconing finding",
+    );
+    // The thread counts as kept by the plant's record unless the runtime started it before
+    // Warden read the gauges at that INVOKE (then the record before keeps it, and the plant
+    // is not named: which of the two planted it is not known).
+    let threads = |i: usize| out.records[&out.request_id(i)]["threads"].as_u64();
+    if threads(3) > threads(2) {
+        let plant_id = out.request_id(3);
+        out.has(
+            5,
+            |f| {
+                f["earlier_requests"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|r| r == plant_id.as_str()))
+            },
+            "finding naming the plant",
+        );
+    }
+}
+
+#[test]
 fn without_a_gap_between_invocations_each_keeps_its_own_guard_events() {
     if !warden_sandbox::isolation::available() {
         eprintln!("needs root for the sandbox's namespaces; skipping");

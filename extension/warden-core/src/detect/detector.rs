@@ -78,6 +78,7 @@ struct Live {
 /// `current`): the first of them is where it was planted.
 fn beacon_contacts(
     contacts: &mut EarlyContacts,
+    familiar: &mut Familiar,
     tracker: &Tracker,
     current: Option<&str>,
 ) -> Vec<String> {
@@ -94,7 +95,12 @@ fn beacon_contacts(
             Habit::Destination(addr) => Some(addr),
             _ => None,
         })
-        .flat_map(|addr| contacts.take(&addr, current))
+        .flat_map(|addr| {
+            // The invocation whose thread outlived it, right before the first contact: where
+            // the beacon was planted.
+            let planted = familiar.take_thread_rise_before(&addr, current);
+            planted.into_iter().chain(contacts.take(&addr, current))
+        })
         .collect()
 }
 
@@ -293,7 +299,12 @@ impl Detector {
         let related = live.finding_ids.clone();
         let a = assess(&hits, &[0.0; N], None, threshold);
         let earlier_requests = if strong.contains(&Indicator::Beaconing) {
-            beacon_contacts(&mut self.early_contacts, &live.tracker, Some(request_id))
+            beacon_contacts(
+                &mut self.early_contacts,
+                &mut self.familiar,
+                &live.tracker,
+                Some(request_id),
+            )
         } else {
             Vec::new()
         };
@@ -444,6 +455,8 @@ impl Detector {
         self.note_early_contacts(r);
         self.familiar
             .note_invocation(&r.evidence, if hard { &hard_evidence } else { &[] });
+        self.familiar
+            .note_threads_kept(r.request_id.as_deref(), &r.gauges);
         if hard && a.score >= self.cfg.threshold {
             self.familiar.name_taints(&r.evidence, a.class);
         }
@@ -530,7 +543,12 @@ impl Detector {
         let earlier_requests = if a.class == Class::Probing {
             self.bursts.take_unreported()
         } else {
-            beacon_contacts(&mut self.early_contacts, &tracker, r.request_id.as_deref())
+            beacon_contacts(
+                &mut self.early_contacts,
+                &mut self.familiar,
+                &tracker,
+                r.request_id.as_deref(),
+            )
         };
         self.bursts.mark_reported();
         if live

@@ -12,11 +12,12 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
+use super::threads::KeptThreads;
 use crate::features::{idx, is_mining_port, is_shell};
 use crate::redact;
 use crate::schema::Class;
 use crate::schema::Indicator;
-use crate::schema::{ExecHow, Observation, PolicyVerdict};
+use crate::schema::{EndGauges, ExecHow, Observation, PolicyVerdict};
 use crate::words;
 
 /// Most executables and destinations remembered as familiar.
@@ -34,6 +35,10 @@ pub const HABIT_ALWAYS: u32 = 8;
 /// occasional partner (called by one request in three, say) rarely makes such a run right
 /// after it first appears; a planted beacon does at every thaw.
 pub const BEACON_RUN: u32 = 3;
+/// The run that makes a beacon of a destination whose first contact came with or right after
+/// a thread the runtime kept (see [`KeptThreads`]): the thread is the plant, the second
+/// contact in a row its cadence.
+pub const BACKED_BEACON_RUN: u32 = 2;
 /// Most candidate habits tracked at once.
 const MAX_CANDIDATES: usize = 512;
 /// Invocations after which something one quiet invocation taught, and no invocation showed
@@ -154,6 +159,8 @@ pub struct Familiar {
     taught_once: HashMap<Habit, u64>,
     /// The function runs shells whose command lines could not be read (too short-lived).
     runs_shells: bool,
+    /// Threads the runtime keeps between invocations, and when that rose.
+    kept_threads: KeptThreads,
 }
 
 /// One thing a function may do again and again.
@@ -356,10 +363,33 @@ impl Familiar {
         let Some(c) = self.candidates.get(&habit) else {
             return false;
         };
+        // A thread kept from just before the first contact is the plant: a shorter run tells
+        // its cadence (see [`KeptThreads::backs`]).
+        let backed = self.kept_threads.backs(c.first);
+        let run = if backed {
+            BACKED_BEACON_RUN
+        } else {
+            BEACON_RUN
+        };
         // Seen in every invocation up to the last one; this one is the next.
-        c.first > 1
-            && c.seen + 1 >= BEACON_RUN
-            && u64::from(c.seen) == self.invocations - c.first + 1
+        c.first > 1 && c.seen + 1 >= run && u64::from(c.seen) == self.invocations - c.first + 1
+    }
+
+    /// Notes the threads kept at the end of the invocation just noted
+    /// ([`Familiar::note_invocation`]).
+    pub fn note_threads_kept(&mut self, request_id: Option<&str>, gauges: &EndGauges) {
+        self.kept_threads.note(self.invocations, request_id, gauges);
+    }
+
+    /// The invocation whose kept thread came right before `addr`'s first contact (see
+    /// [`KeptThreads`]), unless it is `current`; named once.
+    pub fn take_thread_rise_before(
+        &mut self,
+        addr: &SocketAddr,
+        current: Option<&str>,
+    ) -> Option<String> {
+        let first = self.candidates.get(&Habit::Destination(*addr))?.first;
+        self.kept_threads.take_request(first - 1, current)
     }
 
     /// Whether an invocation with a hard indicator contacted this destination.

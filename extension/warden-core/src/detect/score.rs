@@ -227,8 +227,12 @@ fn choose_class(
         .filter(|h| h.weight >= threshold && !h.background)
         .map(|h| h.class)
         .collect();
+    // The model refines a generic class (a command, an anomaly) into a specific one; it does
+    // not overrule a rule that named a specific attack (a beacon's cadence, a dropper's run
+    // from /tmp): one invocation's figures cannot tell what a pattern across them can.
+    let specific = candidates.iter().any(|c| !is_generic(*c));
     if let Some((c, p)) = model.and_then(|m| m.class) {
-        if p >= threshold {
+        if p >= threshold && !specific {
             candidates.push(c);
         }
     }
@@ -262,6 +266,11 @@ fn choose_class(
         .unwrap_or(Class::Anomaly)
 }
 
+/// Classes a rule names when it sees that something ran or moved but not what it is for.
+fn is_generic(class: Class) -> bool {
+    matches!(class, Class::CommandInjection | Class::Anomaly)
+}
+
 /// The features that show each class (for picking a class from z-scores and for ordering
 /// explanations).
 pub fn class_features(class: Class) -> &'static [usize] {
@@ -291,11 +300,15 @@ pub fn class_features(class: Class) -> &'static [usize] {
             idx::STATUS_ERROR,
             idx::LOG_LINES,
         ],
+        // A planted process shows by running on; a thread, timer or patched function in the
+        // runtime only by its calls out.
         Class::Persistence => &[
             idx::LEFT_RUNNING,
             idx::FOREIGN_PROCESSES,
             idx::TMP_FILES_CREATED,
             idx::TMP_BYTES_DELTA,
+            idx::NEW_ENDPOINTS,
+            idx::TCP_OUTBOUND,
         ],
         Class::Dropper => &[idx::EXEC_FROM_TMP, idx::TMP_FILES_CREATED],
         Class::CommandInjection => &[

@@ -498,6 +498,49 @@ fn a_beacon_planted_in_a_new_environment_is_reported_at_each_thaw_as_persistence
 }
 
 #[test]
+fn a_beacon_whose_thread_outlived_the_plant_is_found_at_its_second_contact() {
+    let mut d = detector();
+    // The runtime keeps one thread of its own.
+    let kept = |mut r: FeatureRecord, threads: u32| {
+        r.gauges.processes = 1;
+        r.gauges.threads = threads;
+        r
+    };
+    for seq in 1..=3 {
+        assert_eq!(d.record(&kept(record(seq), 1), 0), None, "benign {seq}");
+    }
+    // The plant calls nobody; its thread is still there at the next INVOKE.
+    assert_eq!(
+        d.record(&kept(record(4), 2), 0),
+        None,
+        "a thread alone is no finding"
+    );
+    let beacon = |seq: u64| kept(with(record(seq), endpoint("10.9.9.7:8443")), 2);
+    assert!(
+        d.record(&beacon(5), 0)
+            .is_none_or(|f| !f.indicators.contains(&Indicator::Beaconing)),
+        "one contact is no cadence"
+    );
+    let f = d
+        .record(&beacon(6), 0)
+        .expect("the second contact in a row");
+    assert_eq!(f.class, Class::Persistence);
+    assert!(f.indicators.contains(&Indicator::Beaconing));
+    // Named: the plant (its thread), then the first contact.
+    assert_eq!(f.earlier_requests, ["req-4", "req-5"]);
+    // Without a thread kept, two contacts are not yet a cadence.
+    let mut d = detector();
+    for seq in 1..=4 {
+        assert_eq!(d.record(&kept(record(seq), 1), 0), None, "benign {seq}");
+    }
+    let beacon = |seq: u64| kept(with(record(seq), endpoint("10.9.9.7:8443")), 1);
+    let _ = d.record(&beacon(5), 0);
+    assert!(d
+        .record(&beacon(6), 0)
+        .is_none_or(|f| !f.indicators.contains(&Indicator::Beaconing)));
+}
+
+#[test]
 fn a_destination_an_attack_tainted_names_that_attacks_class_when_it_returns() {
     let mut d = warmed();
     // A credential theft: the environment read and sent to a new destination.

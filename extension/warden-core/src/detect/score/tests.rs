@@ -193,3 +193,27 @@ fn a_hard_indicator_names_the_class_over_the_model_and_the_baseline() {
     let a = assess(&[soft], &z, Some(&model), DEFAULT_THRESHOLD);
     assert_eq!(a.class, Class::Dropper);
 }
+
+#[test]
+fn the_model_refines_a_generic_rule_but_does_not_overrule_a_specific_one() {
+    let rule = |class, feature| Weighted {
+        class,
+        weight: 0.7,
+        feature,
+        background: false,
+        hard: false,
+    };
+    let vote = ModelOutput {
+        class: Some((Class::CredentialTheft, 0.8)),
+        anomaly: 0.1,
+        contributions: vec![(idx::NET_RX, 1.0)],
+    };
+    // A beacon's cadence across invocations says more than one invocation's figures.
+    let beacon = rule(Class::Persistence, idx::NEW_ENDPOINTS);
+    let a = assess(&[beacon], &[0.0; N], Some(&vote), DEFAULT_THRESHOLD);
+    assert_eq!(a.class, Class::Persistence);
+    // A command that ran says nothing of what it was for: the vote names it.
+    let command = rule(Class::CommandInjection, idx::NEW_PROCESSES);
+    let a = assess(&[command], &[0.0; N], Some(&vote), DEFAULT_THRESHOLD);
+    assert_eq!(a.class, Class::CredentialTheft);
+}
