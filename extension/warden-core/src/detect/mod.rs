@@ -5,7 +5,8 @@
 //! - [`indicators`]: rules that need no statistics; [`burst`], [`memory`]: error bursts and
 //!   memory that stays up; [`contacts`]: the invocations a beacon called out from before its
 //!   cadence showed; [`responses`]: responses far larger than any the function returned;
-//!   [`threads`]: threads the runtime keeps from one invocation to the next.
+//!   [`threads`]: threads the runtime keeps from one invocation to the next; [`cost`]: what
+//!   an invocation costs against the costliest the environment ran.
 //! - [`score`], [`explain`]: the combined score and its explanation.
 //! - [`detector`]: the stage itself: records and observations in, [`crate::schema::Finding`]s
 //!   out.
@@ -13,6 +14,7 @@
 pub mod baseline;
 pub mod burst;
 pub mod contacts;
+pub mod cost;
 pub mod detector;
 pub mod explain;
 pub mod indicators;

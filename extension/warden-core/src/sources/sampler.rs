@@ -17,6 +17,12 @@ use super::procfs::reader::{boot_ms, ticks_per_sec, HotFile};
 use super::procfs::{own_traffic, Probe, ProcReader, ProcessInfo};
 use crate::schema::{Observation, Proto};
 
+/// Reads again of processes caught without executable or command line (mid-exec), in one
+/// end pass whatever their number (a process can also hide its executable for good: not
+/// dumpable), and the wait before each: an exec completes in well under a millisecond.
+const MID_EXEC_TRIES: usize = 4;
+const MID_EXEC_WAIT: Duration = Duration::from_micros(250);
+
 /// Most pids probed in one tick (a fork bomb must not make a tick expensive).
 pub const MAX_PROBES_PER_TICK: u32 = 64;
 /// Most processes remembered as the runtime's lineage.
@@ -209,6 +215,7 @@ impl Sampler {
             return;
         }
         let offset = boot_to_unix_ms();
+        let mut retries = MID_EXEC_TRIES;
         for &pid in live {
             if self.in_init && self.lineage.contains_key(&pid) {
                 // The runtime and what it forked to start: not something init left behind.
@@ -218,7 +225,7 @@ impl Sampler {
             if self.known.contains(&pid) && !tracked {
                 continue;
             }
-            let Probe::Process(info) = self.reader.probe(pid) else {
+            let Probe::Process(info) = self.probe_named(pid, &mut retries) else {
                 continue;
             };
             if info.exited {
@@ -236,6 +243,26 @@ impl Sampler {
                 _ => out.push(process(info, false, true, false)),
             }
         }
+    }
+
+    /// Probes `pid`, again a few times over a millisecond when it shows neither executable
+    /// nor command line while it runs: a process caught in the middle of an exec (a runtime's
+    /// loop starting its next long poll of the Runtime API as the invocation ends) has
+    /// neither for a moment, and unnamed it would count as left running. `retries` is what
+    /// is left of the pass's budget.
+    fn probe_named(&mut self, pid: u32, retries: &mut usize) -> Probe {
+        let mut probe = self.reader.probe(pid);
+        while *retries > 0 {
+            match &probe {
+                Probe::Process(info) if info.exe.is_empty() && !info.exited => {
+                    *retries -= 1;
+                    std::thread::sleep(MID_EXEC_WAIT);
+                    probe = self.reader.probe(pid);
+                }
+                _ => break,
+            }
+        }
+        probe
     }
 
     /// The previous invocation's runtimeDone arrived after its INVOKE successor: decides
