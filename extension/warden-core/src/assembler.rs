@@ -128,6 +128,9 @@ pub struct Assembler {
     /// Foreign pids at the last record's end (sorted): one still there at the next end has
     /// outlived an invocation.
     last_foreign: Vec<u32>,
+    /// Processes the next invocation started before its INVOKE's snapshot (the runtime got
+    /// the event when Warden did), as the sampler judged them: not the closing record's.
+    started_by_next: Vec<u32>,
     /// The same for the record before it.
     earlier_foreign: Vec<u32>,
     seq: u64,
@@ -165,6 +168,7 @@ impl Assembler {
             tamper_seen: Vec::new(),
             baseline: None,
             last_foreign: Vec::new(),
+            started_by_next: Vec::new(),
             earlier_foreign: Vec::new(),
             seq: 0,
             ready: Vec::new(),
@@ -353,16 +357,25 @@ impl Assembler {
                 .find(|p| p.request_id.as_deref() == Some(id.as_str())),
             None => self.init.as_mut().filter(|p| p.end.is_none()),
         };
+        let started_by_next = std::mem::take(&mut self.started_by_next);
         if let Some(p) = target {
-            p.end = Some(match (&p.start, runtime_stopped) {
+            let end = match (&p.start, runtime_stopped) {
                 (Some(start), true) => snapshot.without_stopped_runtime(start),
                 _ => snapshot.clone(),
-            });
+            };
+            p.end = Some(end.without_processes(&started_by_next));
             p.since = Some(now);
             if p.status.is_none() {
                 p.status = status;
             }
         }
+    }
+
+    /// The processes the next invocation started before the snapshot that closes the one in
+    /// flight (see [`crate::sources::sampler::Sampler::carried_to_next`]): the closing
+    /// record's gauges leave them out. Used by the next [`Assembler::invoke`] only.
+    pub fn started_by_next(&mut self, pids: &[u32]) {
+        self.started_by_next = pids.to_vec();
     }
 
     /// Adds one sampler or /tmp observation to the record in flight (or to init).

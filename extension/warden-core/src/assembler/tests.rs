@@ -301,6 +301,25 @@ fn foreign_processes_and_left_running() {
 }
 
 #[test]
+fn processes_the_next_invocation_started_before_its_snapshot_are_not_the_closing_ones() {
+    let (mut a, _) = assembler();
+    a.invoke("r1", snap(1), 1_000, ms(0));
+    // The runtime got the next event when Warden did and started its converter pipeline
+    // (pids 60 to 62) before Warden read the snapshot; the sampler judged them the next
+    // invocation's by their start time.
+    let mut end = snap(2);
+    end.pids = vec![1, 10, 11, 60, 61, 62];
+    end.processes = 5;
+    end.threads = 5;
+    a.started_by_next(&[60, 61, 62]);
+    a.invoke("r2", end, 2_000, ms(1));
+    let r1 = a.flush(ms(2)).into_iter().find(|r| r.seq == 1).unwrap();
+    assert_eq!(r1.gauges.foreign_processes, 0);
+    assert_eq!(r1.gauges.processes, 2);
+    assert_eq!(r1.gauges.threads, 2);
+}
+
+#[test]
 fn only_closed_records_need_the_housekeeping_timer() {
     let (mut a, _) = assembler();
     assert!(a.waiting(), "init waits for its report");

@@ -245,6 +245,12 @@ impl Sampler {
         }
     }
 
+    /// The processes [`Sampler::finish`] judged started by the next invocation (before
+    /// Warden handled its INVOKE), until [`Sampler::begin`] reports them.
+    pub fn carried_to_next(&self) -> &[u32] {
+        &self.carried
+    }
+
     /// Probes `pid`, again a few times over a millisecond when it shows neither executable
     /// nor command line while it runs: a process caught in the middle of an exec (a runtime's
     /// loop starting its next long poll of the Runtime API as the invocation ends) has

@@ -880,6 +880,26 @@ fn timed_out(seq: u64, cpu_ms: u64) -> FeatureRecord {
 }
 
 #[test]
+fn a_cost_within_the_functions_own_tail_is_not_denial_of_wallet() {
+    // A warmed environment whose invocations used 20 to 40 ms of CPU in 40 to 46 ms.
+    let costly = |seq: u64, cpu_ms: u64| {
+        let mut r = record(seq);
+        r.counters.cpu_user_ms = cpu_ms;
+        r.platform.duration_ms = Some(cpu_ms as f64 + 5.0);
+        r
+    };
+    let mut d = warmed();
+    // Three times the costliest clean invocation: far above the median by the baseline's
+    // measure, but what a bigger input costs.
+    assert_eq!(d.record(&costly(31, 120), 0), None);
+    // Learned as clean: the costliest is now 120 ms.
+    assert_eq!(d.record(&costly(32, 400), 0), None);
+    // Far beyond anything it ran: a wallet being run up.
+    let f = d.record(&costly(33, 4000), 0).expect("denial of wallet");
+    assert_eq!(f.class, Class::DenialOfWallet);
+}
+
+#[test]
 fn an_invocation_that_burns_to_its_timeout_is_denial_of_wallet_from_the_first_ones() {
     // The second invocation of a new environment: no history to compare with.
     let mut d = detector();

@@ -60,6 +60,22 @@ impl CounterSnapshot {
 }
 
 impl CounterSnapshot {
+    /// Without the processes `pids` (started by the next invocation before this snapshot
+    /// was read): gone from the live pids, and one process and one thread less each (their
+    /// own thread count was not read; a process is one thread when it starts).
+    pub fn without_processes(self, pids: &[u32]) -> CounterSnapshot {
+        let before = self.pids.len();
+        let mut live = self.pids;
+        live.retain(|p| !pids.contains(p));
+        let gone = (before - live.len()) as u32;
+        CounterSnapshot {
+            processes: self.processes.saturating_sub(gone),
+            threads: self.threads.saturating_sub(gone),
+            pids: live,
+            ..self
+        }
+    }
+
     /// The change from `prev` to `self`; `ticks_per_sec` converts CPU ticks (USER_HZ).
     pub fn delta_since(&self, prev: &CounterSnapshot, ticks_per_sec: u64) -> CounterDelta {
         let ms = |t: u64| t.saturating_mul(1000) / ticks_per_sec.max(1);
