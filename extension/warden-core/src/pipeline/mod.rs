@@ -329,7 +329,7 @@ impl Pipeline {
         }
         self.close_sampling(st, &snapshot);
         if let Some(sampler) = self.sampler.as_ref() {
-            self.assembler.started_by_next(sampler.carried_to_next());
+            self.assembler.started_by_next(&sampler.carried_to_next());
         }
         let health = self.health.clone();
         guard(&health, "assembler", || {

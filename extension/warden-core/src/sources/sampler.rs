@@ -245,10 +245,15 @@ impl Sampler {
         }
     }
 
-    /// The processes [`Sampler::finish`] judged started by the next invocation (before
-    /// Warden handled its INVOKE), until [`Sampler::begin`] reports them.
-    pub fn carried_to_next(&self) -> &[u32] {
-        &self.carried
+    /// The processes judged started by the next invocation before Warden handled its
+    /// INVOKE: found by a pass after the thaw, or by [`Sampler::finish`] by their start
+    /// time; [`Sampler::begin`] reports them.
+    pub fn carried_to_next(&self) -> Vec<u32> {
+        self.early
+            .iter()
+            .map(|info| info.pid)
+            .chain(self.carried.iter().copied())
+            .collect()
     }
 
     /// Probes `pid`, again a few times over a millisecond when it shows neither executable
