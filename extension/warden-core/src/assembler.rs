@@ -128,11 +128,11 @@ pub struct Assembler {
     /// Foreign pids at the last record's end (sorted): one still there at the next end has
     /// outlived an invocation.
     last_foreign: Vec<u32>,
+    /// The same for the record before it.
+    earlier_foreign: Vec<u32>,
     /// Processes the next invocation started before its INVOKE's snapshot (the runtime got
     /// the event when Warden did), as the sampler judged them: not the closing record's.
     started_by_next: Vec<u32>,
-    /// The same for the record before it.
-    earlier_foreign: Vec<u32>,
     seq: u64,
     ready: Vec<FeatureRecord>,
 }
@@ -168,8 +168,8 @@ impl Assembler {
             tamper_seen: Vec::new(),
             baseline: None,
             last_foreign: Vec::new(),
-            started_by_next: Vec::new(),
             earlier_foreign: Vec::new(),
+            started_by_next: Vec::new(),
             seq: 0,
             ready: Vec::new(),
         }
