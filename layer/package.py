@@ -5,7 +5,7 @@ machine matches the architecture, it is statically linked (no program interprete
 shared libraries: it must run on Amazon Linux 2 and 2023 alike), and the zip fits the budget.
 The in-process guard (`warden/lib/libwarden_guard.so`) is a shared library of the same machine
 that needs only glibc's own libraries; its exec wrapper (`warden/wrapper`) is a static binary
-like the extension. Entries carry
+like the extension, and its language watch for Node.js (`warden/lib/node-watch.js`) a script. Entries carry
 fixed timestamps, so the same files give the same zip.
 """
 
@@ -32,6 +32,12 @@ GLIBC_LIBRARIES = {
     "ld-linux-x86-64.so.2",
     "ld-linux-aarch64.so.1",
 }
+
+
+NODE_WATCH = "node-watch.js"
+NODE_WATCH_SOURCE = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "extension", "warden-guard", "watch", NODE_WATCH
+)
 
 
 class LayerError(Exception):
@@ -134,6 +140,10 @@ def stage(arch, binary, model_dir, guard, wrapper, out):
         program = os.path.join(root, "warden", "wrapper")
         shutil.copyfile(wrapper, program)
         os.chmod(program, 0o755)
+        # The guard's language watch for Node.js (the wrapper loads it with NODE_OPTIONS).
+        watch = os.path.join(root, "warden", "lib", NODE_WATCH)
+        shutil.copyfile(NODE_WATCH_SOURCE, watch)
+        os.chmod(watch, 0o644)
     return root
 
 

@@ -86,6 +86,9 @@ struct Pending {
 pub enum Dating<'a> {
     /// The invocation in flight (or init, before the first).
     Open,
+    /// The init phase: before the first invocation started (or before the earliest start
+    /// still remembered).
+    Init,
     /// An earlier invocation, by request id.
     Earlier(&'a str),
     /// Between an earlier invocation (by request id) and the one in flight, until the earlier
@@ -188,8 +191,16 @@ impl Assembler {
     pub fn earlier_request_at(&self, unix_ms: u64) -> Option<&str> {
         match self.date(unix_ms) {
             Dating::Earlier(id) => Some(id),
-            Dating::Open | Dating::Undecided(_) => None,
+            Dating::Init | Dating::Open | Dating::Undecided(_) => None,
         }
+    }
+
+    /// Whether an event stamped `unix_ms` and dated to the invocation in flight
+    /// ([`Dating::Open`]) happened before that invocation started: in the gap before it,
+    /// nearer its thaw.
+    pub fn before_open_start(&self, unix_ms: u64) -> bool {
+        self.open_pending()
+            .is_some_and(|p| unix_ms < p.start_unix_ms)
     }
 
     /// Which invocation an event stamped `unix_ms` belongs to. One stamped before the start
@@ -208,12 +219,18 @@ impl Assembler {
         if unix_ms >= open_start {
             return Dating::Open;
         }
-        let Some(earlier) = self
+        let earlier = self
             .starts
             .iter()
             .filter(|d| d.start <= unix_ms)
-            .max_by_key(|d| d.start)
-            .filter(|d| Some(d.request_id.as_str()) != self.open.as_deref())
+            .max_by_key(|d| d.start);
+        // Before every invocation's start: the init phase (a runtime or an agent setting
+        // itself up). Its record may be out already: then it is dropped, not blamed on an
+        // invocation.
+        if earlier.is_none() {
+            return Dating::Init;
+        }
+        let Some(earlier) = earlier.filter(|d| Some(d.request_id.as_str()) != self.open.as_deref())
         else {
             return Dating::Open;
         };
@@ -407,6 +424,20 @@ impl Assembler {
                 }
             }
             None => self.observe(obs),
+        }
+    }
+
+    /// Adds an observation dated to the init phase ([`Dating::Init`]) to the init record, or
+    /// counts it dropped when that record is out.
+    pub fn observe_init(&mut self, obs: Observation) {
+        let Some(init) = self.init.as_mut() else {
+            self.health.add(Counter::ObservationsDropped, 1);
+            return;
+        };
+        init.observed.count(&obs, &self.cfg.tmp_dir);
+        if !keep_evidence(&mut init.evidence, obs) {
+            init.evidence_dropped += 1;
+            self.health.add(Counter::ObservationsDropped, 1);
         }
     }
 

@@ -227,6 +227,13 @@ pub fn observation(obs: &Observation) -> (Observation, bool) {
             },
             false,
         ),
+        Observation::Patched { pid, name } => (
+            Observation::Patched {
+                pid: *pid,
+                name: redact_evidence(name).text,
+            },
+            false,
+        ),
         // Addresses, numbers, a request id and a fixed kind: nothing the function chose to
         // write.
         Observation::Endpoint { .. }

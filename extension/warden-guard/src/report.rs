@@ -216,6 +216,27 @@ pub(crate) fn open(header: &Header, path: &[u8]) -> Line {
     line
 }
 
+/// Where the language watch reports a patched runtime function: it opens
+/// `PATCH_REPORT<name>` (a path under `/dev/null`, which no file can be under, so that
+/// without the guard the open just fails), and the guard turns the open into a `patched`
+/// event instead of a system call.
+pub(crate) const PATCH_REPORT: &[u8] = b"/dev/null/warden/patched/";
+/// Most bytes of a patched function's name.
+const NAME_CAP: usize = 96;
+
+/// The name a language watch's report carries, if `path` is one (see [`PATCH_REPORT`]).
+pub(crate) fn patch_report(path: &[u8]) -> Option<&[u8]> {
+    path.strip_prefix(PATCH_REPORT)
+}
+
+/// `patched`: a function of the language runtime replaced (`JSON.parse`), as the language
+/// watch reported it.
+pub(crate) fn patched(header: &Header, name: &[u8]) -> Line {
+    let mut line = start("patched", header, Verdict::Allow);
+    line.text(name, NAME_CAP);
+    line
+}
+
 /// `write`: an open for writing outside the policy's `write` list. `path` is the file made
 /// absolute (not yet normalised); `None` when the policy allows the write, so that the many
 /// allowed writes cost no datagram.
@@ -272,6 +293,27 @@ mod tests {
 
     fn policy(text: &str) -> Policy {
         Policy::parse(text.as_bytes(), None).unwrap()
+    }
+
+    #[test]
+    fn a_language_watch_report_becomes_a_patched_event_with_its_name() {
+        assert_eq!(
+            patch_report(b"/dev/null/warden/patched/JSON.parse"),
+            Some(&b"JSON.parse"[..])
+        );
+        assert_eq!(patch_report(b"/dev/null"), None);
+        assert_eq!(patch_report(b"/tmp/warden/patched/JSON.parse"), None);
+        let header = Header {
+            pid: 7,
+            tid: 8,
+            unix_ms: 9,
+            dropped: 0,
+        };
+        let line = patched(&header, b"http.request\tforged");
+        assert_eq!(
+            text(&line),
+            "1\tpatched\t7\t8\t9\t0\tallow\thttp.request forged"
+        );
     }
 
     #[test]

@@ -27,6 +27,10 @@ fn run(layer: &Path, preload: Option<&str>, runtime: &[&str]) -> std::process::O
     if let Some(preload) = preload {
         command.env("LD_PRELOAD", preload);
     }
+    output(command)
+}
+
+fn output(mut command: Command) -> std::process::Output {
     // A copy just written can be "busy" for a moment: another test's fork may still hold the
     // copy's descriptor open for writing until that child execs.
     for _ in 0..100 {
@@ -80,4 +84,48 @@ fn a_runtime_that_cannot_run_is_one_clear_line_and_status_127() {
     );
     let out = run(layer.path(), None, &[]);
     assert_eq!(out.status.code(), Some(127));
+}
+
+/// The layer's language watch, as the layer ships it.
+fn place_watch(layer: &Path) {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../warden-guard/watch/node-watch.js");
+    std::fs::copy(source, layer.join("lib/node-watch.js")).unwrap();
+}
+
+#[test]
+fn node_starts_with_the_language_watch_armed_and_its_own_options_kept() {
+    let layer = layer(true);
+    place_watch(layer.path());
+    let script = "const d = Object.getOwnPropertyDescriptor(JSON, 'parse'); \
+                  process.stdout.write(`${typeof d.get}|${process.env.NODE_OPTIONS}`)";
+    let mut command = Command::new(layer.path().join("wrapper"));
+    command
+        .args(["node", "-e", script])
+        .env_remove("LD_PRELOAD")
+        .env("NODE_OPTIONS", "--no-warnings");
+    let out = output(command);
+    assert!(out.status.success(), "{out:?}");
+    let watch = layer.path().join("lib/node-watch.js");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("function|--require \"{}\" --no-warnings", watch.display())
+    );
+}
+
+#[test]
+fn without_the_guard_node_is_not_given_the_watch() {
+    let layer = layer(false);
+    std::fs::create_dir(layer.path().join("lib")).unwrap();
+    place_watch(layer.path());
+    let out = run(
+        layer.path(),
+        None,
+        &[
+            "node",
+            "-e",
+            "process.stdout.write(`[${process.env.NODE_OPTIONS || ''}]`)",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "[]");
 }

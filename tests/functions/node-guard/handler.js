@@ -8,6 +8,8 @@
 //   {"spawn": ["sh", "-c", "..."]}             run a command and wait for it
 //   {"stop_extension": {"name", "ms"}}         SIGSTOP the processes named `name` (default
 //                                              "warden"), wait `ms`, SIGCONT them
+//   {"patch_parse": true}                      wrap JSON.parse (what a planted payload does;
+//                                              the wrapper only counts its calls)
 // Node's standard library only.
 
 const childProcess = require('child_process');
@@ -15,6 +17,10 @@ const dgram = require('dgram');
 const fs = require('fs');
 const http = require('http');
 const net = require('net');
+
+// Logging set up at init the way many functions do: a runtime function replaced before any
+// invocation, which Warden's language watch reports and Warden learns, never reports.
+console.debug = console.log;
 
 const api = process.env.AWS_LAMBDA_RUNTIME_API;
 const [apiHost, apiPort] = [api.slice(0, api.lastIndexOf(':')), api.slice(api.lastIndexOf(':') + 1)];
@@ -109,6 +115,17 @@ async function stopExtension(arg) {
   return { stopped };
 }
 
+let parsed = 0;
+
+function patchParse() {
+  const original = JSON.parse;
+  JSON.parse = function (...args) {
+    parsed += 1;
+    return original.apply(this, args);
+  };
+  return { patched: true };
+}
+
 async function handle(event) {
   const out = { pid: process.pid };
   if (event.delay_ms) await sleep(Number(event.delay_ms));
@@ -117,6 +134,8 @@ async function handle(event) {
   if (event.udp) out.udp = await udp(event.udp);
   if (Array.isArray(event.spawn)) out.spawn = spawn(event.spawn);
   if (event.stop_extension) out.stop_extension = await stopExtension(event.stop_extension);
+  if (event.patch_parse) out.patch_parse = patchParse();
+  if (parsed) out.parsed = parsed;
   return out;
 }
 

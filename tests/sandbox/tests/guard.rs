@@ -39,12 +39,17 @@ fn guard_library() -> PathBuf {
         .clone()
 }
 
-/// Lays the layer's guard (library and exec wrapper) out where the sandbox sees it at the
+/// Lays the layer's guard (library, language watch and exec wrapper) out where the sandbox sees it at the
 /// same path; returns the wrapper.
 fn place_guard(sandbox: &Sandbox) -> PathBuf {
     let dir = sandbox.shared().join("warden");
     std::fs::create_dir_all(dir.join("lib")).unwrap();
     std::fs::copy(guard_library(), dir.join("lib/libwarden_guard.so")).unwrap();
+    std::fs::copy(
+        repo_root().join("extension/warden-guard/watch/node-watch.js"),
+        dir.join("lib/node-watch.js"),
+    )
+    .unwrap();
     let wrapper = dir.join("wrapper");
     std::fs::copy(bin("warden-wrapper"), &wrapper).unwrap();
     wrapper
@@ -412,6 +417,84 @@ fn node_on_its_own_loop_is_guarded_by_its_bootstrap() {
             out.run.stdout
         );
     }
+}
+
+#[test]
+fn a_runtime_function_patched_by_an_invocation_is_found_in_that_invocation() {
+    if !warden_sandbox::isolation::available() {
+        eprintln!("needs root for the sandbox's namespaces; skipping");
+        return;
+    }
+    // Quiet invocations (after an init that patched console.debug, as logging set-ups do),
+    // one that wraps JSON.parse and does nothing else, then quiet ones that run through it.
+    let mut events: Vec<Value> = (0..6).map(quiet).collect();
+    let plant = events.len();
+    events.push(json!({"patch_parse": true}));
+    events.extend((0..4).map(|i| quiet(10 + i)));
+    let out = Outcome::of(
+        guarded_provided(
+            "tests/functions/node-guard",
+            &json!({"mode": "observe", "egress": []}),
+        ),
+        &events,
+    );
+    assert!(
+        out.run.statuses().iter().all(|s| s == "success"),
+        "{:?}\n{}",
+        out.run.statuses(),
+        out.run.stderr
+    );
+    // The wrapper runs: the runtime's loop parses every later event through it.
+    assert!(
+        out.response(plant + 1)["parsed"].as_u64() >= Some(1),
+        "{:#}",
+        out.response(plant + 1)
+    );
+    let found = out.findings_of(plant);
+    let f = found
+        .iter()
+        .find(|f| {
+            f["indicators"]
+                .as_array()
+                .is_some_and(|i| i.contains(&json!("runtime_patched")))
+        })
+        .unwrap_or_else(|| panic!("no runtime_patched finding: {found:#?}\n{}", out.run.stdout));
+    assert_eq!(f["class"], "persistence", "{f:#}");
+    assert_eq!(f["explanation"][0]["feature"], "runtime_patched", "{f:#}");
+    assert!(
+        f["evidence"].as_array().is_some_and(|e| e
+            .iter()
+            .any(|e| kind(e, "patched") && e["name"] == "JSON.parse")),
+        "{f:#}"
+    );
+    for i in (0..events.len()).filter(|&i| i != plant) {
+        assert!(
+            out.findings_of(i).is_empty(),
+            "quiet {i}: {:#?}\nstdout:\n{}",
+            out.findings_of(i),
+            out.run.stdout
+        );
+    }
+    // The init's patch went to the init record, where it is learned, not reported.
+    let init = out
+        .run
+        .stdout_json_with("warden_schema")
+        .into_iter()
+        .find(|r| r["kind"] == "init")
+        .expect("an init record");
+    assert!(
+        init["evidence"].as_array().is_some_and(|e| e
+            .iter()
+            .any(|e| kind(e, "patched") && e["name"] == "console.debug")),
+        "{init:#}"
+    );
+    assert!(
+        out.init_findings()
+            .iter()
+            .all(|f| !f["indicators"].to_string().contains("runtime_patched")),
+        "{:#?}",
+        out.init_findings()
+    );
 }
 
 #[test]

@@ -231,6 +231,12 @@ fn x86_64_layer_guard_loads_into_the_python_runtime_through_its_wrapper() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o755, "mode of warden/wrapper");
+    // The language watch the wrapper loads into Node.js, as in the source tree.
+    let watch = std::fs::read(layer.join("warden/lib/node-watch.js"))
+        .expect("warden/lib/node-watch.js in the layer");
+    let source =
+        std::fs::read(repo_root().join("extension/warden-guard/watch/node-watch.js")).unwrap();
+    assert_eq!(watch, source, "the layer's node-watch.js");
 
     let sandbox = with_guard(
         Sandbox::python_probe(),

@@ -66,6 +66,8 @@ class Tools:
                 (layer / "warden" / "lib").mkdir(parents=True)
                 _place(self.guard[0], layer / "warden" / "lib" / "libwarden_guard.so")
                 _place(self.guard[1], layer / "warden" / "wrapper")
+                _place(self.root / "extension" / "warden-guard" / "watch" / "node-watch.js",
+                       layer / "warden" / "lib" / "node-watch.js")
         return layer
 
     def wrapper_env(self, runtime):

@@ -72,18 +72,28 @@ pub fn moved_features(class: &str) -> &'static [usize] {
     }
 }
 
+/// The indicators no feature shows that an explanation may name first for an attack of
+/// `class` (see `Indicator::unfeatured`).
+pub fn moved_indicators(class: &str) -> &'static [&'static str] {
+    match class {
+        "persistence" => &["runtime_patched"],
+        _ => &[],
+    }
+}
+
 /// Sets each class's `explained_first`, `explained_first_share` and `top_features`.
 pub(super) fn fill(classes: &mut [ClassFigures], rows: &[Row], predictions: &[Prediction]) {
     for c in classes.iter_mut() {
         let moved = moved_features(&c.class);
+        let named = moved_indicators(&c.class);
         c.explained_first = rows
             .iter()
             .zip(predictions)
             .filter(|(r, p)| r.label.as_deref() == Some(c.class.as_str()) && p.label != BENIGN)
             .filter(|(_, p)| {
-                p.top_feature
-                    .as_deref()
-                    .is_some_and(|f| moved.iter().any(|&i| FEATURE_NAMES[i] == f))
+                p.top_feature.as_deref().is_some_and(|f| {
+                    moved.iter().any(|&i| FEATURE_NAMES[i] == f) || named.contains(&f)
+                })
             })
             .count() as u64;
         c.explained_first_share = super::ratio(c.explained_first, c.detected);

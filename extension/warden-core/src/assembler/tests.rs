@@ -642,6 +642,22 @@ fn an_event_in_the_frozen_gap_goes_to_the_edge_it_is_nearer() {
 }
 
 #[test]
+fn an_event_before_an_invocation_started_is_told_apart() {
+    let (mut a, _) = assembler();
+    // Before the first invocation started: the init phase's, while its record is to come.
+    a.invoke("r1", snap(1), 1_000, ms(0));
+    assert_eq!(a.date(990), Dating::Init);
+    assert_eq!(a.date(1_005), Dating::Open);
+    assert!(!a.before_open_start(1_005));
+    a.telemetry(runtime_done("r1", Status::Success), ms(30));
+    a.invoke("r2", snap(2), 2_000, ms(100));
+    // In the gap, nearer r2's thaw: r2's, but made before r2 started (at its thaw).
+    assert_eq!(a.date(1_990), Dating::Open);
+    assert!(a.before_open_start(1_990));
+    assert!(!a.before_open_start(2_001));
+}
+
+#[test]
 fn an_event_before_the_next_start_waits_for_the_earlier_invocations_end() {
     let (mut a, _) = assembler();
     a.invoke("r1", snap(1), 1_000, ms(0));

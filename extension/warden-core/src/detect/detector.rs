@@ -317,7 +317,8 @@ impl Detector {
         self.next_id += 1;
         live.finding_ids.push(id.clone());
         live.classes.push(a.class);
-        let explanation = explain::realtime(&a, &counts, &self.baseline);
+        let mut explanation = explain::realtime(&a, &counts, &self.baseline);
+        explain::name_unfeatured(&mut explanation, &live.tracker, None);
         let parts = Parts {
             id,
             now_ms,
@@ -573,8 +574,9 @@ impl Detector {
         }
         let related = live.map(|l| l.finding_ids).unwrap_or_default();
         let evidence = explain::evidence(&tracker, r, a.class, MAX_FINDING_EVIDENCE);
-        let explanation =
+        let mut explanation =
             explain::record(&a, &raw, &z, &indicator_counts(&tracker), &self.baseline);
+        explain::name_unfeatured(&mut explanation, &tracker, Some(&raw));
         let indicators = tracker.hits.iter().map(|h| h.indicator).collect();
         let id = format!("{}-{}", self.id_base, self.next_id);
         self.next_id += 1;
@@ -607,7 +609,13 @@ impl Detector {
     /// id: that is how a finding says it is about the init phase.
     fn init_record(&mut self, r: &FeatureRecord, now_ms: u64) -> Option<Finding> {
         let mut tracker = Tracker::default();
-        for obs in &r.evidence {
+        // The init phase is where runtimes and agents patch (a runtime's own console, an
+        // APM's http): what it patched is learned below, never reported.
+        for obs in r
+            .evidence
+            .iter()
+            .filter(|o| !matches!(o, Observation::Patched { .. }))
+        {
             tracker.feed(obs, &self.familiar, &self.cfg.tmp_prefix);
         }
         let warmed = self.profiled;

@@ -89,6 +89,35 @@ fn top(
         .collect()
 }
 
+/// Renames the explanation items that credit a feature only because an indicator no
+/// feature shows fired (see [`crate::schema::Indicator::unfeatured`]): the item names the
+/// indicator, with its count, and no normal range. `raw` is the record's values (none in
+/// real time); an item whose feature the invocation did move keeps its name.
+pub fn name_unfeatured(items: &mut [Explanation], tracker: &Tracker, raw: Option<&[f64; N]>) {
+    for hit in &tracker.hits {
+        let Some(name) = hit.indicator.unfeatured() else {
+            continue;
+        };
+        let feature = hit.indicator.feature();
+        let shared = tracker
+            .hits
+            .iter()
+            .any(|h| h.indicator != hit.indicator && h.indicator.feature() == feature);
+        let moved = raw.is_some_and(|r| r[feature] > 0.0);
+        if shared || moved {
+            continue;
+        }
+        for item in items.iter_mut() {
+            if item.feature == FEATURE_NAMES[feature] && item.source == Source::Indicator {
+                item.feature = name.to_string();
+                item.observed = f64::from(hit.count);
+                item.normal = None;
+                item.z = None;
+            }
+        }
+    }
+}
+
 /// Evidence for a record's finding: what the indicators matched, then the observations
 /// that fit its class. Raw: the finding redacts its copy.
 pub fn evidence(
@@ -126,7 +155,9 @@ fn fits(class: Class, obs: &Observation) -> bool {
                     | Class::Anomaly
             )
         }
-        Observation::StillRunning { .. } => matches!(class, Class::Persistence | Class::Anomaly),
+        Observation::StillRunning { .. } | Observation::Patched { .. } => {
+            matches!(class, Class::Persistence | Class::Anomaly)
+        }
         Observation::TmpFile { .. } => matches!(
             class,
             Class::Dropper | Class::Persistence | Class::ExfiltrationEgress | Class::Anomaly

@@ -58,7 +58,9 @@ impl Indicator {
             // out"; only a shell wired to the socket is a reverse shell.
             Indicator::ShellWithConnection | Indicator::ReconCommand => Class::CommandInjection,
             Indicator::ShellOverSocket => Class::ReverseShell,
-            Indicator::ReturningDestination | Indicator::Beaconing => Class::Persistence,
+            Indicator::ReturningDestination | Indicator::Beaconing | Indicator::RuntimePatched => {
+                Class::Persistence
+            }
             Indicator::ListenerOpened => Class::Anomaly,
             Indicator::CredentialAccess | Indicator::CredentialsSent => Class::CredentialTheft,
             Indicator::BurnedToTimeout => Class::DenialOfWallet,
@@ -105,6 +107,8 @@ impl Indicator {
             Indicator::BurnedToTimeout => 0.6,
             // Above the threshold on its own: the response is the whole of the attack.
             Indicator::OversizedResponse => 0.6,
+            // Above the threshold on its own: nothing else shows the plant.
+            Indicator::RuntimePatched => 0.85,
         }
     }
 
@@ -130,6 +134,20 @@ impl Indicator {
             Indicator::CredentialsSent => idx::NET_TX,
             Indicator::BurnedToTimeout => idx::CPU_MS,
             Indicator::OversizedResponse => idx::PRODUCED,
+            // Code left behind to run later, like a process left running; no feature counts
+            // it, so the explanation names the indicator itself (see
+            // [`Indicator::unfeatured`]).
+            Indicator::RuntimePatched => idx::LEFT_RUNNING,
+        }
+    }
+
+    /// The name an explanation gives it when no feature of the vector shows it: its credit
+    /// goes to [`Indicator::feature`] for the score, but the invocation did not move that
+    /// feature (docs/findings.md, "Explanation").
+    pub fn unfeatured(self) -> Option<&'static str> {
+        match self {
+            Indicator::RuntimePatched => Some("runtime_patched"),
+            _ => None,
         }
     }
 }
@@ -145,6 +163,8 @@ pub struct Familiar {
     /// still counts as a new shell.
     shell_shapes: HashSet<String>,
     destinations: HashSet<SocketAddr>,
+    /// Functions of the language runtime the function replaces (at init, or habitually).
+    patched: HashSet<String>,
     /// Programs, shell shapes and destinations seen but not yet habits.
     candidates: HashMap<Habit, Candidate>,
     /// What invocations with a hard indicator did: never learned.
@@ -161,6 +181,8 @@ pub struct Familiar {
     runs_shells: bool,
     /// Threads the runtime keeps between invocations, and when that rose.
     kept_threads: KeptThreads,
+    /// The request id of the invocation last noted ([`Familiar::note_threads_kept`]).
+    last_request: Option<String>,
 }
 
 /// One thing a function may do again and again.
@@ -172,6 +194,9 @@ pub enum Habit {
     Shell(String),
     /// A remote address and port.
     Destination(SocketAddr),
+    /// A function of the language runtime the function replaces, by name (`console.log`):
+    /// some code patches lazily or per request.
+    Patched(String),
 }
 
 /// A destination that appeared in the middle of an environment's life and has been
@@ -226,6 +251,7 @@ impl Habit {
                 Observation::Exec { target, .. } if !target.is_empty() => {
                     Habit::Program(target.clone())
                 }
+                Observation::Patched { name, .. } => Habit::Patched(name.clone()),
                 _ => continue,
             };
             if !out.contains(&habit) {
@@ -303,6 +329,7 @@ impl Familiar {
                 self.add(&habit);
             }
         }
+        self.note_thaw_contacts(evidence);
     }
 
     /// Forgets what one quiet invocation taught more than [`FORGET_AFTER`] invocations ago
@@ -335,6 +362,9 @@ impl Familiar {
             Habit::Destination(addr) => {
                 self.destinations.remove(addr);
             }
+            Habit::Patched(name) => {
+                self.patched.remove(name);
+            }
         }
     }
 
@@ -345,6 +375,7 @@ impl Familiar {
             Habit::Shell(shape) if shape.is_empty() => self.runs_shells,
             Habit::Shell(shape) => self.shell_shapes.contains(shape),
             Habit::Destination(addr) => self.destinations.contains(addr),
+            Habit::Patched(name) => self.patched.contains(name),
         }
     }
 
@@ -379,6 +410,24 @@ impl Familiar {
     /// ([`Familiar::note_invocation`]).
     pub fn note_threads_kept(&mut self, request_id: Option<&str>, gauges: &EndGauges) {
         self.kept_threads.note(self.invocations, request_id, gauges);
+        self.last_request = request_id.map(str::to_string);
+    }
+
+    /// Notes the destinations the invocation just noted ([`Familiar::note_invocation`])
+    /// contacted for the first time as the environment thawed, before it started: the
+    /// invocation before left something to call them (see [`KeptThreads::note_plant`]).
+    fn note_thaw_contacts(&mut self, evidence: &[Observation]) {
+        let now = self.invocations;
+        let first_at_thaw = evidence.iter().any(|obs| {
+            matches!(obs, Observation::Connect { addr, at_thaw: true, .. }
+                if self
+                    .candidates
+                    .get(&Habit::Destination(*addr))
+                    .is_some_and(|c| c.first == now && c.seen == 1))
+        });
+        if let (true, Some(before)) = (first_at_thaw, self.last_request.as_deref()) {
+            self.kept_threads.note_plant(now - 1, before);
+        }
     }
 
     /// The invocation whose kept thread came right before `addr`'s first contact (see
@@ -425,6 +474,11 @@ impl Familiar {
             Habit::Destination(addr) => {
                 if self.destinations.len() < MAX_FAMILIAR {
                     self.destinations.insert(*addr);
+                }
+            }
+            Habit::Patched(name) => {
+                if self.patched.len() < MAX_FAMILIAR {
+                    self.patched.insert(name.clone());
                 }
             }
         }
@@ -554,6 +608,7 @@ impl Familiar {
                     self.add_shell_shape(&command_shape(argv))
                 }
                 Observation::Exec { target, .. } => self.add_exe(target),
+                Observation::Patched { name, .. } => self.add(&Habit::Patched(name.clone())),
                 _ => {}
             }
         }
@@ -754,6 +809,11 @@ impl Tracker {
                 self.process(exe, "", origin, &clean, familiar, tmp_prefix, &mut fired);
                 if credential_hint {
                     self.hit(Indicator::CredentialAccess, &[&clean], &mut fired);
+                }
+            }
+            Observation::Patched { name, .. } => {
+                if !familiar.knows(&Habit::Patched(name.clone())) {
+                    self.hit(Indicator::RuntimePatched, &[&clean], &mut fired);
                 }
             }
             Observation::StillRunning { .. } => {

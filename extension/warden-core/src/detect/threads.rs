@@ -15,6 +15,10 @@
 //! the one before. So a rise backs a first contact one invocation later than it could have
 //! come, and is named only when it came right before the first contact (a rise recorded two
 //! invocations before may be the plant's, started early in the invocation after it).
+//!
+//! A timer leaves no thread, but it can give itself away the same way: its first call out
+//! made as the environment thawed, before the invocation that saw it had started, was left to
+//! run by the invocation before ([`KeptThreads::note_plant`]).
 
 use std::collections::VecDeque;
 
@@ -51,6 +55,23 @@ impl KeptThreads {
         let Some(request_id) = request_id.filter(|_| rose) else {
             return;
         };
+        if self.rises.len() == KEPT_RISES {
+            self.rises.pop_front();
+        }
+        self.rises.push_back(Rise {
+            invocation,
+            request_id: request_id.to_string(),
+            named: false,
+        });
+    }
+
+    /// Notes a plant seen another way than by a thread kept: invocation `invocation`
+    /// (`request_id`) was the last before a new destination was first contacted as the
+    /// environment thawed, by code that invocation left to run (a timer, a pending callback).
+    pub fn note_plant(&mut self, invocation: u64, request_id: &str) {
+        if invocation == 0 || self.rose_at(invocation) {
+            return;
+        }
         if self.rises.len() == KEPT_RISES {
             self.rises.pop_front();
         }

@@ -758,13 +758,30 @@ impl Pipeline {
     fn file_guard_event(&mut self, st: &mut State, event: &GuardEvent, now: bool) {
         let request_id = match self.assembler.date(event.unix_ms) {
             Dating::Open => {
+                let from = st.observations.len();
                 guard::observations(
                     event,
                     &self.guard_context,
                     &st.guard_programs,
                     &mut st.observations,
                 );
+                if self.assembler.before_open_start(event.unix_ms) {
+                    for obs in &mut st.observations[from..] {
+                        if let Observation::Connect { at_thaw, .. } = obs {
+                            *at_thaw = true;
+                        }
+                    }
+                }
                 self.publish(st);
+                return;
+            }
+            Dating::Init => {
+                let mut found = Vec::new();
+                guard::observations(event, &self.guard_context, &st.guard_programs, &mut found);
+                // Judged with the init record, not in real time.
+                for obs in found {
+                    self.assembler.observe_init(obs);
+                }
                 return;
             }
             Dating::Earlier(id) => id.to_string(),
@@ -948,6 +965,7 @@ impl Pipeline {
         st.closed = self.assembler.open_request().map(str::to_string);
         if let Some(sampler) = self.sampler.as_mut() {
             sampler.end_init_at(unix_ms());
+            sampler.shutting_down();
         }
         self.close_sampling(st, &snapshot);
         // No next invocation: what was still queued is the last one's.

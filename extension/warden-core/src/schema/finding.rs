@@ -269,6 +269,10 @@ pub enum Indicator {
     /// itself: data taken out through the function's own response (an export without its
     /// limit, every field of a record).
     OversizedResponse,
+    /// A function of the language runtime replaced while an invocation ran, and not one the
+    /// function is known to replace: what a payload planted to run at every later invocation
+    /// (a patched `JSON.parse` that calls out), without a thread or a process to be seen.
+    RuntimePatched,
 }
 
 impl Indicator {

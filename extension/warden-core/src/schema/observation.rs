@@ -78,6 +78,11 @@ pub enum Observation {
         /// What the zero-trust policy said.
         #[serde(default, skip_serializing_if = "PolicyVerdict::is_allow")]
         verdict: PolicyVerdict,
+        /// Made before the invocation started, as the environment thawed: not the
+        /// invocation's own doing but code an earlier one left to run (a timer, a thread, a
+        /// callback still pending when the runtime answered).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        at_thaw: bool,
     },
     /// A datagram sent to an explicit destination (UDP without `connect`), seen by the guard.
     Send {
@@ -166,6 +171,16 @@ pub enum Observation {
         /// What the zero-trust policy said (`observe` or `deny`).
         #[serde(default, skip_serializing_if = "PolicyVerdict::is_allow")]
         verdict: PolicyVerdict,
+    },
+    /// A function of the language runtime itself (`JSON.parse`, `console.log`,
+    /// `http.request`, `require`…) replaced while an invocation ran, reported by the guard's
+    /// language watch (docs/configuration.md, "Language watch"): code planted to run at every
+    /// later invocation without a thread or a process of its own.
+    Patched {
+        /// The process whose runtime was patched.
+        pid: u32,
+        /// What was replaced, as `owner.name` (`JSON.parse`, `http.request`).
+        name: String,
     },
     /// Something on Warden's own channels that the platform did not send.
     Tamper {

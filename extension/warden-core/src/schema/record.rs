@@ -79,7 +79,8 @@ impl ObservationCounts {
             | Observation::Signal { .. }
             | Observation::CredentialRead { .. }
             | Observation::SecretSent { .. }
-            | Observation::FileWrite { .. } => {}
+            | Observation::FileWrite { .. }
+            | Observation::Patched { .. } => {}
             Observation::Endpoint { listen: true, .. } => self.listeners_opened += 1,
             Observation::Endpoint { .. } => self.new_endpoints += 1,
             Observation::TmpFile { action, .. } => match action {

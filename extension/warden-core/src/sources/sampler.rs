@@ -98,6 +98,10 @@ pub struct Sampler {
     /// When the next invocation started (unix ms), once its INVOKE is being handled and
     /// this one's end is not known: the last pass leaves what started since to it.
     next_start: Option<u64>,
+    /// The environment is shutting down: the platform has ended the runtime, so what the
+    /// runtime's loop forked after its last response is an orphan now (see
+    /// [`Sampler::came_after`]).
+    shutting_down: bool,
     /// Seen by that last pass but started by the next invocation: reported at its begin.
     early: Vec<ProcessInfo>,
     /// Alive at the INVOKE, not known before, and the previous invocation's end time
@@ -138,6 +142,7 @@ impl Sampler {
             ended_at: None,
             carried: Vec::new(),
             next_start: None,
+            shutting_down: false,
             early: Vec::new(),
             undecided: Vec::new(),
             exec_times: HashMap::new(),
@@ -303,6 +308,11 @@ impl Sampler {
         self.next_start = Some(unix_ms);
     }
 
+    /// The environment is shutting down (before its last [`Sampler::finish`]).
+    pub fn shutting_down(&mut self) {
+        self.shutting_down = true;
+    }
+
     /// Whether `info` was started by the next invocation (see [`Sampler::next_invocation_at`]).
     fn started_by_next(&self, info: &ProcessInfo) -> bool {
         let (Some(next), Some(offset)) = (self.next_start, boot_to_unix_ms()) else {
@@ -326,15 +336,20 @@ impl Sampler {
         *at = (*at).min(unix_ms);
     }
 
-    /// Whether a process that started at `started` (from /proc) came after `boundary`: no
-    /// when the guard saw it exec, or a pass found it, before the boundary (recently: pids are
-    /// reused).
+    /// Whether a process that started at `started` (from /proc, unix ms) came after
+    /// `boundary` (the next invocation's start, or the runtime's end): no when the guard saw
+    /// it exec, or a pass found it, before the boundary (recently: pids are reused). An
+    /// orphan (adopted by init) never does while the runtime lives: a daemon that the
+    /// invocation started forks its last process just after the response, but the next
+    /// invocation's processes have a living parent, the runtime.
     fn came_after(&self, info: &ProcessInfo, started: u64, boundary: u64) -> bool {
         let exec_before = self
             .exec_times
             .get(&info.pid)
             .is_some_and(|&t| t < boundary && boundary - t < EXEC_TIME_TRUSTED_MS);
-        !exec_before && started_after(info, started, boundary)
+        // At shutdown the runtime is gone: its loop's helpers are orphans like a daemon's.
+        let parent_alive = info.ppid > 1 || self.shutting_down;
+        !exec_before && parent_alive && started + START_SLACK_MS >= boundary
     }
 
     /// Whether some processes wait for the previous invocation's end time.
@@ -667,14 +682,6 @@ impl Sampler {
             || port == Some(s.local.port())
             || port == Some(s.remote.port())
     }
-}
-
-/// Whether a process that started at `started` (unix ms) came after a runtime that finished
-/// at `ended_at`. An orphan (adopted by init) never does: a daemon that the invocation
-/// started forks its last process just after the response, but the next invocation's
-/// processes have a living parent, the runtime.
-fn started_after(info: &ProcessInfo, started: u64, ended_at: u64) -> bool {
-    info.ppid > 1 && started + START_SLACK_MS >= ended_at
 }
 
 /// Unix time now, in ms.

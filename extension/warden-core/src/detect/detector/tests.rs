@@ -721,6 +721,7 @@ fn what_the_guard_sees_is_found_in_real_time_with_its_class_even_while_learning(
         proto: Proto::Tcp,
         addr: "203.0.113.9:443".parse().unwrap(),
         verdict: PolicyVerdict::Deny,
+        at_thaw: false,
     };
     let f = d.observe(Some("r3"), &denied, 3).expect("policy violation");
     assert_eq!(f.class, Class::ExfiltrationEgress);
@@ -750,6 +751,7 @@ fn what_the_guard_sees_is_found_in_real_time_with_its_class_even_while_learning(
         proto: Proto::Tcp,
         addr: "203.0.113.10:443".parse().unwrap(),
         verdict: PolicyVerdict::Allow,
+        at_thaw: false,
     };
     assert_eq!(d.observe(Some("r5"), &allowed, 5), None);
 }
@@ -963,4 +965,83 @@ fn a_response_far_larger_than_any_before_is_response_exfiltration_each_time() {
     // A response in the function's usual spread is not one.
     seq += 1;
     assert_eq!(d.record(&responding(seq, 40_000), 0), None);
+}
+
+fn patched(name: &str) -> Observation {
+    Observation::Patched {
+        pid: 9,
+        name: name.into(),
+    }
+}
+
+#[test]
+fn a_runtime_function_patched_in_an_invocation_is_persistence_named_by_its_indicator() {
+    let mut d = warmed();
+    let f = d
+        .record(&with(record(31), patched("JSON.parse")), 0)
+        .expect("the plant is found where it happened");
+    assert_eq!(f.class, Class::Persistence);
+    assert_eq!(f.indicators, [Indicator::RuntimePatched]);
+    // No feature of the vector moved: the explanation names the indicator, not its carrier.
+    assert_eq!(f.explanation[0].feature, "runtime_patched");
+    assert_eq!(f.explanation[0].normal, None);
+    assert!(f.evidence.contains(&patched("JSON.parse")));
+}
+
+#[test]
+fn a_function_that_patches_at_init_or_on_every_call_learns_it() {
+    // At init: learned with the init record, never reported.
+    let mut d = warmed();
+    assert_eq!(
+        d.record(&init_record(vec![patched("console.log")]), 0),
+        None
+    );
+    assert_eq!(d.record(&with(record(31), patched("console.log")), 0), None);
+    // Per request (a logger set up in the handler): reported while it is new, then a habit.
+    let mut d = warmed();
+    let found: Vec<bool> = (31..=36)
+        .map(|seq| {
+            d.record(&with(record(seq), patched("console.info")), 0)
+                .is_some()
+        })
+        .collect();
+    assert_eq!(found, [true, true, true, false, false, false]);
+    // Another function patched is news again.
+    assert!(d
+        .record(&with(record(37), patched("http.request")), 0)
+        .is_some());
+}
+
+fn guarded_connect(addr: &str, at_thaw: bool) -> Observation {
+    Observation::Connect {
+        pid: 9,
+        proto: crate::schema::Proto::Tcp,
+        addr: addr.parse().unwrap(),
+        verdict: crate::schema::PolicyVerdict::Allow,
+        at_thaw,
+    }
+}
+
+#[test]
+fn a_timer_whose_first_call_out_came_at_the_thaw_is_named_where_it_was_planted() {
+    let run = |first_at_thaw: bool| {
+        let mut d = detector();
+        for seq in 1..=4 {
+            assert_eq!(d.record(&record(seq), 0), None, "benign {seq}");
+        }
+        // The plant (a timer) calls out only after the response: as the next thaw begins.
+        assert_eq!(d.record(&record(5), 0), None);
+        let _ = d.record(
+            &with(record(6), guarded_connect("10.9.9.8:8443", first_at_thaw)),
+            0,
+        );
+        d.record(&with(record(7), guarded_connect("10.9.9.8:8443", false)), 0)
+    };
+    let f = run(true).expect("the second contact in a row");
+    assert_eq!(f.class, Class::Persistence);
+    assert!(f.indicators.contains(&Indicator::Beaconing));
+    assert_eq!(f.earlier_requests, ["req-5", "req-6"]);
+    // A first contact made while the invocation ran is that invocation's own: a cadence
+    // needs a third contact.
+    assert!(run(false).is_none_or(|f| !f.indicators.contains(&Indicator::Beaconing)));
 }

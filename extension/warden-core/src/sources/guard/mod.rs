@@ -147,6 +147,7 @@ pub fn observations(
                     proto: *proto,
                     addr: *addr,
                     verdict,
+                    at_thaw: false,
                 });
             }
         }
@@ -213,6 +214,10 @@ pub fn observations(
             pid,
             path: path.clone(),
             verdict,
+        }),
+        GuardCall::Patched { name } => out.push(Observation::Patched {
+            pid,
+            name: name.clone(),
         }),
     }
 }

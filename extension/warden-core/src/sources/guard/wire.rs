@@ -132,6 +132,12 @@ pub enum GuardCall {
         /// The file, made absolute and normalised by the guard (as called when it could not).
         path: String,
     },
+    /// A function of the language runtime replaced, as the language watch reported it
+    /// (`owner.name`; see [`patched_name`]).
+    Patched {
+        /// What was replaced.
+        name: String,
+    },
     /// Something about the guard itself (e.g. `policy_error`).
     Notice {
         /// What.
@@ -240,6 +246,9 @@ pub fn parse(datagram: &[u8]) -> Result<GuardEvent, WireError> {
         "write" => GuardCall::Write {
             path: f.text("path")?,
         },
+        "patched" => GuardCall::Patched {
+            name: patched_name(f.next("name")?)?,
+        },
         "guard" => GuardCall::Notice {
             what: f.text("what")?,
             message: f.text("message")?,
@@ -257,6 +266,20 @@ pub fn parse(datagram: &[u8]) -> Result<GuardEvent, WireError> {
         verdict,
         call,
     })
+}
+
+/// Most characters of a patched function's name.
+const MAX_PATCHED_NAME: usize = 96;
+
+/// A patched function's name as the language watch writes it: identifier characters,
+/// dots and brackets, at most [`MAX_PATCHED_NAME`]. Any process of the function can open the
+/// report path, so the name is attacker text: anything else is refused.
+fn patched_name(name: &str) -> Result<String, WireError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "._$[]'-".contains(c);
+    if name.is_empty() || name.len() > MAX_PATCHED_NAME || !name.chars().all(allowed) {
+        return Err(WireError::Field("name"));
+    }
+    Ok(name.to_string())
 }
 
 struct Fields<'a>(std::str::Split<'a, char>);
@@ -368,6 +391,32 @@ mod tests {
         );
         let e = event("1\tguard\t40\t40\t1\t0\tallow\tpolicy_error\tline 3: expected ]");
         assert!(matches!(e.call, GuardCall::Notice { ref what, .. } if what == "policy_error"));
+    }
+
+    #[test]
+    fn a_patched_function_is_named_only_in_the_watch_s_own_characters() {
+        let e = event("1\tpatched\t40\t40\t1\t0\tallow\tModule.prototype.require");
+        assert_eq!(
+            e.call,
+            GuardCall::Patched {
+                name: "Module.prototype.require".into()
+            }
+        );
+        // Any process can open the report path: its name is attacker text.
+        let long = format!("1\tpatched\t1\t1\t1\t0\tallow\t{}", "a".repeat(97));
+        for bad in [
+            "1\tpatched\t1\t1\t1\t0\tallow\t",
+            "1\tpatched\t1\t1\t1\t0\tallow\tJSON parse",
+            "1\tpatched\t1\t1\t1\t0\tallow\t../../etc/passwd",
+            "1\tpatched\t1\t1\t1\t0\tallow\tJSON.parse\u{202e}",
+            long.as_str(),
+        ] {
+            assert_eq!(
+                parse(bad.as_bytes()),
+                Err(WireError::Field("name")),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -341,6 +341,30 @@ fn a_process_the_next_invocation_started_is_reported_there() {
 }
 
 #[test]
+fn at_shutdown_a_helper_the_runtime_forked_after_its_response_is_not_left_running() {
+    // The runtime's loop forked its next helper after the response; the platform then ended
+    // the runtime, orphaning it, before the last pass. A process the invocation started
+    // before its end, orphaned or not, is still left running.
+    let run = |shutting_down: bool| {
+        let f = FakeProc::new(if shutting_down { "shutdown" } else { "orphan" });
+        let mut s = sampler(&f);
+        s.begin(&[1, 42], Some(42), &mut Vec::new());
+        f.process(50, 1, "/tmp/miner");
+        s.mark_end(Some(unix_now_ms() - 1000));
+        f.process_started(51, 1, "/usr/bin/mktemp", ticks_now());
+        if shutting_down {
+            s.shutting_down();
+        }
+        let mut out = Vec::new();
+        s.finish(&[1, 42, 50, 51], &mut out);
+        left_running_pids(&out)
+    };
+    assert_eq!(run(true), [50]);
+    // While the runtime lives, an orphan that started after the response is a daemon's.
+    assert_eq!(run(false), [50, 51]);
+}
+
+#[test]
 fn the_last_pass_at_the_next_invoke_leaves_what_the_next_invocation_started_to_it() {
     let f = FakeProc::new("lastpass");
     let mut s = sampler(&f);
