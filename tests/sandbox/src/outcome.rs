@@ -49,6 +49,17 @@ impl Outcome {
         }
     }
 
+    /// Panics, with the statuses and the sandbox's stderr, unless every invocation
+    /// succeeded.
+    pub fn assert_all_succeeded(&self) {
+        assert!(
+            self.run.statuses().iter().all(|s| s == "success"),
+            "{:?}\n{}",
+            self.run.statuses(),
+            self.run.stderr
+        );
+    }
+
     /// The request id of invocation `index`.
     pub fn request_id(&self, index: usize) -> String {
         self.run.invocations[index]["request_id"]

@@ -164,12 +164,7 @@ fn what_the_outside_view_misses_the_guard_sees_in_real_time() {
         events.push(quiet(10 + i));
     }
     let out = Outcome::of(guarded(Some(&policy)), &events);
-    assert!(
-        out.run.statuses().iter().all(|s| s == "success"),
-        "{:?}\n{}",
-        out.run.statuses(),
-        out.run.stderr
-    );
+    out.assert_all_succeeded();
     assert_eq!(
         out.response(first)["send"]["sent"],
         4000,
@@ -255,12 +250,7 @@ fn enforce_refuses_and_completes(function: impl Fn(Option<&Value>) -> Sandbox, r
         quiet(2),
     ];
     let out = Outcome::of(function(Some(&policy)), &events);
-    assert!(
-        out.run.statuses().iter().all(|s| s == "success"),
-        "{:?}\n{}",
-        out.run.statuses(),
-        out.run.stderr
-    );
+    out.assert_all_succeeded();
     let connect = &out.response(1)["connect"];
     assert_eq!(connect["connected"], 0, "{connect:#}");
     assert_eq!(connect["failed"], 2, "{connect:#}");
@@ -367,12 +357,7 @@ fn node_on_its_own_loop_is_guarded_by_its_bootstrap() {
         guarded_provided("tests/functions/node-guard", &policy),
         &events,
     );
-    assert!(
-        out.run.statuses().iter().all(|s| s == "success"),
-        "{:?}\n{}",
-        out.run.statuses(),
-        out.run.stderr
-    );
+    out.assert_all_succeeded();
     assert_eq!(
         out.response(first)["send"]["sent"],
         4000,
@@ -438,12 +423,7 @@ fn a_runtime_function_patched_by_an_invocation_is_found_in_that_invocation() {
         ),
         &events,
     );
-    assert!(
-        out.run.statuses().iter().all(|s| s == "success"),
-        "{:?}\n{}",
-        out.run.statuses(),
-        out.run.stderr
-    );
+    out.assert_all_succeeded();
     // The wrapper runs: the runtime's loop parses every later event through it.
     assert!(
         out.response(plant + 1)["parsed"].as_u64() >= Some(1),
@@ -522,12 +502,7 @@ fn a_bash_runtime_is_guarded_by_its_bootstrap_down_to_its_builtins() {
         guarded_provided("tests/functions/bash-guard", &policy),
         &events,
     );
-    assert!(
-        out.run.statuses().iter().all(|s| s == "success"),
-        "{:?}\n{}",
-        out.run.statuses(),
-        out.run.stderr
-    );
+    out.assert_all_succeeded();
     for i in [first, first + 2, first + 4, first + 6] {
         assert_eq!(out.response(i)["status"], 0, "{i}: {:#}", out.response(i));
     }
@@ -671,12 +646,7 @@ fn precursors_lock_the_environment_down_and_the_guard_refuses_what_it_does_not_k
         json!({"spawn": ["/usr/bin/head", "-c", "1", "/dev/null"]}),
     ]);
     let out = Outcome::of(guarded(None).env("WARDEN_LOCKDOWN", "2"), &events);
-    assert!(
-        out.run.statuses().iter().all(|s| s == "success"),
-        "{:?}\n{}",
-        out.run.statuses(),
-        out.run.stderr
-    );
+    out.assert_all_succeeded();
     let lockdowns: Vec<&Value> = (0..events.len())
         .flat_map(|i| out.findings_of(i))
         .flat_map(|f| f["actions"].as_array().unwrap())

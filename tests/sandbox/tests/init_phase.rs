@@ -38,12 +38,7 @@ fn a_payload_planted_at_init_is_found_and_named_while_it_runs() {
         .env("PROBE_INIT", &plant.to_string());
     let events: Vec<Value> = (0..3).map(quiet).collect();
     let out = Outcome::of(function, &events);
-    assert!(
-        out.run.statuses().iter().all(|s| s == "success"),
-        "{:?}\n{}",
-        out.run.statuses(),
-        out.run.stderr
-    );
+    out.assert_all_succeeded();
 
     let init = out.init_findings();
     let planted = init
@@ -106,12 +101,7 @@ fn a_runtime_started_by_a_shell_bootstrap_is_the_runtime() {
     let function = Sandbox::provided(dir.path()).extension("warden", bin("warden-extension"));
     let events: Vec<Value> = (0..5).map(quiet).collect();
     let out = Outcome::of(function, &events);
-    assert!(
-        out.run.statuses().iter().all(|s| s == "success"),
-        "{:?}\n{}",
-        out.run.statuses(),
-        out.run.stderr
-    );
+    out.assert_all_succeeded();
     let all: Vec<&Value> = out.findings.values().flatten().collect();
     assert!(
         all.is_empty(),

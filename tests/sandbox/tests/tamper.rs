@@ -238,12 +238,7 @@ fn forged_telemetry_from_a_node_function_is_refused_and_reported() {
         events.push(json!({"delay_ms": 30 + i * 5}));
     }
     let out = run_function(node, &events);
-    assert!(
-        out.run.statuses().iter().all(|s| s == "success"),
-        "{:?}\n{}",
-        out.run.statuses(),
-        out.run.stderr
-    );
+    out.assert_all_succeeded();
     let forged = &out.response(forge)["forge_telemetry"];
     let answers: Vec<&Value> = forged["ports"].as_object().unwrap().values().collect();
     assert!(answers.contains(&&json!(404)), "{forged:#}");

@@ -52,26 +52,21 @@ impl KeptThreads {
         let kept = gauges.threads.saturating_sub(gauges.processes);
         let rose = self.most.is_some_and(|most| kept > most);
         self.most = Some(self.most.map_or(kept, |most| most.max(kept)));
-        let Some(request_id) = request_id.filter(|_| rose) else {
-            return;
-        };
-        if self.rises.len() == KEPT_RISES {
-            self.rises.pop_front();
+        if let Some(request_id) = request_id.filter(|_| rose) {
+            self.push(invocation, request_id);
         }
-        self.rises.push_back(Rise {
-            invocation,
-            request_id: request_id.to_string(),
-            named: false,
-        });
     }
 
     /// Notes a plant seen another way than by a thread kept: invocation `invocation`
     /// (`request_id`) was the last before a new destination was first contacted as the
     /// environment thawed, by code that invocation left to run (a timer, a pending callback).
     pub fn note_plant(&mut self, invocation: u64, request_id: &str) {
-        if invocation == 0 || self.rose_at(invocation) {
-            return;
+        if invocation > 0 && !self.rose_at(invocation) {
+            self.push(invocation, request_id);
         }
+    }
+
+    fn push(&mut self, invocation: u64, request_id: &str) {
         if self.rises.len() == KEPT_RISES {
             self.rises.pop_front();
         }
