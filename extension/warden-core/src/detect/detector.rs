@@ -12,7 +12,9 @@ use super::explain;
 use super::indicators::{Familiar, Habit, Tracker};
 use super::memory::MemoryCarry;
 use super::responses::ResponseSizes;
-use super::score::{assess, model_trust, severity, Assessment, Weighted, DEFAULT_THRESHOLD};
+use super::score::{
+    assess, class_features, model_trust, severity, Assessment, Weighted, DEFAULT_THRESHOLD,
+};
 use crate::features::{idx, raw_values, transform, N, VECTOR_VERSION};
 use crate::health::{Counter, Health};
 use crate::model::{ModelOutput, Scorer};
@@ -489,8 +491,11 @@ impl Detector {
         // function's own behaviour behind it: a 4 MB response where the function's responses
         // were kilobytes is one even below the baseline's own alarm; one temp file more than
         // usual is not.
+        // Below its own alarm, the deviation must show the class the vote names (a long,
+        // failed invocation does not back "reverse shell").
         let model_alone = a.indicators < self.cfg.threshold
-            && a.baseline < SUPPORTING_BASELINE * self.cfg.threshold;
+            && a.baseline < self.cfg.threshold
+            && class_baseline(&a) < SUPPORTING_BASELINE * self.cfg.threshold;
         // The generic model's class, when it alarms: news the first time in the environment.
         let model_alarm = model
             .as_ref()
@@ -785,6 +790,15 @@ fn is_planted_doing(indicator: Indicator) -> bool {
 }
 
 /// Per feature, how many times indicators pointing at it matched.
+/// The baseline part carried by the features that show the finding's class
+/// ([`class_features`]).
+fn class_baseline(a: &Assessment) -> f32 {
+    class_features(a.class)
+        .iter()
+        .map(|&i| a.credit[i][1])
+        .sum()
+}
+
 fn indicator_counts(t: &Tracker) -> [u32; N] {
     let mut counts = [0u32; N];
     for h in &t.hits {

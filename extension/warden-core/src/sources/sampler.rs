@@ -261,16 +261,20 @@ impl Sampler {
             .collect()
     }
 
-    /// Probes `pid`, again a few times over a millisecond when it shows neither executable
-    /// nor command line while it runs: a process caught in the middle of an exec (a runtime's
-    /// loop starting its next long poll of the Runtime API as the invocation ends) has
-    /// neither for a moment, and unnamed it would count as left running. `retries` is what
-    /// is left of the pass's budget.
+    /// Probes `pid`, again a few times over a millisecond when it shows no executable or no
+    /// command line while it runs: a process caught in the middle of an exec has neither, or
+    /// still its parent's executable and no command line yet, for a moment. Unnamed it would
+    /// count as left running (a runtime's loop starting its next long poll of the Runtime API
+    /// as the invocation ends); named by its parent's executable, a bash runtime's fork on
+    /// its way to `jq` would be a shell of unknown command. `retries` is what is left of the
+    /// pass's budget.
     fn probe_named(&mut self, pid: u32, retries: &mut usize) -> Probe {
         let mut probe = self.reader.probe(pid);
         while *retries > 0 {
             match &probe {
-                Probe::Process(info) if info.exe.is_empty() && !info.exited => {
+                Probe::Process(info)
+                    if (info.exe.is_empty() || info.cmdline.is_empty()) && !info.exited =>
+                {
                     *retries -= 1;
                     std::thread::sleep(MID_EXEC_WAIT);
                     probe = self.reader.probe(pid);
@@ -530,11 +534,12 @@ impl Sampler {
         // After a wrap only the low range is probed.
         let first = if cur > prev { prev + 1 } else { 1 };
         let first = first.max(cur.saturating_sub(MAX_PROBES_PER_TICK - 1));
+        let mut retries = MID_EXEC_TRIES;
         for pid in first..=cur {
             if self.known.contains(&pid) {
                 continue;
             }
-            match self.reader.probe(pid) {
+            match self.probe_named(pid, &mut retries) {
                 Probe::Process(info) => {
                     self.known.insert(pid);
                     if self.started_by_next(&info) {

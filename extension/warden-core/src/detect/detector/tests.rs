@@ -1045,3 +1045,51 @@ fn a_timer_whose_first_call_out_came_at_the_thaw_is_named_where_it_was_planted()
     // needs a third contact.
     assert!(run(false).is_none_or(|f| !f.indicators.contains(&Indicator::Beaconing)));
 }
+
+/// Votes reverse shell for a failed invocation and crypto-mining for a busy one: a model that
+/// misjudges a function's errors, and one that sees what it should.
+struct VotesOnDeviation;
+
+impl Scorer for VotesOnDeviation {
+    fn score(&self, raw: &[f32; N], z: &[f32; N]) -> ModelOutput {
+        let class = if raw[idx::STATUS_ERROR] > 0.0 {
+            Some((Class::ReverseShell, 0.95))
+        } else if z[idx::CPU_MS] > 5.0 {
+            Some((Class::CryptoMining, 0.95))
+        } else {
+            None
+        };
+        ModelOutput {
+            class,
+            anomaly: 0.0,
+            contributions: vec![(idx::SHELLS, 1.0)],
+        }
+    }
+}
+
+#[test]
+fn a_deviation_backs_the_models_vote_only_when_it_shows_the_voted_class() {
+    let health = Arc::new(Health::default());
+    let mut d = Detector::new(DetectorConfig::default(), health.clone(), 0)
+        .with_scorer(Some(Arc::new(VotesOnDeviation)));
+    for seq in 1..=30 {
+        assert_eq!(d.record(&record(seq), 0), None, "benign {seq}");
+    }
+    // A long, failed invocation: its duration and error deviate, none of what shows a
+    // reverse shell does. The vote is the model's alone: not reported past learning.
+    let mut failed = record(31);
+    failed.status = crate::schema::Status::Error;
+    failed.platform.duration_ms = Some(300.0);
+    failed.log.error_lines = 1;
+    failed.log.tracebacks = 1;
+    assert_eq!(d.record(&failed, 0), None);
+    assert_eq!(health.get(Counter::ModelVotesUnsupported), 1);
+    // A busy one: the CPU the vote's class moves deviates, and backs it.
+    let mut busy = record(32);
+    busy.counters.cpu_user_ms = 5_000;
+    busy.platform.duration_ms = Some(5_000.0);
+    let f = d
+        .record(&busy, 0)
+        .expect("the vote backed by the deviation");
+    assert_eq!(f.class, Class::CryptoMining);
+}
