@@ -27,3 +27,15 @@ pub mod runner;
 pub mod state;
 mod sys;
 pub mod telemetry;
+
+/// Returns from the test that calls it, with one line on stderr, when the sandbox's namespaces
+/// are not available here (they need root).
+#[macro_export]
+macro_rules! skip_without_isolation {
+    () => {
+        if !$crate::isolation::available() {
+            eprintln!("needs root for the sandbox's namespaces; skipping");
+            return;
+        }
+    };
+}

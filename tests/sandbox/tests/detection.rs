@@ -55,10 +55,7 @@ fn evidence_has(f: &Value, kind: &str, field: &str, needle: &str) -> bool {
 
 #[test]
 fn attacks_become_explained_findings_and_benign_invocations_do_not() {
-    if !warden_sandbox::isolation::available() {
-        eprintln!("needs root for the sandbox's namespaces; skipping");
-        return;
-    }
+    warden_sandbox::skip_without_isolation!();
     let port = draining_listener(std::time::Duration::from_millis(300));
     let mut events: Vec<Value> = (0..WARMUP).map(benign).collect();
     let shell = events.len();

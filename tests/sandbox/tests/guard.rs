@@ -133,10 +133,7 @@ os.execv('/proc/self/fd/%d' % fd, ['payload'])\n";
 
 #[test]
 fn what_the_outside_view_misses_the_guard_sees_in_real_time() {
-    if !warden_sandbox::isolation::available() {
-        eprintln!("needs root for the sandbox's namespaces; skipping");
-        return;
-    }
+    warden_sandbox::skip_without_isolation!();
     let port = draining_listener(std::time::Duration::from_millis(0));
     // Egress allowed to nothing but the Runtime API and loopback: reported, not refused.
     let policy = json!({"mode": "observe", "egress": []});
@@ -228,10 +225,7 @@ fn what_the_outside_view_misses_the_guard_sees_in_real_time() {
 
 #[test]
 fn enforce_refuses_inside_the_function_and_the_invocation_completes() {
-    if !warden_sandbox::isolation::available() {
-        eprintln!("needs root for the sandbox's namespaces; skipping");
-        return;
-    }
+    warden_sandbox::skip_without_isolation!();
     enforce_refuses_and_completes(guarded, "python3");
 }
 
@@ -270,10 +264,7 @@ fn enforce_refuses_and_completes(function: impl Fn(Option<&Value>) -> Sandbox, r
 
 #[test]
 fn a_malformed_policy_or_no_warden_leaves_the_function_running() {
-    if !warden_sandbox::isolation::available() {
-        eprintln!("needs root for the sandbox's namespaces; skipping");
-        return;
-    }
+    warden_sandbox::skip_without_isolation!();
     let events: Vec<Value> = (0..3).map(quiet).collect();
     let function = guarded(None);
     let path = function.shared().join("policy.json");
@@ -338,10 +329,7 @@ const LOADER_EXEC: &str = "cp /bin/true /tmp/t && exec /lib64/ld-linux-x86-64.so
 
 #[test]
 fn node_on_its_own_loop_is_guarded_by_its_bootstrap() {
-    if !warden_sandbox::isolation::available() {
-        eprintln!("needs root for the sandbox's namespaces; skipping");
-        return;
-    }
+    warden_sandbox::skip_without_isolation!();
     let port = draining_listener(std::time::Duration::from_millis(0));
     let policy = json!({"mode": "observe", "egress": []});
     let (events, first) = spaced(
@@ -406,10 +394,7 @@ fn node_on_its_own_loop_is_guarded_by_its_bootstrap() {
 
 #[test]
 fn a_runtime_function_patched_by_an_invocation_is_found_in_that_invocation() {
-    if !warden_sandbox::isolation::available() {
-        eprintln!("needs root for the sandbox's namespaces; skipping");
-        return;
-    }
+    warden_sandbox::skip_without_isolation!();
     // Quiet invocations (after an init that patched console.debug, as logging set-ups do),
     // one that wraps JSON.parse and does nothing else, then quiet ones that run through it.
     let mut events: Vec<Value> = (0..6).map(quiet).collect();
@@ -479,10 +464,7 @@ fn a_runtime_function_patched_by_an_invocation_is_found_in_that_invocation() {
 
 #[test]
 fn a_bash_runtime_is_guarded_by_its_bootstrap_down_to_its_builtins() {
-    if !warden_sandbox::isolation::available() {
-        eprintln!("needs root for the sandbox's namespaces; skipping");
-        return;
-    }
+    warden_sandbox::skip_without_isolation!();
     let port = draining_listener(std::time::Duration::from_millis(0));
     let policy = json!({"mode": "observe", "egress": []});
     // bash's /dev/tcp and /dev/udp and its `kill` are builtins: no new process to see.
@@ -542,10 +524,7 @@ fn a_bash_runtime_is_guarded_by_its_bootstrap_down_to_its_builtins() {
 
 #[test]
 fn enforce_refuses_inside_node_and_the_invocation_completes() {
-    if !warden_sandbox::isolation::available() {
-        eprintln!("needs root for the sandbox's namespaces; skipping");
-        return;
-    }
+    warden_sandbox::skip_without_isolation!();
     // libuv reports the child's failed exec to the parent: spawnSync returns the error.
     let node = |policy: Option<&Value>| {
         guarded_provided("tests/functions/node-guard", policy.expect("a policy"))
@@ -568,10 +547,7 @@ os.close(fd)\n";
 
 #[test]
 fn what_bypasses_the_guard_the_outside_view_still_reports() {
-    if !warden_sandbox::isolation::available() {
-        eprintln!("needs root for the sandbox's namespaces; skipping");
-        return;
-    }
+    warden_sandbox::skip_without_isolation!();
     let port = draining_listener(std::time::Duration::from_millis(0));
     let policy = json!({"mode": "observe", "egress": []});
     let (events, first) = spaced(
@@ -618,10 +594,7 @@ fn what_bypasses_the_guard_the_outside_view_still_reports() {
 
 #[test]
 fn precursors_lock_the_environment_down_and_the_guard_refuses_what_it_does_not_know() {
-    if !warden_sandbox::isolation::available() {
-        eprintln!("needs root for the sandbox's namespaces; skipping");
-        return;
-    }
+    warden_sandbox::skip_without_isolation!();
     let partner = draining_listener(std::time::Duration::from_millis(0));
     let stranger = draining_listener(std::time::Duration::from_millis(0));
     let connect = |port: u16| json!({"host": "host.sandbox", "port": port, "count": 1});
@@ -704,10 +677,7 @@ fn precursors_lock_the_environment_down_and_the_guard_refuses_what_it_does_not_k
 
 #[test]
 fn a_beacon_woken_by_each_thaw_is_dated_to_the_invocation_the_thaw_began() {
-    if !warden_sandbox::isolation::available() {
-        eprintln!("needs root for the sandbox's namespaces; skipping");
-        return;
-    }
+    warden_sandbox::skip_without_isolation!();
     let port = draining_listener(std::time::Duration::from_millis(0));
     // A thread that connects every 100 ms; the environment is frozen 400 ms between
     // invocations, so each thaw finds it overdue and it connects at once, as the invocation
@@ -741,10 +711,7 @@ fn a_beacon_woken_by_each_thaw_is_dated_to_the_invocation_the_thaw_began() {
 
 #[test]
 fn a_silent_beacon_thread_is_found_at_its_second_contact_and_named_where_it_was_planted() {
-    if !warden_sandbox::isolation::available() {
-        eprintln!("needs root for the sandbox's namespaces; skipping");
-        return;
-    }
+    warden_sandbox::skip_without_isolation!();
     let port = draining_listener(std::time::Duration::from_millis(0));
     // The plant's thread sleeps past its own invocation, so that invocation calls nobody:
     // only the thread it leaves running shows (one more thread kept at the next INVOKE).
@@ -808,10 +775,7 @@ fn a_silent_beacon_thread_is_found_at_its_second_contact_and_named_where_it_was_
 
 #[test]
 fn without_a_gap_between_invocations_each_keeps_its_own_guard_events() {
-    if !warden_sandbox::isolation::available() {
-        eprintln!("needs root for the sandbox's namespaces; skipping");
-        return;
-    }
+    warden_sandbox::skip_without_isolation!();
     let port = draining_listener(std::time::Duration::from_millis(0));
     // Back to back (no pause): the connections come a few milliseconds before the next
     // invocation starts, which must not take them.
@@ -854,10 +818,7 @@ fn record_has(out: &Outcome, i: usize, what: &str, port: u16) -> bool {
 
 #[test]
 fn a_socket_the_sampler_sees_goes_where_the_guards_call_to_it_goes() {
-    if !warden_sandbox::isolation::available() {
-        eprintln!("needs root for the sandbox's namespaces; skipping");
-        return;
-    }
+    warden_sandbox::skip_without_isolation!();
     let port = draining_listener(std::time::Duration::from_millis(0));
     // Back to back: each connection is the first thing its invocation does, often before
     // Warden has handled its INVOKE, while the short invocation before it has no runtimeDone
@@ -890,10 +851,7 @@ fn a_socket_the_sampler_sees_goes_where_the_guards_call_to_it_goes() {
 
 #[test]
 fn a_program_its_parent_ran_unguarded_is_named_by_its_own_hello() {
-    if !warden_sandbox::isolation::available() {
-        eprintln!("needs root for the sandbox's namespaces; skipping");
-        return;
-    }
+    warden_sandbox::skip_without_isolation!();
     // A shell started without the guard exports it, then runs `ps` (as a bash runtime's loop
     // that exports LD_PRELOAD after it started does): `ps` is guarded, its exec is reported
     // by nobody, and only its own hello says what it is.

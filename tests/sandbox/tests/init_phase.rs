@@ -23,10 +23,7 @@ fn indicators(f: &Value) -> Vec<&str> {
 
 #[test]
 fn a_payload_planted_at_init_is_found_and_named_while_it_runs() {
-    if !warden_sandbox::isolation::available() {
-        eprintln!("needs root for the sandbox's namespaces; skipping");
-        return;
-    }
+    warden_sandbox::skip_without_isolation!();
     // At import: a copy of a program dropped in /tmp and started in the background, left to
     // run (a miner would; this one sleeps).
     let plant = json!({
@@ -74,10 +71,7 @@ fn a_payload_planted_at_init_is_found_and_named_while_it_runs() {
 
 #[test]
 fn a_runtime_started_by_a_shell_bootstrap_is_the_runtime() {
-    if !warden_sandbox::isolation::available() {
-        eprintln!("needs root for the sandbox's namespaces; skipping");
-        return;
-    }
+    warden_sandbox::skip_without_isolation!();
     // A custom runtime whose bootstrap runs Node.js without `exec`, as many do: the shell
     // stays, node is its child and serves the Runtime API loop.
     // The loop's script goes in the function's code (the repository may not be visible

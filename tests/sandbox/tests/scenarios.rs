@@ -13,10 +13,7 @@ use warden_sandbox::harness::{bin, repo_root};
 
 #[test]
 fn every_attack_of_the_live_corpus_happens_and_is_found() {
-    if !warden_sandbox::isolation::available() {
-        eprintln!("needs root for the sandbox's namespaces; skipping");
-        return;
-    }
+    warden_sandbox::skip_without_isolation!();
     let out = Command::new(bin("warden"))
         .args([
             "eval",

@@ -48,10 +48,7 @@ fn answers(ports: &Value) -> Vec<Value> {
 
 #[test]
 fn forged_and_exhausting_telemetry_is_refused_reported_and_the_attack_still_found() {
-    if !warden_sandbox::isolation::available() {
-        eprintln!("needs root for the sandbox's namespaces; skipping");
-        return;
-    }
+    warden_sandbox::skip_without_isolation!();
     let mut events: Vec<Value> = (0..6).map(benign).collect();
     let forge = events.len();
     // Forged runtimeDone (an error) for this invocation and whole made-up invocations, then
@@ -162,10 +159,7 @@ fn forged_and_exhausting_telemetry_is_refused_reported_and_the_attack_still_foun
 
 #[test]
 fn stopping_warden_while_the_function_works_is_tamper_and_the_attack_still_found() {
-    if !warden_sandbox::isolation::available() {
-        eprintln!("needs root for the sandbox's namespaces; skipping");
-        return;
-    }
+    warden_sandbox::skip_without_isolation!();
     let mut events: Vec<Value> = (0..6).map(benign).collect();
     let stop = events.len();
     // Warden stopped for 1.5 s while a reconnaissance command runs: to Warden, a gap like a
@@ -223,10 +217,7 @@ fn stopping_warden_while_the_function_works_is_tamper_and_the_attack_still_found
 
 #[test]
 fn forged_telemetry_from_a_node_function_is_refused_and_reported() {
-    if !warden_sandbox::isolation::available() {
-        eprintln!("needs root for the sandbox's namespaces; skipping");
-        return;
-    }
+    warden_sandbox::skip_without_isolation!();
     let node = Sandbox::bootstrap(repo_root().join("tests/functions/node-tamper/bootstrap"));
     let mut events: Vec<Value> = (0..6).map(|i| json!({"delay_ms": 20 + i * 5})).collect();
     let forge = events.len();

@@ -75,10 +75,7 @@ fn train(
 
 #[test]
 fn learn_mode_records_in_cloudwatch_logs_become_a_profile() {
-    if !warden_sandbox::isolation::available() {
-        eprintln!("needs root for the sandbox's namespaces; skipping");
-        return;
-    }
+    warden_sandbox::skip_without_isolation!();
     let moto = MotoServer::start();
     let dir = tempfile_dir("train-from-logs");
     // Two execution environments, two log streams; each has its platform lines too. In the

@@ -65,10 +65,7 @@ fn host_sink() -> (u16, Arc<AtomicU64>) {
 }
 
 fn effects_are_recorded_exactly(sandbox: Sandbox) {
-    if !warden_sandbox::isolation::available() {
-        eprintln!("needs root for the sandbox's namespaces; skipping");
-        return;
-    }
+    warden_sandbox::skip_without_isolation!();
     let (port, received) = host_sink();
     // A handler does its own start-up work before it acts. Warden's INVOKE snapshot races the
     // function's first moments after the thaw (docs/features.md); on a loaded test machine with
